@@ -1,0 +1,86 @@
+// The only place that spawns processes. Argument arrays only (no shell strings), stdin closed
+// unless input is given (so no prompt can hang the timer), output streamed line by line (a
+// maildir's tar listing is millions of lines: never held in memory unless asked), the last
+// lines kept for the error report, and one abort signal that reaches every child.
+import { createInterface } from 'node:readline';
+import { execa } from 'execa';
+import { UserError } from '../errors.js';
+
+export interface RunOptions {
+  /** Human name of the action, for error messages: "mailcow's backup script". */
+  what: string;
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  /** Written to stdin, then closed. Without it stdin is /dev/null. */
+  input?: string;
+  timeoutMs?: number;
+  /** Keep stdout in memory and return it (for small outputs only). */
+  capture?: boolean;
+  /** Called for each output line as it arrives. */
+  onLine?: (line: string, stream: 'stdout' | 'stderr') => void;
+  /** Exit codes that are not a failure (default [0]). */
+  okCodes?: number[];
+  /** Kind of error thrown on failure (default 'failed'). */
+  errorKind?: UserError['kind'];
+  tailLines?: number;
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  tail: string[];
+}
+
+export type Exec = (cmd: string, args: string[], opts: RunOptions) => Promise<RunResult>;
+
+export function createExec(signal?: AbortSignal, redact: (s: string) => string = (s) => s): Exec {
+  return async (cmd, args, opts) => {
+    const tailMax = opts.tailLines ?? 20;
+    const tail: string[] = [];
+    const chunks: string[] = [];
+    const sub = execa(cmd, args, {
+      cwd: opts.cwd,
+      env: opts.env,
+      extendEnv: true,
+      input: opts.input,
+      stdin: opts.input === undefined ? 'ignore' : 'pipe',
+      stdout: 'pipe',
+      stderr: 'pipe',
+      buffer: false,
+      reject: false,
+      timeout: opts.timeoutMs,
+      cancelSignal: signal,
+      forceKillAfterDelay: 5000,
+      // Children die with us: a backup killed by systemd must not leave an rsync running.
+      cleanup: true,
+    });
+    const pump = (stream: NodeJS.ReadableStream | null, name: 'stdout' | 'stderr') =>
+      new Promise<void>((resolve) => {
+        if (!stream) return resolve();
+        const rl = createInterface({ input: stream, crlfDelay: Infinity });
+        rl.on('line', (line) => {
+          if (opts.capture && name === 'stdout') chunks.push(line);
+          tail.push(redact(line));
+          if (tail.length > tailMax) tail.shift();
+          opts.onLine?.(line, name);
+        });
+        rl.on('close', () => resolve());
+      });
+    const [result] = await Promise.all([sub, pump(sub.stdout, 'stdout'), pump(sub.stderr, 'stderr')]);
+    const ok = opts.okCodes ?? [0];
+    if (result.isCanceled) throw new UserError('interrupted', `${opts.what} was stopped because the run was interrupted`, tail);
+    if (result.timedOut) {
+      throw new UserError(opts.errorKind ?? 'failed', `${opts.what} did not finish within ${Math.round((opts.timeoutMs ?? 0) / 1000)} s and was stopped`, tail);
+    }
+    const code = result.exitCode;
+    if (code === undefined) {
+      const why = result.code === 'ENOENT' ? `${cmd} is not installed (not found on PATH)` : `${opts.what} was killed (${result.signal ?? result.code ?? 'unknown'})`;
+      throw new UserError(opts.errorKind ?? 'failed', why, tail);
+    }
+    if (!ok.includes(code)) {
+      const last = tail.filter((l) => l.trim()).slice(-1)[0] ?? 'no output';
+      throw new UserError(opts.errorKind ?? 'failed', `${opts.what} failed (exit ${code}): ${last}`, tail);
+    }
+    return { exitCode: code, stdout: chunks.join('\n'), tail };
+  };
+}

@@ -1,0 +1,79 @@
+// One run at a time. proper-lockfile gives an atomic mkdir lock whose mtime the holder keeps
+// fresh; beside it we record who holds it, so a lock of a dead process is taken over at once
+// and one older than LOCK_TIMEOUT_HOURS is taken over with a warning.
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import lockfile from 'proper-lockfile';
+import { UserError } from '../errors.js';
+import type { Logger } from './logger.js';
+
+export interface LockOwner {
+  pid: number;
+  startedAt: string;
+  host: string;
+}
+
+export interface HeldLock {
+  /** Why an earlier lock was taken over, if it was (its run's leftovers need cleaning). */
+  tookOver?: string;
+  release(): Promise<void>;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function acquireLock(stateDir: string, timeoutHours: number, log: Logger, now = () => new Date()): Promise<HeldLock> {
+  mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+  const lockPath = join(stateDir, 'backup.lock');
+  const ownerPath = join(stateDir, 'backup.lock.owner.json');
+  const opts = { lockfilePath: lockPath, realpath: false, stale: 60_000, update: 15_000, retries: 0 } as const;
+  let tookOver: string | undefined;
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(stateDir, { ...opts, onCompromised: () => log.warn('the lock was taken away from this run (its folder was removed or its clock jumped)') });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') {
+      throw new UserError('preflight', `cannot create the lock ${lockPath}: ${(e as Error).message}; check STATE_DIR`);
+    }
+    let owner: LockOwner | undefined;
+    try {
+      owner = JSON.parse(readFileSync(ownerPath, 'utf8')) as LockOwner;
+    } catch {
+      owner = undefined;
+    }
+    const ageHours = owner ? (now().getTime() - Date.parse(owner.startedAt)) / 3_600_000 : 0;
+    if (owner && !alive(owner.pid)) tookOver = `the lock of run ${owner.pid} (started ${owner.startedAt}) was left by a process that no longer exists`;
+    else if (owner && ageHours > timeoutHours) tookOver = `the lock of run ${owner.pid} is ${ageHours.toFixed(1)} h old, more than LOCK_TIMEOUT_HOURS=${timeoutHours}`;
+    if (!tookOver) {
+      const who = owner ? `process ${owner.pid}, started ${owner.startedAt}` : 'another process';
+      throw new UserError('locked', `another backup run holds the lock ${lockPath} (${who}); wait for it to finish, or remove the lock if that process is gone`);
+    }
+    // Rename is atomic: of two runs that both found the dead lock, only one moves it away.
+    const moved = `${lockPath}.stale-${process.pid}`;
+    try {
+      renameSync(lockPath, moved);
+    } catch {
+      throw new UserError('locked', `another backup run is taking over the stale lock ${lockPath} at the same moment; try again later`);
+    }
+    rmSync(moved, { recursive: true, force: true });
+    log.warn(`taking over: ${tookOver}`);
+    release = await lockfile.lock(stateDir, opts).catch(() => {
+      throw new UserError('locked', `another backup run took the lock ${lockPath} at the same moment; try again later`);
+    });
+  }
+  const me: LockOwner = { pid: process.pid, startedAt: now().toISOString(), host: process.env.HOSTNAME ?? '' };
+  writeFileSync(ownerPath, JSON.stringify(me) + '\n', { mode: 0o600 });
+  return {
+    tookOver,
+    async release() {
+      rmSync(ownerPath, { force: true });
+      await release().catch(() => undefined);
+    },
+  };
+}

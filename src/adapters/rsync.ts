@@ -1,0 +1,61 @@
+// rsync to the box. Reads its itemized output as it streams (which files really crossed the
+// wire, which vanished while it read a live maildir) and tells vanished files, which are
+// normal, from real errors, which are not.
+import { UserError } from '../errors.js';
+import { parseItemize, parseStats, unescapeRsync, uploadArgs, type UploadArgs } from '../plan/transport-args.js';
+import type { Exec } from './exec.js';
+import type { Logger } from './logger.js';
+
+export interface UploadResult {
+  /** Paths (relative to the source) whose data was sent: these must be verified on the box. */
+  transferred: Set<string>;
+  /** Paths that disappeared between the listing and the transfer. */
+  vanished: Set<string>;
+  bytesSent: number;
+  totalSize: number;
+  exitCode: number;
+}
+
+const VANISHED = [/^file has vanished: "(.+)"$/, /^rsync: \[sender\] link_stat "(.+)" failed: No such file or directory \(2\)$/, /^rsync: link_stat "(.+)" failed: No such file or directory \(2\)$/];
+const SUMMARY = /^rsync (warning|error): some files (vanished|\/attrs were not transferred)/;
+
+export async function rsyncUpload(exec: Exec, log: Logger, a: UploadArgs, what: string): Promise<UploadResult> {
+  const transferred = new Set<string>();
+  const vanished = new Set<string>();
+  const errors: string[] = [];
+  const statLines: string[] = [];
+  const src = a.source.endsWith('/') ? a.source : `${a.source}/`;
+  const rel = (p: string) => (p.startsWith(src) ? p.slice(src.length) : p.startsWith(a.source) ? p.slice(a.source.length).replace(/^\//, '') : p);
+  const res = await exec('rsync', uploadArgs(a), {
+    what,
+    okCodes: [0, 23, 24],
+    tailLines: 30,
+    timeoutMs: undefined,
+    onLine: (line, stream) => {
+      if (stream === 'stdout') {
+        const item = parseItemize(line);
+        if (item) {
+          if (item.code.startsWith('>f')) transferred.add(item.path);
+          return;
+        }
+        if (/^(Number of|Total|Literal data|Matched data|File list|sent |total size)/.test(line)) statLines.push(line);
+        return;
+      }
+      for (const re of VANISHED) {
+        const m = re.exec(line);
+        if (m) {
+          vanished.add(rel(unescapeRsync(m[1]!)));
+          return;
+        }
+      }
+      if (SUMMARY.test(line) || !line.trim()) return;
+      errors.push(line);
+      log.warn(`rsync: ${line}`);
+    },
+  });
+  if (res.exitCode === 23 && errors.length > 0) {
+    throw new UserError('failed', `${what} failed: ${errors[0]}`, errors.slice(0, 20));
+  }
+  const stats = parseStats(statLines);
+  return { transferred, vanished, bytesSent: stats.bytesSent, totalSize: stats.totalSize, exitCode: res.exitCode };
+}

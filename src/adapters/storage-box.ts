@@ -1,0 +1,218 @@
+// Talks to the Storage Box: its restricted shell (one quoted command per ssh call), rsync for
+// listing and transfer, and SFTP for the one thing the shell may not do (rename). All over one
+// master connection per run, with the host key checked against the pinned file.
+import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { UserError } from '../errors.js';
+import { batchPaths, boxCommand, REFUSAL_EXIT, REFUSAL_TEXT } from '../plan/box-command.js';
+import { parseChecksumLine } from '../plan/manifest.js';
+import {
+  masterExitArgs,
+  masterStartArgs,
+  parseListOnly,
+  remoteSpec,
+  rsyncRemoteShell,
+  sftpArgs,
+  sshCommandArgs,
+  type BoxTarget,
+} from '../plan/transport-args.js';
+import type { Exec, RunOptions } from './exec.js';
+import type { Logger } from './logger.js';
+
+export interface BoxEntry {
+  name: string;
+  type: 'dir' | 'file' | 'other';
+  size: number;
+  mtime: string;
+}
+
+export interface BoxUsage {
+  sizeBytes: number;
+  usedBytes: number;
+  availableBytes: number;
+}
+
+export class StorageBox {
+  private controlDir?: string;
+  constructor(
+    readonly target: BoxTarget,
+    private readonly exec: Exec,
+    private readonly log: Logger,
+  ) {}
+
+  /** Opens the run's shared connection; explains host-key and login failures in one line. */
+  async connect(): Promise<void> {
+    this.controlDir = await mkdtemp(join(tmpdir(), 'mcb-'));
+    this.target.controlPath = join(this.controlDir, 'c');
+    const errFile = join(this.controlDir, 'connect.err');
+    try {
+      await this.exec('sh', ['-c', 'exec ssh "$@" 2>"$0"', errFile, ...masterStartArgs(this.target)], {
+        what: 'ssh',
+        errorKind: 'preflight',
+        timeoutMs: (this.target.connectTimeout + 15) * 1000,
+      });
+    } catch (e) {
+      const err = await readFile(errFile, 'utf8').catch(() => '');
+      this.target.controlPath = undefined;
+      throw new UserError('preflight', explainSshFailure(err, this.target), err.trim().split('\n').slice(-5));
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.target.controlPath) {
+      await this.exec('ssh', masterExitArgs(this.target), { what: 'ssh -O exit', okCodes: [0, 255], timeoutMs: 10_000 }).catch(() => undefined);
+      this.target.controlPath = undefined;
+    }
+    if (this.controlDir) await rm(this.controlDir, { recursive: true, force: true });
+  }
+
+  /** One command in the box's shell. A refusal (exit 8, text on stdout) is an error naming it. */
+  async shell(words: string[], opts: Partial<RunOptions> = {}): Promise<{ exitCode: number; stdout: string }> {
+    const command = boxCommand(words);
+    const res = await this.exec('ssh', sshCommandArgs(this.target, command), {
+      what: `the Storage Box command '${words[0]}'`,
+      capture: true,
+      okCodes: [0, ...(opts.okCodes ?? []), REFUSAL_EXIT],
+      timeoutMs: 600_000,
+      ...opts,
+    });
+    if (res.exitCode === REFUSAL_EXIT || res.stdout.includes(REFUSAL_TEXT)) {
+      throw new UserError(opts.errorKind ?? 'failed', `the Storage Box refused '${words[0]}' (exit ${res.exitCode}: "${REFUSAL_TEXT}"); its shell no longer offers this command`);
+    }
+    return res;
+  }
+
+  /** Whether the box's shell accepts a command: used by `check` to probe before relying on it. */
+  async accepts(words: string[]): Promise<boolean> {
+    try {
+      await this.shell(words, { okCodes: [1, 2] });
+      return true;
+    } catch (e) {
+      if (e instanceof UserError && /refused/.test(e.message)) return false;
+      throw e;
+    }
+  }
+
+  /** Lists a folder with rsync (no shell command, sizes and times included). Missing: []. */
+  async list(dir: string): Promise<BoxEntry[]> {
+    const entries: BoxEntry[] = [];
+    let missing = false;
+    await this.exec('rsync', ['--list-only', '-e', rsyncRemoteShell(this.target), remoteSpec(this.target, `${dir}/`)], {
+      what: `listing ${dir} on the Storage Box`,
+      okCodes: [0, 23],
+      timeoutMs: 300_000,
+      onLine: (line, stream) => {
+        if (stream === 'stderr' && /No such file or directory/.test(line)) missing = true;
+        const e = parseListOnly(line);
+        if (e && e.name !== '.') entries.push({ name: e.name, type: e.type, size: e.size, mtime: e.mtime });
+      },
+    }).then((r) => {
+      if (r.exitCode === 23 && !missing) throw new UserError('failed', `listing ${dir} on the Storage Box failed: ${r.tail.slice(-1)[0] ?? ''}`, r.tail);
+    });
+    return entries;
+  }
+
+  async mkdirp(path: string): Promise<void> {
+    await this.shell(['mkdir', '-p', path]);
+  }
+
+  async removeTree(path: string): Promise<void> {
+    await this.shell(['rm', '-rf', path]);
+  }
+
+  /** The box hashes its own files; paths it cannot read are simply absent from the result. */
+  async sha256(paths: string[], onBatch?: (done: number) => void): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    let done = 0;
+    for (const batch of batchPaths(paths)) {
+      const res = await this.shell(['sha256sum', '--', ...batch], { okCodes: [1], tailLines: 5 });
+      for (const line of res.stdout.split('\n')) {
+        const parsed = parseChecksumLine(line);
+        if (parsed) out.set(parsed.path, parsed.hash);
+      }
+      done += batch.length;
+      onBatch?.(done);
+    }
+    return out;
+  }
+
+  /** `du -sk` over several folders at once: hard links are counted once, for the first folder. */
+  async duKiB(paths: string[]): Promise<Map<string, number>> {
+    const out = new Map<string, number>();
+    if (paths.length === 0) return out;
+    const res = await this.shell(['du', '-sk', ...paths], { okCodes: [1] });
+    for (const line of res.stdout.split('\n')) {
+      const m = /^(\d+)\s+(.+)$/.exec(line);
+      if (m) out.set(m[2]!, Number(m[1]));
+    }
+    return out;
+  }
+
+  /** Hard-link counts from `ls -l` (the column after the mode). */
+  async linkCounts(paths: string[]): Promise<number[]> {
+    if (paths.length === 0) return [];
+    const res = await this.shell(['ls', '-ld', '--', ...paths], { okCodes: [1, 2] });
+    return res.stdout
+      .split('\n')
+      .map((l) => /^[-dlrwxsStT]{10}\S*\s+(\d+)\s/.exec(l))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .map((m) => Number(m[1]));
+  }
+
+  async usage(): Promise<BoxUsage | undefined> {
+    const res = await this.shell(['df'], { okCodes: [1] });
+    const last = res.stdout.trim().split('\n').slice(-1)[0] ?? '';
+    const nums = last.split(/\s+/).filter((w) => /^\d+$/.test(w)).map(Number);
+    if (nums.length < 3) return undefined;
+    return { sizeBytes: nums[0]! * 1024, usedBytes: nums[1]! * 1024, availableBytes: nums[2]! * 1024 };
+  }
+
+  /** Atomic publish: SFTP rename (certain on every box; the shell's mv is not). */
+  async rename(from: string, to: string): Promise<void> {
+    const q = (p: string) => `"${p.replace(/(["\\])/g, '\\$1')}"`;
+    await this.exec('sftp', sftpArgs(this.target), {
+      what: `renaming ${from} to ${to} on the Storage Box (sftp)`,
+      input: `rename ${q(from)} ${q(to)}\n`,
+      timeoutMs: 120_000,
+    });
+  }
+
+  /** Uploads a small local file to a path on the box. */
+  async putFile(localPath: string, remotePath: string): Promise<void> {
+    await this.exec('rsync', ['-lpt', '--timeout=300', '-e', rsyncRemoteShell(this.target), localPath, remoteSpec(this.target, remotePath)], {
+      what: `uploading ${remotePath}`,
+      timeoutMs: 600_000,
+    });
+  }
+
+  /** Reads a small file from the box with rsync (no shell redirection needed). */
+  async getFile(remotePath: string, localPath: string): Promise<boolean> {
+    const res = await this.exec('rsync', ['-t', '--timeout=300', '-e', rsyncRemoteShell(this.target), remoteSpec(this.target, remotePath), localPath], {
+      what: `downloading ${remotePath}`,
+      okCodes: [0, 23],
+      timeoutMs: 600_000,
+    });
+    return res.exitCode === 0;
+  }
+
+  get logger(): Logger {
+    return this.log;
+  }
+}
+
+/** ssh's stderr turned into the one line an admin needs. */
+export function explainSshFailure(stderr: string, t: BoxTarget): string {
+  const where = `${t.user}@${t.host}:${t.port}`;
+  if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed|No .* host key is known/i.test(stderr)) {
+    const seen = /key (?:sent by the remote host is|for .* is)\s*\n?\s*(SHA256:[A-Za-z0-9+/=]+)/.exec(stderr)?.[1];
+    return `the Storage Box ${where} presented a host key that is not pinned in ${t.knownHosts}${seen ? ` (it sent ${seen})` : ''}; if the box really changed, re-pin it with 'backup-to-hetzner check' or the installer, otherwise someone may be intercepting the connection`;
+  }
+  if (/Permission denied/i.test(stderr)) return `the Storage Box ${where} refused the key ${t.keyPath}; install it with: ssh -p ${t.port} ${t.user}@${t.host} install-ssh-key < ${t.keyPath}.pub`;
+  if (/Connection refused/i.test(stderr)) return `the Storage Box ${where} refused the connection; check HETZNER_HOST and HETZNER_PORT (rsync needs port 23)`;
+  if (/timed out|Connection timed out/i.test(stderr)) return `the Storage Box ${where} did not answer within the connect timeout; check the network and HETZNER_HOST`;
+  if (/Could not resolve hostname/i.test(stderr)) return `the Storage Box host ${t.host} cannot be resolved; check HETZNER_HOST`;
+  if (/no such identity|Identity file .* not accessible|No such file/i.test(stderr)) return `the SSH key ${t.keyPath} cannot be read; check SSH_KEY_PATH`;
+  const last = stderr.trim().split('\n').slice(-1)[0] || 'no message';
+  return `cannot connect to the Storage Box ${where}: ${last}`;
+}

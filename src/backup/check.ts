@@ -1,0 +1,128 @@
+// `backup-to-hetzner check`: every precondition of a run, each with OK/WARN/FAIL and a fix.
+// It writes nothing on the box but a probe folder that it removes again.
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { errorText } from '../errors.js';
+import { bytes } from '../plan/human.js';
+import { PROBE_PREFIX } from '../plan/names.js';
+import { boxAbsolute, remoteSpec, rsyncRemoteShell } from '../plan/transport-args.js';
+import { HETZNER_FINGERPRINTS, pinnedFingerprints } from '../adapters/host-key.js';
+import { freeBytes } from '../adapters/disk.js';
+import { checkMailcowFolder, readMailcowConf, volumePath } from '../adapters/mailcow.js';
+import type { RunContext } from './context.js';
+import { checkComponents, checkKeyFile, checkKnownHosts } from './preflight.js';
+
+export type CheckStatus = 'OK' | 'WARN' | 'FAIL' | 'SKIP';
+export interface CheckResult {
+  title: string;
+  status: CheckStatus;
+  detail: string;
+}
+
+export async function runChecks(ctx: RunContext, onResult: (r: CheckResult) => void = () => {}): Promise<CheckResult[]> {
+  const c = ctx.config;
+  const results: CheckResult[] = [];
+  const add = (title: string, status: CheckStatus, detail: string) => {
+    const r = { title, status, detail };
+    results.push(r);
+    onResult(r);
+    return r;
+  };
+  const attempt = async (title: string, fn: () => Promise<string | [CheckStatus, string]>) => {
+    try {
+      const r = await fn();
+      return Array.isArray(r) ? add(title, r[0], r[1]) : add(title, 'OK', r);
+    } catch (e) {
+      return add(title, 'FAIL', errorText(e));
+    }
+  };
+
+  add('config', 'OK', `${ctx.configPath} is valid`);
+  await attempt('components', async () => {
+    checkComponents(c);
+    return c.BACKUP_COMPONENTS.join(' ');
+  });
+  const mailcow = await attempt('mailcow', async () => {
+    checkMailcowFolder(c.MAILCOW_PATH);
+    const conf = readMailcowConf(c.MAILCOW_PATH);
+    return `${c.MAILCOW_PATH} (${conf.MAILCOW_HOSTNAME ?? 'no MAILCOW_HOSTNAME'})`;
+  });
+  if (c.BACKUP_COMPONENTS.includes('vmail')) {
+    await attempt('vmail volume', async () => {
+      const conf = mailcow.status === 'OK' ? readMailcowConf(c.MAILCOW_PATH) : {};
+      const p = c.VMAIL_VOLUME_PATH ?? (await volumePath(ctx.exec, conf.COMPOSE_PROJECT_NAME || 'mailcowdockerized', 'vmail'));
+      if (!p || !existsSync(p)) throw new Error(`not found (${p ?? 'docker volume inspect gave nothing'}); set VMAIL_VOLUME_PATH`);
+      return p;
+    });
+  }
+  await attempt('local disk', async () => {
+    let dir = c.TEMP_BACKUP_DIR;
+    while (!existsSync(dir)) dir = join(dir, '..');
+    return `${bytes(await freeBytes(dir))} free for ${c.TEMP_BACKUP_DIR}`;
+  });
+  await attempt('ssh key', async () => {
+    checkKeyFile(c.SSH_KEY_PATH);
+    return c.SSH_KEY_PATH;
+  });
+  const pinned = await attempt('host key', async () => {
+    checkKnownHosts(c.SSH_KNOWN_HOSTS);
+    const fps = await pinnedFingerprints(ctx.exec, c.SSH_KNOWN_HOSTS, c.HETZNER_HOST, c.HETZNER_PORT);
+    if (fps.length === 0) throw new Error(`${c.SSH_KNOWN_HOSTS} has no key for [${c.HETZNER_HOST}]:${c.HETZNER_PORT}; pin it with the installer`);
+    const hetzner = fps.filter((f) => (Object.values(HETZNER_FINGERPRINTS) as string[]).includes(f));
+    if (hetzner.length) return `pinned, matches Hetzner's published Storage Box key (${hetzner[0]})`;
+    return ['WARN', `pinned ${fps.join(', ')}, which is not one of Hetzner's published Storage Box keys (expected for a test box; otherwise check the host)`];
+  });
+  if (pinned.status === 'FAIL') {
+    add('connection', 'SKIP', 'no pinned host key');
+    return results;
+  }
+  const conn = await attempt('connection', async () => {
+    await ctx.box.connect();
+    return `${c.HETZNER_USER}@${c.HETZNER_HOST}:${c.HETZNER_PORT}, host key verified`;
+  });
+  if (conn.status === 'FAIL') return results;
+  try {
+    const root = c.HETZNER_REMOTE_PATH;
+    const probe = `${root}/${PROBE_PREFIX}${process.pid}`;
+    await attempt('box commands', async () => {
+      const needed: string[][] = [['mkdir', '-p', `${probe}/a`], ['ls', '-ld', probe], ['du', '-sk', probe], ['df'], ['sha256sum', '--', `${probe}/none`]];
+      const refused: string[] = [];
+      for (const w of needed) if (!(await ctx.box.accepts(w))) refused.push(w[0]!);
+      if (refused.length) throw new Error(`the box refuses ${refused.join(', ')}; the backup needs them`);
+      return 'mkdir, ls, du, df, sha256sum accepted';
+    });
+    await attempt('hard links', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'mcb-probe-'));
+      try {
+        await writeFile(join(dir, 'probe'), 'mailcow-cold-standby hard link probe\n');
+        const shell = rsyncRemoteShell(ctx.box.target);
+        await ctx.exec('rsync', ['-rlpt', '-e', shell, `${dir}/`, remoteSpec(ctx.box.target, `${probe}/a/`)], { what: 'uploading the probe' });
+        await ctx.exec('rsync', ['-rlpt', `--link-dest=${boxAbsolute(`${probe}/a`)}`, '-e', shell, `${dir}/`, remoteSpec(ctx.box.target, `${probe}/b/`)], { what: 'uploading the probe again with --link-dest' });
+        const [n] = await ctx.box.linkCounts([`${probe}/b/probe`]);
+        if ((n ?? 0) >= 2) return 'rsync --link-dest makes hard links: unchanged files cost no space';
+        return ['WARN', 'rsync --link-dest made a copy, not a hard link: transfers stay small, but every backup will cost its full size on the box'];
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+    await attempt('sftp rename', async () => {
+      await ctx.box.rename(`${probe}/b`, `${probe}/c`);
+      const names = (await ctx.box.list(probe)).map((e) => e.name);
+      if (!names.includes('c')) throw new Error('sftp rename did not take effect; publishing a verified backup needs it');
+      return 'publishing by atomic rename works';
+    });
+    await attempt('box space', async () => {
+      const u = await ctx.box.usage();
+      if (!u) return ['WARN', 'df gave no numbers'];
+      const pct = (100 * u.usedBytes) / u.sizeBytes;
+      const detail = `${bytes(u.usedBytes)} used, ${bytes(u.availableBytes)} free of ${bytes(u.sizeBytes)} (${pct.toFixed(0)} %)`;
+      return pct > 90 ? ['WARN', `${detail}: nearly full`] : detail;
+    });
+    await ctx.box.removeTree(probe).catch(() => undefined);
+  } finally {
+    await ctx.box.close();
+  }
+  return results;
+}

@@ -1,0 +1,43 @@
+// `backup-to-hetzner list`: the published backups on the box, newest first.
+import { age, bytes } from '../plan/human.js';
+import { BACKUP_NAME, parseBackupName, STAGING_NAME } from '../plan/names.js';
+import type { RunContext } from './context.js';
+
+export interface ListedBackup {
+  name: string;
+  date: string;
+  ageHours: number;
+  /** What this backup adds on the box beyond the older ones (hard links counted once). */
+  addedBytes?: number;
+  state: 'verified' | 'staging';
+}
+
+export async function listBackups(ctx: RunContext, opts: { sizes: boolean }): Promise<ListedBackup[]> {
+  const root = ctx.config.HETZNER_REMOTE_PATH;
+  const entries = await ctx.box.list(root);
+  const ours = entries.filter((e) => e.type === 'dir' && (BACKUP_NAME.test(e.name) || STAGING_NAME.test(e.name)));
+  const published = ours.filter((e) => BACKUP_NAME.test(e.name)).map((e) => e.name).sort();
+  let added = new Map<string, number>();
+  if (opts.sizes && published.length) {
+    // Oldest first: du charges each hard-linked file to the first folder that holds it.
+    added = await ctx.box.duKiB(published.map((n) => `${root}/${n}`));
+  }
+  const now = ctx.now().getTime();
+  return published
+    .map((name) => {
+      const d = parseBackupName(name)!;
+      const kib = added.get(`${root}/${name}`);
+      return { name, date: d.toISOString(), ageHours: (now - d.getTime()) / 3_600_000, addedBytes: kib === undefined ? undefined : kib * 1024, state: 'verified' as const };
+    })
+    .reverse();
+}
+
+export function listText(list: ListedBackup[]): string[] {
+  if (list.length === 0) return ['no published backups on the Storage Box yet'];
+  const lines = ['NAME                          LOCAL TIME           AGE       ADDS ON BOX   STATE'];
+  for (const b of list) {
+    const local = new Date(b.date).toLocaleString('sv-SE').slice(0, 19);
+    lines.push(`${b.name.padEnd(30)}${local.padEnd(21)}${age(b.ageHours * 3_600_000).padEnd(10)}${(b.addedBytes === undefined ? '-' : bytes(b.addedBytes)).padEnd(14)}${b.state}`);
+  }
+  return lines;
+}

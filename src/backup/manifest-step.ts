@@ -1,0 +1,133 @@
+// Builds the manifest: walks the vmail volume and the dump folder, hashes every regular file on
+// the worker pool, and reuses the previous backup's hash for a file whose size and mtime have
+// not changed (maildir messages never change in place, so that is nearly every file).
+import { createReadStream, createWriteStream } from 'node:fs';
+import { lstat, mkdir, readdir, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { createHashPool, forEachLimit } from '../adapters/hash.js';
+import type { ManifestEntry } from '../plan/manifest.js';
+
+export interface VmailTree {
+  /** Regular files, relative to the volume root. */
+  files: { path: string; size: number; mtimeMs: number; mode: number; uid: number; gid: number }[];
+  dirs: { path: string; mode: number; uid: number; gid: number }[];
+  symlinks: number;
+}
+
+/** Walks a folder depth-first; paths relative to root, '/'-separated. */
+export async function scanTree(root: string): Promise<VmailTree> {
+  const tree: VmailTree = { files: [], dirs: [], symlinks: 0 };
+  const stack = [''];
+  while (stack.length) {
+    const rel = stack.pop()!;
+    let names: string[];
+    try {
+      names = await readdir(join(root, rel));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && rel !== '') continue; // a folder removed while we read
+      throw e;
+    }
+    names.sort();
+    for (const name of names) {
+      const p = rel ? `${rel}/${name}` : name;
+      const st = await lstat(join(root, p)).catch(() => undefined);
+      if (!st) continue;
+      if (st.isDirectory()) {
+        tree.dirs.push({ path: p, mode: st.mode & 0o7777, uid: st.uid, gid: st.gid });
+        stack.push(p);
+      } else if (st.isFile()) {
+        tree.files.push({ path: p, size: st.size, mtimeMs: Math.floor(st.mtimeMs), mode: st.mode & 0o7777, uid: st.uid, gid: st.gid });
+      } else if (st.isSymbolicLink()) {
+        tree.symlinks++;
+      }
+    }
+  }
+  return tree;
+}
+
+export type HashCache = Map<string, { size: number; mtimeMs: number; hash: string }>;
+
+/** The cache is the last published manifest with sizes and times: one JSON array per line. */
+export async function loadHashCache(file: string): Promise<HashCache> {
+  const cache: HashCache = new Map();
+  try {
+    const rl = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+    for await (const line of rl) {
+      try {
+        const [path, size, mtimeMs, hash] = JSON.parse(line) as [string, number, number, string];
+        if (typeof path === 'string' && /^[0-9a-f]{64}$/.test(hash)) cache.set(path, { size, mtimeMs, hash });
+      } catch {
+        // A damaged line costs one re-hash, nothing more.
+      }
+    }
+  } catch {
+    // No cache yet: everything is hashed.
+  }
+  return cache;
+}
+
+export async function saveHashCache(file: string, entries: Iterable<ManifestEntry>): Promise<void> {
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.tmp`;
+  const out = createWriteStream(tmp, { mode: 0o600 });
+  for (const e of entries) {
+    if (!out.write(JSON.stringify([e.path, e.size, e.mtimeMs, e.hash]) + '\n')) await new Promise<void>((r) => out.once('drain', () => r()));
+  }
+  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  await rename(tmp, file);
+}
+
+export interface HashStats {
+  hashed: number;
+  hashedBytes: number;
+  reused: number;
+  vanished: string[];
+}
+
+/**
+ * Hashes `files` (absolute path + manifest path). Entries whose size and mtime match the cache
+ * reuse its hash. Files that vanish meanwhile are reported, not fatal: mail comes and goes.
+ */
+export async function hashFiles(
+  files: { abs: string; path: string; size: number; mtimeMs: number }[],
+  cache: HashCache,
+  threads?: number,
+): Promise<{ entries: Map<string, ManifestEntry>; stats: HashStats }> {
+  const entries = new Map<string, ManifestEntry>();
+  const stats: HashStats = { hashed: 0, hashedBytes: 0, reused: 0, vanished: [] };
+  const pool = createHashPool(threads);
+  try {
+    await forEachLimit(files, 64, async (f) => {
+      const c = cache.get(f.path);
+      if (c && c.size === f.size && c.mtimeMs === f.mtimeMs) {
+        entries.set(f.path, { path: f.path, hash: c.hash, size: f.size, mtimeMs: f.mtimeMs });
+        stats.reused++;
+        return;
+      }
+      const r = await pool.hash(f.abs);
+      if (!r) {
+        stats.vanished.push(f.path);
+        return;
+      }
+      stats.hashed++;
+      stats.hashedBytes += r.size;
+      entries.set(f.path, { path: f.path, hash: r.hash, size: r.size, mtimeMs: f.mtimeMs });
+    });
+  } finally {
+    await pool.close();
+  }
+  return { entries, stats };
+}
+
+/** Most vmail files belong to one owner (uid/gid 5000): record it once, and the exceptions. */
+export function ownershipOf(tree: VmailTree): { uid: number; gid: number; exceptions: { path: string; uid: number; gid: number }[] } {
+  const counts = new Map<string, number>();
+  for (const e of [...tree.files, ...tree.dirs]) counts.set(`${e.uid}:${e.gid}`, (counts.get(`${e.uid}:${e.gid}`) ?? 0) + 1);
+  let best = '5000:5000';
+  let max = -1;
+  for (const [k, n] of counts) if (n > max) [best, max] = [k, n];
+  const [uid, gid] = best.split(':').map(Number) as [number, number];
+  const exceptions = [...tree.files, ...tree.dirs].filter((e) => e.uid !== uid || e.gid !== gid).slice(0, 10_000).map((e) => ({ path: e.path, uid: e.uid, gid: e.gid }));
+  return { uid, gid, exceptions };
+}

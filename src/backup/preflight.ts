@@ -1,0 +1,104 @@
+// Everything a run needs, checked before anything is written: mailcow's folder, the vmail volume,
+// room for the dump, the SSH key and the box behind its pinned host key.
+import { existsSync, statSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, join } from 'node:path';
+import { UserError } from '../errors.js';
+import type { Component, Config } from '../config/schema.js';
+import { freeBytes } from '../adapters/disk.js';
+import { checkMailcowFolder, folderBytes, readMailcowConf, secretsOf, volumePath } from '../adapters/mailcow.js';
+import { bytes } from '../plan/human.js';
+import type { RunContext } from './context.js';
+
+export interface Preflight {
+  mailcowConf: Record<string, string>;
+  archiveComponents: Component[];
+  vmailPath?: string;
+  threads: number;
+  dumpEstimate?: number;
+  tempFree: number;
+}
+
+export const DUMP_MARGIN = 1.1;
+export const DUMP_SLACK = 64 * 1024 * 1024;
+
+export function threadsFor(c: Config): number {
+  return c.THREADS === 'auto' ? Math.max(1, availableParallelism() - 2) : c.THREADS;
+}
+
+export function checkComponents(c: Config): void {
+  if (c.BACKUP_COMPONENTS.includes('vmail') && !c.BACKUP_COMPONENTS.includes('crypt') && !c.ALLOW_VMAIL_WITHOUT_CRYPT) {
+    throw new UserError(
+      'config',
+      `BACKUP_COMPONENTS has vmail without crypt: mail encrypted by mail_crypt cannot be read back without the crypt keys; add crypt (BACKUP_COMPONENTS=${[...c.BACKUP_COMPONENTS, 'crypt'].join(',')}) or set ALLOW_VMAIL_WITHOUT_CRYPT=true`,
+    );
+  }
+}
+
+export function checkKeyFile(path: string): void {
+  let mode: number;
+  try {
+    mode = statSync(path).mode & 0o777;
+  } catch {
+    throw new UserError('preflight', `the SSH key ${path} does not exist; create one (ssh-keygen -t ed25519 -f ${path}) or fix SSH_KEY_PATH`);
+  }
+  if (mode & 0o077) throw new UserError('preflight', `the SSH key ${path} can be read by others (mode ${mode.toString(8)}) and ssh will refuse it; fix: chmod 600 ${path}`);
+  if (!existsSync(dirname(path))) throw new UserError('preflight', `SSH_KEY_PATH ${path} is not in an existing folder`);
+}
+
+export function checkKnownHosts(path: string): void {
+  if (!existsSync(path)) {
+    throw new UserError('preflight', `the pinned host key file ${path} does not exist; run 'backup-to-hetzner check --pin-host-key' or the installer to pin the box's key (SSH_KNOWN_HOSTS)`);
+  }
+}
+
+/** The nearest existing folder: check-disk-space needs one that exists. */
+function existingAncestor(p: string): string {
+  let cur = p;
+  while (!existsSync(cur) && cur !== '/') cur = dirname(cur);
+  return cur;
+}
+
+export async function preflight(ctx: RunContext): Promise<Preflight> {
+  const c = ctx.config;
+  checkComponents(c);
+  checkMailcowFolder(c.MAILCOW_PATH);
+  const mailcowConf = readMailcowConf(c.MAILCOW_PATH);
+  for (const s of secretsOf(mailcowConf)) ctx.log.addSecret(s);
+  const project = mailcowConf.COMPOSE_PROJECT_NAME || 'mailcowdockerized';
+
+  let vmailPath: string | undefined;
+  if (c.BACKUP_COMPONENTS.includes('vmail')) {
+    vmailPath = c.VMAIL_VOLUME_PATH ?? (await volumePath(ctx.exec, project, 'vmail'));
+    if (!vmailPath) throw new UserError('preflight', `cannot find the vmail volume (docker volume inspect ${project}_vmail-vol-1 gave nothing); set VMAIL_VOLUME_PATH`);
+    if (!existsSync(vmailPath) || !statSync(vmailPath).isDirectory()) {
+      throw new UserError('preflight', `the vmail volume folder ${vmailPath} does not exist; check VMAIL_VOLUME_PATH`);
+    }
+  }
+
+  const archiveComponents = c.BACKUP_COMPONENTS.filter((x) => x !== 'vmail');
+  let sourceBytes = 0;
+  let known = true;
+  for (const comp of archiveComponents) {
+    const p = await volumePath(ctx.exec, project, comp);
+    if (p && existsSync(p)) sourceBytes += await folderBytes(p);
+    else known = false;
+  }
+  const dumpEstimate = known ? Math.ceil(sourceBytes * DUMP_MARGIN) + DUMP_SLACK : undefined;
+  const free = await freeBytes(existingAncestor(c.TEMP_BACKUP_DIR));
+  if (dumpEstimate === undefined) {
+    ctx.log.warn(`cannot size the docker volumes to estimate the dump; ${bytes(free)} free in ${c.TEMP_BACKUP_DIR}`);
+  } else if (free < dumpEstimate) {
+    throw new UserError(
+      'preflight',
+      `not enough space in ${c.TEMP_BACKUP_DIR}: the dump needs up to ${bytes(dumpEstimate)} (volumes ${bytes(sourceBytes)} + 10 % + 64 MiB), ${bytes(free)} free; free space or point TEMP_BACKUP_DIR elsewhere`,
+    );
+  }
+
+  checkKeyFile(c.SSH_KEY_PATH);
+  checkKnownHosts(c.SSH_KNOWN_HOSTS);
+  await ctx.box.connect();
+  return { mailcowConf, archiveComponents, vmailPath, threads: threadsFor(c), dumpEstimate, tempFree: free };
+}
+
+export const cachePath = (c: Config) => join(c.STATE_DIR, 'hash-cache.jsonl');

@@ -1,0 +1,66 @@
+// Applies the retention plan on the box and to local dumps. Only names this tool creates are
+// ever deleted, each checked against its strict pattern first.
+import { readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BACKUP_NAME, parseBackupName, STAGING_NAME } from '../plan/names.js';
+import { planRetention, type RetentionPlan } from '../plan/retention.js';
+import type { BoxEntry } from '../adapters/storage-box.js';
+import type { RunContext } from './context.js';
+
+export function retentionPlanFor(ctx: RunContext, entries: BoxEntry[]): RetentionPlan {
+  const c = ctx.config;
+  const names = entries.filter((e) => e.type === 'dir' && !e.name.startsWith('.')).map((e) => e.name);
+  return planRetention(names, { retentionDays: c.REMOTE_RETENTION_DAYS, keepDaily: c.KEEP_DAILY, keepWeekly: c.KEEP_WEEKLY, keepMonthly: c.KEEP_MONTHLY }, ctx.now());
+}
+
+export function describePlan(plan: RetentionPlan): string[] {
+  return [
+    ...plan.keep.map((k) => `keep   ${k.name}  (${k.reasons.join(', ')})`),
+    ...plan.remove.map((r) => `remove ${r.name}  (${r.reason})`),
+    ...plan.ignored.map((n) => `ignore ${JSON.stringify(n)}  (not a name this tool creates)`),
+  ];
+}
+
+export interface PruneResult {
+  removed: string[];
+  kept: number;
+  staleStagingRemoved: string[];
+}
+
+export async function pruneRemote(ctx: RunContext, root: string, entries: BoxEntry[], keepStaging: string[]): Promise<PruneResult> {
+  const plan = retentionPlanFor(ctx, entries);
+  for (const line of describePlan(plan)) ctx.log.debug(`retention: ${line}`);
+  const removed: string[] = [];
+  for (const r of plan.remove) {
+    if (!BACKUP_NAME.test(r.name)) continue; // belt and braces: the plan only holds parsed names
+    if (ctx.dryRun) ctx.log.info(`would remove ${root}/${r.name} (${r.reason})`);
+    else {
+      await ctx.box.removeTree(`${root}/${r.name}`);
+      ctx.log.info(`removed ${root}/${r.name} (${r.reason})`);
+    }
+    removed.push(r.name);
+  }
+  const staleStagingRemoved: string[] = [];
+  for (const e of entries) {
+    if (e.type === 'dir' && STAGING_NAME.test(e.name) && !keepStaging.includes(e.name)) {
+      if (!ctx.dryRun) await ctx.box.removeTree(`${root}/${e.name}`);
+      staleStagingRemoved.push(e.name);
+    }
+  }
+  return { removed, kept: plan.keep.length, staleStagingRemoved };
+}
+
+/** Local dumps kept for LOCAL_RETENTION_DAYS (0: none are kept once the remote copy verified). */
+export async function pruneLocal(ctx: RunContext): Promise<string[]> {
+  const c = ctx.config;
+  const removed: string[] = [];
+  for (const n of await readdir(c.TEMP_BACKUP_DIR).catch(() => [] as string[])) {
+    const date = parseBackupName(n);
+    if (!date) continue;
+    if (ctx.now().getTime() - date.getTime() >= c.LOCAL_RETENTION_DAYS * 86_400_000) {
+      await rm(join(c.TEMP_BACKUP_DIR, n), { recursive: true, force: true });
+      removed.push(n);
+    }
+  }
+  return removed;
+}

@@ -1,0 +1,194 @@
+// The daily run, in order: lock, preflight, dump, manifest, upload, verify, publish, prune.
+// Each step is its own module; this file only orders them and collects the summary.
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { acquireLock, type HeldLock } from '../adapters/lock.js';
+import { errorText, isUserError, UserError } from '../errors.js';
+import { CHECKSUM_FILE, formatChecksums, RECORD_FILE, type ManifestEntry } from '../plan/manifest.js';
+import { BACKUP_NAME, STAGING_NAME, stagingNameFor } from '../plan/names.js';
+import type { RunSummary } from '../plan/report.js';
+import { TOOL_VERSION } from '../version.js';
+import { phase, type PhaseTiming, type RunContext } from './context.js';
+import { dump, makeRunDir, removeStaleRunDirs } from './dump.js';
+import { hashFiles, loadHashCache, ownershipOf, saveHashCache, scanTree, type VmailTree } from './manifest-step.js';
+import { cachePath, preflight } from './preflight.js';
+import { pruneLocal, pruneRemote } from './prune.js';
+import { checkHardLinks, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
+
+export async function runBackup(ctx: RunContext): Promise<RunSummary> {
+  const c = ctx.config;
+  const timings: PhaseTiming[] = [];
+  const summary: RunSummary = {
+    ok: false,
+    host: hostname(),
+    startedAt: ctx.now().toISOString(),
+    phases: timings,
+    exitCode: 1,
+    components: c.BACKUP_COMPONENTS,
+    warnings: [],
+    logFile: c.LOG_FILE,
+  };
+  let lock: HeldLock | undefined;
+  let runDir: string | undefined;
+  let published = false;
+  const root = c.HETZNER_REMOTE_PATH;
+  try {
+    lock = await phase(timings, 'lock', ctx.log, () => acquireLock(c.STATE_DIR, c.LOCK_TIMEOUT_HOURS, ctx.log, ctx.now));
+    if (lock.tookOver) summary.warnings.push(`took over a stale lock: ${lock.tookOver}`);
+
+    const pre = await phase(timings, 'preflight', ctx.log, async () => {
+      const p = await preflight(ctx);
+      await ctx.box.mkdirp(root);
+      return p;
+    });
+    runDir = await makeRunDir(ctx);
+    if (lock.tookOver) for (const d of await removeStaleRunDirs(ctx, runDir)) ctx.log.info(`removed the leftover ${d} of the dead run`);
+
+    const entries = await ctx.box.list(root);
+    const publishedNames = entries.filter((e) => e.type === 'dir' && BACKUP_NAME.test(e.name)).map((e) => e.name).sort().reverse();
+    const staleStagings = entries.filter((e) => e.type === 'dir' && STAGING_NAME.test(e.name)).map((e) => e.name);
+    const prev = publishedNames[0];
+
+    const dumped = await phase(timings, 'dump', ctx.log, () => dump(ctx, pre, runDir!));
+    const name = dumped.name;
+    summary.backupName = name;
+    if (publishedNames.includes(name)) throw new UserError('failed', `a backup named ${name} is already on the box; wait a second and run again`);
+    const staging = `${root}/${stagingNameFor(name)}`;
+    ctx.log.info(`dump ${name}: ${dumped.archives.map((a) => `${a.component} ${a.bytes} B`).join(', ') || 'no archive components'} (${dumped.outputLines} lines of script output)`);
+
+    // Manifest: the dump's files and the vmail tree, hashed; unchanged files reuse last hash.
+    let tree: VmailTree | undefined;
+    const manifest = await phase(timings, 'manifest', ctx.log, async () => {
+      const files: { abs: string; path: string; size: number; mtimeMs: number }[] = [];
+      for (const n of (await readdir(dumped.folder)).sort()) {
+        const st = await stat(join(dumped.folder, n));
+        if (st.isFile()) files.push({ abs: join(dumped.folder, n), path: n, size: st.size, mtimeMs: Math.floor(st.mtimeMs) });
+      }
+      if (pre.vmailPath) {
+        tree = await scanTree(pre.vmailPath);
+        for (const f of tree.files) files.push({ abs: join(pre.vmailPath, f.path), path: `${VMAIL_DIR}/${f.path}`, size: f.size, mtimeMs: f.mtimeMs });
+      }
+      const { entries: m, stats } = await hashFiles(files, await loadHashCache(cachePath(c)));
+      summary.hashed = stats.hashed;
+      summary.hashReused = stats.reused;
+      if (stats.vanished.length) ctx.log.info(`${stats.vanished.length} file(s) vanished before they were hashed (mail deleted meanwhile)`);
+      return m;
+    });
+
+    // Upload into the staging folder, against the newest published backup (and the staging
+    // folders of dead runs, whose files then need a full check since nobody verified them).
+    const linkBases = [...(prev ? [`${root}/${prev}`] : []), ...staleStagings.map((s) => `${root}/${s}`)];
+    const sources: Source[] = [{ root: dumped.folder, prefix: '' }];
+    if (pre.vmailPath && tree) {
+      // Exactly the manifest's files: mail that arrives after the hashing waits for the next run.
+      const list = [...tree.dirs.map((d) => d.path), ...tree.files.filter((f) => manifest.has(`${VMAIL_DIR}/${f.path}`)).map((f) => f.path)];
+      sources.push({ root: pre.vmailPath, prefix: VMAIL_DIR, list });
+    }
+    const sent = await phase(timings, 'upload', ctx.log, async () => {
+      await ctx.box.mkdirp(pre.vmailPath ? `${staging}/${VMAIL_DIR}` : staging);
+      const transferred = new Set<string>();
+      let bytesSent = 0;
+      let totalSize = 0;
+      for (const src of sources) {
+        const r = await uploadSource(ctx, src, staging, linkBases, runDir!);
+        r.transferred.forEach((p) => transferred.add(p));
+        for (const p of r.vanished) manifest.delete(p);
+        if (r.vanished.size) ctx.log.info(`${r.vanished.size} file(s) vanished before they were sent (mail deleted meanwhile)`);
+        bytesSent += r.bytesSent;
+        totalSize += r.totalSize;
+      }
+      return { transferred, bytesSent, totalSize };
+    });
+    summary.bytesSent = sent.bytesSent;
+
+    await phase(timings, 'verify', ctx.log, async () => {
+      const full = staleStagings.length > 0 || !prev;
+      const toCheck = [...manifest.keys()].filter((p) => full || sent.transferred.has(p));
+      const v = await verifyOnBox(ctx, staging, manifest, toCheck, sources, runDir!);
+      summary.verifiedOnBox = v.checked;
+      summary.changedDuringRun = v.changedDuringRun.length;
+      summary.vanishedDuringRun = v.vanishedDuringRun.length;
+      if (prev) {
+        const unchanged = [...manifest.keys()].filter((p) => p.startsWith(`${VMAIL_DIR}/`) && !sent.transferred.has(p));
+        summary.hardLinks = await checkHardLinks(ctx, staging, unchanged);
+        if (summary.hardLinks && summary.hardLinks.linked === 0) summary.warnings.push('hard links do not work on this Storage Box: unchanged files were stored as copies');
+      }
+    });
+
+    await phase(timings, 'publish', ctx.log, async () => {
+      const meta = join(runDir!, 'meta');
+      await mkdir(meta, { recursive: true });
+      const list = [...manifest.values()];
+      summary.files = list.length;
+      summary.backupBytes = list.reduce((a, e) => a + e.size, 0);
+      const record = {
+        tool: { name: 'mailcow-cold-standby', version: TOOL_VERSION },
+        name,
+        host: summary.host,
+        createdAt: ctx.now().toISOString(),
+        components: c.BACKUP_COMPONENTS,
+        files: list.length,
+        bytes: summary.backupBytes,
+        archives: dumped.archives.map((a) => ({ component: a.component, file: a.file.split('/').pop(), bytes: a.bytes })),
+        vmail: tree
+          ? { dir: VMAIL_DIR, files: tree.files.length, dirs: tree.dirs.length, bytes: tree.files.reduce((a, f) => a + f.size, 0), owner: ownershipOf(tree), modes: dirModes(tree) }
+          : undefined,
+        basedOn: prev ?? null,
+      };
+      await writeFile(join(meta, CHECKSUM_FILE), formatChecksums(list));
+      await writeFile(join(meta, RECORD_FILE), JSON.stringify(record, null, 2) + '\n');
+      const want = new Map<string, string>();
+      for (const f of [CHECKSUM_FILE, RECORD_FILE]) {
+        want.set(`${staging}/${f}`, createHash('sha256').update(await readFile(join(meta, f))).digest('hex'));
+        await ctx.box.putFile(join(meta, f), `${staging}/${f}`);
+      }
+      const got = await ctx.box.sha256([...want.keys()]);
+      for (const [p, h] of want) if (got.get(p) !== h) throw new UserError('verify', `${p} on the Storage Box does not match what was sent; nothing was published`);
+      await ctx.box.rename(staging, `${root}/${name}`);
+      published = true;
+      ctx.log.info(`published ${root}/${name}`);
+      await saveHashCache(cachePath(c), list as Iterable<ManifestEntry>);
+    });
+
+    await phase(timings, 'prune', ctx.log, async () => {
+      if (prev) {
+        const du = await ctx.box.duKiB([`${root}/${prev}`, `${root}/${name}`]).catch(() => new Map<string, number>());
+        const added = du.get(`${root}/${name}`);
+        if (added !== undefined) summary.addedOnBoxBytes = added * 1024;
+      }
+      const after = await ctx.box.list(root);
+      const pr = await pruneRemote(ctx, root, after, []);
+      summary.backupsKept = pr.kept;
+      summary.removed = pr.removed;
+      if (c.LOCAL_RETENTION_DAYS > 0) await rename(dumped.folder, join(c.TEMP_BACKUP_DIR, name));
+      await pruneLocal(ctx);
+      summary.box = await ctx.box.usage().catch(() => undefined);
+    });
+    summary.ok = true;
+    summary.exitCode = 0;
+  } catch (e) {
+    summary.ok = false;
+    summary.error = errorText(e);
+    summary.failedPhase = (e as { phase?: string }).phase;
+    if (published && isUserError(e) && e.kind !== 'interrupted') {
+      summary.exitCode = 3;
+      summary.warnings.push(`the backup was published, but ${summary.failedPhase} failed: ${summary.error}`);
+    }
+    throw Object.assign(e as object, { summary });
+  } finally {
+    summary.finishedAt = ctx.now().toISOString();
+    await ctx.box.close().catch(() => undefined);
+    if (runDir) await rm(runDir, { recursive: true, force: true }).catch(() => undefined);
+    await lock?.release();
+  }
+  return summary;
+}
+
+/** Folder modes that are not the usual 0700/0755, so restore can put them back. */
+function dirModes(tree: VmailTree): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const d of tree.dirs) if (d.mode !== 0o700 && d.mode !== 0o755) out[d.path] = d.mode;
+  return out;
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+// backup-to-hetzner: the command the systemd timer runs. Thin: parse flags, build the context,
+// call the action, map the outcome to an exit code.
+import { parseArgs } from 'node:util';
+import { runBackup } from '../backup/run.js';
+import { listBackups, listText } from '../backup/list.js';
+import { runChecks } from '../backup/check.js';
+import { describePlan, pruneRemote, retentionPlanFor } from '../backup/prune.js';
+import { summaryText } from '../plan/report.js';
+import { TOOL_VERSION } from '../version.js';
+import { UserError } from '../errors.js';
+import type { RunContext } from '../backup/context.js';
+import { EXIT } from './exit-codes.js';
+import { buildContext, installSignalHandlers, reportError } from './main.js';
+
+const USAGE = `usage: backup-to-hetzner [COMMAND] [--config PATH] [--debug]
+
+commands:
+  run            take a backup, upload it, verify it on the box, publish it, prune (default)
+  list           published backups on the Storage Box (--json for scripts)
+  check          every precondition with OK/WARN/FAIL and a fix; writes only a probe it removes
+  prune          apply retention now (--dry-run prints the plan and deletes nothing)
+
+options:
+  --config PATH  config file (default /etc/mailcow-backup/.env, or $MAILCOW_BACKUP_CONFIG)
+  --json         machine-readable output (list)
+  --dry-run      show what would be deleted (prune)
+  --debug        more detail in the log
+  --version, --help`;
+
+const COMMANDS = ['run', 'list', 'check', 'prune'] as const;
+
+async function main(argv: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string' },
+        json: { type: 'boolean' },
+        'dry-run': { type: 'boolean' },
+        debug: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean' },
+      },
+    });
+  } catch (e) {
+    process.stderr.write(`error: ${(e as Error).message}; see backup-to-hetzner --help\n`);
+    return EXIT.config;
+  }
+  const { values, positionals } = parsed;
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return EXIT.ok;
+  }
+  if (values.version) {
+    process.stdout.write(`backup-to-hetzner ${TOOL_VERSION}\n`);
+    return EXIT.ok;
+  }
+  const command = positionals[0] ?? 'run';
+  if (!(COMMANDS as readonly string[]).includes(command) || positionals.length > 1) {
+    process.stderr.write(`error: unknown command '${positionals.join(' ')}'; one of ${COMMANDS.join(', ')} (see --help)\n`);
+    return EXIT.config;
+  }
+
+  const sig = installSignalHandlers();
+  let ctx: RunContext | undefined;
+  try {
+    ctx = buildContext(values, sig.signal);
+    switch (command) {
+      case 'run': {
+        ctx.log.info(`backup-to-hetzner ${TOOL_VERSION}: starting a backup of ${ctx.config.MAILCOW_PATH} to ${ctx.config.HETZNER_USER}@${ctx.config.HETZNER_HOST}:${ctx.config.HETZNER_REMOTE_PATH}`);
+        const summary = await runBackup(ctx);
+        for (const l of summaryText(summary)) ctx.log.info(l);
+        return summary.exitCode;
+      }
+      case 'list': {
+        await ctx.box.connect();
+        try {
+          const list = await listBackups(ctx, { sizes: true });
+          process.stdout.write(values.json ? JSON.stringify(list, null, 2) + '\n' : listText(list).join('\n') + '\n');
+        } finally {
+          await ctx.box.close();
+        }
+        return EXIT.ok;
+      }
+      case 'check': {
+        const results = await runChecks(ctx, (r) => process.stdout.write(`${r.status.padEnd(5)} ${r.title.padEnd(14)} ${r.detail}\n`));
+        const failed = results.filter((r) => r.status === 'FAIL');
+        if (failed.length) process.stdout.write(`${failed.length} check(s) failed: the backup cannot run until they are fixed\n`);
+        return failed.length ? EXIT.preflight : EXIT.ok;
+      }
+      case 'prune': {
+        await ctx.box.connect();
+        try {
+          const entries = await ctx.box.list(ctx.config.HETZNER_REMOTE_PATH);
+          const plan = retentionPlanFor(ctx, entries);
+          process.stdout.write(describePlan(plan).join('\n') + '\n');
+          if (!ctx.dryRun) {
+            const r = await pruneRemote(ctx, ctx.config.HETZNER_REMOTE_PATH, entries, []);
+            process.stdout.write(`removed ${r.removed.length} backup(s), kept ${r.kept}\n`);
+          } else process.stdout.write('dry run: nothing was deleted\n');
+        } finally {
+          await ctx.box.close();
+        }
+        return EXIT.ok;
+      }
+    }
+    throw new UserError('config', `unknown command ${command}`);
+  } catch (e) {
+    const summary = (e as { summary?: Parameters<typeof summaryText>[0] }).summary;
+    const code = reportError(e, ctx?.log, sig.received());
+    if (summary && ctx) for (const l of summaryText(summary)) ctx.log.info(l);
+    return code;
+  } finally {
+    await ctx?.log.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e) => {
+    process.stderr.write(`error: internal error (this should never happen): ${(e as Error)?.message}\n`);
+    process.exitCode = EXIT.internal;
+  },
+);

@@ -1,0 +1,50 @@
+// Every exit code the commands use, in one table; the README documents the same table
+// (a test checks that they agree).
+import type { ErrorKind } from '../errors.js';
+
+export const EXIT = {
+  ok: 0,
+  failed: 1,
+  config: 2,
+  partial: 3,
+  preflight: 4,
+  verify: 5,
+  unhealthy: 6,
+  internal: 70,
+  locked: 75,
+  interrupted: 130,
+  terminated: 143,
+} as const;
+
+export const EXIT_DOCS: [code: number, meaning: string][] = [
+  [EXIT.ok, 'Success: the backup is published and verified (or the command did what it was asked).'],
+  [EXIT.failed, 'The run failed; nothing new was published. Earlier backups are untouched.'],
+  [EXIT.config, 'Bad configuration or command line; the message names the key or flag and a good value.'],
+  [EXIT.partial, 'The backup was published and verified, but a later step (retention, local cleanup) failed.'],
+  [EXIT.preflight, 'A precondition failed before anything was written: disk space, mailcow folder, the box, its host key.'],
+  [EXIT.verify, 'Data on the box does not match the manifest; nothing was published.'],
+  [EXIT.unhealthy, "'status' or 'verify': the newest backup is too old, a run failed, or a backup on the box is damaged."],
+  [EXIT.internal, 'An internal error (a bug): the message carries the details; please report it.'],
+  [EXIT.locked, 'Another run holds the lock; try again later (sysexits TEMPFAIL).'],
+  [EXIT.interrupted, 'Interrupted by SIGINT (Ctrl-C); children stopped, lock released, temp files removed.'],
+  [EXIT.terminated, 'Stopped by SIGTERM (e.g. systemd); cleanup as for SIGINT.'],
+];
+
+export function exitCodeFor(kind: ErrorKind): number {
+  switch (kind) {
+    case 'config':
+      return EXIT.config;
+    case 'locked':
+      return EXIT.locked;
+    case 'preflight':
+      return EXIT.preflight;
+    case 'failed':
+      return EXIT.failed;
+    case 'verify':
+      return EXIT.verify;
+    case 'partial':
+      return EXIT.partial;
+    case 'interrupted':
+      return EXIT.interrupted;
+  }
+}

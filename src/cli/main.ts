@@ -1,0 +1,84 @@
+// Shared by both commands: load the config, build the collaborators, turn errors into one line
+// and an exit code from the table, and turn SIGINT/SIGTERM into a clean stop.
+import { createExec } from '../adapters/exec.js';
+import { createLogger, type Logger } from '../adapters/logger.js';
+import { StorageBox } from '../adapters/storage-box.js';
+import { configPathFrom, loadConfig } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { isUserError, UserError } from '../errors.js';
+import type { RunContext } from '../backup/context.js';
+import { EXIT, exitCodeFor } from './exit-codes.js';
+
+export interface CommonFlags {
+  config?: string;
+  debug?: boolean;
+  'dry-run'?: boolean;
+}
+
+/** Ctrl-C and systemd's SIGTERM abort every child; the command's finally blocks clean up. */
+export function installSignalHandlers(): { signal: AbortSignal; received: () => NodeJS.Signals | undefined } {
+  const ac = new AbortController();
+  let got: NodeJS.Signals | undefined;
+  const onSignal = (s: NodeJS.Signals) => {
+    if (got) return; // a second Ctrl-C while cleaning up changes nothing
+    got = s;
+    process.stderr.write(`\nreceived ${s}: stopping, releasing the lock and removing temporary files...\n`);
+    ac.abort(new UserError('interrupted', `interrupted by ${s}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return { signal: ac.signal, received: () => got };
+}
+
+export function buildContext(flags: CommonFlags, signal: AbortSignal, consoleMode?: 'tty' | 'journal' | 'plain' | 'silent'): RunContext {
+  const path = configPathFrom(flags.config);
+  const { config, warnings } = loadConfig(path);
+  const log = createLogger({ logFile: config.LOG_FILE, debug: flags.debug, console: consoleMode });
+  log.addSecret(config.SMTP_PASSWORD);
+  for (const w of warnings) log.warn(w);
+  const exec = createExec(signal, log.redact);
+  return {
+    config,
+    configPath: path,
+    log,
+    exec,
+    signal,
+    now: () => new Date(),
+    box: new StorageBox(boxTargetOf(config), exec, log),
+    dryRun: Boolean(flags['dry-run']),
+  };
+}
+
+export function boxTargetOf(c: Config) {
+  return {
+    host: c.HETZNER_HOST,
+    port: c.HETZNER_PORT,
+    user: c.HETZNER_USER,
+    keyPath: c.SSH_KEY_PATH,
+    knownHosts: c.SSH_KNOWN_HOSTS,
+    connectTimeout: c.SSH_CONNECT_TIMEOUT,
+  };
+}
+
+/** Prints an error the way an admin should read it: one line (plus details), no stack. */
+export function reportError(e: unknown, log: Logger | undefined, signalReceived?: NodeJS.Signals): number {
+  if (signalReceived) {
+    const msg = `interrupted by ${signalReceived}: nothing was published by this run; the lock is released and temporary files removed`;
+    log ? log.error(msg) : process.stderr.write(`error: ${msg}\n`);
+    return signalReceived === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
+  }
+  if (isUserError(e)) {
+    const write = (l: string) => (log ? log.error(l) : process.stderr.write(`error: ${l}\n`));
+    write(e.message);
+    for (const d of e.details.slice(0, 20)) log ? log.info(`  ${d}`) : process.stderr.write(`  ${d}\n`);
+    const summary = (e as { summary?: { exitCode: number } }).summary;
+    return summary?.exitCode === EXIT.partial ? EXIT.partial : exitCodeFor(e.kind);
+  }
+  const err = e as Error;
+  const msg = `internal error (this should never happen): ${err?.message ?? String(e)}; please report it with the log`;
+  if (log) {
+    log.error(msg);
+    log.debug(err?.stack ?? '');
+  } else process.stderr.write(`error: ${msg}\n`);
+  return EXIT.internal;
+}

@@ -1,0 +1,55 @@
+// Reads the .env with dotenv's parser (never sourced as shell) and validates it against the
+// schema. Every problem is collected and reported at once, one line each.
+import { readFileSync, statSync } from 'node:fs';
+import { parse } from 'dotenv';
+import { UserError } from '../errors.js';
+import { configSchema, KEY_DOCS, type Config } from './schema.js';
+
+export const DEFAULT_CONFIG_PATH = '/etc/mailcow-backup/.env';
+
+export interface LoadedConfig {
+  path: string;
+  config: Config;
+  warnings: string[];
+}
+
+export function configPathFrom(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): string {
+  return flag ?? (env.MAILCOW_BACKUP_CONFIG || DEFAULT_CONFIG_PATH);
+}
+
+export function loadConfig(path: string): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (run as root)' : `cannot be read (${code})`;
+    throw new UserError('config', `${path}: config file ${why}; create it from .env.example or run the installer, or pass --config PATH`);
+  }
+  const { config, warnings } = parseConfigText(text, path);
+  const mode = statSync(path).mode & 0o777;
+  if (mode & 0o077 && /^\s*(export\s+)?SMTP_PASSWORD\s*=\s*\S/m.test(text)) {
+    warnings.push(`${path}: holds secrets but others can read it (mode ${mode.toString(8)}); fix: chmod 600 ${path}`);
+  }
+  return { path, config, warnings };
+}
+
+export function parseConfigText(text: string, path: string): { config: Config; warnings: string[] } {
+  const raw = parse(text);
+  const warnings: string[] = [];
+  const known = new Set(KEY_DOCS.map((k) => k.key));
+  for (const key of Object.keys(raw)) {
+    if (!known.has(key)) warnings.push(`${path}: unknown key ${key} is ignored (a typo?)`);
+  }
+  const result = configSchema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? '');
+      const doc = KEY_DOCS.find((k) => k.key === key);
+      const example = doc ? ` (example: ${key}=${doc.example})` : '';
+      return `${path}: ${key} ${issue.message}${example}`;
+    });
+    throw new UserError('config', `${path}: ${lines.length} configuration problem${lines.length === 1 ? '' : 's'}`, lines);
+  }
+  return { config: result.data, warnings };
+}

@@ -1,0 +1,207 @@
+// The one source of truth for every configuration key: type, default, help text and an
+// example of a good value. `.env.example` and the README's table are generated from it
+// (scripts/gen-config-docs.ts), and a test fails when they drift apart.
+import { z } from 'zod';
+
+export const COMPONENTS = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
+export type Component = (typeof COMPONENTS)[number];
+
+/** Values that reach a remote command are held to these patterns (the box shell parses words). */
+export const HOST_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$|^\[?[0-9a-fA-F:.]+\]?$/;
+export const USER_PATTERN = /^[a-z_][a-z0-9_-]{0,31}$/;
+export const REMOTE_PATH_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]*(\/[A-Za-z0-9_][A-Za-z0-9._-]*)*$/;
+
+const TRUE_WORDS = ['true', 'yes', '1', 'on'];
+const FALSE_WORDS = ['false', 'no', '0', 'off'];
+
+/** dotenv gives `KEY=` as "": treat it as unset so the default applies. */
+const unsetIfEmpty = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : typeof v === 'string' ? v.trim() : v);
+
+function int(min: number, max: number) {
+  return z.preprocess(
+    unsetIfEmpty,
+    z
+      .string()
+      .regex(/^[0-9]+$/, { error: `must be a whole number from ${min} to ${max}` })
+      .transform(Number)
+      .pipe(z.number().min(min, { error: `must be at least ${min}` }).max(max, { error: `must be at most ${max}` })),
+  );
+}
+
+function bool() {
+  return z.preprocess(
+    unsetIfEmpty,
+    z
+      .string()
+      .refine((v) => TRUE_WORDS.includes(v.toLowerCase()) || FALSE_WORDS.includes(v.toLowerCase()), {
+        error: `must be one of ${[...TRUE_WORDS, ...FALSE_WORDS].join('/')}`,
+      })
+      .transform((v) => TRUE_WORDS.includes(v.toLowerCase())),
+  );
+}
+
+function absPath() {
+  return z.preprocess(
+    unsetIfEmpty,
+    z
+      .string()
+      .refine((v) => v.startsWith('/'), { error: 'must be an absolute path' })
+      .refine((v) => !/[\0\n]/.test(v), { error: 'must not contain newlines or NUL bytes' })
+      .refine((v) => v.length <= 1024, { error: 'is too long (1024 characters at most)' }),
+  );
+}
+
+function optional<T extends z.ZodTypeAny>(schema: T) {
+  return z.preprocess(unsetIfEmpty, schema.optional());
+}
+
+const email = z.string().regex(/^[^\s@<>"',;]+@[A-Za-z0-9.-]+$/, { error: 'must be an e-mail address' });
+
+/** Keys of the earlier bash tool keep their meaning; an existing .env of theirs must keep working. */
+export interface KeyDoc {
+  key: string;
+  group: string;
+  help: string;
+  example: string;
+  /** The default as written in .env.example; undefined when the key is required or optional. */
+  defaultText?: string;
+  required?: boolean;
+  secret?: boolean;
+  fromBashTool?: boolean;
+}
+
+export const KEY_DOCS: KeyDoc[] = [
+  { key: 'HETZNER_HOST', group: 'Storage Box', help: 'Storage Box host name.', example: 'u123456.your-storagebox.de', required: true, fromBashTool: true },
+  { key: 'HETZNER_PORT', group: 'Storage Box', help: 'SSH port of the box; 23 is the one that speaks rsync.', example: '23', defaultText: '23', fromBashTool: true },
+  { key: 'HETZNER_USER', group: 'Storage Box', help: 'Box account or sub-account.', example: 'u123456-sub1', required: true, fromBashTool: true },
+  { key: 'SSH_KEY_PATH', group: 'Storage Box', help: 'Private key for the box (mode 0600).', example: '/root/.ssh/id_ed25519', defaultText: '/root/.ssh/id_ed25519', fromBashTool: true },
+  { key: 'SSH_KNOWN_HOSTS', group: 'Storage Box', help: "Pinned host key file ('[host]:port key' lines); host keys are always checked.", example: '/etc/mailcow-backup/known_hosts', defaultText: '/etc/mailcow-backup/known_hosts' },
+  { key: 'HETZNER_REMOTE_PATH', group: 'Storage Box', help: "Folder on the box, relative to its home (a leading '/' or '/home/' is accepted and means the same).", example: 'backups/mailcow', defaultText: 'backups/mailcow', fromBashTool: true },
+  { key: 'SSH_CONNECT_TIMEOUT', group: 'Storage Box', help: 'Seconds to wait for the box to answer a connection.', example: '20', defaultText: '20' },
+  { key: 'RSYNC_TIMEOUT', group: 'Storage Box', help: 'Seconds without any data before a transfer is given up (rsync --timeout).', example: '600', defaultText: '600' },
+  { key: 'BWLIMIT_KBPS', group: 'Storage Box', help: 'Upload bandwidth limit in KiB/s; 0 means no limit.', example: '10000', defaultText: '0' },
+  { key: 'MAILCOW_PATH', group: 'mailcow', help: 'Folder of mailcow-dockerized (holds mailcow.conf and helper-scripts/).', example: '/opt/mailcow-dockerized', defaultText: '/opt/mailcow-dockerized', fromBashTool: true },
+  { key: 'BACKUP_COMPONENTS', group: 'mailcow', help: "Components to back up: 'all' or a list of vmail crypt redis rspamd postfix mysql (spaces or commas).", example: 'all', defaultText: 'all', fromBashTool: true },
+  { key: 'ALLOW_VMAIL_WITHOUT_CRYPT', group: 'mailcow', help: 'Allow vmail without crypt; mail_crypt mail cannot be read back without the crypt keys.', example: 'false', defaultText: 'false' },
+  { key: 'VMAIL_VOLUME_PATH', group: 'mailcow', help: "Host folder of the vmail volume; empty: asked of 'docker volume inspect'.", example: '/var/lib/docker/volumes/mailcowdockerized_vmail-vol-1/_data' },
+  { key: 'THREADS', group: 'mailcow', help: "zstd threads for mailcow's script (1-99), or 'auto' for CPU cores minus 2 (at least 1).", example: 'auto', defaultText: 'auto', fromBashTool: true },
+  { key: 'TEMP_BACKUP_DIR', group: 'Local', help: "Where mailcow's script writes the dump before upload.", example: '/var/tmp/mailcow-backup', defaultText: '/var/tmp/mailcow-backup', fromBashTool: true },
+  { key: 'LOCAL_RETENTION_DAYS', group: 'Local', help: 'Days to keep local dumps; 0 deletes each dump once its remote copy is verified.', example: '0', defaultText: '0', fromBashTool: true },
+  { key: 'STATE_DIR', group: 'Local', help: 'Lock, hash cache and status of the last run.', example: '/var/lib/mailcow-backup', defaultText: '/var/lib/mailcow-backup' },
+  { key: 'LOCK_TIMEOUT_HOURS', group: 'Local', help: 'A lock older than this is taken over (its run is presumed dead).', example: '6', defaultText: '6', fromBashTool: true },
+  { key: 'LOG_FILE', group: 'Local', help: 'Full log of every run (rotated by logrotate).', example: '/var/log/mailcow-backup.log', defaultText: '/var/log/mailcow-backup.log', fromBashTool: true },
+  { key: 'REMOTE_RETENTION_DAYS', group: 'Retention', help: 'Delete published backups older than this many days (unless a KEEP_ rule keeps them); 0 keeps all.', example: '30', defaultText: '30', fromBashTool: true },
+  { key: 'KEEP_DAILY', group: 'Retention', help: 'Also keep the newest backup of each of the last N days.', example: '7', defaultText: '0' },
+  { key: 'KEEP_WEEKLY', group: 'Retention', help: 'Also keep the newest backup of each of the last N ISO weeks.', example: '4', defaultText: '0' },
+  { key: 'KEEP_MONTHLY', group: 'Retention', help: 'Also keep the newest backup of each of the last N months.', example: '6', defaultText: '0' },
+  { key: 'EMAIL_NOTIFICATIONS', group: 'Notifications', help: 'Send a report by e-mail after each run (true/yes/1 or false/no/0).', example: 'true', defaultText: 'false', fromBashTool: true },
+  { key: 'NOTIFICATION_EMAIL', group: 'Notifications', help: 'Who receives the report.', example: 'admin@example.com', fromBashTool: true },
+  { key: 'NOTIFICATION_FROM', group: 'Notifications', help: 'Sender of the report.', example: 'backup@example.com', fromBashTool: true },
+  { key: 'NOTIFY_ON', group: 'Notifications', help: "'always', or 'failure' (plus one 'recovered' message after a failure).", example: 'always', defaultText: 'always' },
+  { key: 'SMTP_HOST', group: 'Notifications', help: "SMTP server; mailcow's postfix on this host by default.", example: 'localhost', defaultText: 'localhost' },
+  { key: 'SMTP_PORT', group: 'Notifications', help: 'SMTP port.', example: '25', defaultText: '25' },
+  { key: 'SMTP_USER', group: 'Notifications', help: 'SMTP login, if the server wants one.', example: 'backup@example.com' },
+  { key: 'SMTP_PASSWORD', group: 'Notifications', help: 'SMTP password (never logged).', example: 'secret', secret: true },
+  { key: 'HEALTHCHECK_URL', group: 'Monitoring', help: 'Dead-man switch ping URL (healthchecks.io style: /start, success, /fail).', example: 'https://hc-ping.com/your-uuid' },
+  { key: 'STATUS_FILE', group: 'Monitoring', help: 'JSON status of the last run.', example: '/var/lib/mailcow-backup/status.json', defaultText: '/var/lib/mailcow-backup/status.json' },
+  { key: 'PROMETHEUS_TEXTFILE', group: 'Monitoring', help: 'Prometheus textfile-collector file for the last run; empty: none.', example: '/var/lib/node_exporter/textfile_collector/mailcow_backup.prom' },
+  { key: 'STALE_AFTER_HOURS', group: 'Monitoring', help: "'status' warns when the newest verified backup is older than this.", example: '26', defaultText: '26' },
+];
+
+const docOf = (key: string) => {
+  const d = KEY_DOCS.find((k) => k.key === key);
+  if (!d) throw new Error(`internal: no doc for ${key}`);
+  return d;
+};
+
+function withDefault<T extends z.ZodTypeAny>(key: string, schema: T) {
+  return schema.default(docOf(key).defaultText as never).describe(docOf(key).help);
+}
+
+export const configSchema = z.object({
+  HETZNER_HOST: z.preprocess(unsetIfEmpty, z.string({ error: 'is required' }).regex(HOST_PATTERN, { error: 'must be a host name or IP address' })),
+  HETZNER_PORT: withDefault('HETZNER_PORT', int(1, 65535)),
+  HETZNER_USER: z.preprocess(unsetIfEmpty, z.string({ error: 'is required' }).regex(USER_PATTERN, { error: 'must be a box user name like u123456 or u123456-sub1' })),
+  SSH_KEY_PATH: withDefault('SSH_KEY_PATH', absPath()),
+  SSH_KNOWN_HOSTS: withDefault('SSH_KNOWN_HOSTS', absPath()),
+  HETZNER_REMOTE_PATH: withDefault(
+    'HETZNER_REMOTE_PATH',
+    z.preprocess(
+      unsetIfEmpty,
+      z
+        .string()
+        .transform(normalizeRemotePath)
+        .refine((v) => REMOTE_PATH_PATTERN.test(v) && !v.split('/').includes('..'), {
+          error: 'must be a folder path of letters, digits, . _ - and /, without ".."',
+        }),
+    ),
+  ),
+  SSH_CONNECT_TIMEOUT: withDefault('SSH_CONNECT_TIMEOUT', int(1, 600)),
+  RSYNC_TIMEOUT: withDefault('RSYNC_TIMEOUT', int(10, 86400)),
+  BWLIMIT_KBPS: withDefault('BWLIMIT_KBPS', int(0, 10_000_000)),
+  MAILCOW_PATH: withDefault('MAILCOW_PATH', absPath()),
+  BACKUP_COMPONENTS: withDefault(
+    'BACKUP_COMPONENTS',
+    z.preprocess(
+      unsetIfEmpty,
+      z
+        .string()
+        .transform((v) => v.toLowerCase().split(/[\s,]+/).filter(Boolean))
+        .refine((list) => list.every((c) => c === 'all' || (COMPONENTS as readonly string[]).includes(c)), {
+          error: `must be 'all' or a list of ${COMPONENTS.join(' ')}`,
+        })
+        .transform((list): Component[] => (list.includes('all') ? [...COMPONENTS] : COMPONENTS.filter((c) => list.includes(c)))),
+    ),
+  ),
+  ALLOW_VMAIL_WITHOUT_CRYPT: withDefault('ALLOW_VMAIL_WITHOUT_CRYPT', bool()),
+  VMAIL_VOLUME_PATH: optional(absPath()).describe(docOf('VMAIL_VOLUME_PATH').help),
+  THREADS: withDefault(
+    'THREADS',
+    z.preprocess(
+      unsetIfEmpty,
+      z
+        .string()
+        .regex(/^(auto|[1-9][0-9]?)$/i, { error: "must be 'auto' or a whole number from 1 to 99" })
+        .transform((v): number | 'auto' => (v.toLowerCase() === 'auto' ? 'auto' : Number(v))),
+    ),
+  ),
+  TEMP_BACKUP_DIR: withDefault('TEMP_BACKUP_DIR', absPath()),
+  LOCAL_RETENTION_DAYS: withDefault('LOCAL_RETENTION_DAYS', int(0, 3650)),
+  STATE_DIR: withDefault('STATE_DIR', absPath()),
+  LOCK_TIMEOUT_HOURS: withDefault('LOCK_TIMEOUT_HOURS', int(1, 720)),
+  LOG_FILE: withDefault('LOG_FILE', absPath()),
+  REMOTE_RETENTION_DAYS: withDefault('REMOTE_RETENTION_DAYS', int(0, 36500)),
+  KEEP_DAILY: withDefault('KEEP_DAILY', int(0, 3650)),
+  KEEP_WEEKLY: withDefault('KEEP_WEEKLY', int(0, 520)),
+  KEEP_MONTHLY: withDefault('KEEP_MONTHLY', int(0, 1200)),
+  EMAIL_NOTIFICATIONS: withDefault('EMAIL_NOTIFICATIONS', bool()),
+  NOTIFICATION_EMAIL: optional(email).describe(docOf('NOTIFICATION_EMAIL').help),
+  NOTIFICATION_FROM: optional(email).describe(docOf('NOTIFICATION_FROM').help),
+  NOTIFY_ON: withDefault('NOTIFY_ON', z.preprocess(unsetIfEmpty, z.enum(['always', 'failure'], { error: "must be 'always' or 'failure'" }))),
+  SMTP_HOST: withDefault('SMTP_HOST', z.preprocess(unsetIfEmpty, z.string().regex(HOST_PATTERN, { error: 'must be a host name or IP address' }))),
+  SMTP_PORT: withDefault('SMTP_PORT', int(1, 65535)),
+  SMTP_USER: optional(z.string().max(256)).describe(docOf('SMTP_USER').help),
+  SMTP_PASSWORD: optional(z.string().max(1024)).describe(docOf('SMTP_PASSWORD').help),
+  HEALTHCHECK_URL: optional(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })).describe(docOf('HEALTHCHECK_URL').help),
+  STATUS_FILE: withDefault('STATUS_FILE', absPath()),
+  PROMETHEUS_TEXTFILE: optional(absPath()).describe(docOf('PROMETHEUS_TEXTFILE').help),
+  STALE_AFTER_HOURS: withDefault('STALE_AFTER_HOURS', int(1, 8760)),
+}).superRefine((c, ctx) => {
+  if (c.EMAIL_NOTIFICATIONS && !c.NOTIFICATION_EMAIL) {
+    ctx.addIssue({ code: 'custom', path: ['NOTIFICATION_EMAIL'], message: 'is required when EMAIL_NOTIFICATIONS is on' });
+  }
+  if (c.SMTP_PASSWORD && !c.SMTP_USER) {
+    ctx.addIssue({ code: 'custom', path: ['SMTP_USER'], message: 'is required when SMTP_PASSWORD is set' });
+  }
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** The box sees its home as /home (shell) or / (sftp); we keep every path relative to it. */
+export function normalizeRemotePath(raw: string): string {
+  let p = raw.trim();
+  if (p.startsWith('/home/')) p = p.slice('/home/'.length);
+  else if (p === '/home') p = '';
+  p = p.replace(/^(\.\/)+/, '').replace(/^\/+/, '').replace(/\/+$/, '').replace(/\/{2,}/g, '/');
+  return p;
+}

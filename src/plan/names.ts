@@ -1,0 +1,29 @@
+// Names the tool creates on the box, and the strict patterns every name read back from the box
+// must match before it goes anywhere near a command: a name from a listing is untrusted input.
+
+export const BACKUP_NAME = /^mailcow-(\d{4})-(\d{2})-(\d{2})-(\d{2})-(\d{2})-(\d{2})$/;
+export const STAGING_PREFIX = '.incomplete-';
+export const STAGING_NAME = /^\.incomplete-mailcow-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$/;
+export const PROBE_PREFIX = '.probe-';
+
+const pad = (n: number) => String(n).padStart(2, '0');
+
+/** mailcow's own naming: local time, as its script names its folders. */
+export function backupNameFor(date: Date): string {
+  return `mailcow-${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}-${pad(date.getHours())}-${pad(date.getMinutes())}-${pad(date.getSeconds())}`;
+}
+
+export function parseBackupName(name: string): Date | undefined {
+  const m = BACKUP_NAME.exec(name);
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  const date = new Date(y, mo - 1, d, h, mi, s);
+  // Reject 2026-02-31 and the like: the name must round-trip.
+  return backupNameFor(date) === name ? date : undefined;
+}
+
+export const stagingNameFor = (backupName: string) => `${STAGING_PREFIX}${backupName}`;
+
+export function backupNameOfStaging(staging: string): string | undefined {
+  return STAGING_NAME.test(staging) ? staging.slice(STAGING_PREFIX.length) : undefined;
+}

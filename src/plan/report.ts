@@ -1,0 +1,59 @@
+// The run summary: collected while the run goes, turned into one screen of text here.
+import { bytes, duration } from './human.js';
+
+export interface RunSummary {
+  ok: boolean;
+  host: string;
+  backupName?: string;
+  startedAt: string;
+  finishedAt?: string;
+  phases: { phase: string; ms: number }[];
+  failedPhase?: string;
+  error?: string;
+  exitCode: number;
+  components: string[];
+  files?: number;
+  backupBytes?: number;
+  bytesSent?: number;
+  addedOnBoxBytes?: number;
+  verifiedOnBox?: number;
+  changedDuringRun?: number;
+  vanishedDuringRun?: number;
+  hardLinks?: { sampled: number; linked: number };
+  hashed?: number;
+  hashReused?: number;
+  box?: { usedBytes: number; availableBytes: number; sizeBytes: number };
+  backupsKept?: number;
+  removed?: string[];
+  warnings: string[];
+  logFile: string;
+}
+
+export function summaryText(s: RunSummary): string[] {
+  const lines: string[] = [];
+  if (s.ok) lines.push(`backup ${s.backupName} published and verified on the Storage Box`);
+  else lines.push(`backup FAILED in phase ${s.failedPhase ?? '?'}: ${s.error ?? 'unknown error'}`);
+  if (s.files !== undefined) lines.push(`  files        ${s.files} (${bytes(s.backupBytes ?? 0)}), components: ${s.components.join(' ')}`);
+  if (s.bytesSent !== undefined) {
+    const pct = s.backupBytes ? ` = ${((100 * s.bytesSent) / s.backupBytes).toFixed(2)} % of the backup` : '';
+    lines.push(`  sent         ${bytes(s.bytesSent)}${pct}`);
+  }
+  if (s.addedOnBoxBytes !== undefined) lines.push(`  added on box ${bytes(s.addedOnBoxBytes)}`);
+  if (s.verifiedOnBox !== undefined) {
+    lines.push(`  verified     ${s.verifiedOnBox} transferred files hashed by the box${s.changedDuringRun ? `, ${s.changedDuringRun} changed while read (sent again)` : ''}${s.vanishedDuringRun ? `, ${s.vanishedDuringRun} vanished while read` : ''}`);
+  }
+  if (s.hashed !== undefined) lines.push(`  manifest     ${s.hashed} files hashed, ${s.hashReused ?? 0} unchanged (hash reused)`);
+  if (s.hardLinks) {
+    lines.push(
+      s.hardLinks.linked > 0
+        ? `  hard links   working (${s.hardLinks.linked}/${s.hardLinks.sampled} unchanged files sampled are links)`
+        : `  hard links   NOT WORKING: unchanged files were stored as copies; each backup costs its full size on the box`,
+    );
+  }
+  if (s.box) lines.push(`  box usage    ${bytes(s.box.usedBytes)} used, ${bytes(s.box.availableBytes)} free of ${bytes(s.box.sizeBytes)}`);
+  if (s.backupsKept !== undefined) lines.push(`  retention    ${s.backupsKept} backups kept${s.removed?.length ? `, removed ${s.removed.join(' ')}` : ''}`);
+  if (s.phases.length) lines.push(`  phases       ${s.phases.map((p) => `${p.phase} ${duration(p.ms)}`).join(', ')}`);
+  for (const w of s.warnings) lines.push(`  warning      ${w}`);
+  lines.push(`  log          ${s.logFile}`);
+  return lines;
+}

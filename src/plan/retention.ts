@@ -1,0 +1,83 @@
+// Retention is a pure function: the list of published backups, the policy and the time in,
+// a plan with a reason for every backup out. Nothing is deleted here; the prune step applies
+// the plan (or prints it under --dry-run).
+import { parseBackupName } from './names.js';
+
+export interface RetentionPolicy {
+  /** Backups older than this many days are removed unless a keep rule holds them; 0 keeps all. */
+  retentionDays: number;
+  keepDaily: number;
+  keepWeekly: number;
+  keepMonthly: number;
+}
+
+export interface RetentionPlan {
+  keep: { name: string; reasons: string[] }[];
+  remove: { name: string; reason: string }[];
+  /** Names on the box that are not ours: never touched, listed so the admin knows. */
+  ignored: string[];
+}
+
+const DAY = 86_400_000;
+const pad = (n: number) => String(n).padStart(2, '0');
+
+function isoWeek(d: Date): string {
+  const t = new Date(Date.UTC(d.getFullYear(), d.getMonth(), d.getDate()));
+  const dayNum = t.getUTCDay() || 7;
+  t.setUTCDate(t.getUTCDate() + 4 - dayNum); // the Thursday of this week decides the year
+  const yearStart = Date.UTC(t.getUTCFullYear(), 0, 1);
+  const week = Math.ceil(((t.getTime() - yearStart) / DAY + 1) / 7);
+  return `${t.getUTCFullYear()}-W${pad(week)}`;
+}
+
+const BUCKETS: { rule: 'keepDaily' | 'keepWeekly' | 'keepMonthly'; label: string; key: (d: Date) => string }[] = [
+  { rule: 'keepDaily', label: 'daily', key: (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}` },
+  { rule: 'keepWeekly', label: 'weekly', key: isoWeek },
+  { rule: 'keepMonthly', label: 'monthly', key: (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}` },
+];
+
+/**
+ * `names`: what the box lists (published backups only: staging folders are handled apart).
+ * The newest backup is always kept, whatever its age: a clock that jumped forward must not
+ * empty the box. Keep rules count, like borg's, the newest backup of each of the last N
+ * periods that have a backup.
+ */
+export function planRetention(names: string[], policy: RetentionPolicy, now: Date): RetentionPlan {
+  const ignored: string[] = [];
+  const dated: { name: string; date: Date }[] = [];
+  for (const name of names) {
+    const date = parseBackupName(name);
+    if (date) dated.push({ name, date });
+    else ignored.push(name);
+  }
+  dated.sort((a, b) => b.date.getTime() - a.date.getTime() || (a.name < b.name ? 1 : -1));
+
+  const reasons = new Map<string, string[]>(dated.map((b) => [b.name, []]));
+  const add = (name: string, why: string) => reasons.get(name)!.push(why);
+
+  if (dated.length > 0) add(dated[0]!.name, 'newest');
+  for (const b of dated) {
+    const ageDays = (now.getTime() - b.date.getTime()) / DAY;
+    if (policy.retentionDays === 0) add(b.name, 'REMOTE_RETENTION_DAYS=0 keeps all');
+    else if (ageDays < policy.retentionDays) add(b.name, `younger than ${policy.retentionDays} days`);
+  }
+  for (const bucket of BUCKETS) {
+    const limit = policy[bucket.rule];
+    const seen = new Set<string>();
+    for (const b of dated) {
+      if (seen.size >= limit) break;
+      const key = bucket.key(b.date);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      add(b.name, `${bucket.label} ${key}`);
+    }
+  }
+
+  const plan: RetentionPlan = { keep: [], remove: [], ignored };
+  for (const b of dated) {
+    const why = reasons.get(b.name)!;
+    if (why.length > 0) plan.keep.push({ name: b.name, reasons: why });
+    else plan.remove.push({ name: b.name, reason: `older than ${policy.retentionDays} days and held by no keep rule` });
+  }
+  return plan;
+}

@@ -1,0 +1,148 @@
+// Argument lists for ssh, rsync and sftp, built from the config alone. The rules come from the
+// Storage Box reference: host keys always checked against the pinned file, one reused connection
+// per run, keepalives, and rsync without owner/group with an absolute --link-dest, or hard links
+// silently become copies.
+
+export interface BoxTarget {
+  host: string;
+  port: number;
+  user: string;
+  keyPath: string;
+  knownHosts: string;
+  connectTimeout: number;
+  /** Socket of the run's shared connection (ControlMaster); undefined: no multiplexing. */
+  controlPath?: string;
+}
+
+export function sshOptions(t: BoxTarget): string[] {
+  const o = (kv: string) => ['-o', kv];
+  return [
+    '-F', 'none', // the admin's ~/.ssh/config must not change how the backup connects
+    '-p', String(t.port),
+    '-i', t.keyPath,
+    ...o('IdentitiesOnly=yes'),
+    ...o('BatchMode=yes'),
+    ...o('StrictHostKeyChecking=yes'),
+    ...o(`UserKnownHostsFile=${t.knownHosts}`),
+    ...o('GlobalKnownHostsFile=/dev/null'),
+    ...o(`ConnectTimeout=${t.connectTimeout}`),
+    ...o('ServerAliveInterval=15'),
+    ...o('ServerAliveCountMax=4'),
+    ...o('LogLevel=ERROR'),
+    // Commands ride on the run's master connection when it is up, else connect on their own.
+    ...(t.controlPath ? [...o('ControlMaster=no'), ...o(`ControlPath=${t.controlPath}`)] : []),
+  ];
+}
+
+/** Starts the run's shared connection in the background (ssh -f), closed by masterExitArgs. */
+export function masterStartArgs(t: BoxTarget): string[] {
+  if (!t.controlPath) throw new Error('internal: no control path');
+  const base = sshOptions({ ...t, controlPath: undefined });
+  return [...base, '-o', 'ControlMaster=yes', '-o', `ControlPath=${t.controlPath}`, '-o', 'ControlPersist=yes', '-N', '-f', userAtHost(t)];
+}
+
+export function masterExitArgs(t: BoxTarget): string[] {
+  return ['-F', 'none', '-o', `ControlPath=${t.controlPath}`, '-O', 'exit', userAtHost(t)];
+}
+
+/** sftp takes the same options, but the port as -P. */
+export function sftpArgs(t: BoxTarget): string[] {
+  const o = sshOptions(t);
+  const i = o.indexOf('-p');
+  o[i] = '-P';
+  return [...o, '-b', '-', userAtHost(t)];
+}
+
+export const userAtHost = (t: BoxTarget) => `${t.user}@${t.host.includes(':') ? `[${t.host}]` : t.host}`;
+
+/** ssh's argv for one box command. */
+export function sshCommandArgs(t: BoxTarget, command: string): string[] {
+  return [...sshOptions(t), userAtHost(t), command];
+}
+
+/** rsync's -e value: rsync splits it on spaces, honouring quotes. */
+export function rsyncRemoteShell(t: BoxTarget): string {
+  return ['ssh', ...sshOptions(t)].map((w) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(w) ? w : `'${w.replace(/'/g, `'\\''`)}'`)).join(' ');
+}
+
+export const remoteSpec = (t: BoxTarget, path: string) => `${userAtHost(t)}:${path}`;
+
+/** The box sees its home as /home: --link-dest must be absolute in that form (rsync #715, #928). */
+export const boxAbsolute = (relPath: string) => `/home/${relPath}`;
+
+export interface UploadArgs {
+  target: BoxTarget;
+  /** Local source folder, trailing slash added here. */
+  source: string;
+  /** Destination folder relative to the box's home. */
+  dest: string;
+  /** Previous backups' folders relative to the box's home, newest first. */
+  linkDest: string[];
+  /** NUL-separated list of paths relative to source; without it the whole folder is sent. */
+  filesFrom?: string;
+  timeoutSec: number;
+  bwlimitKBps: number;
+  /** Keep files already at the destination that are not in the source. */
+  keepExtraneous?: boolean;
+  /** Send even files whose size and time match (a file that changed while it was read). */
+  ignoreTimes?: boolean;
+}
+
+export function uploadArgs(a: UploadArgs): string[] {
+  return [
+    '-rlpt', // never -a: the box cannot keep owner/group and would then never link
+    ...(a.filesFrom ? ['--files-from', a.filesFrom, '--from0', '--no-r', '--dirs'] : []),
+    ...(a.ignoreTimes ? ['--ignore-times'] : []),
+    '--partial',
+    '--fuzzy',
+    '--fuzzy', // a maildir flag rename finds its old copy in the link-dest base
+    ...a.linkDest.slice(0, 20).map((d) => `--link-dest=${boxAbsolute(d)}`),
+    ...(a.keepExtraneous || a.filesFrom ? [] : ['--delete']),
+    '--itemize-changes',
+    '--stats',
+    `--timeout=${a.timeoutSec}`,
+    ...(a.bwlimitKBps > 0 ? [`--bwlimit=${a.bwlimitKBps}`] : []),
+    '-e', rsyncRemoteShell(a.target),
+    a.source.endsWith('/') ? a.source : `${a.source}/`,
+    remoteSpec(a.target, `${a.dest}/`),
+  ];
+}
+
+/** rsync's itemize line: `>f+++++++++ path`; names are escaped as \#ooo for unprintables. */
+export function parseItemize(line: string): { code: string; path: string } | undefined {
+  const m = /^([<>ch.*][fdLDS][^ ]{9}) (.+)$/.exec(line);
+  if (!m) return undefined;
+  return { code: m[1]!, path: unescapeRsync(m[2]!) };
+}
+
+export function unescapeRsync(s: string): string {
+  return s.replace(/\\#([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
+}
+
+/** `Total bytes sent: 1,234` and friends from --stats. */
+export function parseStats(lines: string[]): { bytesSent: number; totalSize: number; transferredSize: number } {
+  const num = (re: RegExp) => {
+    for (const l of lines) {
+      const m = re.exec(l);
+      if (m) return Number(m[1]!.replace(/[,.]/g, ''));
+    }
+    return 0;
+  };
+  return {
+    bytesSent: num(/^Total bytes sent: ([\d,.]+)/),
+    totalSize: num(/^Total file size: ([\d,.]+)/),
+    transferredSize: num(/^Total transferred file size: ([\d,.]+)/),
+  };
+}
+
+/** `drwxr-xr-x          4,096 2026/11/23 10:00:00 name` from rsync --list-only. */
+export function parseListOnly(line: string): { type: 'dir' | 'file' | 'other'; size: number; mtime: string; name: string } | undefined {
+  const m = /^([dl-])[rwxsStT-]{9}\s+([\d,.]+)\s+(\d{4}\/\d{2}\/\d{2} \d{2}:\d{2}:\d{2})\s(.+)$/.exec(line);
+  if (!m) return undefined;
+  return {
+    type: m[1] === 'd' ? 'dir' : m[1] === '-' ? 'file' : 'other',
+    size: Number(m[2]!.replace(/[,.]/g, '')),
+    mtime: m[3]!,
+    name: unescapeRsync(m[4]!),
+  };
+}

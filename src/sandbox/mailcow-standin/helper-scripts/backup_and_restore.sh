@@ -1,0 +1,463 @@
+#!/usr/bin/env bash
+# Stand-in for mailcow-dockerized's helper-scripts/backup_and_restore.sh (test fixture only).
+#
+# Keeps the real script's contract (arguments, environment checks, prompts, menus, output layout,
+# unreliable exit status) but the "docker volumes" are plain folders: ../volumes/<x>-vol-1/.
+# Real `tar` + `zstd --rsyncable` are used, so archives behave like the real ones for rsync/zstd -t.
+#
+# Differences from the real script, on purpose:
+#  - prompts are printed on stdout even when stdin is not a terminal (the real `read -p` prints
+#    NOTHING when stdin is a pipe); set STANDIN_PROMPTS=tty to get the real `read -p` behaviour.
+#  - end of input while a menu/location prompt waits makes it exit 1 (the real one loops forever).
+#  - archives hold paths relative to the volume ("./..."), the real ones hold "/vmail/..." (tar -P).
+#  - restore empties the volume folder before extracting.
+#
+# Test knobs (environment):
+#  STANDIN_NO_DOCKER=1             docker "not in PATH": backup/restore exit 1 where the real one checks
+#  STANDIN_NO_IMAGE=1              backup image unavailable (no network, not cached): exit 1 early
+#  STANDIN_FAIL_COMPONENT=x[,y]    that component's archive is not written; the run still exits 0
+#  STANDIN_TRUNCATE_COMPONENT=x[,y] archive written then truncated to half its size; exit 0
+#  STANDIN_ARCH=aarch64            pretend `uname -m` says this
+#  STANDIN_PROMPTS=tty             real `read -p` semantics (prompt on stderr, only if stdin is a tty)
+#  STANDIN_DATASET_ORDER=sorted    dataset menu in sorted order instead of a random one
+#  STANDIN_SLOW_SECONDS=N          sleep N seconds before each component (to test timeouts/locks)
+# Every simulated docker action is appended to $MAILCOW_PATH/standin-actions.log.
+
+DEBIAN_DOCKER_IMAGE="ghcr.io/mailcow/backup:latest"
+
+SCRIPT_DIR="$( cd "$( dirname "${BASH_SOURCE[0]}" )" && pwd )"
+MAILCOW_PATH="$( cd "${SCRIPT_DIR}/.." && pwd )"
+ACTION_LOG="${MAILCOW_PATH}/standin-actions.log"
+VOLUMES="${MAILCOW_PATH}/volumes"
+
+action() {
+  echo "$*" >> "${ACTION_LOG}"
+}
+
+# prompt TEXT VARNAME -> returns 1 on end of input with nothing read
+prompt() {
+  local __text="$1" __answer="" __rc
+  if [[ "${STANDIN_PROMPTS:-stdout}" == "tty" ]]; then
+    IFS= read -r -p "${__text}" __answer
+    __rc=$?
+  else
+    printf '%s' "${__text}"
+    IFS= read -r __answer
+    __rc=$?
+  fi
+  printf -v "$2" '%s' "${__answer}"
+  if [[ ${__rc} -ne 0 && -z "${__answer}" ]]; then
+    return 1
+  fi
+  return 0
+}
+
+stdin_closed() {
+  echo
+  echo "standin: end of input while waiting for an answer (the real script would wait forever here)" >&2
+  exit 1
+}
+
+in_list() { # in_list NAME "a,b c" -> 0 if NAME is in the comma/space separated list
+  local item
+  for item in ${2//,/ }; do
+    [[ "${item,,}" == "$1" ]] && return 0
+  done
+  return 1
+}
+
+docker_check() {
+  if [[ "${STANDIN_NO_DOCKER:-}" == "1" ]]; then
+    >&2 echo -e "\e[31mCannot find docker in local PATH, exiting...\e[0m"
+    exit 1
+  fi
+}
+
+if [[ ! -z ${MAILCOW_BACKUP_LOCATION} ]]; then
+  BACKUP_LOCATION="${MAILCOW_BACKUP_LOCATION}"
+fi
+
+if [[ ! ${1} =~ (backup|restore) ]]; then
+  echo "First parameter needs to be 'backup' or 'restore'"
+  exit 1
+fi
+
+if [[ ${1} == "backup" && ! ${2} =~ (crypt|vmail|redis|rspamd|postfix|mysql|all|--delete-days) ]]; then
+  echo "Second parameter needs to be 'vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql', 'all' or '--delete-days'"
+  exit 1
+fi
+
+if [[ -z ${BACKUP_LOCATION} ]]; then
+  while [[ -z ${BACKUP_LOCATION} ]]; do
+    prompt "Backup location (absolute path, starting with /): " BACKUP_LOCATION || stdin_closed
+  done
+fi
+
+if [[ ! ${BACKUP_LOCATION} =~ ^/ ]]; then
+  echo "Backup directory needs to be given as absolute path (starting with /)."
+  exit 1
+fi
+
+if [[ -f ${BACKUP_LOCATION} ]]; then
+  echo "${BACKUP_LOCATION} is a file!"
+  exit 1
+fi
+
+if [[ ! -d ${BACKUP_LOCATION} ]]; then
+  echo "${BACKUP_LOCATION} is not a directory"
+  prompt "Create it now? [y|N] " CREATE_BACKUP_LOCATION
+  if [[ ! ${CREATE_BACKUP_LOCATION,,} =~ ^(yes|y)$ ]]; then
+    exit 1
+  else
+    mkdir -p "${BACKUP_LOCATION}"
+    chmod 755 "${BACKUP_LOCATION}"
+  fi
+else
+  if [[ ${1} == "backup" ]] && [[ -z $(echo $(stat -Lc %a "${BACKUP_LOCATION}") | grep -oE '[0-9][0-9][5-7]') ]]; then
+    echo "${BACKUP_LOCATION} is not write-able for others, that's required for a backup."
+    exit 1
+  fi
+fi
+
+BACKUP_LOCATION=$(echo "${BACKUP_LOCATION}" | sed 's#/$##')
+COMPOSE_FILE=${SCRIPT_DIR}/../docker-compose.yml
+ENV_FILE=${SCRIPT_DIR}/../.env
+THREADS=$(echo ${THREADS:-1})
+ARCH=${STANDIN_ARCH:-$(uname -m)}
+
+if ! [[ "${THREADS}" =~ ^[1-9][0-9]?$ ]] ; then
+  echo "Thread input is not a number!"
+  exit 1
+elif [[ "${THREADS}" =~ ^[1-9][0-9]?$ ]] ; then
+  echo "Using ${THREADS} Thread(s) for this run."
+  echo "Notice: You can set the Thread count with the THREADS Variable before you run this script."
+fi
+
+if [ ! -f "${COMPOSE_FILE}" ]; then
+  echo "Compose file not found"
+  exit 1
+fi
+
+if [ ! -f "${ENV_FILE}" ]; then
+  echo "Environment file not found"
+  exit 1
+fi
+
+echo "Using ${BACKUP_LOCATION} as backup/restore location."
+echo
+
+source "${SCRIPT_DIR}/../mailcow.conf"
+
+if [[ -z ${COMPOSE_PROJECT_NAME} ]]; then
+  echo "Could not determine compose project name"
+  exit 1
+else
+  echo "Found project name ${COMPOSE_PROJECT_NAME}"
+  CMPS_PRJ=$(echo ${COMPOSE_PROJECT_NAME} | tr -cd "[0-9A-Za-z-_]")
+fi
+
+if grep --help 2>&1 | head -n 1 | grep -q -i "busybox"; then
+  >&2 echo -e "\e[31mBusyBox grep detected on local system, please install GNU grep\e[0m"
+  exit 1
+fi
+
+if [[ "${STANDIN_NO_IMAGE:-}" == "1" ]]; then
+  >&2 echo "Error response from daemon: Get \"https://ghcr.io/v2/\": dial tcp: lookup ghcr.io: no such host"
+  >&2 echo -e "\e[31mCould not find or pull ${DEBIAN_DOCKER_IMAGE}, exiting...\e[0m"
+  exit 1
+fi
+
+# backup_volume COMPONENT VOLUME ARCHIVE_NAME
+backup_volume() {
+  local comp="$1" vol="${VOLUMES}/$2" out="${BACKUP_LOCATION}/mailcow-${DATE}/$3"
+  if [[ -n "${STANDIN_SLOW_SECONDS:-}" ]]; then sleep "${STANDIN_SLOW_SECONDS}"; fi
+  action "run mailcow-backup backup ${comp} (${CMPS_PRJ}_$2)"
+  if in_list "${comp}" "${STANDIN_FAIL_COMPONENT:-}"; then
+    >&2 echo "docker: Error response from daemon: Conflict. The container name \"/mailcow-backup\" is already in use (standin: ${comp} failed on purpose)."
+    return 0
+  fi
+  if [[ ! -d "${vol}" ]]; then
+    >&2 echo "docker: Error response from daemon: invalid volume specification: ':/${comp}:ro,z' (standin: ${vol} missing)."
+    return 0
+  fi
+  # -v listing goes to stdout because the archive is written with -f <file>, like the real one.
+  tar --warning='no-file-ignored' --use-compress-program="zstd --rsyncable -T${THREADS}" \
+    -cvpf "${out}" -C "${vol}" .
+  if in_list "${comp}" "${STANDIN_TRUNCATE_COMPONENT:-}" && [[ -f "${out}" ]]; then
+    truncate -s $(( $(stat -c %s "${out}") / 2 )) "${out}"
+  fi
+  return 0
+}
+
+function backup() {
+  DATE=$(date +"%Y-%m-%d-%H-%M-%S")
+  mkdir -p "${BACKUP_LOCATION}/mailcow-${DATE}"
+  chmod 755 "${BACKUP_LOCATION}/mailcow-${DATE}"
+  cp "${SCRIPT_DIR}/../mailcow.conf" "${BACKUP_LOCATION}/mailcow-${DATE}"
+  touch "${BACKUP_LOCATION}/mailcow-${DATE}/.$ARCH"
+  docker_check
+  while (( "$#" )); do
+    case "$1" in
+    vmail|all)
+      backup_volume vmail vmail-vol-1 backup_vmail.tar.zst
+      ;;&
+    crypt|all)
+      backup_volume crypt crypt-vol-1 backup_crypt.tar.zst
+      ;;&
+    redis|all)
+      action "exec redis-mailcow redis-cli save"
+      backup_volume redis redis-vol-1 backup_redis.tar.zst
+      ;;&
+    rspamd|all)
+      backup_volume rspamd rspamd-vol-1 backup_rspamd.tar.zst
+      ;;&
+    postfix|all)
+      backup_volume postfix postfix-vol-1 backup_postfix.tar.zst
+      ;;&
+    mysql|all)
+      SQLIMAGE=$(grep -iEo '(mysql|mariadb)\:.+' "${COMPOSE_FILE}")
+      if [[ -z "${SQLIMAGE}" ]]; then
+        echo "Could not determine SQL image version, skipping backup..."
+        shift
+        continue
+      else
+        echo "Using SQL image ${SQLIMAGE}, starting..."
+        backup_volume mysql mysql-vol-1 backup_mariadb.tar.zst
+      fi
+      ;;&
+    --delete-days)
+      shift
+      if [[ "${1}" =~ ^[0-9]+$ ]]; then
+        action "delete-days ${1}"
+        find "${BACKUP_LOCATION}"/mailcow-* -maxdepth 0 -mmin +$((${1}*60*24)) -exec rm -rvf {} \;
+      else
+        echo "Parameter of --delete-days is not a number."
+      fi
+      ;;
+    esac
+    shift
+  done
+}
+
+# find_archive DIR NAME -> prints path of backup_NAME.tar.zst or .tar.gz
+find_archive() {
+  if [[ -f "$1/backup_$2.tar.zst" ]]; then
+    echo "$1/backup_$2.tar.zst"
+  elif [[ -f "$1/backup_$2.tar.gz" ]]; then
+    echo "$1/backup_$2.tar.gz"
+  fi
+}
+
+# restore_volume COMPONENT VOLUME ARCHIVE_BASENAME
+restore_volume() {
+  local comp="$1" vol="${VOLUMES}/$2" archive
+  archive=$(find_archive "${RESTORE_LOCATION%/}" "$3")
+  action "run mailcow-backup restore ${comp} (${CMPS_PRJ}_$2)"
+  if [[ -z "${archive}" ]]; then
+    >&2 echo "/bin/tar: /backup/backup_$3.tar.zst: Cannot open: No such file or directory"
+    return 0
+  fi
+  mkdir -p "${vol}"
+  find "${vol}" -mindepth 1 -delete
+  if [[ "${archive}" == *.zst ]]; then
+    tar --use-compress-program="zstd -d -T${THREADS}" -xvpf "${archive}" -C "${vol}"
+  else
+    tar -xvzpf "${archive}" -C "${vol}"
+  fi
+  action "restore ${comp}"
+}
+
+function restore() {
+  docker_check
+
+  if [ "${DOCKER_COMPOSE_VERSION}" == "native" ]; then
+    COMPOSE_COMMAND="docker compose"
+  elif [ "${DOCKER_COMPOSE_VERSION}" == "standalone" ]; then
+    COMPOSE_COMMAND="docker-compose"
+  else
+    echo -e "\e[31mCan not read DOCKER_COMPOSE_VERSION variable from mailcow.conf! Is your mailcow up to date? Exiting...\e[0m"
+    exit 1
+  fi
+
+  echo
+  echo "Stopping watchdog-mailcow..."
+  action "stop watchdog-mailcow"
+  echo
+  RESTORE_LOCATION="${1}"
+  shift
+  while (( "$#" )); do
+    case "$1" in
+    vmail)
+      action "stop dovecot-mailcow"
+      restore_volume vmail vmail-vol-1 vmail
+      action "start dovecot-mailcow"
+      echo
+      echo "In most cases it is not required to run a full resync, you can run the command printed below at any time after testing wether the restore process broke a mailbox:"
+      echo
+      echo "docker exec 0123456789ab doveadm force-resync -A '*'"
+      echo
+      prompt "Force a resync now? [y|N] " FORCE_RESYNC
+      if [[ ${FORCE_RESYNC,,} =~ ^(yes|y)$ ]]; then
+        action "exec dovecot-mailcow doveadm force-resync -A *"
+      else
+        echo "OK, skipped."
+      fi
+      ;;
+    redis)
+      action "stop redis-mailcow"
+      restore_volume redis redis-vol-1 redis
+      action "start redis-mailcow"
+      ;;
+    crypt)
+      action "stop dovecot-mailcow"
+      restore_volume crypt crypt-vol-1 crypt
+      action "start dovecot-mailcow"
+      ;;
+    rspamd)
+      BACKUP_ARCH=$(find "${RESTORE_LOCATION}" \( -name '*x86*' -o -name '*aarch*' \) -exec basename {} \; | sed 's/^\.//' | sed 's/^\.//')
+      if [[ "${BACKUP_ARCH}" == "" ]]; then
+        echo -e "\e[33mCould not find a architecture signature of the loaded backup... Maybe the backup was done before the multiarch update?"
+        echo -e "Continuing anyhow. If rspamd is crashing opon boot try remove the rspamd volume with docker volume rm ${CMPS_PRJ}_rspamd-vol-1 after you've stopped the stack.\e[0m"
+        action "stop rspamd-mailcow"
+        restore_volume rspamd rspamd-vol-1 rspamd
+        action "start rspamd-mailcow"
+      elif [[ $ARCH != "${BACKUP_ARCH}" ]]; then
+        echo -e "\e[31mThe Architecture of the backed up mailcow OS is different then your restoring mailcow OS..."
+        echo -e "Skipping rspamd due to compatibility issues!\e[0m"
+        action "skip rspamd (arch ${BACKUP_ARCH} != ${ARCH})"
+      else
+        action "stop rspamd-mailcow"
+        restore_volume rspamd rspamd-vol-1 rspamd
+        action "start rspamd-mailcow"
+      fi
+      ;;
+    postfix)
+      action "stop postfix-mailcow"
+      restore_volume postfix postfix-vol-1 postfix
+      action "start postfix-mailcow"
+      ;;
+    mysql|mariadb)
+      SQLIMAGE=$(grep -iEo '(mysql|mariadb)\:.+' "${COMPOSE_FILE}")
+      if [[ -z "${SQLIMAGE}" ]]; then
+        echo "Could not determine SQL image version, skipping restore..."
+        shift
+        continue
+      elif [ ! -f "${RESTORE_LOCATION}/mailcow.conf" ]; then
+        echo "Could not find the corresponding mailcow.conf in ${RESTORE_LOCATION}, skipping restore."
+        echo "If you lost that file, copy the last working mailcow.conf file to ${RESTORE_LOCATION} and restart the restore process."
+        shift
+        continue
+      else
+        prompt "mailcow will be stopped and the currently active mailcow.conf will be modified to use the DB parameters found in ${RESTORE_LOCATION}/mailcow.conf - do you want to proceed? [Y|n] " MYSQL_STOP_MAILCOW
+        if [[ ${MYSQL_STOP_MAILCOW,,} =~ ^(no|n|N)$ ]]; then
+          echo "OK, skipped."
+          action "skip mysql (declined)"
+          shift
+          continue
+        else
+          echo "Stopping mailcow..."
+          action "${COMPOSE_COMMAND} down"
+        fi
+        restore_volume mysql mysql-vol-1 mariadb
+        echo "Modifying mailcow.conf..."
+        source "${RESTORE_LOCATION}/mailcow.conf"
+        sed -i --follow-symlinks "/DBNAME/c\DBNAME=${DBNAME}" "${SCRIPT_DIR}/../mailcow.conf"
+        sed -i --follow-symlinks "/DBUSER/c\DBUSER=${DBUSER}" "${SCRIPT_DIR}/../mailcow.conf"
+        sed -i --follow-symlinks "/DBPASS/c\DBPASS=${DBPASS}" "${SCRIPT_DIR}/../mailcow.conf"
+        sed -i --follow-symlinks "/DBROOT/c\DBROOT=${DBROOT}" "${SCRIPT_DIR}/../mailcow.conf"
+        action "rewrite mailcow.conf DB parameters"
+        source "${SCRIPT_DIR}/../mailcow.conf"
+        echo "Starting mailcow..."
+        action "${COMPOSE_COMMAND} up -d"
+      fi
+      ;;
+    esac
+    shift
+  done
+  echo
+  echo "Starting watchdog-mailcow..."
+  action "start watchdog-mailcow"
+}
+
+if [[ ${1} == "backup" ]]; then
+  action "backup ${*,,}"
+  backup ${@,,}
+elif [[ ${1} == "restore" ]]; then
+  i=1
+  declare -A FOLDER_SELECTION
+  if [[ $(find "${BACKUP_LOCATION}"/mailcow-* -maxdepth 1 -type d 2> /dev/null| wc -l) -lt 1 ]]; then
+    echo "Selected backup location has no subfolders"
+    exit 1
+  fi
+  for folder in $(ls -d "${BACKUP_LOCATION}"/mailcow-*/); do
+    echo "[ ${i} ] - ${folder}"
+    FOLDER_SELECTION[${i}]="${folder}"
+    ((i++))
+  done
+  echo
+  input_sel=0
+  while ! [[ "${input_sel}" =~ ^[0-9]+$ ]] || [[ ${input_sel} -lt 1 || ${input_sel} -ge ${i} ]]; do
+    prompt "Select a restore point: " input_sel || stdin_closed
+  done
+  i=1
+  echo
+  declare -A FILE_SELECTION
+  RESTORE_POINT="${FOLDER_SELECTION[${input_sel}]}"
+  if [[ -z $(find "${FOLDER_SELECTION[${input_sel}]}" -maxdepth 1 \( -type d -o -type f \) -regex ".*\(redis\|rspamd\|mariadb\|mysql\|crypt\|vmail\|postfix\).*") ]]; then
+    echo "No datasets found"
+    exit 1
+  fi
+
+  echo "[ 0 ] - all"
+  FILE_SELECTION[0]=$(find "${FOLDER_SELECTION[${input_sel}]}" -maxdepth 1 \( -type d -o -type f \) \( -name '*.gz' -o -name '*.zst' -o -name 'mysql' \) -printf '%f\n' | sed 's/backup_*//' | sed 's/\.[^.]*$//' | sed 's/\.[^.]*$//')
+  # The real script walks `ls -f` (unsorted directory order, differs between hosts): shuffle it.
+  if [[ "${STANDIN_DATASET_ORDER:-random}" == "sorted" ]]; then
+    FILE_LIST=$(ls -f "${FOLDER_SELECTION[${input_sel}]}" | sort)
+  else
+    FILE_LIST=$(ls -f "${FOLDER_SELECTION[${input_sel}]}" | shuf)
+  fi
+  for file in ${FILE_LIST}; do
+    if [[ ${file} =~ vmail ]]; then
+      echo "[ ${i} ] - Mail directory (/var/vmail)"
+      FILE_SELECTION[${i}]="vmail"
+      ((i++))
+    elif [[ ${file} =~ crypt ]]; then
+      echo "[ ${i} ] - Crypt data"
+      FILE_SELECTION[${i}]="crypt"
+      ((i++))
+    elif [[ ${file} =~ redis ]]; then
+      echo "[ ${i} ] - Redis DB"
+      FILE_SELECTION[${i}]="redis"
+      ((i++))
+    elif [[ ${file} =~ rspamd ]]; then
+      BACKUP_ARCH=$(find "${FOLDER_SELECTION[${input_sel}]}" \( -name '*x86*' -o -name '*aarch*' \) -exec basename {} \; | sed 's/^\.//' | sed 's/^\.//')
+      if [[ "${BACKUP_ARCH}" == "" ]]; then
+        echo "[ ${i} ] - Rspamd data (unkown Arch detected, restore with caution!)"
+        FILE_SELECTION[${i}]="rspamd"
+        ((i++))
+      elif [[ $ARCH != "${BACKUP_ARCH}" ]]; then
+        echo -e "\e[31m[ NaN ] - Rspamd data (incompatible Arch, cannot restore it)\e[0m"
+      else
+        echo "[ ${i} ] - Rspamd data"
+        FILE_SELECTION[${i}]="rspamd"
+        ((i++))
+      fi
+    elif [[ ${file} =~ postfix ]]; then
+      echo "[ ${i} ] - Postfix data"
+      FILE_SELECTION[${i}]="postfix"
+      ((i++))
+    elif [[ ${file} =~ mysql ]] || [[ ${file} =~ mariadb ]]; then
+      echo "[ ${i} ] - SQL DB"
+      FILE_SELECTION[${i}]="mysql"
+      ((i++))
+    fi
+  done
+  echo
+  input_sel=-1
+  while ! [[ "${input_sel}" =~ ^[0-9]+$ ]] || [[ ${input_sel} -lt 0 || ${input_sel} -ge ${i} ]]; do
+    prompt "Select a dataset to restore: " input_sel || stdin_closed
+  done
+  echo "Restoring ${FILE_SELECTION[${input_sel}]} from ${RESTORE_POINT}..."
+  action "restore-selected ${FILE_SELECTION[${input_sel}]//$'\n'/ }"
+  restore "${RESTORE_POINT}" ${FILE_SELECTION[${input_sel}]}
+fi
