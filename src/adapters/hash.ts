@@ -27,7 +27,6 @@ export function createHashPool(threads = Math.min(4, availableParallelism())): H
       else if (m.error) p.reject(new Error(`cannot read a file to hash it: ${m.error}`));
       else p.resolve({ hash: m.hash!, size: m.size! });
     });
-    w.unref();
   });
   return {
     hash(path) {

@@ -35,7 +35,8 @@ export async function rsyncUpload(exec: Exec, log: Logger, a: UploadArgs, what: 
       if (stream === 'stdout') {
         const item = parseItemize(line);
         if (item) {
-          if (item.code.startsWith('>f')) transferred.add(item.path);
+          // '<f' is a file sent to the box (upload); '>f' one received (when the box is the source).
+          if (/^[<>]f/.test(item.code)) transferred.add(item.path);
           return;
         }
         if (/^(Number of|Total|Literal data|Matched data|File list|sent |total size)/.test(line)) statLines.push(line);

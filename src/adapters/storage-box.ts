@@ -73,9 +73,9 @@ export class StorageBox {
     const res = await this.exec('ssh', sshCommandArgs(this.target, command), {
       what: `the Storage Box command '${words[0]}'`,
       capture: true,
-      okCodes: [0, ...(opts.okCodes ?? []), REFUSAL_EXIT],
       timeoutMs: 600_000,
       ...opts,
+      okCodes: [0, ...(opts.okCodes ?? []), REFUSAL_EXIT],
     });
     if (res.exitCode === REFUSAL_EXIT || res.stdout.includes(REFUSAL_TEXT)) {
       throw new UserError(opts.errorKind ?? 'failed', `the Storage Box refused '${words[0]}' (exit ${res.exitCode}: "${REFUSAL_TEXT}"); its shell no longer offers this command`);

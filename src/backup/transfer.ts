@@ -8,7 +8,7 @@ import { rsyncUpload } from '../adapters/rsync.js';
 import { UserError } from '../errors.js';
 import { isShellSafe } from '../plan/box-command.js';
 import { judgeMismatch, type ManifestEntry } from '../plan/manifest.js';
-import { rsyncRemoteShell, remoteSpec, type UploadArgs } from '../plan/transport-args.js';
+import { parseItemize, rsyncRemoteShell, remoteSpec, type UploadArgs } from '../plan/transport-args.js';
 import type { RunContext } from './context.js';
 
 export const VMAIL_DIR = 'vmail';
@@ -172,8 +172,9 @@ async function rsyncChecksumDiff(ctx: RunContext, staging: string, files: { sour
         what: 'checking files on the Storage Box with rsync --checksum',
         okCodes: [0, 23, 24],
         onLine: (line, stream) => {
-          const m = /^[<>ch.][f]([^ ]{9}) (.+)$/.exec(line);
-          if (stream === 'stdout' && m && (m[1]!.includes('c') || m[1]!.startsWith('+'))) differing.push(src.prefix ? `${src.prefix}/${m[2]}` : m[2]!);
+          // In a --checksum dry run every file rsync would send is one whose content differs.
+          const item = stream === 'stdout' ? parseItemize(line) : undefined;
+          if (item && /^[<>]f/.test(item.code)) differing.push(src.prefix ? `${src.prefix}/${item.path}` : item.path);
         },
       },
     );

@@ -11,7 +11,10 @@ import { TOOL_VERSION } from '../version.js';
 import { UserError } from '../errors.js';
 import type { RunContext } from '../backup/context.js';
 import { EXIT } from './exit-codes.js';
-import { buildContext, installSignalHandlers, reportError } from './main.js';
+import { buildContext, exitOf, installSignalHandlers, reportError } from './main.js';
+import { notifyAfterRun, notifyStart, runTestEmail, type NotifyDeps } from '../notify/after-run.js';
+import { statusReport } from '../notify/status-command.js';
+import type { RunSummary } from '../plan/report.js';
 
 const USAGE = `usage: backup-to-hetzner [COMMAND] [--config PATH] [--debug]
 
@@ -20,6 +23,8 @@ commands:
   list           published backups on the Storage Box (--json for scripts)
   check          every precondition with OK/WARN/FAIL and a fix; writes only a probe it removes
   prune          apply retention now (--dry-run prints the plan and deletes nothing)
+  status         last run, age of the newest backup on the box; exit 6 when unhealthy (--json)
+  test-email     send a test report through the configured SMTP server and show the dialogue
 
 options:
   --config PATH  config file (default /etc/mailcow-backup/.env, or $MAILCOW_BACKUP_CONFIG)
@@ -28,7 +33,9 @@ options:
   --debug        more detail in the log
   --version, --help`;
 
-const COMMANDS = ['run', 'list', 'check', 'prune'] as const;
+const COMMANDS = ['run', 'list', 'check', 'prune', 'status', 'test-email'] as const;
+
+const notifyDeps = (ctx: RunContext): NotifyDeps => ({ config: ctx.config, log: ctx.log, now: ctx.now, exec: ctx.exec, toolVersion: TOOL_VERSION });
 
 async function main(argv: string[]): Promise<number> {
   let parsed;
@@ -71,9 +78,49 @@ async function main(argv: string[]): Promise<number> {
     switch (command) {
       case 'run': {
         ctx.log.info(`backup-to-hetzner ${TOOL_VERSION}: starting a backup of ${ctx.config.MAILCOW_PATH} to ${ctx.config.HETZNER_USER}@${ctx.config.HETZNER_HOST}:${ctx.config.HETZNER_REMOTE_PATH}`);
-        const summary = await runBackup(ctx);
+        const nd = notifyDeps(ctx);
+        await notifyStart(nd);
+        let summary: RunSummary;
+        try {
+          summary = await runBackup(ctx);
+        } catch (e) {
+          // The report goes out whatever happened; a failed notice never changes the exit code.
+          const failed = (e as { summary?: RunSummary }).summary;
+          if (failed) {
+            reportError(e, ctx.log, sig.received());
+            failed.exitCode = exitOf(e, sig.received());
+            for (const l of summaryText(failed)) ctx.log.info(l);
+            await notifyAfterRun(nd, failed);
+            return failed.exitCode;
+          }
+          throw e;
+        }
         for (const l of summaryText(summary)) ctx.log.info(l);
+        await notifyAfterRun(nd, summary);
         return summary.exitCode;
+      }
+      case 'test-email': {
+        const r = await runTestEmail(notifyDeps(ctx));
+        process.stdout.write(r.lines.join('\n') + '\n');
+        return r.configProblem ? EXIT.config : r.ok ? EXIT.ok : EXIT.failed;
+      }
+      case 'status': {
+        const c = ctx;
+        const r = await statusReport({
+          config: ctx.config,
+          now: ctx.now,
+          newestOnBox: async () => {
+            await c.box.connect();
+            try {
+              const l = await listBackups(c, { sizes: false });
+              return l[0] && { name: l[0].name, date: l[0].date };
+            } finally {
+              await c.box.close();
+            }
+          },
+        });
+        process.stdout.write(values.json ? JSON.stringify(r.json, null, 2) + '\n' : r.lines.join('\n') + '\n');
+        return r.healthy ? EXIT.ok : EXIT.unhealthy;
       }
       case 'list': {
         await ctx.box.connect();
@@ -109,10 +156,7 @@ async function main(argv: string[]): Promise<number> {
     }
     throw new UserError('config', `unknown command ${command}`);
   } catch (e) {
-    const summary = (e as { summary?: Parameters<typeof summaryText>[0] }).summary;
-    const code = reportError(e, ctx?.log, sig.received());
-    if (summary && ctx) for (const l of summaryText(summary)) ctx.log.info(l);
-    return code;
+    return reportError(e, ctx?.log, sig.received());
   } finally {
     await ctx?.log.close();
   }

@@ -60,19 +60,28 @@ export function boxTargetOf(c: Config) {
   };
 }
 
+/** The exit code an error stands for, from the one table in exit-codes.ts. */
+export function exitOf(e: unknown, signalReceived?: NodeJS.Signals): number {
+  if (signalReceived) return signalReceived === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
+  if (isUserError(e)) {
+    const summary = (e as { summary?: { exitCode: number } }).summary;
+    return summary?.exitCode === EXIT.partial ? EXIT.partial : exitCodeFor(e.kind);
+  }
+  return EXIT.internal;
+}
+
 /** Prints an error the way an admin should read it: one line (plus details), no stack. */
 export function reportError(e: unknown, log: Logger | undefined, signalReceived?: NodeJS.Signals): number {
   if (signalReceived) {
     const msg = `interrupted by ${signalReceived}: nothing was published by this run; the lock is released and temporary files removed`;
     log ? log.error(msg) : process.stderr.write(`error: ${msg}\n`);
-    return signalReceived === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
+    return exitOf(e, signalReceived);
   }
   if (isUserError(e)) {
     const write = (l: string) => (log ? log.error(l) : process.stderr.write(`error: ${l}\n`));
     write(e.message);
     for (const d of e.details.slice(0, 20)) log ? log.info(`  ${d}`) : process.stderr.write(`  ${d}\n`);
-    const summary = (e as { summary?: { exitCode: number } }).summary;
-    return summary?.exitCode === EXIT.partial ? EXIT.partial : exitCodeFor(e.kind);
+    return exitOf(e);
   }
   const err = e as Error;
   const msg = `internal error (this should never happen): ${err?.message ?? String(e)}; please report it with the log`;

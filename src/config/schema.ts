@@ -101,6 +101,7 @@ export const KEY_DOCS: KeyDoc[] = [
   { key: 'SMTP_HOST', group: 'Notifications', help: "SMTP server; mailcow's postfix on this host by default.", example: 'localhost', defaultText: 'localhost' },
   { key: 'SMTP_PORT', group: 'Notifications', help: 'SMTP port.', example: '25', defaultText: '25' },
   { key: 'SMTP_USER', group: 'Notifications', help: 'SMTP login, if the server wants one.', example: 'backup@example.com' },
+  { key: 'SMTP_TLS_CA', group: 'Notifications', help: "Extra CA certificate (PEM file) trusted for the SMTP server's certificate besides the system CAs; empty: system CAs only.", example: '/etc/mailcow-backup/smtp-ca.pem' },
   { key: 'SMTP_PASSWORD', group: 'Notifications', help: 'SMTP password (never logged).', example: 'secret', secret: true },
   { key: 'HEALTHCHECK_URL', group: 'Monitoring', help: 'Dead-man switch ping URL (healthchecks.io style: /start, success, /fail).', example: 'https://hc-ping.com/your-uuid' },
   { key: 'STATUS_FILE', group: 'Monitoring', help: 'JSON status of the last run.', example: '/var/lib/mailcow-backup/status.json', defaultText: '/var/lib/mailcow-backup/status.json' },
@@ -115,7 +116,8 @@ const docOf = (key: string) => {
 };
 
 function withDefault<T extends z.ZodTypeAny>(key: string, schema: T) {
-  return schema.default(docOf(key).defaultText as never).describe(docOf(key).help);
+  // prefault, not default: zod 4 returns a default as is, and ours are text that must be parsed.
+  return schema.prefault(docOf(key).defaultText as never).describe(docOf(key).help);
 }
 
 export const configSchema = z.object({
@@ -182,6 +184,7 @@ export const configSchema = z.object({
   SMTP_PORT: withDefault('SMTP_PORT', int(1, 65535)),
   SMTP_USER: optional(z.string().max(256)).describe(docOf('SMTP_USER').help),
   SMTP_PASSWORD: optional(z.string().max(1024)).describe(docOf('SMTP_PASSWORD').help),
+  SMTP_TLS_CA: optional(absPath()).describe(docOf('SMTP_TLS_CA').help),
   HEALTHCHECK_URL: optional(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })).describe(docOf('HEALTHCHECK_URL').help),
   STATUS_FILE: withDefault('STATUS_FILE', absPath()),
   PROMETHEUS_TEXTFILE: optional(absPath()).describe(docOf('PROMETHEUS_TEXTFILE').help),

@@ -1,0 +1,33 @@
+// What an install put where, kept in INSTALL_DIR/install-manifest.json so that --uninstall removes
+// exactly that (and, with --purge, the config, state, logs and local dumps it names).
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const MANIFEST_NAME = 'install-manifest.json';
+
+export interface InstallManifest {
+  version: string;
+  /** Host paths (as on the target system, not below --root). */
+  configPath: string;
+  installDir: string;
+  units: string[];
+  logrotateFile: string;
+  links: string[];
+  motdFile: string;
+  /** Kept by --uninstall, removed by --purge. */
+  data: { stateDir: string; tempDir: string; logFile: string; statusFile: string };
+  /** Folders created by an install (real paths), removed by --uninstall when empty. */
+  createdDirs: string[];
+}
+
+export function readManifest(realInstallDir: string): InstallManifest | undefined {
+  try {
+    return JSON.parse(readFileSync(join(realInstallDir, MANIFEST_NAME), 'utf8')) as InstallManifest;
+  } catch {
+    return undefined;
+  }
+}
+
+export function renderManifest(m: InstallManifest): string {
+  return JSON.stringify(m, null, 2) + '\n';
+}

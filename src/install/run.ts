@@ -1,0 +1,153 @@
+// The installer, step by step: preflight, config, SSH, program, units and logrotate, systemd,
+// check. Each step prints what it did (or, with --dry-run, what it would do). Returns the exit code.
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { Exec } from '../adapters/exec.js';
+import { EXIT } from '../cli/exit-codes.js';
+import { KEY_DOCS } from '../config/schema.js';
+import { TOOL_VERSION } from '../version.js';
+import { ensureConfig } from './config-file.js';
+import { layoutFor, rooted, UNIT_NAMES, type Layout } from './layout.js';
+import { renderLogrotate } from './logrotate.js';
+import { MANIFEST_NAME, readManifest, renderManifest, type InstallManifest } from './manifest.js';
+import type { InstallOptions } from './options.js';
+import { Ops, type Out } from './ops.js';
+import { checkBasics, checkMailcow, checkTools, isMailcowFolder, mailcowCandidates } from './preflight.js';
+import { binsOf, installProgram, linkCommands } from './program.js';
+import type { Asker } from './prompts.js';
+import { ensureKey, offerKeyUpload, pinBoxHostKey } from './ssh-setup.js';
+import { checkCalendar, enableTimer, runCheck, startFirstBackup } from './systemctl.js';
+import { renderUnits } from './units.js';
+
+export interface InstallDeps {
+  exec: Exec;
+  asker: Asker;
+  out: Out;
+  packageRoot: string;
+  /** Absolute path of the node that runs the service (default: the one running the installer). */
+  nodePath?: string;
+  /** For tests: pretend to be root / another PATH. */
+  euid?: number;
+  pathEnv?: string;
+}
+
+/** Host path of a real path below --root. */
+export function unrooted(root: string, real: string): string {
+  if (root === '/' || !real.startsWith(root + '/')) return real;
+  return real.slice(root.length);
+}
+
+export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promise<number> {
+  const { exec, asker, out } = deps;
+  const nodePath = deps.nodePath ?? process.execPath;
+  const layout: Layout = layoutFor(opts.root, opts.installDir, opts.configPath);
+  const secretKeys = KEY_DOCS.filter((d) => d.secret).map((d) => d.key);
+  const ops = new Ops(opts.dryRun, exec, out, secretKeys);
+  const R = (p: string) => rooted(opts.root, p);
+  if (opts.dryRun) out.info('dry run: nothing is written, no command that changes anything is run');
+  if (opts.root !== '/') out.info(`installing below ${opts.root} (no systemctl${opts.check ? '' : ', no check'})`);
+
+  out.step('Preflight');
+  await checkBasics({ root: opts.root, dryRun: opts.dryRun, euid: deps.euid, pathEnv: deps.pathEnv }, out);
+  await checkTools({ root: opts.root, dryRun: opts.dryRun, pathEnv: deps.pathEnv }, asker, exec, out);
+  const cal = await checkCalendar(exec, opts.onCalendar, opts.root === '/');
+  out.ok(`schedule '${opts.onCalendar}'${cal?.next ? `: next ${cal.next} (plus up to ${opts.randomizedDelay})` : cal ? '' : ' (systemd-analyze not found: not checked)'}`);
+  const candidates = await mailcowCandidates(exec, opts.root);
+  if (candidates.length) out.ok(`mailcow found: ${candidates.join(', ')}`);
+  else out.info('mailcow not found in /opt/mailcow-dockerized or among running compose projects');
+
+  out.step(`Config ${R(layout.configPath)}`);
+  const { config } = await ensureConfig(opts, asker, ops, {
+    suggestions: candidates[0] ? { MAILCOW_PATH: candidates[0] } : {},
+    extraChecks: asker.interactive ? { MAILCOW_PATH: (v) => (isMailcowFolder(R(v)) ? true : 'is not a mailcow-dockerized folder (no mailcow.conf and helper-scripts/backup_and_restore.sh)') } : {},
+    verify: (c) => checkMailcow(opts.root, c.MAILCOW_PATH),
+  });
+  out.ok(`mailcow ${config.MAILCOW_PATH}; box ${config.HETZNER_USER}@${config.HETZNER_HOST}:${config.HETZNER_PORT}, folder ${config.HETZNER_REMOTE_PATH}`);
+
+  out.step('SSH');
+  const key = await ensureKey(opts, config, asker, ops);
+  await pinBoxHostKey(opts, config, asker, ops, exec);
+  if (key.present || key.generated) await offerKeyUpload(opts, config, asker, ops, exec, key.generated);
+
+  out.step(`Program ${R(layout.installDir)}`);
+  const programParams = { packageRoot: deps.packageRoot, layout, nodePath, skipNpm: opts.skipNpm };
+  const previous = readManifest(R(layout.installDir));
+  await installProgram(programParams, ops);
+  const links = await linkCommands(programParams, ops);
+
+  out.step('Folders, units and logrotate');
+  await ops.mkdir(R(config.STATE_DIR), 0o700);
+  await ops.mkdir(R(config.TEMP_BACKUP_DIR), 0o700);
+  await ops.ensureDir(R(dirname(config.STATUS_FILE)), 0o700);
+  await ops.ensureDir(R(dirname(config.LOG_FILE)), 0o755);
+  if (!existsSync(R(config.LOG_FILE))) await ops.writeFile(R(config.LOG_FILE), '', 0o600);
+  out.ok(`state ${config.STATE_DIR} (0700), temp ${config.TEMP_BACKUP_DIR} (0700), log ${config.LOG_FILE} (0600)`);
+  const units = renderUnits({
+    nodePath,
+    installDir: layout.installDir,
+    configPath: layout.configPath,
+    onCalendar: opts.onCalendar,
+    randomizedDelay: opts.randomizedDelay,
+    timeoutStart: opts.timeoutStart,
+    motdFile: layout.motdFile,
+    config,
+  });
+  const unitFiles: [string, string][] = [
+    [UNIT_NAMES.service, units.service],
+    [UNIT_NAMES.timer, units.timer],
+    [UNIT_NAMES.failure, units.failure],
+  ];
+  for (const [name, text] of unitFiles) {
+    const path = join(R(layout.unitDir), name);
+    const r = await ops.writeFile(path, text, 0o644);
+    out.ok(`${path} (${r})`);
+  }
+  const lr = await ops.writeFile(R(layout.logrotateFile), renderLogrotate(config.LOG_FILE), 0o644);
+  out.ok(`${R(layout.logrotateFile)} (${lr})`);
+
+  const manifest: InstallManifest = {
+    version: TOOL_VERSION,
+    configPath: layout.configPath,
+    installDir: layout.installDir,
+    units: unitFiles.map(([n]) => join(layout.unitDir, n)),
+    logrotateFile: layout.logrotateFile,
+    links: links.map((l) => unrooted(opts.root, l)),
+    motdFile: layout.motdFile,
+    data: { stateDir: config.STATE_DIR, tempDir: config.TEMP_BACKUP_DIR, logFile: config.LOG_FILE, statusFile: config.STATUS_FILE },
+    createdDirs: [...new Set([...(previous?.createdDirs ?? []), ...ops.createdDirs.map((d) => unrooted(opts.root, d))])].filter(
+      (d) => !d.startsWith(layout.installDir + '.') && d !== layout.installDir && !d.startsWith(layout.installDir + '/'),
+    ),
+  };
+  if (!opts.dryRun) await ops.writeFile(join(R(layout.installDir), MANIFEST_NAME), renderManifest(manifest), 0o644);
+
+  out.step('systemd');
+  if (opts.root === '/') await enableTimer(ops);
+  else out.info(`skipped under --root: systemctl daemon-reload; systemctl enable --now ${UNIT_NAMES.timer}`);
+
+  const shouldCheck = opts.check ?? opts.root === '/';
+  let checked: boolean | undefined;
+  if (shouldCheck) {
+    out.step('backup-to-hetzner check');
+    const cli = binsOf(deps.packageRoot)['backup-to-hetzner'] ?? 'dist/src/cli/backup-to-hetzner.js';
+    checked = await runCheck(exec, ops, nodePath, join(R(layout.installDir), cli), R(layout.configPath));
+  }
+
+  if (checked && opts.root === '/' && !opts.dryRun) {
+    const go = opts.firstBackup || (asker.interactive && (await asker.confirm({ name: 'firstBackup', message: 'Start the first backup now (in the background)?', default: false })));
+    if (go) await startFirstBackup(ops);
+  }
+
+  out.step('Done');
+  if (opts.dryRun) {
+    out.info('dry run: nothing was changed');
+    return EXIT.ok;
+  }
+  if (checked === false) {
+    out.warn(`installed, but tonight's backup would fail: fix the FAIL lines above, then run: backup-to-hetzner check --config ${layout.configPath}`);
+    return EXIT.preflight;
+  }
+  out.ok(`installed mailcow cold standby ${TOOL_VERSION}; the timer runs '${opts.onCalendar}'${shouldCheck ? ' and the check passed' : ''}`);
+  out.info(`config: ${layout.configPath}   log: ${config.LOG_FILE}   journal: journalctl -u ${UNIT_NAMES.service}`);
+  out.info(`run now: systemctl start ${UNIT_NAMES.service}   list backups: backup-to-hetzner list`);
+  return EXIT.ok;
+}

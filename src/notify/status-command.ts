@@ -1,0 +1,91 @@
+// `backup-to-hetzner status`: the last run and its result (from the status file), the age of the
+// newest verified backup on the box (asked of the box when a function for it is given, else
+// taken from the status file), and a verdict: healthy or not, for the exit code.
+import { age, duration } from '../plan/human.js';
+import { readStatus, type RunStatus } from './status-file.js';
+
+export interface NewestBackup {
+  name: string;
+  /** When the backup was taken (its name's time). */
+  date: Date | string;
+}
+
+export interface StatusDeps {
+  config: { STATUS_FILE: string; STALE_AFTER_HOURS: number };
+  now: () => Date;
+  /** Asks the box for its newest published (= verified) backup; undefined when there is none. */
+  newestOnBox?: () => Promise<NewestBackup | undefined>;
+  /** Reads the status file; defaults to readStatus(config.STATUS_FILE). */
+  readStatus?: (path: string) => Promise<RunStatus | undefined>;
+}
+
+export interface StatusReport {
+  healthy: boolean;
+  lines: string[];
+  /** Reasons it is not healthy (empty when healthy). */
+  problems: string[];
+  json: {
+    healthy: boolean;
+    problems: string[];
+    lastRun?: RunStatus;
+    newestBackup?: { name: string; date: string; ageHours: number; source: 'box' | 'status-file' };
+    staleAfterHours: number;
+  };
+}
+
+const local = (d: Date) => d.toLocaleString('sv-SE').slice(0, 16);
+
+export async function statusReport(deps: StatusDeps): Promise<StatusReport> {
+  const now = deps.now();
+  const threshold = deps.config.STALE_AFTER_HOURS;
+  const lines: string[] = [];
+  const problems: string[] = [];
+  const read = deps.readStatus ?? readStatus;
+
+  let st: RunStatus | undefined;
+  try {
+    st = await read(deps.config.STATUS_FILE);
+  } catch (e) {
+    problems.push((e as Error).message);
+  }
+  if (st) {
+    const end = new Date(st.finishedAt);
+    const verdict = st.result === 'ok' ? 'OK' : st.result === 'partial' ? `PARTIAL (published, then ${st.failedPhase ?? '?'} failed)` : `FAILED in ${st.failedPhase ?? '?'}`;
+    lines.push(`last run       ${local(end)} (${age(now.getTime() - end.getTime())} ago), took ${duration(st.durationMs)}: ${verdict}${st.backupName ? `, ${st.backupName}` : ''}`);
+    if (st.result !== 'ok') {
+      if (st.error) lines.push(`  error        ${st.error}`);
+      if (st.consecutiveFailures > 1) lines.push(`  failing      ${st.consecutiveFailures} runs in a row${st.failingSince ? `, since ${local(new Date(st.failingSince))}` : ''}`);
+      lines.push(`  log          less +G ${st.logFile}`);
+      problems.push(st.result === 'partial' ? `the last run published its backup, but ${st.failedPhase ?? 'a later step'} failed` : `the last run failed in ${st.failedPhase ?? 'an unknown phase'}`);
+    }
+  } else if (!problems.length) {
+    lines.push(`last run       none recorded (${deps.config.STATUS_FILE} does not exist yet)`);
+  }
+
+  let newest: StatusReport['json']['newestBackup'];
+  if (deps.newestOnBox) {
+    try {
+      const b = await deps.newestOnBox();
+      if (b) newest = { name: b.name, date: new Date(b.date).toISOString(), ageHours: 0, source: 'box' };
+    } catch (e) {
+      problems.push(`the Storage Box could not be asked for its backups: ${(e as Error).message}`);
+    }
+  } else if (st?.lastSuccessAt && st.lastSuccessBackup) {
+    newest = { name: st.lastSuccessBackup, date: st.lastSuccessAt, ageHours: 0, source: 'status-file' };
+  }
+  if (newest) {
+    newest.ageHours = Math.round(((now.getTime() - Date.parse(newest.date)) / 3_600_000) * 10) / 10;
+    lines.push(`newest backup  ${newest.name}, ${age(now.getTime() - Date.parse(newest.date))} old (${newest.source === 'box' ? 'published and verified on the box' : 'from the status file; the box was not asked'})`);
+    if (newest.ageHours > threshold) {
+      lines.push(`WARNING        the newest verified backup is older than ${threshold} h (STALE_AFTER_HOURS): backups are not being made`);
+      problems.push(`the newest verified backup is ${newest.ageHours} h old (more than ${threshold} h)`);
+    }
+  } else if (!problems.some((p) => p.startsWith('the Storage Box'))) {
+    lines.push(`newest backup  none${deps.newestOnBox ? ' on the box' : ' recorded'}`);
+    problems.push('there is no verified backup');
+  }
+  for (const p of problems) if (!lines.some((l) => l.includes(p))) lines.push(`problem        ${p}`);
+  const healthy = problems.length === 0;
+  lines.push(healthy ? 'healthy' : `NOT healthy (${problems.length} problem${problems.length === 1 ? '' : 's'})`);
+  return { healthy, lines, problems, json: { healthy, problems, lastRun: st, newestBackup: newest, staleAfterHours: threshold } };
+}

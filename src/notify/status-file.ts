@@ -1,0 +1,167 @@
+// The last run's result on disk: a JSON status file (read by `status` and by the next run, for
+// the "recovered" message) and, optionally, a Prometheus textfile-collector file. Both are
+// written atomically (temporary file in the same folder, fsync, rename), so a reader never
+// sees half a file; node_exporter ignores the temporary name (it does not end in .prom).
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import type { RunSummary } from '../plan/report.js';
+import { resultOf, type RunResult } from './compose.js';
+
+export const STATUS_VERSION = 1;
+
+export interface RunStatus {
+  version: number;
+  host: string;
+  result: RunResult;
+  exitCode: number;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  backupName?: string;
+  failedPhase?: string;
+  /** One line, redacted. */
+  error?: string;
+  files?: number;
+  backupBytes?: number;
+  bytesSent?: number;
+  addedOnBoxBytes?: number;
+  backupsKept?: number;
+  box?: { usedBytes: number; availableBytes: number; sizeBytes: number };
+  phases: { phase: string; ms: number }[];
+  warnings: string[];
+  logFile: string;
+  /** Carried over from run to run. */
+  lastSuccessAt?: string;
+  lastSuccessBackup?: string;
+  /** The result of the run before this one (undefined: none recorded). */
+  previousResult?: RunResult;
+  /** Failed runs in a row, this one included (0 after a success). */
+  consecutiveFailures: number;
+  /** When the current failure streak began; set while failing, cleared by a success. */
+  failingSince?: string;
+  toolVersion?: string;
+}
+
+/** PURE: the status this run leaves, from its summary and the one the previous run left. */
+export function nextStatus(prev: RunStatus | undefined, s: RunSummary, opts: { now: Date; redact: (t: string) => string; toolVersion?: string }): RunStatus {
+  const result = resultOf(s);
+  const finishedAt = s.finishedAt ?? opts.now.toISOString();
+  const durationMs = Math.max(0, Date.parse(finishedAt) - Date.parse(s.startedAt)) || 0;
+  const published = result !== 'failed';
+  const failing = result !== 'ok';
+  const st: RunStatus = {
+    version: STATUS_VERSION,
+    host: s.host,
+    result,
+    exitCode: s.exitCode,
+    startedAt: s.startedAt,
+    finishedAt,
+    durationMs,
+    backupName: s.backupName,
+    failedPhase: s.failedPhase,
+    error: s.error === undefined ? undefined : opts.redact(s.error.replace(/[\r\n]+/g, ' ')),
+    files: s.files,
+    backupBytes: s.backupBytes,
+    bytesSent: s.bytesSent,
+    addedOnBoxBytes: s.addedOnBoxBytes,
+    backupsKept: s.backupsKept,
+    box: s.box,
+    phases: s.phases.map((p) => ({ phase: p.phase, ms: Math.round(p.ms) })),
+    warnings: s.warnings.map((w) => opts.redact(w)),
+    logFile: s.logFile,
+    // A partial run published a verified backup: it is the newest good one.
+    lastSuccessAt: published ? finishedAt : prev?.lastSuccessAt,
+    lastSuccessBackup: published ? s.backupName : prev?.lastSuccessBackup,
+    previousResult: prev?.result,
+    consecutiveFailures: failing ? (prev?.consecutiveFailures ?? 0) + 1 : 0,
+    failingSince: failing ? (prev && prev.result !== 'ok' && prev.failingSince ? prev.failingSince : finishedAt) : undefined,
+    toolVersion: opts.toolVersion,
+  };
+  return JSON.parse(JSON.stringify(st)) as RunStatus; // drops the undefined keys
+}
+
+/** Writes a file so that readers see the old or the new content, never a part. */
+export async function writeAtomic(path: string, content: string, mode = 0o644): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = join(dirname(path), `.${basename(path)}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    const fh = await open(tmp, 'wx', mode);
+    try {
+      await fh.writeFile(content, 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true }).catch(() => undefined);
+    throw e;
+  }
+}
+
+export async function writeStatus(path: string, status: RunStatus): Promise<void> {
+  await writeAtomic(path, JSON.stringify(status, null, 2) + '\n');
+}
+
+/** undefined when there is no status file yet; throws when it exists but cannot be read. */
+export async function readStatus(path: string): Promise<RunStatus | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new Error(`cannot read the status file ${path}: ${(e as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new Error(`the status file ${path} is not valid JSON`);
+  }
+  const p = parsed as Partial<RunStatus>;
+  if (!p || typeof p !== 'object' || !['ok', 'partial', 'failed'].includes(String(p.result)) || typeof p.finishedAt !== 'string') {
+    throw new Error(`the status file ${path} does not hold a run status`);
+  }
+  return { phases: [], warnings: [], consecutiveFailures: 0, ...p } as RunStatus;
+}
+
+const PREFIX = 'mailcow_backup';
+
+function labelValue(v: string): string {
+  return v.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+/** PURE: the Prometheus text exposition of the last run (node_exporter textfile collector). */
+export function renderPrometheus(st: RunStatus): string {
+  const out: string[] = [];
+  const metric = (name: string, help: string, value: number | undefined, labels?: Record<string, string>) => {
+    if (value === undefined || !Number.isFinite(value)) return;
+    const full = `${PREFIX}_${name}`;
+    if (!out.includes(`# TYPE ${full} gauge`)) out.push(`# HELP ${full} ${help}`, `# TYPE ${full} gauge`);
+    const l = labels ? `{${Object.entries(labels).map(([k, v]) => `${k}="${labelValue(v)}"`).join(',')}}` : '';
+    out.push(`${full}${l} ${value}`);
+  };
+  const secs = (iso: string | undefined) => (iso ? Date.parse(iso) / 1000 : undefined);
+  metric('last_run_timestamp_seconds', 'End of the last run, Unix time.', secs(st.finishedAt));
+  metric('last_run_success', '1 when the last run published and verified a backup (also when a later step failed), else 0.', st.result === 'failed' ? 0 : 1);
+  for (const r of ['ok', 'partial', 'failed'] as const) metric('last_run_result', 'Result of the last run: ok, partial (published, a later step failed) or failed.', st.result === r ? 1 : 0, { result: r });
+  metric('last_run_exit_code', 'Exit code of the last run.', st.exitCode);
+  metric('last_run_duration_seconds', 'Duration of the last run.', st.durationMs / 1000);
+  for (const p of st.phases) metric('last_run_phase_duration_seconds', 'Duration of each phase of the last run.', p.ms / 1000, { phase: p.phase });
+  metric('last_success_timestamp_seconds', 'End of the last run that published a verified backup, Unix time.', secs(st.lastSuccessAt));
+  metric('consecutive_failures', 'Failed runs in a row.', st.consecutiveFailures);
+  metric('last_backup_size_bytes', 'Size of the backup the last run made.', st.backupBytes);
+  metric('last_backup_files', 'Files in the backup the last run made.', st.files);
+  metric('last_run_sent_bytes', 'Bytes the last run sent to the Storage Box.', st.bytesSent);
+  metric('last_run_added_on_box_bytes', 'Space the last backup added on the box (hard links counted once).', st.addedOnBoxBytes);
+  metric('backups_kept', 'Published backups on the box after retention.', st.backupsKept);
+  metric('box_used_bytes', 'Used space on the Storage Box.', st.box?.usedBytes);
+  metric('box_available_bytes', 'Free space on the Storage Box.', st.box?.availableBytes);
+  metric('box_size_bytes', 'Size of the Storage Box.', st.box?.sizeBytes);
+  return out.join('\n') + '\n';
+}
+
+export async function writePrometheus(path: string, st: RunStatus): Promise<void> {
+  await writeAtomic(path, renderPrometheus(st));
+}

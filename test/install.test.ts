@@ -1,0 +1,393 @@
+// The installer, run for real into temporary roots (--root), against the Storage Box stand-in on
+// loopback for the host-key step, and checked with the real systemd-analyze and logrotate.
+// The program copy uses --skip-npm (implied by --root): production packages are copied from this
+// checkout's node_modules, so the tests stay offline and fast.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parse } from 'dotenv';
+import { startStorageBox, type StorageBox } from '../src/sandbox/storage-box.js';
+import { createStandinMailcow } from '../src/sandbox/mailcow-standin.js';
+import { createExec } from '../src/adapters/exec.js';
+import { HETZNER_FINGERPRINTS } from '../src/adapters/host-key.js';
+import { envValue, renderEnv } from '../src/install/config-file.js';
+import { resolveOptions } from '../src/install/options.js';
+import { scriptedAsker, unattendedAsker } from '../src/install/prompts.js';
+import { runInstall } from '../src/install/run.js';
+import { findPackageRoot } from '../src/install/layout.js';
+import type { Out } from '../src/install/ops.js';
+import { renderUnits, tempBindLine, homeBinds } from '../src/install/units.js';
+import { configSchema } from '../src/config/schema.js';
+import { packageManagerOf, installCommand } from '../src/install/preflight.js';
+
+const INSTALL_JS = fileURLToPath(new URL('../install.js', import.meta.url));
+const PKG = findPackageRoot();
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { env: { ...process.env, ...env }, maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
+      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+const installer = (args: string[], env: NodeJS.ProcessEnv = {}) => run(process.execPath, [INSTALL_JS, ...args], env);
+
+/** Every path below root (node_modules and the mailcow stand-in summarized): type, mode, content hash or link target. */
+function snapshot(root: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const walk = (dir: string) => {
+    for (const name of fs.readdirSync(dir)) {
+      const p = path.join(dir, name);
+      const rel = path.relative(root, p);
+      const st = fs.lstatSync(p);
+      const mode = (st.mode & 0o7777).toString(8);
+      if (st.isSymbolicLink()) out.set(rel, `link ${fs.readlinkSync(p)}`);
+      else if (st.isDirectory()) {
+        out.set(rel, `dir ${mode}`);
+        walk(p);
+      } else out.set(rel, `file ${mode} ${createHash('sha256').update(fs.readFileSync(p)).digest('hex').slice(0, 16)}`);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+const modeOf = (p: string) => fs.statSync(p).mode & 0o777;
+
+function capture(): Out & { lines: string[] } {
+  const lines: string[] = [];
+  return { lines, step: (t) => lines.push(`== ${t}`), ok: (l) => lines.push(`ok ${l}`), info: (l) => lines.push(`   ${l}`), warn: (l) => lines.push(`WARN ${l}`) };
+}
+
+describe('installer', () => {
+  let tmp: string;
+  let box: StorageBox;
+  let base: string[];
+
+  /** A fresh root with a mailcow stand-in at /opt/mailcow-dockerized and the box's client key as root's key. */
+  const vmailOf = new Map<string, string>();
+  async function makeRoot(name: string): Promise<string> {
+    const root = path.join(tmp, name);
+    const mc = await createStandinMailcow(path.join(root, 'opt/mailcow-dockerized'));
+    vmailOf.set(root, mc.volume('vmail'));
+    fs.mkdirSync(path.join(root, 'root/.ssh'), { recursive: true, mode: 0o700 });
+    fs.copyFileSync(box.clientKeyPath, path.join(root, 'root/.ssh/id_ed25519'));
+    fs.chmodSync(path.join(root, 'root/.ssh/id_ed25519'), 0o600);
+    return root;
+  }
+
+  before(async () => {
+    tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'mcb-install-'));
+    box = await startStorageBox({ dir: path.join(tmp, 'box') });
+    base = ['--yes', '--host', box.host, '--port', String(box.port), '--user', box.user];
+  });
+
+  after(async () => {
+    await box?.stop();
+    fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('stops an unattended install on a host key that is not Hetzner\'s, naming the fingerprint and the flag', async () => {
+    const root = await makeRoot('refuse');
+    const r = await installer(['--root', root, ...base]);
+    assert.equal(r.code, 4, r.stdout + r.stderr);
+    const err = r.stderr.trim().split('\n');
+    assert.equal(err.length, 1, r.stderr);
+    assert.match(err[0]!, new RegExp(`presents host key ${box.hostKeyFingerprint.replace(/[+/]/g, '\\$&')}.*pass --accept-host-key ${box.hostKeyFingerprint.replace(/[+/]/g, '\\$&')}$`));
+    assert.ok(r.stdout.includes(`ssh-ed25519 ${box.hostKeyFingerprint}`), 'the scanned fingerprint is shown');
+    assert.ok(!fs.existsSync(path.join(root, 'etc/mailcow-backup/known_hosts')), 'nothing pinned');
+    assert.ok(!r.stderr.includes('    at '), 'no stack trace');
+  });
+
+  it('stops with exit 2 and the flag to give when a required value is missing, or a flag is bad', async () => {
+    const root = await makeRoot('missing');
+    const r = await installer(['--root', root, '--yes', '--user', 'u1']);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(r.stderr, /HETZNER_HOST has no value and no default; for an unattended install pass --host VALUE/);
+    const bad = await installer(['--root', root, ...base, '--on-calendar', 'every full moon']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--on-calendar 'every full moon' is not a valid systemd calendar spec/);
+    assert.equal((await installer(['--nope'])).code, 2);
+    const badVal = await installer(['--root', root, ...base, '--set', 'BWLIMIT_KBPS=lots']);
+    assert.equal(badVal.code, 2);
+    assert.match(badVal.stderr, /BWLIMIT_KBPS='lots' \(from --set BWLIMIT_KBPS\) must be a whole number/);
+    assert.ok(!fs.existsSync(path.join(root, 'etc/mailcow-backup/.env')), 'nothing written');
+  });
+
+  it('--dry-run prints every file and command and writes nothing', async () => {
+    const root = await makeRoot('dry');
+    fs.rmSync(path.join(root, 'root/.ssh'), { recursive: true });
+    const before = snapshot(root);
+    const r = await installer(['--root', root, ...base, '--dry-run', '--accept-host-key', box.hostKeyFingerprint, '--set', 'SMTP_USER=me', '--set', 'SMTP_PASSWORD=hunter2']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.deepEqual(snapshot(root), before);
+    for (const f of ['etc/mailcow-backup/.env', 'etc/mailcow-backup/known_hosts', 'etc/systemd/system/mailcow-backup.service', 'etc/systemd/system/mailcow-backup.timer', 'etc/systemd/system/mailcow-backup-failure@.service', 'etc/logrotate.d/mailcow-backup']) {
+      assert.ok(r.stdout.includes(`would write ${path.join(root, f)}`), f);
+    }
+    assert.match(r.stdout, /would run: ssh-keygen -q -t ed25519/);
+    assert.match(r.stdout, /would link .*usr\/local\/bin\/backup-to-hetzner -> \/opt\/mailcow-cold-standby\/dist\/src\/cli\/backup-to-hetzner\.js/);
+    assert.ok(!r.stdout.includes('hunter2'), 'secrets are not shown');
+    assert.match(r.stdout, /SMTP_PASSWORD=\*\*\* \(hidden\)/);
+  });
+
+  describe('a full install into a temporary root', () => {
+    let root: string;
+    let first: Result;
+    let afterFirst: Map<string, string>;
+    let pristine: Set<string>;
+    const unitDir = () => path.join(root, 'etc/systemd/system');
+
+    before(async () => {
+      root = await makeRoot('full');
+      pristine = new Set(snapshot(root).keys());
+      first = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--email', 'admin@example.com']);
+      afterFirst = snapshot(root);
+    });
+
+    it('succeeds', () => {
+      assert.equal(first.code, 0, first.stdout + first.stderr);
+    });
+
+    it('writes the config from .env.example with the answers, 0700/0600', () => {
+      const env = path.join(root, 'etc/mailcow-backup/.env');
+      assert.equal(modeOf(path.dirname(env)), 0o700);
+      assert.equal(modeOf(env), 0o600);
+      const values = parse(fs.readFileSync(env, 'utf8'));
+      assert.equal(values.HETZNER_HOST, '127.0.0.1');
+      assert.equal(values.HETZNER_PORT, String(box.port));
+      assert.equal(values.HETZNER_USER, box.user);
+      assert.equal(values.NOTIFICATION_EMAIL, 'admin@example.com');
+      assert.equal(values.EMAIL_NOTIFICATIONS, 'true');
+      assert.equal(values.MAILCOW_PATH, '/opt/mailcow-dockerized');
+      assert.match(fs.readFileSync(env, 'utf8'), /^# Storage Box host name\. Required\./m, 'keeps the help comments');
+      for (const d of ['var/lib/mailcow-backup', 'var/tmp/mailcow-backup']) assert.equal(modeOf(path.join(root, d)), 0o700, d);
+      assert.equal(modeOf(path.join(root, 'var/log/mailcow-backup.log')), 0o600);
+    });
+
+    it('pins the scanned host key as [127.0.0.1]:PORT', async () => {
+      const known = fs.readFileSync(path.join(root, 'etc/mailcow-backup/known_hosts'), 'utf8');
+      assert.match(known, new RegExp(`^\\[127\\.0\\.0\\.1\\]:${box.port} ssh-ed25519 AAAA`, 'm'));
+      assert.ok(first.stdout.includes(box.hostKeyFingerprint));
+      const fp = await run('ssh-keygen', ['-l', '-f', path.join(root, 'etc/mailcow-backup/known_hosts')]);
+      assert.ok(fp.stdout.includes(box.hostKeyFingerprint));
+      assert.match(first.stdout, /install-ssh-key < \/root\/\.ssh\/id_ed25519\.pub/);
+    });
+
+    it('installs the program with production dependencies only, and links the commands', async () => {
+      const dir = path.join(root, 'opt/mailcow-cold-standby');
+      const cli = path.join(dir, 'dist/src/cli/backup-to-hetzner.js');
+      assert.ok(fs.statSync(cli).mode & 0o100, 'executable');
+      assert.ok(fs.existsSync(path.join(dir, 'node_modules/zod/package.json')));
+      assert.ok(!fs.existsSync(path.join(dir, 'node_modules/typescript')), 'no dev dependencies');
+      assert.ok(!fs.existsSync(path.join(dir, 'dist/test')), 'no tests');
+      assert.ok(fs.existsSync(path.join(dir, 'systemd/mailcow-backup.service')), 'templates for a later install/uninstall');
+      assert.equal(fs.readlinkSync(path.join(root, 'usr/local/bin/backup-to-hetzner')), '/opt/mailcow-cold-standby/dist/src/cli/backup-to-hetzner.js');
+      const v = await run(process.execPath, [cli, '--version']);
+      assert.equal(v.code, 0, v.stderr);
+      assert.match(v.stdout, /^backup-to-hetzner /);
+    });
+
+    it('writes units that systemd-analyze verify accepts', async () => {
+      const service = fs.readFileSync(path.join(unitDir(), 'mailcow-backup.service'), 'utf8');
+      assert.match(service, new RegExp(`^ExecStart=${process.execPath} /opt/mailcow-cold-standby/dist/src/cli/backup-to-hetzner\\.js run --config /etc/mailcow-backup/\\.env$`, 'm'));
+      assert.doesNotMatch(service, /tsx|ts-node|--loader|@[A-Z_]+@/);
+      for (const l of ['Type=oneshot', 'After=network-online.target docker.service', 'Requires=docker.service', 'ProtectSystem=strict', 'PrivateTmp=yes', 'NoNewPrivileges=yes', 'OnFailure=mailcow-backup-failure@%n.service']) {
+        assert.ok(service.split('\n').includes(l), l);
+      }
+      assert.match(service, /^ReadWritePaths=.*-\/var\/tmp\/mailcow-backup.*-\/var\/lib\/mailcow-backup.*-\/var\/log\/mailcow-backup\.log/m);
+      assert.match(service, /^BindPaths=\/var\/tmp\/mailcow-backup$/m, 'the host temp dir is bound over the private /var/tmp');
+      // docker.service does not exist here: a stub on the unit path stands in for it.
+      const stub = path.join(tmp, 'stub-units');
+      fs.mkdirSync(stub, { recursive: true });
+      fs.writeFileSync(path.join(stub, 'docker.service'), '[Service]\nExecStart=/bin/true\n');
+      const r = await run('systemd-analyze', ['verify', ...['mailcow-backup.service', 'mailcow-backup.timer', 'mailcow-backup-failure@.service'].map((n) => path.join(unitDir(), n))], {
+        SYSTEMD_UNIT_PATH: `${stub}:${unitDir()}:`,
+      });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.equal(r.stderr.trim(), '', r.stderr);
+    });
+
+    it('schedules daily at 03:00 with a randomized delay, persistent, and systemd-analyze calendar accepts it', async () => {
+      const timer = fs.readFileSync(path.join(unitDir(), 'mailcow-backup.timer'), 'utf8');
+      const spec = /^OnCalendar=(.+)$/m.exec(timer)?.[1];
+      assert.equal(spec, '*-*-* 03:00:00');
+      assert.match(timer, /^RandomizedDelaySec=30min$/m);
+      assert.match(timer, /^Persistent=true$/m);
+      const r = await run('systemd-analyze', ['calendar', spec!]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /Next elapse:/);
+    });
+
+    it('scores well in systemd-analyze security --offline', async (t) => {
+      const r = await run('systemd-analyze', ['security', '--offline=true', '--no-pager', path.join(unitDir(), 'mailcow-backup.service')]);
+      const m = /Overall exposure level for mailcow-backup\.service: ([0-9.]+) (\S+)/.exec(r.stdout);
+      assert.ok(m, r.stdout + r.stderr);
+      t.diagnostic(`systemd-analyze security exposure: ${m[1]} ${m[2]}`);
+      assert.ok(Number(m[1]) <= 2.5, `exposure ${m[1]} (was 2.0 when written)`);
+    });
+
+    it('writes a logrotate file that logrotate -d accepts', async () => {
+      const file = path.join(root, 'etc/logrotate.d/mailcow-backup');
+      const text = fs.readFileSync(file, 'utf8');
+      assert.match(text, /^\/var\/log\/mailcow-backup\.log \{$/m);
+      const r = await run('logrotate', ['-d', '-s', path.join(tmp, 'logrotate.state'), file]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.doesNotMatch(r.stdout + r.stderr, /error/i);
+    });
+
+    it('has a failure hook that logs with priority err and leaves markers, without e-mail', async () => {
+      const unit = fs.readFileSync(path.join(unitDir(), 'mailcow-backup-failure@.service'), 'utf8');
+      assert.doesNotMatch(unit, /sendmail|smtp|nodemailer/i);
+      // Run its shell command the way systemd would: $$ -> $, %% -> %, %i -> the failed unit.
+      const line = /^ExecStart=\/bin\/sh -c '(.*)'$/m.exec(unit)?.[1];
+      assert.ok(line, 'ExecStart is a /bin/sh -c command');
+      const stateDir = /mkdir -p (\S+) &&/.exec(line)![1]!;
+      const fakeState = path.join(tmp, 'hook-state');
+      const motd = path.join(tmp, 'hook-motd/mailcow-backup-failed');
+      const script = line
+        .replace(/\$\$/g, '$')
+        .replace(/%i/g, 'mailcow-backup.service')
+        .replace(/%%/g, '%')
+        .replace(/\\\\n/g, '\\n')
+        .split(stateDir)
+        .join(fakeState);
+      const bin = path.join(tmp, 'hook-bin');
+      fs.mkdirSync(bin, { recursive: true });
+      for (const c of ['date', 'mkdir']) if (!fs.existsSync(path.join(bin, c))) fs.symlinkSync(`/bin/${c}`, path.join(bin, c));
+      const r = await run('/bin/sh', ['-c', script], { MOTD: motd, PATH: bin });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^<3>mailcow backup FAILED: mailcow-backup\.service failed at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d; see: journalctl -u mailcow-backup\.service/);
+      assert.match(fs.readFileSync(motd, 'utf8'), /^mailcow backup FAILED/);
+      assert.match(fs.readFileSync(path.join(fakeState, 'last-failure'), 'utf8'), /^mailcow backup FAILED/);
+      assert.match(fs.readFileSync(path.join(unitDir(), 'mailcow-backup.service'), 'utf8'), /^ExecStartPost=\+\/bin\/rm -f \/run\/motd\.d\/mailcow-backup-failed \/var\/lib\/mailcow-backup\/last-failure$/m);
+    });
+
+    it('a second install changes nothing and says so', async () => {
+      const again = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint]);
+      assert.equal(again.code, 0, again.stdout + again.stderr);
+      assert.match(again.stdout, /\.env exists: kept as it is \(never overwritten\)/);
+      assert.match(again.stdout, /already pinned/);
+      assert.match(again.stdout, /mailcow-backup\.service \(unchanged\)/);
+      const now = snapshot(root);
+      assert.deepEqual([...now.entries()].filter(([k, v]) => afterFirst.get(k) !== v), []);
+      assert.deepEqual([...afterFirst.keys()].filter((k) => !now.has(k)), []);
+    });
+
+    it('uninstall keeps config, state and logs; --purge removes them too', async () => {
+      const r = await installer(['--root', root, '--uninstall']);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const left = [...snapshot(root).keys()].filter((k) => !pristine.has(k) && !k.startsWith('opt/mailcow-dockerized/'));
+      const kept = ['etc', 'etc/mailcow-backup', 'etc/mailcow-backup/.env', 'etc/mailcow-backup/known_hosts', 'var', 'var/lib', 'var/lib/mailcow-backup', 'var/tmp', 'var/tmp/mailcow-backup', 'var/log', 'var/log/mailcow-backup.log'];
+      assert.deepEqual(left.sort(), kept.sort());
+      assert.ok(fs.existsSync(path.join(root, 'root/.ssh/id_ed25519')), 'the SSH key is never removed');
+      const purge = await installer(['--root', root, '--uninstall', '--purge']);
+      assert.equal(purge.code, 0, purge.stdout + purge.stderr);
+      // What is left is what was there before, plus the key's .pub derived by the install.
+      const rest = [...snapshot(root).keys()].filter((k) => !pristine.has(k) && !k.startsWith('opt/mailcow-dockerized/'));
+      assert.deepEqual(rest, ['root/.ssh/id_ed25519.pub']);
+    });
+  });
+
+  it('asks interactively (scripted answers through the real prompt definitions) and pins after confirmation', async () => {
+    const root = await makeRoot('interactive');
+    const asked: string[] = [];
+    const out = capture();
+    const opts = resolveOptions({ root, 'skip-check': true }, {});
+    const code = await runInstall(opts, {
+      exec: createExec(),
+      asker: scriptedAsker({ HETZNER_HOST: '127.0.0.1', HETZNER_PORT: String(box.port), HETZNER_USER: box.user, REMOTE_RETENTION_DAYS: '14', EMAIL_NOTIFICATIONS: false, acceptHostKey: true }, asked),
+      out,
+      packageRoot: PKG,
+    });
+    assert.equal(code, 0, out.lines.join('\n'));
+    assert.deepEqual(asked.slice(0, 7), ['HETZNER_HOST', 'HETZNER_USER', 'HETZNER_PORT', 'HETZNER_REMOTE_PATH', 'SSH_KEY_PATH', 'MAILCOW_PATH', 'REMOTE_RETENTION_DAYS']);
+    assert.ok(asked.includes('acceptHostKey'));
+    assert.ok(out.lines.some((l) => l.includes("is one of Hetzner's published Storage Box keys")), out.lines.join('\n'));
+    assert.equal(parse(fs.readFileSync(path.join(root, 'etc/mailcow-backup/.env'), 'utf8')).REMOTE_RETENTION_DAYS, '14');
+    assert.match(fs.readFileSync(path.join(root, 'etc/mailcow-backup/known_hosts'), 'utf8'), new RegExp(`^\\[127\\.0\\.0\\.1\\]:${box.port} `, 'm'));
+  });
+
+  it('refuses a non-Hetzner host key when the admin says no', async () => {
+    const root = await makeRoot('interactive-no');
+    const out = capture();
+    const opts = resolveOptions({ root, host: '127.0.0.1', port: String(box.port), user: box.user, 'skip-check': true }, {});
+    await assert.rejects(
+      runInstall(opts, { exec: createExec(), asker: scriptedAsker({ EMAIL_NOTIFICATIONS: false, acceptHostKey: false }), out, packageRoot: PKG }),
+      (e: Error) => /host key of \[127\.0\.0\.1\]:\d+ refused/.test(e.message),
+    );
+    assert.ok(!fs.existsSync(path.join(root, 'etc/mailcow-backup/known_hosts')));
+  });
+
+  it('with --check under --root runs backup-to-hetzner check against the loopback box', async () => {
+    const root = await makeRoot('check');
+    const R = (p: string) => path.join(root, p);
+    const r = await installer([
+      '--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--check',
+      '--mailcow-path', R('opt/mailcow-dockerized'),
+      '--ssh-key', R('root/.ssh/id_ed25519'),
+      '--set', `SSH_KNOWN_HOSTS=${R('etc/mailcow-backup/known_hosts')}`,
+      '--set', `STATE_DIR=${R('var/lib/mailcow-backup')}`,
+      '--set', `STATUS_FILE=${R('var/lib/mailcow-backup/status.json')}`,
+      '--set', `TEMP_BACKUP_DIR=${R('var/tmp/mailcow-backup')}`,
+      '--set', `LOG_FILE=${R('var/log/mailcow-backup.log')}`,
+      '--set', `VMAIL_VOLUME_PATH=${vmailOf.get(root)}`,
+    ]);
+    assert.ok(r.code === 0 || r.code === 4, r.stdout + r.stderr);
+    assert.match(r.stdout, /== backup-to-hetzner check/);
+    assert.match(r.stdout, /(OK|WARN)\s+host key\s+pinned/);
+    assert.match(r.stdout, /OK\s+connection\s/);
+    if (r.code === 4) assert.match(r.stdout, /tonight's backup would fail/);
+  });
+});
+
+describe('installer parts', () => {
+  it('writes values that dotenv reads back unchanged', () => {
+    for (const v of ['plain', 'with space', "it's", 'a "quoted" # not comment', 'x=y']) {
+      assert.equal(parse(`K=${envValue('K', v)}\n`).K, v, v);
+    }
+    const text = renderEnv({ HETZNER_HOST: 'u1.your-storagebox.de', HETZNER_USER: 'u1', SMTP_USER: 'me', SMTP_PASSWORD: 'p w#d' });
+    const c = configSchema.parse(parse(text));
+    assert.equal(c.SMTP_PASSWORD, 'p w#d');
+    assert.equal(c.HETZNER_PORT, 23);
+  });
+
+  it('renders units for other paths: private /tmp binding, home binds, bad paths refused', () => {
+    assert.match(tempBindLine('/var/tmp/x'), /^BindPaths=\/var\/tmp\/x$/m);
+    assert.doesNotMatch(tempBindLine('/srv/backup-tmp'), /^BindPaths/m);
+    assert.deepEqual(homeBinds('/etc/mailcow-backup/id_ed25519', '/usr/bin/node'), ['-/root/.docker']);
+    assert.deepEqual(homeBinds('/root/.ssh/id_ed25519', '/root/.nvm/versions/node/v20.20.2/bin/node'), ['-/root/.ssh', '-/root/.docker', '-/root/.nvm/versions/node/v20.20.2']);
+    const config = configSchema.parse({ HETZNER_HOST: 'u1.your-storagebox.de', HETZNER_USER: 'u1', TEMP_BACKUP_DIR: '/srv/tmp dir' });
+    assert.throws(() => renderUnits({ nodePath: '/usr/bin/node', installDir: '/opt/x', configPath: '/etc/x/.env', onCalendar: 'daily', randomizedDelay: '0', timeoutStart: '1h', motdFile: '/run/motd.d/x', config }), /TEMP_BACKUP_DIR "\/srv\/tmp dir" cannot be used in a unit file/);
+  });
+
+  it('names the package command for Debian/Ubuntu and Rocky/RHEL', () => {
+    assert.equal(packageManagerOf('ID=ubuntu\nID_LIKE=debian\n'), 'apt');
+    assert.equal(packageManagerOf('ID="rocky"\nID_LIKE="rhel centos fedora"\n'), 'dnf');
+    assert.deepEqual(installCommand(['ssh', 'ssh-keyscan', 'zstd', 'docker'], 'apt'), ['apt-get', 'install', '-y', 'openssh-client', 'zstd']);
+    assert.deepEqual(installCommand(['rsync', 'ssh'], 'dnf'), ['dnf', 'install', '-y', 'rsync', 'openssh-clients']);
+  });
+
+  it('the unattended answerer takes defaults and names the flag for a missing value', async () => {
+    const a = unattendedAsker();
+    assert.equal(await a.text({ name: 'HETZNER_PORT', message: '', default: '23', flag: '--port VALUE' }), '23');
+    await assert.rejects(a.text({ name: 'HETZNER_HOST', message: '', flag: '--host VALUE' }), /pass --host VALUE/);
+    assert.equal(await a.confirm({ name: 'x', message: '', default: false }), false);
+  });
+
+  it("knows Hetzner's published fingerprints", () => {
+    assert.equal(HETZNER_FINGERPRINTS.ed25519, 'SHA256:XqONwb1S0zuj5A1CDxpOSuD2hnAArV1A3wKY7Z3sdgM');
+  });
+});
