@@ -290,7 +290,7 @@ describe('installer', () => {
       const r = await installer(['--root', root, '--uninstall']);
       assert.equal(r.code, 0, r.stdout + r.stderr);
       const left = [...snapshot(root).keys()].filter((k) => !pristine.has(k) && !k.startsWith('opt/mailcow-dockerized/'));
-      const kept = ['etc', 'etc/mailcow-backup', 'etc/mailcow-backup/.env', 'etc/mailcow-backup/known_hosts', 'var', 'var/lib', 'var/lib/mailcow-backup', 'var/tmp', 'var/tmp/mailcow-backup', 'var/log', 'var/log/mailcow-backup.log'];
+      const kept = ['root/.ssh/id_ed25519.pub', 'etc', 'etc/mailcow-backup', 'etc/mailcow-backup/.env', 'etc/mailcow-backup/known_hosts', 'etc/mailcow-backup/install-manifest.json', 'var', 'var/lib', 'var/lib/mailcow-backup', 'var/tmp', 'var/tmp/mailcow-backup', 'var/log', 'var/log/mailcow-backup.log'];
       assert.deepEqual(left.sort(), kept.sort());
       assert.ok(fs.existsSync(path.join(root, 'root/.ssh/id_ed25519')), 'the SSH key is never removed');
       const purge = await installer(['--root', root, '--uninstall', '--purge']);

@@ -106,7 +106,7 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
     await phase(timings, 'verify', ctx.log, async () => {
       const full = staleStagings.length > 0 || !prev;
       const toCheck = [...manifest.keys()].filter((p) => full || sent.transferred.has(p));
-      const v = await verifyOnBox(ctx, staging, manifest, toCheck, sources, runDir!);
+      const v = await verifyOnBox(ctx, staging, manifest, toCheck, sources, runDir!, sent.transferred);
       summary.verifiedOnBox = v.checked;
       summary.changedDuringRun = v.changedDuringRun.length;
       summary.vanishedDuringRun = v.vanishedDuringRun.length;

@@ -80,6 +80,8 @@ export async function verifyOnBox(
   paths: string[],
   sources: Source[],
   runDir: string,
+  /** Files whose data crossed the wire in this run; others came from a link-dest basis. */
+  transferred: Set<string>,
 ): Promise<VerifyOutcome> {
   const out: VerifyOutcome = { checked: paths.length, changedDuringRun: [], vanishedDuringRun: [], viaRsyncChecksum: 0 };
   const sourceOf = (p: string) => sources.find((s) => s.prefix && p.startsWith(`${s.prefix}/`)) ?? sources.find((s) => !s.prefix)!;
@@ -113,11 +115,19 @@ export async function verifyOnBox(
   const pool = createHashPool();
   const corrupt: string[] = [];
   const resend: string[] = [];
+  const badBasis = new Set<string>();
   try {
     for (const p of first.bad) {
       const now = await pool.hash(localOf(p).abs);
       const verdict = judgeMismatch(manifest.get(p)?.hash ?? '', now?.hash);
-      if (verdict === 'corrupt-on-box') corrupt.push(p);
+      // A file linked from a dead run's unverified staging folder may be bad without any fault
+      // of this run: it is sent again. Bad data that this run sent fails the run.
+      if (verdict === 'corrupt-on-box' && transferred.has(p)) corrupt.push(p);
+      else if (verdict === 'corrupt-on-box') {
+        ctx.log.warn(`${p} was linked from an unverified earlier upload and differs on the box; sending it again`);
+        badBasis.add(p);
+        resend.push(p);
+      }
       else if (verdict === 'vanished-during-run') {
         out.vanishedDuringRun.push(p);
         const h = first.boxHash.get(p);
@@ -140,7 +150,7 @@ export async function verifyOnBox(
     );
   }
   if (resend.length) {
-    ctx.log.info(`${resend.length} file(s) changed while they were read (live mail); sending them again`);
+    ctx.log.info(`${resend.length} file(s) to send again (changed while read, or a bad earlier copy on the box)`);
     for (const s of sources) {
       const mine = resend.filter((p) => sourceOf(p) === s).map((p) => localOf(p).rel);
       if (mine.length) await uploadSource(ctx, { ...s, list: mine }, staging, [], runDir, { ignoreTimes: true });
@@ -148,11 +158,12 @@ export async function verifyOnBox(
     const second = await check(resend);
     for (const p of second.bad) {
       const h = second.boxHash.get(p);
+      if (badBasis.has(p)) throw new UserError('verify', `${p} is still different on the Storage Box after it was sent again; nothing was published`);
       if (!h) throw new UserError('verify', `${p} kept changing while it was sent and could not be verified on the Storage Box; nothing was published`);
       // Still changing: the box holds one whole version of it (dovecot replaces files by rename).
       manifest.set(p, { ...manifest.get(p)!, hash: h });
     }
-    out.changedDuringRun.push(...resend);
+    out.changedDuringRun.push(...resend.filter((p) => !badBasis.has(p)));
   }
   return out;
 }

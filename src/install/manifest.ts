@@ -1,5 +1,6 @@
-// What an install put where, kept in INSTALL_DIR/install-manifest.json so that --uninstall removes
-// exactly that (and, with --purge, the config, state, logs and local dumps it names).
+// What an install put where, kept next to the config (/etc/mailcow-backup/install-manifest.json)
+// so that --uninstall removes exactly that and --purge, which also removes the config folder,
+// still knows the state, log and temp paths and which folders the install created.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 

@@ -71,7 +71,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
 
   out.step(`Program ${R(layout.installDir)}`);
   const programParams = { packageRoot: deps.packageRoot, layout, nodePath, skipNpm: opts.skipNpm };
-  const previous = readManifest(R(layout.installDir));
+  const previous = readManifest(R(layout.configDir));
   await installProgram(programParams, ops);
   const links = await linkCommands(programParams, ops);
 
@@ -118,7 +118,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
       (d) => !d.startsWith(layout.installDir + '.') && d !== layout.installDir && !d.startsWith(layout.installDir + '/'),
     ),
   };
-  if (!opts.dryRun) await ops.writeFile(join(R(layout.installDir), MANIFEST_NAME), renderManifest(manifest), 0o644);
+  if (!opts.dryRun) await ops.writeFile(join(R(layout.configDir), MANIFEST_NAME), renderManifest(manifest), 0o600);
 
   out.step('systemd');
   if (opts.root === '/') await enableTimer(ops);

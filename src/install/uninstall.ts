@@ -27,7 +27,7 @@ export async function runUninstall(opts: InstallOptions, deps: { exec: Exec; out
   const ops = new Ops(opts.dryRun, exec, out);
   const R = (p: string) => rooted(opts.root, p);
   const layout = layoutFor(opts.root, opts.installDir, opts.configPath);
-  const manifest: InstallManifest | undefined = readManifest(R(layout.installDir));
+  const manifest: InstallManifest | undefined = readManifest(R(layout.configDir));
   const configPath = manifest?.configPath ?? layout.configPath;
   const config = configOf(R(configPath), out);
   const data = manifest?.data ?? { stateDir: config.STATE_DIR, tempDir: config.TEMP_BACKUP_DIR, logFile: config.LOG_FILE, statusFile: config.STATUS_FILE };

@@ -38,7 +38,7 @@ export function sshOptions(t: BoxTarget): string[] {
 export function masterStartArgs(t: BoxTarget): string[] {
   if (!t.controlPath) throw new Error('internal: no control path');
   const base = sshOptions({ ...t, controlPath: undefined });
-  return [...base, '-o', 'ControlMaster=yes', '-o', `ControlPath=${t.controlPath}`, '-o', 'ControlPersist=yes', '-N', '-f', userAtHost(t)];
+  return [...base, '-o', 'ControlMaster=yes', '-o', `ControlPath=${t.controlPath}`, '-o', 'ControlPersist=600', '-N', '-f', userAtHost(t)];
 }
 
 export function masterExitArgs(t: BoxTarget): string[] {

@@ -1,0 +1,68 @@
+// Downloads (part of) a published backup from the box with rsync into a local folder. Resumable:
+// --partial keeps a broken file's data and files already complete are skipped (size and time
+// match), so running the same download again continues it. A progress line on a terminal.
+import { mkdir } from 'node:fs/promises';
+import type { Exec } from '../adapters/exec.js';
+import type { Logger } from '../adapters/logger.js';
+import type { Component } from '../config/schema.js';
+import { ARCHIVE_BASE } from '../adapters/mailcow.js';
+import { remoteSpec, rsyncRemoteShell, type BoxTarget } from '../plan/transport-args.js';
+import { CHECKSUM_FILE, RECORD_FILE } from '../plan/manifest.js';
+
+export const META_FILES = ['mailcow.conf', '.x86_64', '.aarch64', CHECKSUM_FILE, RECORD_FILE];
+
+/** rsync filter rules for what a restore needs (pure). Mailbox dirs are `domain/user`. */
+export function downloadFilters(o: { components: Component[]; mailboxDirs: string[]; vmailDir: string; archives?: Component[] }): string[] {
+  const rules: string[] = META_FILES.map((f) => `--include=/${f}`);
+  for (const c of o.archives ?? o.components.filter((c) => c !== 'vmail')) rules.push(`--include=/${ARCHIVE_BASE[c]}.tar.zst`, `--include=/${ARCHIVE_BASE[c]}.tar.gz`);
+  if (o.components.includes('vmail')) rules.push(`--include=/${o.vmailDir}/***`);
+  else if (o.mailboxDirs.length) {
+    rules.push(`--include=/${o.vmailDir}/`);
+    for (const d of o.mailboxDirs) {
+      const [domain] = d.split('/');
+      rules.push(`--include=/${o.vmailDir}/${domain}/`, `--include=/${o.vmailDir}/${d}/***`);
+    }
+  }
+  rules.push('--exclude=*');
+  return rules;
+}
+
+export async function downloadBackup(
+  exec: Exec,
+  log: Logger,
+  o: { target: BoxTarget; remoteFolder: string; localFolder: string; filters: string[]; progress?: (line: string) => void; timeoutSec?: number },
+): Promise<{ files: number }> {
+  await mkdir(o.localFolder, { recursive: true, mode: 0o700 });
+  let files = 0;
+  const tty = Boolean(o.progress);
+  await exec(
+    'rsync',
+    [
+      '-rlpt',
+      '--partial',
+      '--delete', // a folder from an earlier attempt may hold files this selection does not
+      ...(tty ? ['--info=progress2', '--no-inc-recursive'] : []),
+      '--out-format=%n',
+      `--timeout=${o.timeoutSec ?? 600}`,
+      ...o.filters,
+      '-e',
+      rsyncRemoteShell(o.target),
+      remoteSpec(o.target, `${o.remoteFolder}/`),
+      `${o.localFolder}/`,
+    ],
+    {
+      what: `downloading ${o.remoteFolder} from the Storage Box`,
+      tailLines: 30,
+      onLine: (line, stream) => {
+        if (stream === 'stderr') {
+          if (line.trim()) log.warn(`rsync: ${line}`);
+          return;
+        }
+        if (/^\s+[\d,.]+\s+\d+%/.test(line)) o.progress?.(line.trim());
+        else if (line && !line.endsWith('/')) files++;
+      },
+    },
+  );
+  log.info(`downloaded ${files} new or changed file(s) of ${o.remoteFolder}`);
+  return { files };
+}

@@ -1,0 +1,278 @@
+// The restore engine, used by the unattended command and by the wizard alike:
+// prepare (connect, fetch the backup's small files, check this host, make the plan) and
+// execute (download, verify, then and only then touch the host; start what was stopped).
+import { existsSync } from 'node:fs';
+import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { parse } from 'dotenv';
+import { createExec } from '../adapters/exec.js';
+import { freeBytes } from '../adapters/disk.js';
+import { readMailcowConf, secretsOf, volumePath } from '../adapters/mailcow.js';
+import type { RunContext } from '../backup/context.js';
+import type { Component } from '../config/schema.js';
+import { errorText, UserError } from '../errors.js';
+import { RECORD_FILE } from '../plan/manifest.js';
+import { BACKUP_NAME } from '../plan/names.js';
+import { downloadBackup, downloadFilters, META_FILES } from './download.js';
+import { restoreMailbox } from './mailbox.js';
+import { runMailcowRestore } from './mailcow-restore.js';
+import {
+  archiveOrder,
+  bytesNeeded,
+  hostArchMarker,
+  mailboxDir,
+  planText,
+  preRestoreChecks,
+  resolveBackup,
+  type BackupRecord,
+  type Check,
+  type Choices,
+  type HostFacts,
+  type Mode,
+} from './plan.js';
+import { readChecksums, verifyDownload } from './verify-local.js';
+import { compose, packVmail, restoreVmail } from './vmail.js';
+
+export interface RestoreRequest {
+  /** A published backup name or 'latest'. */
+  backup: string;
+  components: Component[];
+  mailboxes: string[];
+  mode: Mode;
+  /** Fetch and verify into this folder (vmail packed as backup_vmail.tar.zst), touch nothing else. */
+  downloadOnly?: string;
+  keepDownload?: boolean;
+}
+
+export interface Prepared {
+  name: string;
+  record: BackupRecord;
+  choices: Choices;
+  checks: Check[];
+  plan: string[];
+  facts?: HostFacts;
+  location: string;
+  folder: string;
+  checksums: Map<string, string>;
+  request: RestoreRequest;
+}
+
+export interface EngineUi {
+  /** Short progress lines for the screen (the log gets everything). */
+  progress: (line: string) => void;
+  /** A terminal: rsync shows a progress bar. */
+  tty?: boolean;
+}
+
+export interface RestoreReport {
+  name: string;
+  downloadedTo?: string;
+  restored: string[];
+  skipped: string[];
+  containers?: { up: number; total: number; down: string[] };
+  next: string[];
+}
+
+const VMAIL = 'vmail';
+const archiveComponents = (cs: Component[]) => cs.filter((c) => c !== 'vmail');
+
+/** Published backup names on the box (staging folders and foreign names never show). */
+export async function publishedNames(ctx: RunContext): Promise<string[]> {
+  const entries = await ctx.box.list(ctx.config.HETZNER_REMOTE_PATH);
+  return entries.filter((e) => e.type === 'dir' && BACKUP_NAME.test(e.name)).map((e) => e.name).sort().reverse();
+}
+
+/** The box must be connected. Reads only the backup's small files; changes nothing on the host. */
+export async function prepareRestore(ctx: RunContext, req: RestoreRequest): Promise<Prepared> {
+  const c = ctx.config;
+  const r = resolveBackup(await publishedNames(ctx), req.backup);
+  if (!r.ok) throw new UserError('config', r.reason);
+  const name = r.name;
+  const mailboxDirs = req.mailboxes.map((m) => {
+    const d = mailboxDir(m);
+    if (!d) throw new UserError('config', `--mailbox ${m} is not a mailbox address (user@domain)`);
+    return d;
+  });
+  const location = req.downloadOnly ? resolve(req.downloadOnly) : join(c.TEMP_BACKUP_DIR, 'restore');
+  await mkdir(location, { recursive: true, mode: 0o700 });
+  // mailcow's script must be offered this backup and only it.
+  for (const n of await readdir(location)) if (n.startsWith('mailcow-') && n !== name) {
+    if (req.downloadOnly) throw new UserError('config', `${location} already holds ${n}; give --download-only an empty folder (mailcow's script would offer both)`);
+    await rm(join(location, n), { recursive: true, force: true });
+  }
+  const folder = join(location, name);
+  const mailWanted = req.components.includes('vmail') || req.mailboxes.length > 0;
+  const needCryptForCheck = mailWanted && !req.components.includes('crypt') && !req.downloadOnly;
+  ctx.log.info(`reading ${name}'s record, checksums and mailcow.conf from the Storage Box`);
+  await downloadBackup(ctx.exec, ctx.log, {
+    target: ctx.box.target,
+    remoteFolder: `${c.HETZNER_REMOTE_PATH}/${name}`,
+    localFolder: folder,
+    filters: downloadFilters({ components: [], mailboxDirs: [], vmailDir: VMAIL, archives: needCryptForCheck ? ['crypt'] : [] }),
+  });
+  const record = JSON.parse(await readFile(join(folder, RECORD_FILE), 'utf8')) as BackupRecord;
+  if (record.name !== name) throw new UserError('verify', `${name}/backup.json names ${record.name}; the backup folder was renamed or damaged`);
+  const checksums = await readChecksums(folder);
+  const meta = (p: string) => META_FILES.includes(p) || (needCryptForCheck && /^backup_crypt\.tar\.(zst|gz)$/.test(p));
+  await verifyDownload(ctx.exec, folder, checksums, (p) => meta(p) && existsSync(join(folder, p)), ctx.signal);
+  const backupConf = existsSync(join(folder, 'mailcow.conf')) ? parse(await readFile(join(folder, 'mailcow.conf'), 'utf8')) : {};
+  for (const s of secretsOf(backupConf)) ctx.log.addSecret(s);
+
+  const choices: Choices = { components: req.components, mailboxes: req.mailboxes, mode: req.mode };
+  const missingMailboxes = req.mailboxes.filter((m, i) => ![...checksums.keys()].some((p) => p.startsWith(`${VMAIL}/${mailboxDirs[i]}/`)));
+  const mailboxBytes = record.vmail && req.mailboxes.length ? Math.min(record.vmail.bytes, record.vmail.bytes) : 0;
+  const needBytes = bytesNeeded(record, choices, mailboxBytes);
+  const free = await freeBytes(location);
+
+  if (req.downloadOnly) {
+    const checks: Check[] = preRestoreChecks(record, choices, {
+      liveConf: backupConf,
+      backupConf,
+      backupArch: hostArchMarker(process.arch),
+      hostArch: hostArchMarker(process.arch),
+      cryptKeysMatch: true,
+      freeBytes: free,
+      needBytes,
+      downloadDir: location,
+      missingMailboxes,
+    }).filter((ch) => ['components', 'mailboxes', 'local disk'].includes(ch.title));
+    return { name, record, choices, checks, plan: [`download ${name} into ${folder} and verify it; vmail is packed as backup_vmail.tar.zst; nothing else is touched`], location, folder, checksums, request: req };
+  }
+
+  const liveConf = readMailcowConf(c.MAILCOW_PATH);
+  for (const s of secretsOf(liveConf)) ctx.log.addSecret(s);
+  const backupArch = ['x86_64', 'aarch64'].find((a) => existsSync(join(folder, `.${a}`)));
+  let cryptKeysMatch: boolean | undefined;
+  if (needCryptForCheck) cryptKeysMatch = await compareCryptKeys(ctx, folder, liveConf.COMPOSE_PROJECT_NAME ?? 'mailcowdockerized');
+  const facts: HostFacts = { liveConf, backupConf, backupArch, hostArch: hostArchMarker(process.env.RESTORE_HOST_ARCH ?? process.arch), cryptKeysMatch, freeBytes: free, needBytes, downloadDir: location, missingMailboxes };
+  const checks = preRestoreChecks(record, choices, facts);
+  return { name, record, choices, checks, plan: planText(record, choices, facts, c.MAILCOW_PATH), facts, location, folder, checksums, request: req };
+}
+
+async function compareCryptKeys(ctx: RunContext, folder: string, project: string): Promise<boolean | undefined> {
+  try {
+    const vol = await volumePath(ctx.exec, project, 'crypt');
+    if (!vol) return undefined;
+    const live = await readFile(join(vol, 'ecpubkey.pem'), 'utf8').catch(() => undefined);
+    const archive = ['zst', 'gz'].map((e) => join(folder, `backup_crypt.tar.${e}`)).find((f) => existsSync(f));
+    if (!archive) return undefined;
+    const r = await ctx.exec('tar', [archive.endsWith('.zst') ? '--use-compress-program=zstd -d' : '-z', '-xOf', archive, '--wildcards', '*ecpubkey.pem'], { what: 'reading the backup\'s crypt key', capture: true, timeoutMs: 60_000 });
+    if (live === undefined) return false;
+    return r.stdout.trim() === live.trim();
+  } catch (e) {
+    ctx.log.debug(`crypt key comparison failed: ${errorText(e)}`);
+    return undefined;
+  }
+}
+
+/** Downloads, verifies, and (unless download-only) restores. Throws before touching anything on a FAIL. */
+export async function executeRestore(ctx: RunContext, prep: Prepared, ui: EngineUi): Promise<RestoreReport> {
+  const c = ctx.config;
+  const fails = prep.checks.filter((ch) => ch.status === 'FAIL');
+  if (fails.length) throw new UserError('preflight', `pre-restore checks failed: ${fails.map((f) => `${f.title}: ${f.detail}`).join('; ')}; nothing was changed`, fails.map((f) => `FAIL ${f.title}: ${f.detail}`));
+  const { record, choices, folder, name } = prep;
+  const mailboxDirs = choices.mailboxes.map((m) => mailboxDir(m)!);
+  const report: RestoreReport = { name, restored: [], skipped: [], next: [] };
+  let keep = Boolean(prep.request.keepDownload || prep.request.downloadOnly);
+  let touched = false;
+  try {
+    // Step 6: download and verify. Nothing on the host changes before this succeeded.
+    ui.progress(`downloading ${name} into ${folder}`);
+    await downloadBackup(ctx.exec, ctx.log, {
+      target: ctx.box.target,
+      remoteFolder: `${c.HETZNER_REMOTE_PATH}/${name}`,
+      localFolder: folder,
+      filters: downloadFilters({ components: choices.components, mailboxDirs, vmailDir: VMAIL }),
+      progress: ui.tty ? (l) => process.stderr.write(`\r  ${l}   `) : undefined,
+    });
+    if (ui.tty) process.stderr.write('\n');
+    const wanted = (p: string) =>
+      META_FILES.includes(p) ||
+      archiveComponents(choices.components).some((comp) => p.startsWith(`backup_${comp === 'mysql' ? 'mariadb' : comp}.tar.`)) ||
+      (choices.components.includes('vmail') && p.startsWith(`${VMAIL}/`)) ||
+      mailboxDirs.some((d) => p.startsWith(`${VMAIL}/${d}/`));
+    ui.progress('verifying every downloaded file against checksums.sha256 and the archives with zstd -t');
+    const v = await verifyDownload(ctx.exec, folder, prep.checksums, wanted, ctx.signal);
+    ctx.log.info(`verified ${v.files} files and ${v.archives} archives of ${name}`);
+
+    if (prep.request.downloadOnly) {
+      if (choices.components.includes('vmail')) {
+        ui.progress('packing vmail as backup_vmail.tar.zst');
+        await packVmail(ctx.exec, folder, join(folder, VMAIL), record, Number(c.THREADS) || 1);
+        await rm(join(folder, VMAIL), { recursive: true, force: true });
+      }
+      report.downloadedTo = prep.location;
+      report.next.push(`hand it to mailcow's own script: cd ${c.MAILCOW_PATH} && MAILCOW_BACKUP_LOCATION=${prep.location} ./helper-scripts/backup_and_restore.sh restore`);
+      return report;
+    }
+    if (ctx.signal.aborted) throw new UserError('interrupted', 'interrupted before anything was restored; nothing on this host was changed');
+
+    // Step 7: one component at a time; an interrupt finishes the current one, then stops.
+    const applyExec = createExec(undefined, ctx.log.redact);
+    const project = prep.facts!.liveConf.COMPOSE_PROJECT_NAME ?? 'mailcowdockerized';
+    const steps: { what: string; run: () => Promise<void> }[] = [];
+    for (const comp of archiveOrder(choices.components)) {
+      steps.push({
+        what: comp,
+        run: async () => {
+          const r = await runMailcowRestore(ctx.log, { mailcowPath: c.MAILCOW_PATH, location: prep.location, folder, component: comp, threads: Number(c.THREADS) || 1, onProgress: (l) => ui.progress(`  ${comp}: ${l}`) });
+          (r.outcome === 'restored' ? report.restored : report.skipped).push(r.outcome === 'restored' ? comp : `${comp} (${r.notes.join('; ')})`);
+        },
+      });
+    }
+    if (choices.components.includes('vmail'))
+      steps.push({
+        what: 'vmail',
+        run: async () => {
+          await restoreVmail(applyExec, ctx.log, { mailcowPath: c.MAILCOW_PATH, project, treeDir: join(folder, VMAIL), record, progress: (l) => ui.progress(`  ${l}`) });
+          report.restored.push('vmail');
+        },
+      });
+    const backupSub = prep.facts!.backupConf.MAILDIR_SUB ?? 'Maildir';
+    const liveSub = prep.facts!.liveConf.MAILDIR_SUB ?? 'Maildir';
+    choices.mailboxes.forEach((m, i) =>
+      steps.push({
+        what: `mailbox ${m}`,
+        run: async () => {
+          const r = await restoreMailbox(applyExec, ctx.log, { mailcowPath: c.MAILCOW_PATH, project, address: m, userDir: join(folder, VMAIL, mailboxDirs[i]!), record, mode: choices.mode, backupSub, liveSub });
+          report.restored.push(`mailbox ${m} (${choices.mode}, ${r.files} files${choices.mode === 'merge' ? `, folder ${r.target.split('/').pop()!.slice(1)}` : ''})`);
+        },
+      }),
+    );
+    for (let i = 0; i < steps.length; i++) {
+      if (ctx.signal.aborted) {
+        keep = true;
+        throw new UserError(
+          'interrupted',
+          `interrupted during the restore: restored ${report.restored.join(', ') || 'nothing'}; NOT restored: ${steps.slice(i).map((s) => s.what).join(', ')}. Every container the restore stopped was started again. The verified download stays in ${folder}: run the command again with --components ${steps.slice(i).filter((s) => !s.what.startsWith('mailbox')).map((s) => s.what).join(',') || '...'} to finish`,
+        );
+      }
+      ui.progress(`restoring ${steps[i]!.what}`);
+      touched = true;
+      await steps[i]!.run();
+    }
+
+    // Step 8: mailcow up?
+    try {
+      const ps = await compose(applyExec, c.MAILCOW_PATH, ['ps', '--format', 'table {{.Name}} {{.Status}}'], 'docker compose ps', 60_000);
+      const rows = ps.stdout.split('\n').slice(1).filter((l) => l.trim());
+      const down = rows.filter((l) => !/\bUp\b|running/i.test(l)).map((l) => l.split(/\s+/)[0]!);
+      report.containers = { up: rows.length - down.length, total: rows.length, down };
+    } catch (e) {
+      ctx.log.warn(`docker compose ps failed: ${errorText(e)}`);
+    }
+    report.next.push(
+      'log in to the mailcow UI and open a few mailboxes (webmail and an IMAP client)',
+      'send a test mail in and out; check the postfix queue (mailq) if postfix was restored',
+      ...(choices.components.includes('mysql') ? ['the DB credentials in mailcow.conf are now the backup\'s: keep that mailcow.conf'] : []),
+      ...(prep.facts && prep.facts.backupConf.MAILCOW_HOSTNAME !== prep.facts.liveConf.MAILCOW_HOSTNAME ? ['point DNS (MX, A/AAAA, autodiscover) at this host and check the certificate'] : []),
+    );
+    return report;
+  } catch (e) {
+    if (touched) keep = true;
+    throw e;
+  } finally {
+    if (!keep) await rm(folder, { recursive: true, force: true }).catch(() => undefined);
+    else if (!prep.request.downloadOnly) report.downloadedTo = folder;
+  }
+}

@@ -1,0 +1,88 @@
+// The interactive restore: questions only (inquirer); every action is the engine's.
+import { checkbox, input, select } from '@inquirer/prompts';
+import { listBackups } from '../backup/list.js';
+import type { RunContext } from '../backup/context.js';
+import { COMPONENTS, type Component } from '../config/schema.js';
+import { UserError } from '../errors.js';
+import { age, bytes } from '../plan/human.js';
+import { executeRestore, prepareRestore, type RestoreReport } from './engine.js';
+import { MAILBOX, type Check, type Mode } from './plan.js';
+
+export const CONFIRM_WORD = 'RESTORE';
+
+const COMPONENT_TEXT: Record<Component, string> = {
+  vmail: 'vmail    all mailboxes (mail files)',
+  crypt: 'crypt    mail_crypt keys (needed to read the mail)',
+  redis: 'redis    redis DB',
+  rspamd: 'rspamd   rspamd data (same architecture only)',
+  postfix: 'postfix  postfix spool / queue',
+  mysql: 'mysql    SQL DB (stops all of mailcow, may rewrite DB credentials)',
+};
+
+export const checkLine = (c: Check) => `${c.status.padEnd(4)} ${c.title.padEnd(17)} ${c.detail}`;
+
+/** The box must be connected. Returns the report, or undefined when the admin backed out. */
+export async function runWizard(ctx: RunContext, out: (l: string) => void): Promise<RestoreReport | undefined> {
+  out(`connected to the Storage Box ${ctx.config.HETZNER_USER}@${ctx.config.HETZNER_HOST} (host key checked against ${ctx.config.SSH_KNOWN_HOSTS})`);
+  const list = await listBackups(ctx, { sizes: true });
+  if (list.length === 0) throw new UserError('failed', 'there is no published backup on the Storage Box to restore');
+  const backup = await select({
+    message: 'Which backup?',
+    choices: list.map((b) => ({
+      name: `${b.name}  ${new Date(b.date).toLocaleString('sv-SE').slice(0, 16)}  ${age(b.ageHours * 3_600_000).padEnd(8)} ${b.addedBytes === undefined ? '' : `adds ${bytes(b.addedBytes)}`}  ${b.state}`,
+      value: b.name,
+    })),
+    pageSize: 12,
+  });
+  const what = await select({
+    message: 'What should be restored?',
+    choices: [
+      { name: 'everything (all components)', value: 'all' },
+      { name: 'chosen components', value: 'components' },
+      { name: 'one or more mailboxes', value: 'mailboxes' },
+    ],
+  });
+  let components: Component[] = [];
+  let mailboxes: string[] = [];
+  let mode: Mode = 'replace';
+  if (what === 'all') components = [...COMPONENTS];
+  else if (what === 'components') {
+    components = await checkbox({
+      message: 'Components (space to toggle, enter to accept)',
+      choices: COMPONENTS.map((c) => ({ name: COMPONENT_TEXT[c], value: c })),
+      required: true,
+    });
+  } else {
+    const text = await input({
+      message: 'Mailbox address(es), comma separated',
+      validate: (v) => (v.split(',').map((s) => s.trim()).filter(Boolean).every((a) => MAILBOX.test(a)) && v.trim() !== '' ? true : 'give addresses like alice@example.com'),
+    });
+    mailboxes = text.split(',').map((s) => s.trim()).filter(Boolean);
+    mode = await select({
+      message: 'Replace the mailbox, or merge the backup in as a restored folder?',
+      choices: [
+        { name: 'merge: add the backup as folder "Restored-<date>", keep current mail', value: 'merge' as Mode },
+        { name: 'replace: the mailbox becomes the backup (newer mail is removed)', value: 'replace' as Mode },
+      ],
+    });
+  }
+  out('reading the backup and checking this host...');
+  const prep = await prepareRestore(ctx, { backup, components, mailboxes, mode });
+  out('');
+  out('pre-restore checks:');
+  for (const c of prep.checks) out(`  ${checkLine(c)}`);
+  if (prep.checks.some((c) => c.status === 'FAIL')) {
+    out('');
+    throw new UserError('preflight', 'a pre-restore check failed (FAIL above); nothing was changed');
+  }
+  out('');
+  out('plan:');
+  for (const l of prep.plan) out(`  ${l}`);
+  out('');
+  const typed = await input({ message: `Type ${CONFIRM_WORD} to start (anything else cancels):` });
+  if (typed.trim() !== CONFIRM_WORD) {
+    out('cancelled: nothing was changed');
+    return undefined;
+  }
+  return executeRestore(ctx, prep, { progress: out, tty: Boolean(process.stderr.isTTY) });
+}

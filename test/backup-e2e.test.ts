@@ -1,0 +1,271 @@
+// The backup pipeline end to end against real parts: sshd on loopback with the Storage Box's
+// restricted shell in strict mode, real rsync, tar and zstd, the stand-in mailcow script, and a
+// fixture maildir. Asserts what an admin cares about: what is on the box, and what it cost.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm, stat, writeFile, appendFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
+import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
+import { backup, publishedOnBox, sleep, treeHashes } from './support/cli.js';
+
+let sb: Sandbox;
+let dir: string;
+let boxBackups: string;
+
+const status = async () => JSON.parse(await readFile(join(sb.dir, 'state', 'status.json'), 'utf8')) as Record<string, unknown>;
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mcb-e2e-'));
+  sb = await createSandbox({ dir, mailBytes: 2 * 1024 * 1024, seed: 11, strict: true });
+  boxBackups = join(sb.box.root, sb.remotePath);
+});
+
+after(async () => {
+  await sb?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('backup to the loopback Storage Box', () => {
+  let first: string;
+
+  test('first run publishes a backup whose every file is hash-identical to its source', async () => {
+    const r = await backup(['run', '--config', sb.configPath], sb.env);
+    assert.equal(r.code, 0, r.stderr);
+    const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    assert.equal(names.length, 1);
+    first = names[0]!;
+    const folder = join(boxBackups, first);
+
+    // The vmail tree on the box is the volume, file for file.
+    const source = await treeHashes(sb.mailcow.volume('vmail'));
+    const onBox = await treeHashes(join(folder, 'vmail'));
+    assert.ok(source.size > 50);
+    assert.deepEqual(onBox, source);
+
+    // Every archive component is there and sound; mailcow.conf and the arch marker came along.
+    for (const a of ['backup_crypt', 'backup_redis', 'backup_rspamd', 'backup_postfix', 'backup_mariadb']) {
+      execFileSync('zstd', ['-t', '-q', join(folder, `${a}.tar.zst`)]);
+    }
+    assert.equal(await readFile(join(folder, 'mailcow.conf'), 'utf8'), await readFile(join(sb.mailcow.path, 'mailcow.conf'), 'utf8'));
+
+    // The manifest covers every file and coreutils agrees with it.
+    const sums = await readFile(join(folder, 'checksums.sha256'), 'utf8');
+    const listed = sums.trim().split('\n').length;
+    assert.equal(listed, source.size + 7); // vmail + 5 archives + mailcow.conf + arch marker
+    execFileSync('sha256sum', ['--quiet', '-c', 'checksums.sha256'], { cwd: folder });
+
+    // The record keeps what the box cannot: the owner of the mail files.
+    const record = JSON.parse(await readFile(join(folder, 'backup.json'), 'utf8'));
+    assert.equal(record.name, first);
+    assert.equal(record.vmail.files, source.size);
+    if (process.getuid?.() === 0) assert.deepEqual([record.vmail.owner.uid, record.vmail.owner.gid], [5000, 5000]);
+
+    // Nothing left behind: no staging folder, no local dump (LOCAL_RETENTION_DAYS=0).
+    assert.deepEqual((await readdir(boxBackups)).filter((n) => n.startsWith('.')), []);
+    assert.deepEqual((await readdir(join(dir, 'tmp'))).filter((n) => !n.startsWith('.')), []);
+  });
+
+  test('second run after a day of mail sends about the change and hard-links the rest', async () => {
+    const change = await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 5, newFraction: 0.05, deleteFraction: 0.01, renameFraction: 0.02 });
+    await sleep(1100);
+    const r = await backup(['run', '--config', sb.configPath], sb.env);
+    assert.equal(r.code, 0, r.stderr);
+    const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    assert.equal(names.length, 2);
+    const second = names[1]!;
+
+    const source = await treeHashes(sb.mailcow.volume('vmail'));
+    assert.deepEqual(await treeHashes(join(boxBackups, second, 'vmail')), source);
+
+    // Unchanged messages are the same inode as yesterday's: stored once.
+    let linked = 0;
+    let unchanged = 0;
+    const before = await treeHashes(join(boxBackups, first, 'vmail'));
+    for (const [p, h] of source) {
+      if (before.get(p) !== h || !p.includes('/cur/')) continue;
+      unchanged++;
+      const [a, b] = await Promise.all([stat(join(boxBackups, first, 'vmail', p)), stat(join(boxBackups, second, 'vmail', p))]);
+      if (a.ino === b.ino) linked++;
+    }
+    assert.ok(unchanged > 20);
+    assert.equal(linked, unchanged);
+
+    // Bytes on the wire: the new mail plus the small archives mailcow's script makes anew,
+    // far from a full re-send of the mail.
+    const s = await status();
+    const vmailBytes = [...source.keys()].length;
+    assert.ok(vmailBytes > 0);
+    const archives = (await readdir(join(boxBackups, second))).filter((n) => n.endsWith('.tar.zst'));
+    let archiveBytes = 0;
+    for (const a of archives) archiveBytes += (await stat(join(boxBackups, second, a))).size;
+    const sent = s.bytesSent as number;
+    assert.ok(sent >= change.newBytes * 0.9, `sent ${sent} < new mail ${change.newBytes}`);
+    assert.ok(sent < change.newBytes + change.renamedBytes + archiveBytes + 200_000, `sent ${sent} bytes for ${change.newBytes} bytes of new mail`);
+    assert.match(r.stderr + r.stdout, /hard links\s+working/);
+  });
+
+  test('a byte flipped on the box between upload and verification: nothing is published, exit 5', async () => {
+    // Corrupt a message this run sends (one it hard-links is the later scrub's to find).
+    const old = await treeHashes(sb.mailcow.volume('vmail'));
+    await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 6, newFraction: 0.02, deleteFraction: 0, renameFraction: 0 });
+    const fresh = [...(await treeHashes(sb.mailcow.volume('vmail'))).keys()].find((p) => !old.has(p) && /\/(cur|new)\//.test(p));
+    assert.ok(fresh);
+    await sb.box.setMode({ corruptAfterUpload: fresh });
+    await sleep(1100);
+    const before = await publishedOnBox(sb.box.root, sb.remotePath);
+    const r = await backup(['run', '--config', sb.configPath], sb.env);
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /differ from what was sent/);
+    assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before);
+    assert.equal((await readdir(boxBackups)).filter((n) => n.startsWith('.incomplete-')).length, 1);
+    assert.equal((await status()).result, 'failed');
+  });
+
+  test('the next run succeeds, checks everything the dead staging folder lent it, and removes it', async () => {
+    await sleep(1100);
+    const r = await backup(['run', '--config', sb.configPath], sb.env);
+    assert.equal(r.code, 0, r.stderr);
+    const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    assert.equal(names.length, 3);
+    assert.deepEqual(await treeHashes(join(boxBackups, names[2]!, 'vmail')), await treeHashes(sb.mailcow.volume('vmail')));
+    assert.deepEqual((await readdir(boxBackups)).filter((n) => n.startsWith('.')), []);
+  });
+
+  test('a box on which hard links fail is reported, not hidden', async () => {
+    await sb.box.setMode({ hardlinksFail: true });
+    await sleep(1100);
+    try {
+      const r = await backup(['run', '--config', sb.configPath], sb.env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /hard links\s+NOT WORKING/);
+      const s = await status();
+      assert.ok((s.warnings as string[]).some((w) => /hard links do not work/.test(w)));
+    } finally {
+      await sb.box.setMode({ hardlinksFail: false });
+    }
+  });
+
+  test('mailcow script exits 0 with an archive missing or truncated: the run fails, nothing published', async () => {
+    for (const [k, v] of [['STANDIN_FAIL_COMPONENT', 'redis'], ['STANDIN_TRUNCATE_COMPONENT', 'mysql']] as const) {
+      await sleep(1100);
+      const before = await publishedOnBox(sb.box.root, sb.remotePath);
+      const r = await backup(['run', '--config', sb.configPath], { ...sb.env, [k]: v });
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, v === 'redis' ? /redis: backup_redis\.tar\.zst is missing/ : /mysql: .*backup_mariadb\.tar\.zst is damaged/);
+      assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before);
+      assert.deepEqual((await readdir(join(dir, 'tmp'))).filter((n) => n.startsWith('run-')), [], 'temp folder cleaned');
+    }
+  });
+
+  test('secrets from mailcow.conf never reach the log', async () => {
+    const log = await readFile(join(dir, 'log', 'mailcow-backup.log'), 'utf8');
+    assert.ok(log.length > 1000);
+    for (const k of ['DBPASS', 'DBROOT', 'REDISPASS']) assert.ok(!log.includes(sb.mailcow.conf[k]!), `${k} leaked into the log`);
+  });
+
+  test('a second run while one holds the lock exits 75 at once', async () => {
+    await sleep(1100);
+    const slow = backup(['run', '--config', sb.configPath], { ...sb.env, STANDIN_SLOW_SECONDS: '1' });
+    await sleep(1500);
+    const r = await backup(['run', '--config', sb.configPath], sb.env);
+    assert.equal(r.code, 75, r.stderr);
+    assert.match(r.stderr, /another backup run holds the lock/);
+    assert.equal((await slow).code, 0);
+  });
+
+  test('a lock left by a killed run is taken over and its leftovers removed', async () => {
+    await sleep(1100);
+    const { spawn } = await import('node:child_process');
+    const { BACKUP_CLI } = await import('./support/cli.js');
+    const p = spawn(process.execPath, [BACKUP_CLI, 'run', '--config', sb.configPath], { env: { ...process.env, ...sb.env, STANDIN_SLOW_SECONDS: '5' }, stdio: 'ignore' });
+    await sleep(2000);
+    p.kill('SIGKILL');
+    await new Promise((r) => p.on('exit', r));
+    assert.ok((await readdir(join(dir, 'tmp'))).some((n) => n.startsWith('run-')), 'the killed run left its temp folder');
+    const r = await backup(['run', '--config', sb.configPath], sb.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /taking over: the lock of run \d+ .* no longer exists/);
+    assert.deepEqual((await readdir(join(dir, 'tmp'))).filter((n) => n.startsWith('run-')), []);
+  });
+
+  test('a box presenting another host key is refused with exit 4 and names the problem', async () => {
+    const other = join(dir, 'other_known_hosts');
+    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'otherkey')]);
+    const pub = (await readFile(join(dir, 'otherkey.pub'), 'utf8')).split(' ').slice(0, 2).join(' ');
+    await writeFile(other, `[127.0.0.1]:${sb.box.port} ${pub}\n`);
+    const cfg = join(dir, 'wrong-key.env');
+    await writeFile(cfg, (await readFile(sb.configPath, 'utf8')).replace(/^SSH_KNOWN_HOSTS=.*$/m, `SSH_KNOWN_HOSTS=${other}`), { mode: 0o600 });
+    const r = await backup(['run', '--config', cfg], sb.env);
+    assert.equal(r.code, 4, r.stderr);
+    assert.match(r.stderr, /presented a host key that is not pinned/);
+    assert.match(r.stderr, /SHA256:/);
+  });
+
+  test('check reports every precondition, including hard links and the refused-command probe', async () => {
+    const r = await backup(['check', '--config', sb.configPath], sb.env);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    for (const t of ['mailcow', 'vmail volume', 'ssh key', 'host key', 'connection', 'box commands', 'hard links', 'sftp rename', 'box space']) {
+      assert.match(r.stdout, new RegExp(`^(OK|WARN) +${t} `, 'm'));
+    }
+    assert.deepEqual((await readdir(boxBackups)).filter((n) => n.startsWith('.probe')), [], 'the probe is removed');
+  });
+
+  test('list shows the published backups newest first, and --json parses', async () => {
+    const r = await backup(['list', '--json', '--config', sb.configPath], sb.env);
+    assert.equal(r.code, 0, r.stderr);
+    const list = JSON.parse(r.stdout) as { name: string; state: string }[];
+    const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    assert.deepEqual(list.map((b) => b.name), [...names].reverse());
+    assert.ok(list.every((b) => b.state === 'verified'));
+  });
+
+  test('retention removes old backups, keeps the newest, and ignores names it did not create', async () => {
+    const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    // Age the oldest backup by renaming it to a date far in the past, and drop in a stranger.
+    const { rename, mkdir } = await import('node:fs/promises');
+    await rename(join(boxBackups, names[0]!), join(boxBackups, 'mailcow-2020-01-01-03-00-00'));
+    await mkdir(join(boxBackups, 'mailcow-not-ours; rm -rf x'));
+    await appendFile(join(boxBackups, 'notes.txt'), 'mine\n');
+    const dry = await backup(['prune', '--dry-run', '--config', sb.configPath], sb.env);
+    assert.equal(dry.code, 0, dry.stderr);
+    assert.match(dry.stdout, /^remove mailcow-2020-01-01-03-00-00 /m);
+    assert.match(dry.stdout, /^ignore .*mailcow-not-ours/m);
+    assert.ok((await readdir(boxBackups)).includes('mailcow-2020-01-01-03-00-00'), 'dry run deleted nothing');
+    const r = await backup(['prune', '--config', sb.configPath], sb.env);
+    assert.equal(r.code, 0, r.stderr);
+    const left = await readdir(boxBackups);
+    assert.ok(!left.includes('mailcow-2020-01-01-03-00-00'));
+    assert.ok(left.includes('mailcow-not-ours; rm -rf x') && left.includes('notes.txt'));
+    assert.equal((await publishedOnBox(sb.box.root, sb.remotePath)).length, names.length - 1);
+  });
+});
+
+describe('refusals before anything is written', () => {
+  test('vmail without crypt is refused with exit 2 unless allowed', async () => {
+    const cfg = join(dir, 'nocrypt.env');
+    await writeFile(cfg, (await readFile(sb.configPath, 'utf8')).replace(/^BACKUP_COMPONENTS=.*$/m, 'BACKUP_COMPONENTS=vmail,mysql'), { mode: 0o600 });
+    const r = await backup(['run', '--config', cfg], sb.env);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /vmail without crypt.*ALLOW_VMAIL_WITHOUT_CRYPT=true/);
+  });
+
+  test('not enough room for the dump: exit 4 with both numbers, nothing written', async () => {
+    // A sparse file makes the redis volume look larger than any disk here, without using space.
+    const big = join(sb.mailcow.volume('redis'), 'huge.rdb');
+    const { truncate } = await import('node:fs/promises');
+    await writeFile(big, '');
+    await truncate(big, 1024 ** 4);
+    try {
+      const before = await publishedOnBox(sb.box.root, sb.remotePath);
+      const r = await backup(['run', '--config', sb.configPath], sb.env);
+      assert.equal(r.code, 4, r.stderr);
+      assert.match(r.stderr, /not enough space in .*: the dump needs up to [\d.]+ TiB .*, [\d.]+ [KMGT]?i?B free/);
+      assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before);
+    } finally {
+      await rm(big);
+    }
+  });
+});

@@ -1,0 +1,95 @@
+// Pure parts of the restore: menu reading and picking by label (whatever the order), the plan,
+// the pre-restore checks.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { COMPONENTS } from '../src/config/schema.js';
+import { menuKind, parseMenuLine, pickDataset, pickRestorePoint, stripAnsi } from '../src/restore/menu.js';
+import { mailboxDir, parseComponents, preRestoreChecks, resolveBackup, type BackupRecord, type HostFacts } from '../src/restore/plan.js';
+import { downloadFilters } from '../src/restore/download.js';
+import { mergedFolderName } from '../src/restore/mailbox.js';
+
+const LABELS: Record<string, string> = { vmail: 'Mail directory (/var/vmail)', crypt: 'Crypt data', redis: 'Redis DB', rspamd: 'Rspamd data', postfix: 'Postfix data', mysql: 'SQL DB' };
+
+function shuffled<T>(a: T[], seed: number): T[] {
+  const out = [...a];
+  let s = seed;
+  for (let i = out.length - 1; i > 0; i--) {
+    s = (s * 1103515245 + 12345) & 0x7fffffff;
+    const j = s % (i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
+}
+
+describe('mailcow restore menus', () => {
+  it('picks every dataset by its label in any order', () => {
+    for (let seed = 1; seed < 40; seed++) {
+      const order = shuffled([...COMPONENTS], seed);
+      const lines = ['[ 0 ] - all', ...order.map((c, i) => `[ ${i + 1} ] - ${LABELS[c]}`)];
+      const items = lines.map((l) => parseMenuLine(l)!);
+      assert.equal(menuKind(items), 'dataset');
+      for (const c of COMPONENTS) {
+        const p = pickDataset(items, c);
+        assert.ok(p.ok);
+        assert.equal(p.ok && p.number, order.indexOf(c) + 1);
+      }
+    }
+  });
+  it('refuses an rspamd entry of another architecture and a missing dataset', () => {
+    const items = ['[ 0 ] - all', '[ 1 ] - Redis DB', '\x1b[31m[ NaN ] - Rspamd data (incompatible Arch, cannot restore it)\x1b[0m'].map((l) => parseMenuLine(l)!);
+    const r = pickDataset(items, 'rspamd');
+    assert.ok(!r.ok && /will not restore rspamd/.test(r.reason));
+    assert.ok(!pickDataset(items, 'mysql').ok);
+    assert.equal(stripAnsi('\x1b[31mred\x1b[0m'), 'red');
+  });
+  it('accepts only the downloaded restore point, and only when it is the only one', () => {
+    const one = [parseMenuLine('[ 1 ] - /var/tmp/r/mailcow-2026-01-02-03-04-05/')!];
+    assert.ok(pickRestorePoint(one, '/var/tmp/r/mailcow-2026-01-02-03-04-05').ok);
+    assert.ok(!pickRestorePoint(one, '/var/tmp/r/mailcow-2026-01-02-03-04-06').ok);
+    const two = [...one, parseMenuLine('[ 2 ] - /var/tmp/r/mailcow-2026-01-03-03-04-05/')!];
+    assert.ok(!pickRestorePoint(two, '/var/tmp/r/mailcow-2026-01-02-03-04-05').ok);
+  });
+});
+
+describe('restore plan', () => {
+  const record: BackupRecord = {
+    name: 'mailcow-2026-11-23-10-00-00',
+    components: [...COMPONENTS],
+    archives: [{ component: 'crypt', file: 'backup_crypt.tar.zst', bytes: 100 }],
+    vmail: { dir: 'vmail', files: 1, dirs: 1, bytes: 1000, owner: { uid: 5000, gid: 5000, exceptions: [] }, modes: {} },
+  };
+  const conf = { DBNAME: 'mailcow', DBUSER: 'mailcow', DBPASS: 'a', DBROOT: 'b', MAILDIR_SUB: 'Maildir', MAILCOW_HOSTNAME: 'mail.example.com' };
+  const facts = (o: Partial<HostFacts> = {}): HostFacts => ({ liveConf: conf, backupConf: conf, backupArch: 'x86_64', hostArch: 'x86_64', cryptKeysMatch: true, freeBytes: 1e12, needBytes: 1e6, downloadDir: '/d', missingMailboxes: [], ...o });
+  const status = (cs: ReturnType<typeof preRestoreChecks>, t: string) => cs.find((c) => c.title === t)?.status;
+
+  it('all OK on the same host', () => {
+    const cs = preRestoreChecks(record, { components: [...COMPONENTS], mailboxes: [], mode: 'replace' }, facts());
+    assert.deepEqual(cs.filter((c) => c.status !== 'OK'), []);
+  });
+  it('fresh host: DB credentials WARN, MAILDIR_SUB FAIL, crypt FAIL without crypt, disk FAIL', () => {
+    const live = { ...conf, DBPASS: 'other', MAILDIR_SUB: 'mail' };
+    const cs = preRestoreChecks(record, { components: ['vmail'], mailboxes: [], mode: 'replace' }, facts({ liveConf: live, cryptKeysMatch: false, freeBytes: 10 }));
+    assert.equal(status(cs, 'DB credentials'), 'WARN');
+    assert.equal(status(cs, 'MAILDIR_SUB'), 'FAIL');
+    assert.equal(status(cs, 'crypt keys'), 'FAIL');
+    assert.equal(status(cs, 'local disk'), 'FAIL');
+    const arch = preRestoreChecks(record, { components: ['rspamd'], mailboxes: [], mode: 'replace' }, facts({ backupArch: 'aarch64' }));
+    assert.equal(status(arch, 'architecture'), 'WARN');
+  });
+  it('resolves latest and refuses names that are not published backups', () => {
+    const names = ['mailcow-2026-11-22-10-00-00', 'mailcow-2026-11-23-10-00-00', '.incomplete-mailcow-2026-11-24-10-00-00'];
+    assert.deepEqual(resolveBackup(names, 'latest'), { ok: true, name: 'mailcow-2026-11-23-10-00-00' });
+    assert.ok(!resolveBackup(names, '../etc').ok);
+    assert.ok(!resolveBackup(names, 'mailcow-2026-11-21-10-00-00').ok);
+  });
+  it('parses components and mailbox addresses strictly', () => {
+    assert.deepEqual(parseComponents('vmail, crypt'), ['vmail', 'crypt']);
+    assert.equal(parseComponents('all').length, 6);
+    assert.throws(() => parseComponents('vmail,foo'), /unknown component 'foo'/);
+    assert.equal(mailboxDir('Alice@Example.com'), 'example.com/alice');
+    assert.equal(mailboxDir('../x@example.com'), undefined);
+    assert.equal(mailboxDir('a/b@example.com'), undefined);
+    assert.equal(mergedFolderName('.Sent', 'Restored-2026-11-23'), '.Restored-2026-11-23.Sent');
+    assert.ok(downloadFilters({ components: [], mailboxDirs: ['example.com/alice'], vmailDir: 'vmail' }).includes('--include=/vmail/example.com/alice/***'));
+  });
+});

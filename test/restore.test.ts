@@ -1,0 +1,216 @@
+// Restore end to end on the sandbox: a real backup with the CLI, then damage, then the restore
+// CLI (unattended) against the loopback Storage Box and the stand-in mailcow.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
+import { createStandinMailcow, mutateDatabases } from '../src/sandbox/mailcow-standin.js';
+import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
+import { createLogger } from '../src/adapters/logger.js';
+import { runMailcowRestore } from '../src/restore/mailcow-restore.js';
+
+const root = path.resolve(fileURLToPath(new URL('../../', import.meta.url)));
+const BACKUP_CLI = path.join(root, 'dist/src/cli/backup-to-hetzner.js');
+const RESTORE_CLI = path.join(root, 'dist/src/cli/restore-from-hetzner.js');
+const VOLS = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
+
+interface Out { code: number | null; stdout: string; stderr: string }
+export function runCli(cli: string, args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<Out> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('error', reject);
+    p.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export async function treeHashes(dir: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const e of await fsp.readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue;
+    const abs = path.join(e.parentPath, e.name);
+    out.set(path.relative(dir, abs), createHash('sha256').update(await fsp.readFile(abs)).digest('hex'));
+  }
+  return out;
+}
+
+async function volumeHashes(sb: Sandbox): Promise<Record<string, Map<string, string>>> {
+  const r: Record<string, Map<string, string>> = {};
+  for (const v of VOLS) r[v] = await treeHashes(sb.mailcow.volume(v));
+  return r;
+}
+
+function assertSameTree(actual: Map<string, string>, expected: Map<string, string>, what: string) {
+  const missing = [...expected.keys()].filter((k) => !actual.has(k));
+  const extra = [...actual.keys()].filter((k) => !expected.has(k));
+  const differ = [...expected.keys()].filter((k) => actual.has(k) && actual.get(k) !== expected.get(k));
+  assert.deepEqual({ missing: missing.slice(0, 5), extra: extra.slice(0, 5), differ: differ.slice(0, 5) }, { missing: [], extra: [], differ: [] }, what);
+}
+
+describe('restore-from-hetzner on the sandbox', { timeout: 240_000 }, () => {
+  let dir: string;
+  let sb: Sandbox;
+  let atBackup: Record<string, Map<string, string>>;
+  let env: Record<string, string>;
+  let backupDir: string;
+
+  before(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'restore-test-'));
+    sb = await createSandbox({ dir, mailBytes: 2 * 1024 * 1024, seed: 5 });
+    env = { ...sb.env, STANDIN_PROMPTS: 'tty' };
+    const r = await runCli(BACKUP_CLI, ['run', '--config', sb.configPath], sb.env);
+    assert.equal(r.code, 0, r.stderr);
+    atBackup = await volumeHashes(sb);
+    const names = (await fsp.readdir(path.join(sb.box.root, sb.remotePath))).filter((n) => n.startsWith('mailcow-'));
+    assert.equal(names.length, 1);
+    backupDir = path.join(sb.box.root, sb.remotePath, names[0]!);
+  });
+  after(async () => {
+    await sb?.stop();
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  it('lists the published backups as JSON, never a staging folder', async () => {
+    await fsp.mkdir(path.join(sb.box.root, sb.remotePath, '.incomplete-mailcow-2020-01-01-00-00-00'));
+    await fsp.mkdir(path.join(sb.box.root, sb.remotePath, 'mailcow-not-ours'));
+    const r = await runCli(RESTORE_CLI, ['--list', '--json', '--config', sb.configPath], env);
+    assert.equal(r.code, 0, r.stderr);
+    const list = JSON.parse(r.stdout) as { name: string; state: string }[];
+    assert.deepEqual(list.map((b) => b.name), [path.basename(backupDir)]);
+    assert.equal(list[0]!.state, 'verified');
+    await fsp.rmdir(path.join(sb.box.root, sb.remotePath, '.incomplete-mailcow-2020-01-01-00-00-00'));
+    await fsp.rmdir(path.join(sb.box.root, sb.remotePath, 'mailcow-not-ours'));
+  });
+
+  it('refuses without --yes and without a terminal (exit 2, names the flag)', async () => {
+    const r = await runCli(RESTORE_CLI, ['--config', sb.configPath], env, 15_000);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--yes/);
+  });
+
+  it('refuses before touching any volume when one byte on the box is corrupt', async () => {
+    const victim = (await fsp.readdir(path.join(backupDir, 'vmail/example.com/alice/Maildir/cur')))[0]!;
+    const file = path.join(backupDir, 'vmail/example.com/alice/Maildir/cur', victim);
+    const original = await fsp.readFile(file);
+    const bad = Buffer.from(original);
+    bad[Math.floor(bad.length / 2)] ^= 0x01;
+    await fsp.writeFile(file, bad);
+    const st = await fsp.stat(file);
+    await fsp.utimes(file, st.atime, st.mtime);
+    // damage the host so a wrongful restore would show
+    await fsp.rm(path.join(sb.mailcow.volume('vmail'), 'example.com/bob'), { recursive: true });
+    const before = await volumeHashes(sb);
+    const actionsBefore = (await sb.mailcow.readActions()).length;
+    try {
+      const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--components', 'all', '--yes', '--config', sb.configPath], env);
+      assert.notEqual(r.code, 0);
+      assert.equal(r.code, 5, r.stderr);
+      assert.ok(r.stderr.includes(victim), `message names the file: ${r.stderr}`);
+      assert.match(r.stderr, /nothing on this host was changed/);
+      const afterH = await volumeHashes(sb);
+      for (const v of VOLS) assertSameTree(afterH[v]!, before[v]!, `${v} untouched`);
+      assert.equal((await sb.mailcow.readActions()).length, actionsBefore, 'no docker/mailcow action');
+    } finally {
+      await fsp.writeFile(file, original);
+      await fsp.utimes(file, st.atime, st.mtime);
+    }
+  });
+
+  it('unattended full restore (prompts as the real script: none) brings every volume back to backup time, datasets picked by label', async () => {
+    await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 9, newFraction: 0.1, deleteFraction: 0.2, renameFraction: 0.1 });
+    const someMail = [...atBackup.vmail!.keys()].find((k) => k.includes('/cur/'))!;
+    if (existsSync(path.join(sb.mailcow.volume('vmail'), someMail))) await fsp.appendFile(path.join(sb.mailcow.volume('vmail'), someMail), 'altered');
+    await mutateDatabases(sb.mailcow, 9);
+    await fsp.rm(path.join(sb.mailcow.volume('postfix'), 'deferred'), { recursive: true });
+    await fsp.writeFile(path.join(sb.mailcow.volume('crypt'), 'ecprivkey.pem'), 'wrong key');
+    await fsp.writeFile(path.join(sb.mailcow.volume('rspamd'), 'stats.ucl'), 'changed');
+    const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--components', 'all', '--yes', '--config', sb.configPath], env, 120_000);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    const now = await volumeHashes(sb);
+    for (const v of VOLS) assertSameTree(now[v]!, atBackup[v]!, `${v} identical to backup time`);
+    const actions = await sb.mailcow.readActions();
+    for (const c of ['crypt', 'redis', 'rspamd', 'postfix', 'mysql']) assert.ok(actions.includes(`restore-selected ${c}`), `${c} chosen by label: ${actions.join('|')}`);
+    assert.ok(actions.includes('docker compose stop watchdog-mailcow dovecot-mailcow'), actions.join('|'));
+    assert.ok(actions.some((a) => /doveadm force-resync -A \*/.test(a)));
+    const st = await fsp.stat(path.join(sb.mailcow.volume('vmail'), someMail));
+    assert.equal(st.uid, 5000);
+    assert.match(r.stdout, /restored from mailcow-.*: crypt, mysql, redis, rspamd, postfix, vmail/);
+    assert.match(r.stdout, /mailcow containers: 5 of 5 up/);
+    assert.ok(!existsSync(path.join(dir, 'tmp', 'restore', path.basename(backupDir))), 'download removed');
+  });
+
+  it('single-mailbox restore brings back exactly one user and leaves another user\'s new mail in place', async () => {
+    const vm = sb.mailcow.volume('vmail');
+    const alice = 'example.com/alice';
+    await fsp.rm(path.join(vm, alice, 'Maildir/cur'), { recursive: true });
+    await fsp.writeFile(path.join(vm, alice, 'Maildir/new/1799999999.M1P1.host,S=5'), 'extra');
+    const bobNew = path.join(vm, 'example.com/bob/Maildir/new/1799999999.M2P2.host,S=9');
+    await fsp.writeFile(bobNew, 'new mail!');
+    const otherBefore = await treeHashes(path.join(vm, 'example.org'));
+    const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--mailbox', 'alice@example.com', '--mode', 'replace', '--yes', '--config', sb.configPath], env);
+    assert.equal(r.code, 0, r.stderr);
+    const aliceNow = await treeHashes(path.join(vm, alice));
+    const aliceThen = new Map([...atBackup.vmail!].filter(([k]) => k.startsWith(`${alice}/`)).map(([k, v]) => [k.slice(alice.length + 1), v]));
+    assertSameTree(aliceNow, aliceThen, 'alice as at backup time');
+    assert.equal(await fsp.readFile(bobNew, 'utf8'), 'new mail!');
+    assertSameTree(await treeHashes(path.join(vm, 'example.org')), otherBefore, 'other domain untouched');
+    assert.ok((await sb.mailcow.readActions()).some((a) => /doveadm force-resync -u alice@example.com \*/.test(a)));
+
+    // merge: the backup's mail comes back as a folder next to the current mail
+    await fsp.rm(path.join(vm, alice, 'Maildir/cur'), { recursive: true });
+    const m = await runCli(RESTORE_CLI, ['--backup', 'latest', '--mailbox', 'alice@example.com', '--mode', 'merge', '--yes', '--config', sb.configPath], env);
+    assert.equal(m.code, 0, m.stderr);
+    const folders = (await fsp.readdir(path.join(vm, alice, 'Maildir'))).filter((n) => n.startsWith('.Restored-'));
+    assert.ok(folders.length >= 2, folders.join(','));
+    const inboxThen = [...aliceThen.keys()].filter((k) => k.startsWith('Maildir/cur/')).map((k) => path.basename(k)).sort();
+    const restoredInbox = (await fsp.readdir(path.join(vm, alice, 'Maildir', folders.sort()[0]!, 'cur'))).sort();
+    assert.deepEqual(restoredInbox, inboxThen);
+    assert.equal(await fsp.readFile(bobNew, 'utf8'), 'new mail!');
+  });
+
+  it('--download-only gives a folder mailcow\'s own script can restore (vmail packed)', async () => {
+    const out = path.join(dir, 'dl');
+    const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--download-only', out, '--config', sb.configPath], env, 120_000);
+    assert.equal(r.code, 0, r.stderr);
+    const folder = path.join(out, path.basename(backupDir));
+    const names = (await fsp.readdir(folder)).sort();
+    for (const a of ['backup_vmail.tar.zst', 'backup_crypt.tar.zst', 'backup_redis.tar.zst', 'backup_rspamd.tar.zst', 'backup_postfix.tar.zst', 'backup_mariadb.tar.zst', 'mailcow.conf', '.x86_64']) assert.ok(names.includes(a), `${a} in ${names.join(',')}`);
+    assert.ok(!names.includes('vmail'));
+    // the stand-in script restores it (menu driven by label, prompts as the real script)
+    await fsp.rm(path.join(sb.mailcow.volume('vmail'), 'example.org'), { recursive: true });
+    const log = createLogger({ console: 'silent', logFile: path.join(dir, 'log', 'driver.log') });
+    const res = await runMailcowRestore(log, { mailcowPath: sb.mailcow.path, location: out, folder, component: 'vmail', threads: 1, env });
+    assert.equal(res.outcome, 'restored');
+    assertSameTree(await treeHashes(sb.mailcow.volume('vmail')), atBackup.vmail!, 'vmail from the packed archive');
+  });
+
+  it('fresh host: other DB credentials and MAILDIR_SUB are reported before anything is touched', async () => {
+    const fresh = await createStandinMailcow(path.join(dir, 'fresh'), { dbPass: 'OtherPass1234567890', maildirSub: 'mail', seed: 77 });
+    const cfg = path.join(dir, 'fresh.env');
+    await fsp.writeFile(cfg, (await fsp.readFile(sb.configPath, 'utf8')).replace(/^MAILCOW_PATH=.*$/m, `MAILCOW_PATH=${fresh.path}`), { mode: 0o600 });
+    const fenv = { ...env, STANDIN_MAILCOW_PATH: fresh.path };
+    const before = await treeHashes(fresh.path);
+    const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--components', 'vmail', '--check-only', '--config', cfg], fenv);
+    assert.equal(r.code, 4, r.stdout + r.stderr);
+    assert.match(r.stdout, /WARN\s+DB credentials\s+DBPASS/);
+    assert.match(r.stdout, /FAIL\s+MAILDIR_SUB\s+the backup's mail lives under 'Maildir', this host reads 'mail'/);
+    assert.match(r.stdout, /FAIL\s+crypt keys/);
+    assert.ok(!r.stdout.includes('OtherPass1234567890'));
+    const y = await runCli(RESTORE_CLI, ['--backup', 'latest', '--components', 'all', '--yes', '--config', cfg], fenv);
+    assert.equal(y.code, 4, y.stdout + y.stderr);
+    assert.match(y.stdout, /WARN\s+DB credentials\s+DBNAME|WARN\s+DB credentials\s+DBPASS/);
+    assertSameTree(await treeHashes(fresh.path), before, 'fresh host untouched');
+  });
+});

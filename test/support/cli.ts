@@ -1,0 +1,62 @@
+// Runs the compiled commands as an admin (or systemd) would, and small helpers for asserting on
+// what landed on the loopback Storage Box.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readdir, readFile, lstat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const BACKUP_CLI = join(ROOT, 'dist/src/cli/backup-to-hetzner.js');
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function runCli(cli: string, args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<CliResult> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    const t = setTimeout(() => {
+      p.kill('SIGKILL');
+      reject(new Error(`${cli} ${args.join(' ')} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
+    }, timeoutMs);
+    p.on('exit', (code, signal) => {
+      clearTimeout(t);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr });
+    });
+  });
+}
+
+export const backup = (args: string[], env: Record<string, string>, timeoutMs?: number) => runCli(BACKUP_CLI, args, env, timeoutMs);
+
+export async function sha256File(p: string): Promise<string> {
+  return createHash('sha256').update(await readFile(p)).digest('hex');
+}
+
+/** Every regular file under root: relative path → sha256. */
+export async function treeHashes(root: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const walk = async (rel: string) => {
+    for (const name of await readdir(join(root, rel))) {
+      const p = rel ? `${rel}/${name}` : name;
+      const st = await lstat(join(root, p));
+      if (st.isDirectory()) await walk(p);
+      else if (st.isFile()) out.set(p, await sha256File(join(root, p)));
+    }
+  };
+  await walk('');
+  return out;
+}
+
+export async function publishedOnBox(boxRoot: string, remotePath: string): Promise<string[]> {
+  const names = await readdir(join(boxRoot, remotePath)).catch(() => [] as string[]);
+  return names.filter((n) => /^mailcow-\d{4}(-\d{2}){5}$/.test(n)).sort();
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
