@@ -25,7 +25,7 @@ before(async () => {
 
 after(async () => {
   await sb?.stop();
-  await rm(dir, { recursive: true, force: true });
+  await rm(dir, { recursive: true, force: true, maxRetries: 5 });
 });
 
 describe('backup to the loopback Storage Box', () => {
@@ -180,9 +180,10 @@ describe('backup to the loopback Storage Box', () => {
     await sleep(1100);
     const { spawn } = await import('node:child_process');
     const { BACKUP_CLI } = await import('./support/cli.js');
-    const p = spawn(process.execPath, [BACKUP_CLI, 'run', '--config', sb.configPath], { env: { ...process.env, ...sb.env, STANDIN_SLOW_SECONDS: '5' }, stdio: 'ignore' });
+    const p = spawn(process.execPath, [BACKUP_CLI, 'run', '--config', sb.configPath], { env: { ...process.env, ...sb.env, STANDIN_SLOW_SECONDS: '5' }, stdio: 'ignore', detached: true });
     await sleep(2000);
-    p.kill('SIGKILL');
+    // SIGKILL to the whole process group, as systemd kills a unit's cgroup.
+    process.kill(-p.pid!, 'SIGKILL');
     await new Promise((r) => p.on('exit', r));
     assert.ok((await readdir(join(dir, 'tmp'))).some((n) => n.startsWith('run-')), 'the killed run left its temp folder');
     const r = await backup(['run', '--config', sb.configPath], sb.env);

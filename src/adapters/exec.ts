@@ -84,3 +84,38 @@ export function createExec(signal?: AbortSignal, redact: (s: string) => string =
     return { exitCode: code, stdout: chunks.join('\n'), tail };
   };
 }
+
+export interface Background {
+  /** Resolves when the process ends, with its exit code and the last lines of its stderr. */
+  exited: Promise<{ code: number | undefined; tail: string[] }>;
+  running(): boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * A long-lived child (the run's SSH master connection). It stays in our process group, so it
+ * dies with the run when systemd kills the unit, instead of lingering as a daemon.
+ */
+export function spawnBackground(cmd: string, args: string[], signal?: AbortSignal): Background {
+  const tail: string[] = [];
+  let done = false;
+  const sub = execa(cmd, args, { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', buffer: false, reject: false, cancelSignal: signal, cleanup: true, forceKillAfterDelay: 3000 });
+  if (sub.stderr) {
+    createInterface({ input: sub.stderr, crlfDelay: Infinity }).on('line', (l) => {
+      tail.push(l);
+      if (tail.length > 20) tail.shift();
+    });
+  }
+  const exited = sub.then((r) => {
+    done = true;
+    return { code: r.exitCode, tail };
+  });
+  return {
+    exited,
+    running: () => !done,
+    async stop() {
+      if (!done) sub.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

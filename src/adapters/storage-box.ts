@@ -1,14 +1,14 @@
 // Talks to the Storage Box: its restricted shell (one quoted command per ssh call), rsync for
 // listing and transfer, and SFTP for the one thing the shell may not do (rename). All over one
 // master connection per run, with the host key checked against the pinned file.
-import { mkdtemp, rm, readFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
 import { batchPaths, boxCommand, REFUSAL_EXIT, REFUSAL_TEXT } from '../plan/box-command.js';
 import { parseChecksumLine } from '../plan/manifest.js';
 import {
-  masterExitArgs,
+  masterControlArgs,
   masterStartArgs,
   parseListOnly,
   remoteSpec,
@@ -17,7 +17,7 @@ import {
   sshCommandArgs,
   type BoxTarget,
 } from '../plan/transport-args.js';
-import type { Exec, RunOptions } from './exec.js';
+import { spawnBackground, type Background, type Exec, type RunOptions } from './exec.js';
 import type { Logger } from './logger.js';
 
 export interface BoxEntry {
@@ -35,6 +35,7 @@ export interface BoxUsage {
 
 export class StorageBox {
   private controlDir?: string;
+  private master?: Background;
   constructor(
     readonly target: BoxTarget,
     private readonly exec: Exec,
@@ -45,25 +46,33 @@ export class StorageBox {
   async connect(): Promise<void> {
     this.controlDir = await mkdtemp(join(tmpdir(), 'mcb-'));
     this.target.controlPath = join(this.controlDir, 'c');
-    const errFile = join(this.controlDir, 'connect.err');
-    try {
-      await this.exec('sh', ['-c', 'exec ssh "$@" 2>"$0"', errFile, ...masterStartArgs(this.target)], {
-        what: 'ssh',
-        errorKind: 'preflight',
-        timeoutMs: (this.target.connectTimeout + 15) * 1000,
-      });
-    } catch (e) {
-      const err = await readFile(errFile, 'utf8').catch(() => '');
-      this.target.controlPath = undefined;
-      throw new UserError('preflight', explainSshFailure(err, this.target), err.trim().split('\n').slice(-5));
+    const master = spawnBackground('ssh', masterStartArgs(this.target));
+    this.master = master;
+    const deadline = Date.now() + (this.target.connectTimeout + 15) * 1000;
+    for (;;) {
+      if (!master.running()) {
+        const { tail } = await master.exited;
+        this.target.controlPath = undefined;
+        throw new UserError('preflight', explainSshFailure(tail.join('\n'), this.target), tail.slice(-5));
+      }
+      const ok = await this.exec('ssh', masterControlArgs(this.target, 'check'), { what: 'ssh -O check', okCodes: [0, 255], timeoutMs: 10_000 }).then((r) => r.exitCode === 0);
+      if (ok) return;
+      if (Date.now() > deadline) {
+        await master.stop();
+        this.target.controlPath = undefined;
+        throw new UserError('preflight', `the Storage Box ${this.target.user}@${this.target.host}:${this.target.port} did not complete the SSH login within ${this.target.connectTimeout + 15} s`);
+      }
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 
   async close(): Promise<void> {
-    if (this.target.controlPath) {
-      await this.exec('ssh', masterExitArgs(this.target), { what: 'ssh -O exit', okCodes: [0, 255], timeoutMs: 10_000 }).catch(() => undefined);
-      this.target.controlPath = undefined;
+    if (this.target.controlPath && this.master?.running()) {
+      await this.exec('ssh', masterControlArgs(this.target, 'exit'), { what: 'ssh -O exit', okCodes: [0, 255], timeoutMs: 10_000 }).catch(() => undefined);
     }
+    await this.master?.stop();
+    this.master = undefined;
+    this.target.controlPath = undefined;
     if (this.controlDir) await rm(this.controlDir, { recursive: true, force: true });
   }
 
@@ -206,7 +215,7 @@ export function explainSshFailure(stderr: string, t: BoxTarget): string {
   const where = `${t.user}@${t.host}:${t.port}`;
   if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed|No .* host key is known/i.test(stderr)) {
     const seen = /key (?:sent by the remote host is|for .* is)\s*\n?\s*(SHA256:[A-Za-z0-9+/=]+)/.exec(stderr)?.[1];
-    return `the Storage Box ${where} presented a host key that is not pinned in ${t.knownHosts}${seen ? ` (it sent ${seen})` : ''}; if the box really changed, re-pin it with 'backup-to-hetzner check' or the installer, otherwise someone may be intercepting the connection`;
+    return `the Storage Box ${where} presented a host key that is not pinned in ${t.knownHosts}${seen ? ` (it sent ${seen})` : ''}; if the box really changed, re-pin it with the installer (install.js --yes), otherwise someone may be intercepting the connection`;
   }
   if (/Permission denied/i.test(stderr)) return `the Storage Box ${where} refused the key ${t.keyPath}; install it with: ssh -p ${t.port} ${t.user}@${t.host} install-ssh-key < ${t.keyPath}.pub`;
   if (/Connection refused/i.test(stderr)) return `the Storage Box ${where} refused the connection; check HETZNER_HOST and HETZNER_PORT (rsync needs port 23)`;

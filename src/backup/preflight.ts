@@ -48,7 +48,7 @@ export function checkKeyFile(path: string): void {
 
 export function checkKnownHosts(path: string): void {
   if (!existsSync(path)) {
-    throw new UserError('preflight', `the pinned host key file ${path} does not exist; run 'backup-to-hetzner check --pin-host-key' or the installer to pin the box's key (SSH_KNOWN_HOSTS)`);
+    throw new UserError('preflight', `the pinned host key file ${path} does not exist; pin the box's key with the installer (node /opt/mailcow-cold-standby/dist/install.js --yes re-pins it from the existing .env), or set SSH_KNOWN_HOSTS`);
   }
 }
 

@@ -41,7 +41,9 @@ export function parseConfigText(text: string, path: string): { config: Config; w
   for (const key of Object.keys(raw)) {
     if (!known.has(key)) warnings.push(`${path}: unknown key ${key} is ignored (a typo?)`);
   }
-  const result = configSchema.safeParse(raw);
+  // dotenv gives `KEY=` as "": unset, so the key's default applies (as the bash tool did).
+  const given = Object.fromEntries(Object.entries(raw).filter(([, v]) => v.trim() !== ''));
+  const result = configSchema.safeParse(given);
   if (!result.success) {
     const lines = result.error.issues.map((issue) => {
       const key = String(issue.path[0] ?? '');

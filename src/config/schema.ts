@@ -133,8 +133,8 @@ export const configSchema = z.object({
       z
         .string()
         .transform(normalizeRemotePath)
-        .refine((v) => REMOTE_PATH_PATTERN.test(v) && !v.split('/').includes('..'), {
-          error: 'must be a folder path of letters, digits, . _ - and /, without ".."',
+        .refine((v) => REMOTE_PATH_PATTERN.test(v) && !v.split('/').some((part) => part === '..' || part.length > 255) && v.length <= 1024, {
+          error: 'must be a folder path of letters, digits, . _ - and /, without ".." (names up to 255 characters)',
         }),
     ),
   ),

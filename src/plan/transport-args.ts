@@ -34,15 +34,16 @@ export function sshOptions(t: BoxTarget): string[] {
   ];
 }
 
-/** Starts the run's shared connection in the background (ssh -f), closed by masterExitArgs. */
+/** The run's shared connection: a foreground `ssh -M -N` child that lives as long as the run. */
 export function masterStartArgs(t: BoxTarget): string[] {
   if (!t.controlPath) throw new Error('internal: no control path');
   const base = sshOptions({ ...t, controlPath: undefined });
-  return [...base, '-o', 'ControlMaster=yes', '-o', `ControlPath=${t.controlPath}`, '-o', 'ControlPersist=600', '-N', '-f', userAtHost(t)];
+  return [...base, '-o', 'ControlMaster=yes', '-o', `ControlPath=${t.controlPath}`, '-o', 'ControlPersist=no', '-N', userAtHost(t)];
 }
 
-export function masterExitArgs(t: BoxTarget): string[] {
-  return ['-F', 'none', '-o', `ControlPath=${t.controlPath}`, '-O', 'exit', userAtHost(t)];
+/** `ssh -O check|exit` against the run's master. */
+export function masterControlArgs(t: BoxTarget, op: 'check' | 'exit'): string[] {
+  return ['-F', 'none', '-o', `ControlPath=${t.controlPath}`, '-O', op, userAtHost(t)];
 }
 
 /** sftp takes the same options, but the port as -P. */

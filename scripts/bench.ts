@@ -1,0 +1,265 @@
+// `npm run bench`: builds its own sandbox (fixture maildir + the other mailcow volumes + the
+// stand-in mailcow script + a loopback Storage Box behind a limited link), runs the tool three
+// times (first backup; after a day of mail change; with no change), measures every phase and the
+// references (the change itself, the bash tool's ways, rsync of mailcow's vmail archive,
+// sha256sum, BorgBackup and restic on the same volumes) and prints a table; JSON to --out.
+//
+//   npm run bench -- [--mail-mib 1024] [--plain-text] [--bwlimit-mbit 100] [--messages-x10]
+//                    [--threads auto|N] [--skip-peers] [--out bench-results/latest.json]
+//                    [--work DIR] [--keep]
+// Environment: BENCH_MAIL_MIB, BENCH_BWLIMIT_MBIT, BENCH_OUT. Run scripts/bench-setup.sh first
+// (borg, restic, GNU time). Needs root for the network namespace (else rsync --bwlimit is used).
+import { mkdir, rm } from 'node:fs/promises';
+import { cpus, release, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
+import { mutateDatabases, STANDIN_VOLUMES } from '../src/sandbox/mailcow-standin.js';
+import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
+import { version } from './bench/exec.js';
+import { NETNS_ENV, reexecInNetns, shapeLink } from './bench/link.js';
+import { makePeers, type PeerRun } from './bench/peers.js';
+import { classify, hashReferences, rsyncArchiveDelta, snapshot, vmailArchive } from './bench/references.js';
+import type { BenchResult } from './bench/result.js';
+import { fmtB, render } from './bench/table.js';
+import { nodeBaselineMs, runTool, writeJson, type RunMeasure } from './bench/tool.js';
+
+const root = resolve(fileURLToPath(new URL('../../', import.meta.url)));
+
+const { values: opt } = parseArgs({
+  options: {
+    'mail-mib': { type: 'string', default: process.env.BENCH_MAIL_MIB ?? '1024' },
+    'plain-text': { type: 'boolean', default: false },
+    'bwlimit-mbit': { type: 'string', default: process.env.BENCH_BWLIMIT_MBIT ?? '100' },
+    'messages-x10': { type: 'boolean', default: false },
+    threads: { type: 'string', default: '1' },
+    'skip-peers': { type: 'boolean', default: false },
+    out: { type: 'string', default: process.env.BENCH_OUT ?? join(root, 'bench-results', 'latest.json') },
+    work: { type: 'string', default: join(root, 'bench-results', 'work') },
+    keep: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+const log = (m: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function main(): Promise<number> {
+  if (opt.help) {
+    console.log(readFileHeader());
+    return 0;
+  }
+  const inner = await reexecInNetns(process.argv.slice(1));
+  if (inner !== undefined) return inner;
+
+  const mailMiB = Number(opt['mail-mib']);
+  const mbit = Number(opt['bwlimit-mbit']);
+  if (!(mailMiB > 0) || !(mbit >= 0)) throw new Error('--mail-mib must be > 0 and --bwlimit-mbit >= 0');
+  const x10 = opt['messages-x10'];
+  const work = resolve(opt.work!);
+  const out = resolve(opt.out!);
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  const netns = !!process.env[NETNS_ENV];
+
+  // 10x the messages: 600 B..5 KB messages and no big attachments. The default mix averages
+  // ~30 KB a message (2..50 KB log-uniform plus 0.5 % with ~3 MB attachments), the small one
+  // ~2.1 KB, so 10x the count fits in ~0.7x the bytes.
+  const maildir = x10 ? { minMsg: 600, maxMsg: 5000, attachmentFraction: 0 } : {};
+  const mailBytes = Math.round((x10 ? mailMiB * 0.69 : mailMiB) * 1024 * 1024);
+  log(`building the sandbox in ${work}: ${fmtB(mailBytes)} of ${opt['plain-text'] ? 'plain-text' : 'incompressible'} mail${x10 ? ' (10x the messages)' : ''}...`);
+  const t0 = performance.now();
+  const sb: Sandbox = await createSandbox({
+    dir: join(work, 'sandbox'),
+    mailBytes,
+    seed: 42,
+    mailcow: { maildir: { seed: 42, totalBytes: mailBytes, plainText: opt['plain-text'], ...maildir } },
+    config: {
+      THREADS: opt.threads!,
+      REMOTE_RETENTION_DAYS: '0',
+      ...(!netns && mbit > 0 ? { BWLIMIT_KBPS: String(Math.round((mbit * 1e6) / 8 / 1024)) } : {}),
+    },
+  });
+  const fixtureMs = performance.now() - t0;
+  let code = 0;
+  try {
+    const link = await shapeLink(sb.box.port, mbit);
+    log(`fixture ready in ${(fixtureMs / 1000).toFixed(1)} s; link ${mbit || 'unlimited'} Mbit/s via ${link.method}`);
+    const vols = STANDIN_VOLUMES.map((v) => sb.mailcow.volume(v));
+    const vmail = sb.mailcow.volume('vmail');
+    const peers = opt['skip-peers'] ? [] : await makePeers(work, vols);
+    const peerRuns = new Map<string, PeerRun[]>(peers.map((p) => [p.name, []]));
+    const refs: BenchResult['references'] = {};
+    const runs: RunMeasure[] = [];
+    const threads = Math.max(1, Number(opt.threads) || 1);
+    const refDir = join(work, 'refs');
+    await mkdir(refDir, { recursive: true });
+
+    const snap0 = await snapshot(vols);
+    const vmailBytes = [...snap0].filter(([p]) => p.startsWith(vmail + '/')).reduce((a, [, f]) => a + f.size, 0);
+    const vmailFiles = [...snap0.keys()].filter((p) => p.startsWith(vmail + '/')).length;
+    const otherBytes = [...snap0].filter(([p]) => !p.startsWith(vmail + '/')).reduce((a, [, f]) => a + f.size, 0);
+    const nodeStartupMs = await nodeBaselineMs();
+
+    const toolRun = async (label: string) => {
+      log(`${label}: backup-to-hetzner run...`);
+      const r = await runTool(sb, link, label);
+      if (r.exitCode !== 0) throw new Error(`${label} exited ${r.exitCode}:\n${r.stderrTail}`);
+      log(`${label}: ${(r.wallMs / 1000).toFixed(1)} s, sent ${fmtB(r.bytesSent)}, added on box ${fmtB(r.addedOnBoxBytes)}, lock after ${r.spawnToLockMs?.toFixed(0)} ms`);
+      runs.push(r);
+    };
+    const peerRun = async (label: string) => {
+      for (const p of peers) {
+        log(`${label}: ${p.name}...`);
+        const x = await p.backup(label);
+        peerRuns.get(p.name)!.push(x);
+        log(`${label}: ${p.name} ${x.wallS.toFixed(1)} s, repository +${fmtB(x.repoGrowthBytes)}`);
+      }
+    };
+
+    // Run 1: the first backup, then the references on the same files.
+    await toolRun('run 1');
+    log('references: sha256sum and hashFiles over the vmail files...');
+    refs.hashing = await hashReferences(vmail, refDir);
+    log("references: mailcow's vmail archive (day 1)...");
+    const day1 = await vmailArchive(vmail, join(refDir, 'day1.tar.zst'), threads);
+    await peerRun('run1');
+
+    // A day of mail.
+    const ch = await mutateMaildir(vmail, { seed: 7, newFraction: 0.01, deleteFraction: 0.002, renameFraction: 0.005 });
+    const db = await mutateDatabases(sb.mailcow, 7);
+    refs.change = { ...classify(snap0, await snapshot(vols)), rewrittenChangedBytes: db.bytesChanged };
+    log(`a day of mail: ${ch.newFiles} new (${fmtB(ch.newBytes)}), ${ch.deleted} deleted, ${ch.renamed} renamed; ${db.files} database files rewritten in place`);
+    await sleep(1100);
+    await toolRun('run 2');
+    await peerRun('run2');
+    log("references: mailcow's vmail archive (day 2) and rsync against day 1...");
+    const day2 = await vmailArchive(vmail, join(refDir, 'day2.tar.zst'), threads);
+    const delta = await rsyncArchiveDelta(join(refDir, 'day1.tar.zst'), join(refDir, 'day2.tar.zst'), refDir);
+    refs.vmailArchiveRsync = { ...delta, archiveSeconds: (day1.wallS + day2.wallS) / 2 };
+    const archives = runs[1]!.archivesBytes ?? 0;
+    refs.fullResend = { bytes: archives + day2.bytes, seconds: mbit > 0 ? ((archives + day2.bytes) * 8) / (mbit * 1e6) : undefined };
+    await rm(join(refDir, 'day1.tar.zst'), { force: true });
+    await rm(join(refDir, 'day2.tar.zst'), { force: true });
+
+    // Run 3: nothing changed.
+    await sleep(1100);
+    await toolRun('run 3');
+    await peerRun('run3');
+
+    const result: BenchResult = {
+      version: 1,
+      at: new Date().toISOString(),
+      meta: {
+        cpu: cpus()[0]?.model.trim() ?? '?',
+        cores: cpus().length,
+        memGiB: Math.round(totalmem() / 1024 ** 3),
+        os: `Linux ${release()}`,
+        node: process.version,
+        rsync: await version('rsync', ['--version']).then((v) => v.replace(/\s+protocol.*/, '').replace(/\s+version\s+/, ' ')),
+        borg: peers.find((p) => p.name === 'borg')?.version ?? 'borg skipped',
+        restic: peers.find((p) => p.name === 'restic')?.version.replace(/ compiled.*/, '') ?? 'restic skipped',
+        threads: opt.threads!,
+        link: { method: link.method, mbit },
+        nodeStartupMs,
+        fixture: { bytes: vmailBytes, files: vmailFiles, users: sb.mailcow.maildir?.users.length ?? 0, plainText: opt['plain-text']!, messagesX10: x10!, ms: fixtureMs, otherVolumesBytes: otherBytes, mailMiB },
+      },
+      runs: runs.map(({ status: _s, stderrTail: _t, ...r }) => r),
+      references: refs,
+      peers: peers.map((p) => ({ name: p.name, version: p.version, runs: peerRuns.get(p.name)! })),
+      targets: [],
+    };
+    result.targets = targets(result);
+    const text = render(result);
+    console.log(text);
+    await mkdir(dirname(out), { recursive: true });
+    await writeJson(out, result);
+    log(`results: ${out}`);
+    if (result.targets.some((t) => t.ok === false)) log('some targets were missed (see the table)');
+  } catch (e) {
+    console.error(`bench failed: ${(e as Error).stack ?? e}`);
+    code = 1;
+  } finally {
+    await sb.stop();
+    if (!opt.keep) await rm(work, { recursive: true, force: true }).catch(() => undefined);
+  }
+  return code;
+}
+
+function targets(r: BenchResult): BenchResult['targets'] {
+  const t: BenchResult['targets'] = [];
+  const [r1, r2, r3] = r.runs;
+  const growth = (name: string, i: number) => r.peers.find((p) => p.name === name)?.runs[i]?.repoGrowthBytes;
+  const borg2 = growth('borg', 1);
+  const restic2 = growth('restic', 1);
+  if (r2) {
+    const peers2 = [borg2, restic2].filter((x): x is number => x !== undefined);
+    const sent = r2.bytesSent ?? NaN;
+    t.push({
+      target: 'run 2 sends fewer bytes than borg and restic add',
+      measured: `sent ${fmtB(sent)} (wire ↑ ${fmtB(r2.wireUpBytes)}) vs borg +${fmtB(borg2)}, restic +${fmtB(restic2)}`,
+      ok: peers2.length ? peers2.every((p) => sent < p) : undefined,
+    });
+    const best = peers2.length ? Math.min(...peers2) : undefined;
+    t.push({
+      target: 'run 2 adds on the box ≤ 1.5× the better peer (goal ≤ 1×)',
+      measured: best === undefined ? `added ${fmtB(r2.addedOnBoxBytes)}` : `added ${fmtB(r2.addedOnBoxBytes)} = ${(r2.addedOnBoxBytes / best).toFixed(2)}× of ${fmtB(best)}`,
+      ok: best === undefined ? undefined : r2.addedOnBoxBytes <= 1.5 * best,
+    });
+  }
+  if (r1 && r3) {
+    // The archives are made anew every run; rsync sends them as deltas against yesterday's.
+    const sent = r3.bytesSent ?? 0;
+    const size = r3.backupBytes ?? 0;
+    const allowed = (r3.archivesBytes ?? 0) + 0.001 * size;
+    t.push({
+      target: 'run 3 sends ≤ 0.1 % of the backup beyond the archives',
+      measured: `sent ${fmtB(sent)} = ${((100 * sent) / size).toFixed(3)} % of ${fmtB(size)}; allowed: archives ${fmtB(r3.archivesBytes)} + 0.1 % = ${fmtB(allowed)}`,
+      ok: sent <= allowed,
+    });
+    const dump = r3.phases.find((p) => p.phase === 'dump')?.ms ?? 0;
+    t.push({
+      target: "run 3 takes ≤ 10 % of run 1's wall time beyond its dump",
+      measured: `${((r3.wallMs - dump) / 1000).toFixed(2)} s = ${((100 * (r3.wallMs - dump)) / r1.wallMs).toFixed(1)} % of ${(r1.wallMs / 1000).toFixed(1)} s`,
+      ok: r3.wallMs - dump <= 0.1 * r1.wallMs,
+    });
+  }
+  const h = r.references.hashing;
+  if (h) {
+    const m1 = r1?.phases.find((p) => p.phase === 'manifest');
+    const speed = h.sha256sumOneProcess.wallS / h.hashFilesDefault.wallS;
+    t.push({
+      target: 'manifest hashing ≥ 3× faster than sha256sum on the same files',
+      measured: `hashFiles ${h.hashFilesDefault.wallS.toFixed(2)} s vs sha256sum ${h.sha256sumOneProcess.wallS.toFixed(2)} s (one process) = ${speed.toFixed(2)}×; vs one sha256sum per file ${(h.sha256sumPerFile.extrapolatedWallS / h.hashFilesDefault.wallS).toFixed(1)}×; run 1 manifest phase ${((m1?.ms ?? 0) / 1000).toFixed(2)} s`,
+      ok: speed >= 3,
+    });
+    const cores = h.hashFilesDefault.cpuS / h.hashFilesDefault.wallS;
+    t.push({
+      target: 'hashing uses both cores',
+      measured: `hashFiles ${cores.toFixed(2)} cores; run 1 manifest phase ${m1?.cpuMs !== undefined ? (m1.cpuMs / m1.ms).toFixed(2) : '–'} cores`,
+      ok: r.meta.cores < 2 ? undefined : cores >= 1.6,
+    });
+  }
+  const peak = Math.max(...r.runs.map((x) => x.toolPeakRssMiB ?? 0));
+  t.push({ target: `tool peak RSS < 150 MB${r.meta.fixture.messagesX10 ? ' (10× messages)' : ''}`, measured: `${((peak * 1024 * 1024) / 1e6).toFixed(0)} MB (${r.meta.fixture.files} files)`, ok: peak * 1024 * 1024 < 150e6 });
+  const locks = r.runs.map((x) => x.spawnToLockMs ?? Infinity);
+  t.push({
+    target: 'process start → lock taken < 300 ms',
+    measured: `${locks.map((l) => l.toFixed(0)).join(' / ')} ms (node -e "" alone: ${r.meta.nodeStartupMs.toFixed(0)} ms)`,
+    ok: Math.max(...locks) < 300,
+  });
+  return t;
+}
+
+function readFileHeader(): string {
+  return 'npm run bench -- [--mail-mib 1024] [--plain-text] [--bwlimit-mbit 100] [--messages-x10] [--threads N] [--skip-peers] [--out FILE] [--work DIR] [--keep]';
+}
+
+main().then(
+  (c) => process.exit(c),
+  (e) => {
+    console.error(`bench failed: ${(e as Error).stack ?? e}`);
+    process.exit(1);
+  },
+);

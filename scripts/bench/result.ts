@@ -1,0 +1,32 @@
+// The shape of bench-results/*.json (stable keys, so runs can be compared).
+import type { Change, HashRefs } from './references.js';
+import type { PeerRun } from './peers.js';
+import type { RunMeasure } from './tool.js';
+
+export interface BenchResult {
+  version: 1;
+  at: string;
+  meta: {
+    cpu: string;
+    cores: number;
+    memGiB: number;
+    os: string;
+    node: string;
+    rsync: string;
+    borg: string;
+    restic: string;
+    threads: string;
+    link: { method: string; mbit: number };
+    nodeStartupMs: number;
+    fixture: { bytes: number; files: number; users: number; plainText: boolean; messagesX10: boolean; ms: number; otherVolumesBytes: number; mailMiB: number };
+  };
+  runs: Omit<RunMeasure, 'status' | 'stderrTail'>[];
+  references: {
+    change?: Change;
+    fullResend?: { bytes: number; seconds?: number };
+    vmailArchiveRsync?: { bytesSent: number; literalBytes: number; archiveBytes: number; archiveSeconds: number };
+    hashing?: HashRefs;
+  };
+  peers: { name: string; version: string; runs: PeerRun[] }[];
+  targets: { target: string; measured: string; ok?: boolean }[];
+}

@@ -1,0 +1,109 @@
+// Markdown tables of a benchmark result (stdout and docs/performance.md use the same text).
+import type { BenchResult } from './result.js';
+
+export function fmtB(n: number | undefined): string {
+  if (n === undefined || !Number.isFinite(n)) return '–';
+  const a = Math.abs(n);
+  if (a < 1024) return `${Math.round(n)} B`;
+  if (a < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (a < 10 * 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}
+const s = (ms: number | undefined, d = 1) => (ms === undefined || !Number.isFinite(ms) ? '–' : (ms / 1000).toFixed(d));
+const mb = (mib: number | undefined) => (mib === undefined || !Number.isFinite(mib) ? '–' : ((mib * 1024 * 1024) / 1e6).toFixed(0));
+const pct = (a: number, b: number) => (b > 0 ? `${((100 * a) / b).toFixed(a / b < 0.01 ? 3 : 1)} %` : '–');
+
+function table(head: string[], rows: (string | number)[][]): string {
+  return [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+}
+
+export function render(r: BenchResult): string {
+  const out: string[] = [];
+  const m = r.meta;
+  out.push(
+    `**Setup**: ${m.cpu} (${m.cores} cores), ${m.memGiB} GiB RAM, ${m.os}; Node ${m.node}, ${m.rsync}, ${m.borg}, ${m.restic}. ` +
+      `Fixture: ${fmtB(m.fixture.bytes)} of mail in ${m.fixture.files.toLocaleString('en')} files (${m.fixture.users} mailboxes, ${m.fixture.plainText ? 'plain text' : 'incompressible bodies, as mail_crypt stores them'}; ` +
+      `generated in ${s(m.fixture.ms)} s) plus the other mailcow volumes (${fmtB(m.fixture.otherVolumesBytes)}). ` +
+      `Link: ${m.link.mbit ? `${m.link.mbit} Mbit/s` : 'unlimited'} via **${m.link.method}**. THREADS=${m.threads}. Page cache warm (the machine holds the whole fixture in RAM).`,
+  );
+  out.push('');
+  out.push('**Runs** (run 1: first backup; run 2: after a day of mail change; run 3: no change)');
+  out.push('');
+  out.push(
+    table(
+      ['run', 'wall s', 'of it dump s', 'CPU s (tool + children)', 'tool CPU s', 'tool peak RSS MB', 'children peak RSS MB', 'rsync sent', 'on the wire ↑ / ↓', 'added on box', 'backup size', 'spawn → lock ms'],
+      r.runs.map((x) => [
+        x.label,
+        s(x.wallMs),
+        s(x.phases.find((p) => p.phase === 'dump')?.ms),
+        s(x.cpuMs),
+        s(x.toolCpuMs),
+        mb(x.toolPeakRssMiB),
+        mb(x.childrenPeakRssMiB),
+        fmtB(x.bytesSent),
+        x.wireUpBytes === undefined ? '–' : `${fmtB(x.wireUpBytes)} / ${fmtB(x.wireDownBytes)}`,
+        fmtB(x.addedOnBoxBytes),
+        fmtB(x.backupBytes),
+        x.spawnToLockMs === undefined ? '–' : x.spawnToLockMs.toFixed(0),
+      ]),
+    ),
+  );
+  out.push('');
+  out.push('**Per phase** (CPU: the tool and every process it started, ssh master included; cores = CPU / wall)');
+  out.push('');
+  const rows: (string | number)[][] = [];
+  for (const x of r.runs) {
+    for (const p of x.phases) {
+      if (!['dump', 'manifest', 'upload', 'verify', 'prune', 'publish', 'preflight'].includes(p.phase)) continue;
+      rows.push([
+        x.label,
+        p.phase,
+        s(p.ms, 2),
+        s(p.cpuMs, 2),
+        p.cpuMs !== undefined && p.ms > 50 ? (p.cpuMs / p.ms).toFixed(2) : '–',
+        mb(p.toolPeakRssMiB),
+        mb(p.childrenPeakRssMiB),
+        p.wireUpBytes === undefined ? '–' : `${fmtB(p.wireUpBytes)} / ${fmtB(p.wireDownBytes)}`,
+      ]);
+    }
+  }
+  out.push(table(['run', 'phase', 'wall s', 'CPU s', 'cores', 'tool RSS MB', 'children RSS MB', 'wire ↑ / ↓'], rows));
+  out.push('');
+  const c = r.references.change;
+  const base = r.runs[0]?.backupBytes ?? 0;
+  out.push('**References** (same files, same run)');
+  out.push('');
+  const refRows: (string | number)[][] = [];
+  if (c) {
+    refRows.push(['the change: new messages', `${c.newMessages} files, ${fmtB(c.newMessageBytes)}`, pct(c.newMessageBytes, base) + ' of the backup']);
+    refRows.push(['the change: renamed (flag change)', `${c.renamedMessages} files, ${fmtB(c.renamedBytes)}`, 'same bytes, new name']);
+    refRows.push(['the change: deleted', `${c.deletedMessages} files, ${fmtB(c.deletedBytes)}`, '']);
+    refRows.push(['the change: rewritten in place', `${c.rewrittenFiles} files, ${fmtB(c.rewrittenBytes)}`, c.rewrittenChangedBytes !== undefined ? `${fmtB(c.rewrittenChangedBytes)} of it overwritten (db, redis)` : '']);
+  }
+  const f = r.references.fullResend;
+  if (f) refRows.push(['full re-send of the backup folder (bash tool), every run', fmtB(f.bytes), f.seconds ? `${f.seconds.toFixed(0)} s at the link rate` : '']);
+  const a = r.references.vmailArchiveRsync;
+  if (a) refRows.push(["rsync of mailcow's backup_vmail.tar.zst against yesterday's (--rsyncable)", `${fmtB(a.bytesSent)} sent`, `${pct(a.bytesSent, a.archiveBytes)} of the ${fmtB(a.archiveBytes)} archive`]);
+  const h = r.references.hashing;
+  if (h) {
+    refRows.push([`sha256sum, one process over all ${h.files} vmail files (${fmtB(h.bytes)})`, `${h.sha256sumOneProcess.wallS.toFixed(2)} s wall`, `${h.sha256sumOneProcess.cpuS.toFixed(2)} s CPU`]);
+    refRows.push([`sha256sum, one process per file (bash tool; ${h.sha256sumPerFile.sampleFiles} files measured, extrapolated)`, `${h.sha256sumPerFile.extrapolatedWallS.toFixed(1)} s wall`, `${h.sha256sumPerFile.extrapolatedCpuS.toFixed(1)} s CPU`]);
+    refRows.push(['the tool\'s hashFiles, same files, default pool', `${h.hashFilesDefault.wallS.toFixed(2)} s wall`, `${h.hashFilesDefault.cpuS.toFixed(2)} s CPU (${(h.hashFilesDefault.cpuS / h.hashFilesDefault.wallS).toFixed(2)} cores)`]);
+    refRows.push(['the tool\'s hashFiles, one worker thread', `${h.hashFilesOneThread.wallS.toFixed(2)} s wall`, `${h.hashFilesOneThread.cpuS.toFixed(2)} s CPU`]);
+  }
+  out.push(table(['reference', 'measured', 'note'], refRows));
+  out.push('');
+  if (r.peers.length) {
+    out.push('**Peers** (local repositories; growth stands for what they would send and store)');
+    out.push('');
+    const pr: (string | number)[][] = [];
+    for (const p of r.peers) for (const [i, x] of p.runs.entries()) pr.push([`${p.name} (${p.version})`, `run ${i + 1}`, x.wallS.toFixed(1), x.cpuS.toFixed(1), mb(x.maxRssMiB), fmtB(x.repoGrowthBytes)]);
+    r.runs.forEach((x, i) => pr.push(['this tool', `run ${i + 1}`, s(x.wallMs), s(x.cpuMs), mb(x.toolPeakRssMiB), `${fmtB(x.addedOnBoxBytes)} (sent ${fmtB(x.bytesSent)})`]));
+    out.push(table(['tool', 'run', 'wall s', 'CPU s', 'peak RSS MB', 'repository growth'], pr));
+    out.push('');
+  }
+  out.push('**Targets**');
+  out.push('');
+  out.push(table(['target', 'measured', 'result'], r.targets.map((t) => [t.target, t.measured, t.ok === undefined ? 'n/a' : t.ok ? 'met' : '**missed**'])));
+  return out.join('\n');
+}

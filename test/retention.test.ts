@@ -1,0 +1,83 @@
+// Retention is pure: a table of date layouts in, a plan out. It must never delete the newest
+// backup, never touch names it did not create, and survive clocks that jump.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { backupNameFor, parseBackupName } from '../src/plan/names.js';
+import { planRetention, type RetentionPolicy } from '../src/plan/retention.js';
+
+const policy = (p: Partial<RetentionPolicy>): RetentionPolicy => ({ retentionDays: 30, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, ...p });
+const NOW = new Date(2026, 10, 23, 12, 0, 0);
+const daysAgo = (d: number, h = 3) => backupNameFor(new Date(2026, 10, 23 - d, h, 0, 0));
+
+test('names round-trip and impossible dates are refused', () => {
+  assert.equal(backupNameFor(parseBackupName('mailcow-2026-11-23-03-00-00')!), 'mailcow-2026-11-23-03-00-00');
+  for (const bad of ['mailcow-2026-02-31-03-00-00', 'mailcow-2026-11-23-25-00-00', 'mailcow-2026-11-23', '.incomplete-mailcow-2026-11-23-03-00-00', 'mailcow-2026-11-23-03-00-00x']) assert.equal(parseBackupName(bad), undefined, bad);
+});
+
+test('daily backups: older than REMOTE_RETENTION_DAYS are removed, the rest kept', () => {
+  const names = Array.from({ length: 40 }, (_, i) => daysAgo(i));
+  const plan = planRetention(names, policy({ retentionDays: 30 }), NOW);
+  assert.equal(plan.keep.length, 30);
+  assert.deepEqual(plan.remove.map((r) => r.name).sort(), names.slice(30).sort());
+});
+
+test('the newest backup is kept even when every backup is too old (clock jumped forward)', () => {
+  const names = [daysAgo(100), daysAgo(90)];
+  const plan = planRetention(names, policy({ retentionDays: 7 }), NOW);
+  assert.deepEqual(plan.keep.map((k) => k.name), [daysAgo(90)]);
+  assert.deepEqual(plan.keep[0]!.reasons, ['newest']);
+  assert.deepEqual(plan.remove.map((r) => r.name), [daysAgo(100)]);
+});
+
+test('backups dated in the future (clock jumped back) are kept, never counted as old', () => {
+  const future = backupNameFor(new Date(2026, 10, 24, 3));
+  const plan = planRetention([future, daysAgo(1), daysAgo(40)], policy({ retentionDays: 30 }), NOW);
+  assert.deepEqual(plan.keep.map((k) => k.name).sort(), [future, daysAgo(1)].sort());
+  assert.deepEqual(plan.remove.map((r) => r.name), [daysAgo(40)]);
+});
+
+test('REMOTE_RETENTION_DAYS=0 keeps everything', () => {
+  const names = Array.from({ length: 10 }, (_, i) => daysAgo(i * 100));
+  assert.equal(planRetention(names, policy({ retentionDays: 0 }), NOW).remove.length, 0);
+});
+
+test('keep-daily/weekly/monthly hold old backups that the age rule would remove', () => {
+  // Four backups a day for 400 days.
+  const names: string[] = [];
+  for (let d = 0; d < 400; d++) for (const h of [0, 6, 12, 18]) names.push(daysAgo(d, h));
+  const plan = planRetention(names, policy({ retentionDays: 1, keepDaily: 7, keepWeekly: 4, keepMonthly: 12 }), NOW);
+  const kept = new Set(plan.keep.map((k) => k.name));
+  // Daily: the newest backup of each of the last 7 days.
+  for (let d = 0; d < 7; d++) assert.ok(kept.has(daysAgo(d, d === 0 ? 6 : 18)) || kept.has(daysAgo(d, 18)), `day ${d}`);
+  // Monthly: one per month for 12 months, each the newest of its month.
+  const monthly = plan.keep.filter((k) => k.reasons.some((r) => r.startsWith('monthly')));
+  assert.equal(monthly.length, 12);
+  const weekly = plan.keep.filter((k) => k.reasons.some((r) => r.startsWith('weekly')));
+  assert.equal(weekly.length, 4);
+  // Nothing outside the rules survives, and every removal has a reason.
+  assert.ok(plan.keep.length <= 1 + 4 + 7 + 4 + 12);
+  assert.equal(plan.keep.length + plan.remove.length, names.length);
+  assert.ok(plan.remove.every((r) => r.reason.length > 0));
+});
+
+test('ISO weeks: a Sunday and the following Monday are different weeks, across a year end', () => {
+  const sun = backupNameFor(new Date(2026, 0, 4, 3)); // Sunday, 2026-W01
+  const mon = backupNameFor(new Date(2026, 0, 5, 3)); // Monday, 2026-W02
+  const dec = backupNameFor(new Date(2025, 11, 29, 3)); // Monday, 2026-W01
+  const plan = planRetention([sun, mon, dec], policy({ retentionDays: 1, keepWeekly: 10 }), new Date(2026, 0, 10));
+  const reasons = new Map(plan.keep.map((k) => [k.name, k.reasons.join(',')]));
+  assert.match(reasons.get(mon)!, /weekly 2026-W02/);
+  assert.match(reasons.get(sun)!, /weekly 2026-W01/);
+  assert.ok(!reasons.has(dec), 'dec 29 shares 2026-W01 with the newer Sunday');
+});
+
+test('names the tool did not create are ignored, never removed', () => {
+  const hostile = ['mailcow-latest', 'notes.txt', '.incomplete-mailcow-2020-01-01-00-00-00', 'mailcow-2020-01-01-00-00-00; rm -rf /', '-rf', 'mailcow-2020-13-01-00-00-00', '..'];
+  const plan = planRetention([...hostile, daysAgo(500), daysAgo(0)], policy({ retentionDays: 7 }), NOW);
+  assert.deepEqual(plan.ignored.sort(), hostile.sort());
+  assert.deepEqual(plan.remove.map((r) => r.name), [daysAgo(500)]);
+});
+
+test('an empty box plans nothing', () => {
+  assert.deepEqual(planRetention([], policy({}), NOW), { keep: [], remove: [], ignored: [] });
+});

@@ -1,0 +1,247 @@
+// The scrub (`verify`): the box re-hashes published backups against their checksums.sha256;
+// names the box shell refuses are downloaded and hashed here. And hostile names on the box: never
+// sent to a remote command, never deleted, never offered for restore.
+import assert from 'node:assert/strict';
+import { copyFile, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { buildContext } from '../src/cli/main.js';
+import { runScrub, scrubExitCode, scrubText, type ScrubOptions } from '../src/backup/scrub.js';
+import { isShellSafe } from '../src/plan/box-command.js';
+import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
+import { backup, publishedOnBox, runCli, ROOT, sleep } from './support/cli.js';
+
+let sb: Sandbox;
+let dir: string;
+let boxBackups: string;
+let names: string[] = [];
+
+async function scrub(opts: ScrubOptions) {
+  const ac = new AbortController();
+  const ctx = buildContext({ config: sb.configPath }, ac.signal, 'silent');
+  await ctx.box.connect();
+  try {
+    return await runScrub(ctx, opts);
+  } finally {
+    await ctx.box.close();
+    await ctx.log.close();
+  }
+}
+
+/** Flips one byte in the middle of a file on the box, breaking its hard links first. */
+async function flipByte(file: string): Promise<void> {
+  const st = await stat(file);
+  await copyFile(file, `${file}.tmp`);
+  await rename(`${file}.tmp`, file);
+  const fh = await open(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    const off = Math.floor(st.size / 2);
+    await fh.read(b, 0, 1, off);
+    b[0] = b[0]! ^ 0xff;
+    await fh.write(b, 0, 1, off);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function checksumPaths(name: string): Promise<string[]> {
+  const text = await readFile(join(boxBackups, name, 'checksums.sha256'), 'utf8');
+  return text.trim().split('\n').map((l) => l.slice(66));
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mcb-scrub-'));
+  sb = await createSandbox({ dir, mailBytes: 1024 * 1024, seed: 21, strict: true });
+  boxBackups = join(sb.box.root, sb.remotePath);
+  for (let i = 0; i < 2; i++) {
+    if (i) await sleep(1100);
+    const r = await backup(['run', '--config', sb.configPath], sb.env);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  names = await publishedOnBox(sb.box.root, sb.remotePath);
+  assert.equal(names.length, 2);
+});
+
+after(async () => {
+  await sb?.stop();
+  await rm(dir, { recursive: true, force: true, maxRetries: 5 });
+});
+
+describe('verify (scrub)', () => {
+  test('every published backup is OK; the box hashes, names it cannot take are downloaded', async () => {
+    const before = (await sb.box.commands()).length;
+    const r = await scrub({ all: true });
+    assert.equal(r.ok, true, scrubText(r).join('\n'));
+    assert.deepEqual(r.results.map((x) => x.name), names);
+    for (const x of r.results) {
+      assert.equal(x.state, 'ok');
+      assert.ok(x.hashedOnBox > 20);
+      const unsafe = (await checksumPaths(x.name)).filter((p) => !isShellSafe(p)).length;
+      assert.ok(unsafe > 0, 'the fixture has a folder with & in its name');
+      assert.equal(x.downloaded, unsafe);
+      assert.equal(x.files, x.hashedOnBox + x.downloaded);
+    }
+    const cmds = (await sb.box.commands()).slice(before).map((c) => c.command);
+    assert.ok(cmds.some((c) => c.startsWith('sha256sum ')), 'the box computed the hashes');
+    assert.ok(cmds.every((c) => c.split(' ')[0] !== 'sha256sum' || isShellSafe(c)));
+    assert.equal(scrubExitCode(r), 0);
+    assert.match(scrubText(r).join('\n'), /^OK +mailcow-/m);
+    const state = JSON.parse(await readFile(join(sb.dir, 'state', 'scrub.json'), 'utf8'));
+    assert.deepEqual(Object.keys(state.backups).sort(), names);
+    // The temp folder holds nothing afterwards.
+    assert.deepEqual((await readdir(join(dir, 'tmp'))).filter((n) => n.startsWith('scrub-')), []);
+  });
+
+  test('a flipped byte is named, for a box-hashed file and for a downloaded one; exit 6', async () => {
+    const [older, newer] = names as [string, string];
+    const safe = (await checksumPaths(older)).find((p) => p.startsWith('vmail/') && p.includes('/cur/') && isShellSafe(p))!;
+    const unsafe = (await checksumPaths(newer)).find((p) => !isShellSafe(p))!;
+    await flipByte(join(boxBackups, older, safe));
+    await flipByte(join(boxBackups, newer, unsafe));
+    try {
+      const r = await scrub({ all: true });
+      assert.equal(r.ok, false);
+      assert.equal(scrubExitCode(r), 6);
+      const o = r.results.find((x) => x.name === older)!;
+      const n = r.results.find((x) => x.name === newer)!;
+      assert.equal(o.state, 'damaged');
+      assert.deepEqual(o.problems.map((p) => [p.path, p.kind]), [[safe, 'mismatch']]);
+      assert.equal(n.state, 'damaged');
+      assert.deepEqual(n.problems.map((p) => [p.path, p.kind]), [[unsafe, 'mismatch']]);
+      const text = scrubText(r).join('\n');
+      assert.ok(text.includes(`differs  ${safe}`) && text.includes(`differs  ${unsafe}`), text);
+      assert.match(text, /DAMAGED +mailcow-/);
+    } finally {
+      // Put the bytes back for the other tests.
+      await flipByte(join(boxBackups, older, safe));
+      await flipByte(join(boxBackups, newer, unsafe));
+    }
+  });
+
+  test('a missing file and a missing checksums.sha256 are reported as damage', async () => {
+    const [older, newer] = names as [string, string];
+    const victim = (await checksumPaths(newer)).find((p) => p.startsWith('backup_redis'))!;
+    await rename(join(boxBackups, newer, victim), join(dir, 'moved-away'));
+    await rename(join(boxBackups, older, 'checksums.sha256'), join(dir, 'moved-sums'));
+    try {
+      const r = await scrub({ all: true });
+      const n = r.results.find((x) => x.name === newer)!;
+      assert.deepEqual(n.problems, [{ path: victim, kind: 'missing' }]);
+      const o = r.results.find((x) => x.name === older)!;
+      assert.equal(o.state, 'damaged');
+      assert.match(o.message ?? '', /checksums\.sha256 is missing/);
+    } finally {
+      await rename(join(dir, 'moved-away'), join(boxBackups, newer, victim));
+      await rename(join(dir, 'moved-sums'), join(boxBackups, older, 'checksums.sha256'));
+    }
+  });
+
+  test('a time budget scrubs the oldest-unverified first and takes turns', async () => {
+    await rm(join(sb.dir, 'state', 'scrub.json'), { force: true });
+    const a = await scrub({ budgetMs: 0 });
+    assert.deepEqual(a.results.map((x) => x.name), [names[0]]);
+    assert.deepEqual(a.skipped, [names[1]]);
+    assert.match(scrubText(a).join('\n'), /time budget used up/);
+    const b = await scrub({ budgetMs: 0 });
+    assert.deepEqual(b.results.map((x) => x.name), [names[1]], 'the never-scrubbed one comes next');
+    const c = await scrub({ budgetMs: 0 });
+    assert.deepEqual(c.results.map((x) => x.name), [names[0]], 'then the one scrubbed longest ago');
+  });
+
+  test('--latest, NAME, and names that are not backups', async () => {
+    const l = await scrub({ latest: true });
+    assert.deepEqual(l.results.map((x) => x.name), [names[1]]);
+    const n = await scrub({ names: [names[0]!] });
+    assert.deepEqual(n.results.map((x) => x.name), [names[0]]);
+    await assert.rejects(scrub({ names: ['../../etc'] }), (e: Error & { kind?: string }) => e.kind === 'config' && /is not a backup name/.test(e.message));
+    await assert.rejects(scrub({ names: ['mailcow-2001-01-01-00-00-00'] }), (e: Error & { kind?: string }) => e.kind === 'failed' && /no published backup named/.test(e.message));
+  });
+
+  test('a hostile checksums.sha256 (paths escaping the folder) is damage, and those paths are never sent', async () => {
+    const newer = names[1]!;
+    const sums = join(boxBackups, newer, 'checksums.sha256');
+    const orig = await readFile(sums, 'utf8');
+    const h = 'a'.repeat(64);
+    await writeFile(sums, orig + `${h}  ../../HOSTILE-escape\n${h}  /etc/HOSTILE-abs\n`);
+    const before = (await sb.box.commands()).length;
+    try {
+      const r = await scrub({ names: [newer] });
+      const x = r.results[0]!;
+      assert.equal(x.state, 'damaged');
+      assert.deepEqual(x.problems.map((p) => p.kind), ['bad-path', 'bad-path']);
+      const cmds = (await sb.box.commands()).slice(before);
+      assert.ok(!cmds.some((c) => c.command.includes('HOSTILE')));
+    } finally {
+      await writeFile(sums, orig);
+    }
+  });
+});
+
+describe('hostile names on the box', () => {
+  const hostile = [
+    'mailcow-HOSTILE 2020-01-01-00-00-00',
+    'mailcow-2020-01-01-00-00-00;HOSTILE',
+    'mailcow-$(touch HOSTILE)',
+    'mailcow-2020-01-01-00-00-00\nHOSTILE',
+    '-rf HOSTILE',
+    '--delete-HOSTILE',
+    '..HOSTILE',
+    '.incomplete-mailcow-2020-01-01-00-00-00 HOSTILE',
+    'mailcow-2020-01-01-00-00-00`HOSTILE`',
+  ];
+
+  test('never passed to a remote command, never deleted by retention, never offered for restore or verify', async () => {
+    for (const h of hostile) {
+      await mkdir(join(boxBackups, h), { recursive: true });
+      await writeFile(join(boxBackups, h, 'checksums.sha256'), `${'b'.repeat(64)}  x\n`);
+    }
+    const before = (await sb.box.commands()).length;
+    const prune = await backup(['prune', '--config', sb.configPath], sb.env);
+    assert.equal(prune.code, 0, prune.stderr);
+    const list = await backup(['list', '--json', '--config', sb.configPath], sb.env);
+    assert.equal(list.code, 0, list.stderr);
+    const listed = (JSON.parse(list.stdout) as { name: string }[]).map((b) => b.name);
+    const restore = await runCli(join(ROOT, 'dist/src/cli/restore-from-hetzner.js'), ['--list', '--json', '--config', sb.configPath], sb.env);
+    assert.equal(restore.code, 0, restore.stderr);
+    const offered = (JSON.parse(restore.stdout) as { name: string }[]).map((b) => b.name);
+    const r = await scrub({ all: true });
+    await sleep(1100);
+    const run = await backup(['run', '--config', sb.configPath], sb.env);
+    assert.equal(run.code, 0, run.stderr);
+
+    const left = await readdir(boxBackups);
+    for (const h of hostile) {
+      assert.ok(left.includes(h), `${JSON.stringify(h)} was deleted`);
+      assert.ok(!listed.includes(h) && !offered.includes(h), `${JSON.stringify(h)} was offered`);
+      assert.ok(!r.results.some((x) => x.name === h));
+    }
+    assert.ok(offered.length >= 2 && listed.length >= 2);
+    const cmds = (await sb.box.commands()).slice(before);
+    assert.ok(cmds.length > 5);
+    const leaked = cmds.filter((c) => c.command.includes('HOSTILE'));
+    assert.deepEqual(leaked, [], 'a hostile name reached a box command');
+  });
+
+  // BUG (src/backup/list.ts): a name that has the shape of a backup name but no real date
+  // (mailcow-2020-02-31-…) passes BACKUP_NAME, then `parseBackupName(name)!` is undefined and
+  // `list`, `status` and `restore-from-hetzner --list` crash with exit 70.
+  test('a name shaped like a backup but with an impossible date is ignored everywhere', { todo: 'list.ts crashes (exit 70) on mailcow-2020-02-31-…: filter with parseBackupName, not BACKUP_NAME alone' }, async () => {
+    const bogus = 'mailcow-2020-02-31-00-00-00';
+    await mkdir(join(boxBackups, bogus), { recursive: true });
+    try {
+      const list = await backup(['list', '--json', '--config', sb.configPath], sb.env);
+      assert.equal(list.code, 0, list.stderr);
+      assert.ok(!list.stdout.includes(bogus));
+      const restore = await runCli(join(ROOT, 'dist/src/cli/restore-from-hetzner.js'), ['--list', '--json', '--config', sb.configPath], sb.env);
+      assert.equal(restore.code, 0, restore.stderr);
+      assert.ok(!restore.stdout.includes(bogus));
+      const prune = await backup(['prune', '--config', sb.configPath], sb.env);
+      assert.equal(prune.code, 0, prune.stderr);
+      assert.ok((await readdir(boxBackups)).includes(bogus), 'never deleted');
+    } finally {
+      await rm(join(boxBackups, bogus), { recursive: true, force: true });
+    }
+  });
+});
