@@ -202,7 +202,10 @@ describe('backup to the loopback Storage Box', () => {
     const r = await backup(['run', '--config', cfg], sb.env);
     assert.equal(r.code, 4, r.stderr);
     assert.match(r.stderr, /presented a host key that is not pinned/);
-    assert.match(r.stderr, /SHA256:/);
+    // It names the key the box sent and the one that was expected.
+    assert.ok(r.stderr.includes(`it sent ${sb.box.hostKeyFingerprint}`), r.stderr);
+    const pinnedFp = execFileSync('ssh-keygen', ['-lf', join(dir, 'otherkey.pub')]).toString().split(' ')[1]!;
+    assert.ok(r.stderr.includes(`pinned: ${pinnedFp}`), r.stderr);
   });
 
   test('check reports every precondition, including hard links and the refused-command probe', async () => {

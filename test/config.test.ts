@@ -121,3 +121,14 @@ test('the command prints one line per problem and exits 2, without a stack trace
   assert.equal(flag.code, 2);
   assert.match(flag.stderr, /Unknown option '--bogus'/);
 });
+
+test('under systemd (no terminal) lines carry syslog priorities and no colours or timestamps', async () => {
+  const p = join(dir, 'journal.env');
+  await writeFile(p, 'HETZNER_HOST=h.example\nHETZNER_USER=u1\nHETZNER_PORT=0\n', { mode: 0o600 });
+  const r = await backup(['run', '--config', p], { INVOCATION_ID: 'test', JOURNAL_STREAM: '8:1' });
+  assert.equal(r.code, 2);
+  const lines = r.stderr.trim().split('\n');
+  assert.match(lines[0]!, /^<3>.*1 configuration problem$/);
+  assert.ok(lines.every((l) => /^<[0-7]>/.test(l)), r.stderr);
+  assert.doesNotMatch(r.stderr, /\x1b\[|\d{4}-\d{2}-\d{2}T/);
+});

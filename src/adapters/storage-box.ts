@@ -17,6 +17,7 @@ import {
   sshCommandArgs,
   type BoxTarget,
 } from '../plan/transport-args.js';
+import { pinnedFingerprints } from './host-key.js';
 import { spawnBackground, type Background, type Exec, type RunOptions } from './exec.js';
 import type { Logger } from './logger.js';
 
@@ -53,7 +54,8 @@ export class StorageBox {
       if (!master.running()) {
         const { tail } = await master.exited;
         this.target.controlPath = undefined;
-        throw new UserError('preflight', explainSshFailure(tail.join('\n'), this.target), tail.slice(-5));
+        const expected = await pinnedFingerprints(this.exec, this.target.knownHosts, this.target.host, this.target.port).catch(() => []);
+        throw new UserError('preflight', explainSshFailure(tail.join('\n'), this.target, expected), tail.slice(-5));
       }
       const ok = await this.exec('ssh', masterControlArgs(this.target, 'check'), { what: 'ssh -O check', okCodes: [0, 255], timeoutMs: 10_000 }).then((r) => r.exitCode === 0);
       if (ok) return;
@@ -211,11 +213,12 @@ export class StorageBox {
 }
 
 /** ssh's stderr turned into the one line an admin needs. */
-export function explainSshFailure(stderr: string, t: BoxTarget): string {
+export function explainSshFailure(stderr: string, t: BoxTarget, expected: string[] = []): string {
   const where = `${t.user}@${t.host}:${t.port}`;
   if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed|No .* host key is known/i.test(stderr)) {
-    const seen = /key (?:sent by the remote host is|for .* is)\s*\n?\s*(SHA256:[A-Za-z0-9+/=]+)/.exec(stderr)?.[1];
-    return `the Storage Box ${where} presented a host key that is not pinned in ${t.knownHosts}${seen ? ` (it sent ${seen})` : ''}; if the box really changed, re-pin it with the installer (install.js --yes), otherwise someone may be intercepting the connection`;
+    const seen = /(SHA256:[A-Za-z0-9+/=]+)/.exec(stderr)?.[1];
+    const pinned = expected.length ? `; pinned: ${expected.join(', ')}` : `; nothing is pinned for [${t.host}]:${t.port}`;
+    return `the Storage Box ${where} presented a host key that is not pinned in ${t.knownHosts} (${seen ? `it sent ${seen}` : 'ssh did not print its fingerprint'}${pinned}); if the box really changed, re-pin it with the installer (install.js --yes), otherwise someone may be intercepting the connection`;
   }
   if (/Permission denied/i.test(stderr)) return `the Storage Box ${where} refused the key ${t.keyPath}; install it with: ssh -p ${t.port} ${t.user}@${t.host} install-ssh-key < ${t.keyPath}.pub`;
   if (/Connection refused/i.test(stderr)) return `the Storage Box ${where} refused the connection; check HETZNER_HOST and HETZNER_PORT (rsync needs port 23)`;

@@ -1,7 +1,7 @@
 // Shared by both commands: load the config, build the collaborators, turn errors into one line
 // and an exit code from the table, and turn SIGINT/SIGTERM into a clean stop.
 import { createExec } from '../adapters/exec.js';
-import { createLogger, type Logger } from '../adapters/logger.js';
+import { consoleModeFor, createLogger, type Logger } from '../adapters/logger.js';
 import { StorageBox } from '../adapters/storage-box.js';
 import { configPathFrom, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
@@ -60,6 +60,12 @@ export function boxTargetOf(c: Config) {
   };
 }
 
+/** Before the logger exists (a bad config): the same console format the logger would use. */
+function printError(line: string, indent?: string): void {
+  const mode = consoleModeFor(process.stderr);
+  process.stderr.write(mode === 'journal' ? `<3>${indent ?? ''}${line}\n` : `${indent ?? 'error: '}${line}\n`);
+}
+
 /** The exit code an error stands for, from the one table in exit-codes.ts. */
 export function exitOf(e: unknown, signalReceived?: NodeJS.Signals): number {
   if (signalReceived) return signalReceived === 'SIGTERM' ? EXIT.terminated : EXIT.interrupted;
@@ -74,13 +80,12 @@ export function exitOf(e: unknown, signalReceived?: NodeJS.Signals): number {
 export function reportError(e: unknown, log: Logger | undefined, signalReceived?: NodeJS.Signals): number {
   if (signalReceived) {
     const msg = `interrupted by ${signalReceived}: nothing was published by this run; the lock is released and temporary files removed`;
-    log ? log.error(msg) : process.stderr.write(`error: ${msg}\n`);
+    log ? log.error(msg) : printError(msg);
     return exitOf(e, signalReceived);
   }
   if (isUserError(e)) {
-    const write = (l: string) => (log ? log.error(l) : process.stderr.write(`error: ${l}\n`));
-    write(e.message);
-    for (const d of e.details.slice(0, 20)) log ? log.info(`  ${d}`) : process.stderr.write(`  ${d}\n`);
+    log ? log.error(e.message) : printError(e.message);
+    for (const d of e.details.slice(0, 20)) log ? log.info(`  ${d}`) : printError(d, '  ');
     return exitOf(e);
   }
   const err = e as Error;
@@ -88,6 +93,6 @@ export function reportError(e: unknown, log: Logger | undefined, signalReceived?
   if (log) {
     log.error(msg);
     log.debug(err?.stack ?? '');
-  } else process.stderr.write(`error: ${msg}\n`);
+  } else printError(msg);
   return EXIT.internal;
 }
