@@ -273,3 +273,40 @@ describe('refusals before anything is written', () => {
     }
   });
 });
+
+describe('notice and monitoring through the real commands', () => {
+  test('SMTP down: the backup still exits 0, the log says the report was not delivered; status is healthy', async () => {
+    const { createServer } = await import('node:net');
+    const port = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const cfg = join(dir, 'mail.env');
+    await writeFile(cfg, (await readFile(sb.configPath, 'utf8')) + `EMAIL_NOTIFICATIONS=yes\nNOTIFICATION_EMAIL=admin@example.com\nSMTP_HOST=127.0.0.1\nSMTP_PORT=${port}\n`, { mode: 0o600 });
+    await sleep(1100);
+    const r = await backup(['run', '--config', cfg], sb.env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /report e-mail was NOT delivered/);
+    const st = await backup(['status', '--config', cfg], sb.env);
+    assert.equal(st.code, 0, st.stdout + st.stderr);
+    const t = await backup(['test-email', '--config', cfg], sb.env);
+    assert.equal(t.code, 1, t.stdout + t.stderr);
+  });
+
+  test('status is unhealthy (exit 6) when the newest backup is older than STALE_AFTER_HOURS', async () => {
+    const st = await backup(['status', '--config', sb.configPath], sb.env);
+    assert.equal(st.code, 0, st.stdout + st.stderr);
+    const cfg = join(dir, 'stale.env');
+    await writeFile(cfg, (await readFile(sb.configPath, 'utf8')) + 'STALE_AFTER_HOURS=1\n', { mode: 0o600 });
+    // Age every backup on the box: rename each to a name at least three hours back.
+    const { rename } = await import('node:fs/promises');
+    const { backupNameFor } = await import('../src/plan/names.js');
+    const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    for (const [i, n] of names.entries()) await rename(join(boxBackups, n), join(boxBackups, backupNameFor(new Date(Date.now() - (3 * 3600 + names.length - i) * 1000))));
+    const stale = await backup(['status', '--config', cfg], sb.env);
+    assert.equal(stale.code, 6, stale.stdout + stale.stderr);
+  });
+});
+

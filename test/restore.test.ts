@@ -213,4 +213,29 @@ describe('restore-from-hetzner on the sandbox', { timeout: 240_000 }, () => {
     assert.match(y.stdout, /WARN\s+DB credentials\s+DBNAME|WARN\s+DB credentials\s+DBPASS/);
     assertSameTree(await treeHashes(fresh.path), before, 'fresh host untouched');
   });
+
+  it('Ctrl-C before the restore step leaves the host untouched (exit 130)', async () => {
+    const before = await volumeHashes(sb);
+    const actions = (await fsp.readFile(path.join(sb.mailcow.path, 'standin-actions.log'), 'utf8').catch(() => '')).length;
+    const p = spawn(process.execPath, [RESTORE_CLI, '--backup', 'latest', '--components', 'all', '--yes', '--config', sb.configPath], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const sent = new Promise<void>((resolve) => {
+      const onData = (d: Buffer) => {
+        out += d;
+        if (/reading .*record/.test(out)) {
+          p.kill('SIGINT');
+          resolve();
+        }
+      };
+      p.stdout.on('data', onData);
+      p.stderr.on('data', onData);
+    });
+    const code = await new Promise<number | null>((resolve) => p.on('close', (c, sig) => resolve(c ?? (sig ? 128 : null))));
+    await sent;
+    assert.equal(code, 130, out);
+    assert.match(out, /nothing on this host was changed|host is unchanged|untouched/i);
+    const after = await volumeHashes(sb);
+    for (const v of VOLS) assertSameTree(after[v]!, before[v]!, `${v} untouched by the interrupted restore`);
+    assert.equal((await fsp.readFile(path.join(sb.mailcow.path, 'standin-actions.log'), 'utf8').catch(() => '')).length, actions, 'no container was stopped');
+  });
 });
