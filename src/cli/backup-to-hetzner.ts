@@ -11,7 +11,7 @@ import { TOOL_VERSION } from '../version.js';
 import { UserError } from '../errors.js';
 import type { RunContext } from '../backup/context.js';
 import { EXIT } from './exit-codes.js';
-import { buildContext, exitOf, installSignalHandlers, reportError } from './main.js';
+import { buildContext, exitOf, installSignalHandlers, reportError, runMain } from './main.js';
 import { notifyAfterRun, notifyStart, runTestEmail, type NotifyDeps } from '../notify/after-run.js';
 import { statusReport } from '../notify/status-command.js';
 import type { RunSummary } from '../plan/report.js';
@@ -162,12 +162,4 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e) => {
-    process.stderr.write(`error: internal error (this should never happen): ${(e as Error)?.message}\n`);
-    process.exitCode = EXIT.internal;
-  },
-);
+runMain(main);

@@ -96,3 +96,16 @@ export function reportError(e: unknown, log: Logger | undefined, signalReceived?
   } else printError(msg);
   return EXIT.internal;
 }
+
+/** Runs a command's main and sets the exit code; anything that escapes is a bug, said as such. */
+export function runMain(main: (argv: string[]) => Promise<number>): void {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`error: internal error (this should never happen): ${(e as Error)?.message}\n`);
+      process.exitCode = EXIT.internal;
+    },
+  );
+}

@@ -11,7 +11,7 @@ import { parseComponents, type Mode } from '../restore/plan.js';
 import { checkLine, runWizard } from '../restore/wizard.js';
 import { TOOL_VERSION } from '../version.js';
 import { EXIT } from './exit-codes.js';
-import { buildContext, exitOf, installSignalHandlers, reportError } from './main.js';
+import { buildContext, exitOf, installSignalHandlers, reportError, runMain } from './main.js';
 
 const USAGE = `usage: restore-from-hetzner [--config PATH]                       (wizard, on a terminal)
        restore-from-hetzner --backup NAME|latest --components LIST --yes
@@ -152,18 +152,10 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write('cancelled: nothing was changed\n');
       return EXIT.interrupted;
     }
-    return reportError(e instanceof UserError || !(e instanceof Error) ? e : e, ctx?.log);
+    return reportError(e, ctx?.log);
   } finally {
     await ctx?.log.close();
   }
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (e) => {
-    process.stderr.write(`error: internal error (this should never happen): ${(e as Error)?.message}\n`);
-    process.exitCode = EXIT.internal;
-  },
-);
+runMain(main);
