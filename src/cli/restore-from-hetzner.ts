@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { listBackups, listText } from '../backup/list.js';
 import type { RunContext } from '../backup/context.js';
 import { COMPONENTS, type Component } from '../config/schema.js';
-import { isUserError, UserError } from '../errors.js';
+import { isUserError } from '../errors.js';
 import { executeRestore, prepareRestore, type RestoreReport } from '../restore/engine.js';
 import { parseComponents, type Mode } from '../restore/plan.js';
 import { checkLine, runWizard } from '../restore/wizard.js';
