@@ -160,6 +160,23 @@ describe('backup to the loopback Storage Box', () => {
     }
   });
 
+  test('LOCAL_RETENTION_DAYS keeps the local dump of a verified backup', async () => {
+    const cfg = join(dir, 'keep-local.env');
+    await writeFile(cfg, (await readFile(sb.configPath, 'utf8')) + 'LOCAL_RETENTION_DAYS=3\n', { mode: 0o600 });
+    await sleep(1100);
+    const r = await backup(['run', '--config', cfg], sb.env);
+    assert.equal(r.code, 0, r.stderr);
+    const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    const newest = names[names.length - 1]!;
+    const local = join(dir, 'tmp', newest);
+    assert.deepEqual(await treeHashes(local), new Map([...(await treeHashes(join(boxBackups, newest)))].filter(([p]) => !p.startsWith('vmail/') && !['checksums.sha256', 'backup.json'].includes(p))));
+    assert.equal((await stat(join(dir, 'tmp'))).mode & 0o777, 0o700);
+    // Back to LOCAL_RETENTION_DAYS=0: the next verified run removes it.
+    await sleep(1100);
+    assert.equal((await backup(['run', '--config', sb.configPath], sb.env)).code, 0);
+    assert.deepEqual((await readdir(join(dir, 'tmp'))).filter((n) => n.startsWith('mailcow-')), []);
+  });
+
   test('secrets from mailcow.conf never reach the log', async () => {
     const log = await readFile(join(dir, 'log', 'mailcow-backup.log'), 'utf8');
     assert.ok(log.length > 1000);

@@ -3,7 +3,7 @@
 // maildir's tar listing is millions of lines: never held in memory unless asked), the last
 // lines kept for the error report, and one abort signal that reaches every child.
 import { createInterface } from 'node:readline';
-import { execa } from 'execa';
+import type { execa as Execa } from 'execa';
 import { UserError } from '../errors.js';
 
 export interface RunOptions {
@@ -33,11 +33,16 @@ export interface RunResult {
 
 export type Exec = (cmd: string, args: string[], opts: RunOptions) => Promise<RunResult>;
 
+// execa is loaded on first use: it costs ~130 ms of start-up, and the lock comes first.
+let execaLoaded: Promise<typeof Execa> | undefined;
+const loadExeca = () => (execaLoaded ??= import('execa').then((m) => m.execa));
+
 export function createExec(signal?: AbortSignal, redact: (s: string) => string = (s) => s): Exec {
   return async (cmd, args, opts) => {
     const tailMax = opts.tailLines ?? 20;
     const tail: string[] = [];
     const chunks: string[] = [];
+    const execa = await loadExeca();
     const sub = execa(cmd, args, {
       cwd: opts.cwd,
       env: opts.env,
@@ -96,9 +101,10 @@ export interface Background {
  * A long-lived child (the run's SSH master connection). It stays in our process group, so it
  * dies with the run when systemd kills the unit, instead of lingering as a daemon.
  */
-export function spawnBackground(cmd: string, args: string[], signal?: AbortSignal): Background {
+export async function spawnBackground(cmd: string, args: string[], signal?: AbortSignal): Promise<Background> {
   const tail: string[] = [];
   let done = false;
+  const execa = await loadExeca();
   const sub = execa(cmd, args, { stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', buffer: false, reject: false, cancelSignal: signal, cleanup: true, forceKillAfterDelay: 3000 });
   if (sub.stderr) {
     createInterface({ input: sub.stderr, crlfDelay: Infinity }).on('line', (l) => {

@@ -1,15 +1,15 @@
-// Worker thread: hashes whole files with SHA-256 in 1 MiB reads, so both cores can hash while
-// the main thread walks the tree. Memory stays at one buffer per worker.
+// Worker thread: hashes whole files with SHA-256 in 1 MiB reads, a batch of paths per message
+// (maildirs are many small files: one message per file would cost more than the hashing).
 import { closeSync, openSync, readSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 
 const buf = Buffer.allocUnsafe(1 << 20);
 
-parentPort!.on('message', (msg: { id: number; path: string }) => {
+function hashOne(path: string): { hash?: string; size?: number; error?: string } {
   let fd: number | undefined;
   try {
-    fd = openSync(msg.path, 'r');
+    fd = openSync(path, 'r');
     const h = createHash('sha256');
     let size = 0;
     for (;;) {
@@ -18,10 +18,14 @@ parentPort!.on('message', (msg: { id: number; path: string }) => {
       h.update(buf.subarray(0, n));
       size += n;
     }
-    parentPort!.postMessage({ id: msg.id, hash: h.digest('hex'), size });
+    return { hash: h.digest('hex'), size };
   } catch (e) {
-    parentPort!.postMessage({ id: msg.id, error: (e as NodeJS.ErrnoException).code ?? String(e) });
+    return { error: (e as NodeJS.ErrnoException).code ?? String(e) };
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+parentPort!.on('message', (msg: { id: number; paths: string[] }) => {
+  parentPort!.postMessage({ id: msg.id, results: msg.paths.map(hashOne) });
 });

@@ -10,35 +10,43 @@ export interface HashResult {
 export interface HashPool {
   /** Resolves undefined when the file vanished (ENOENT): live mail comes and goes. */
   hash(path: string): Promise<HashResult | undefined>;
+  /** The same for a batch of paths, in order: one message to a worker for many small files. */
+  hashBatch(paths: string[]): Promise<(HashResult | undefined)[]>;
+  readonly threads: number;
   close(): Promise<void>;
 }
 
+type Raw = { hash?: string; size?: number; error?: string };
+
 export function createHashPool(threads = Math.min(4, availableParallelism())): HashPool {
-  const workers = Array.from({ length: Math.max(1, threads) }, () => new Worker(new URL('./hash-worker.js', import.meta.url)));
-  const pending = new Map<number, { resolve: (r: HashResult | undefined) => void; reject: (e: Error) => void }>();
+  const n = Math.max(1, threads);
+  const workers = Array.from({ length: n }, () => new Worker(new URL('./hash-worker.js', import.meta.url)));
+  const pending = new Map<number, { resolve: (r: (HashResult | undefined)[]) => void; reject: (e: Error) => void }>();
   const load = workers.map(() => 0);
   let nextId = 0;
   workers.forEach((w, i) => {
-    w.on('message', (m: { id: number; hash?: string; size?: number; error?: string }) => {
+    w.on('message', (m: { id: number; results: Raw[] }) => {
       load[i]!--;
       const p = pending.get(m.id)!;
       pending.delete(m.id);
-      if (m.error === 'ENOENT') p.resolve(undefined);
-      else if (m.error) p.reject(new Error(`cannot read a file to hash it: ${m.error}`));
-      else p.resolve({ hash: m.hash!, size: m.size! });
+      const bad = m.results.find((r) => r.error && r.error !== 'ENOENT');
+      if (bad) p.reject(new Error(`cannot read a file to hash it: ${bad.error}`));
+      else p.resolve(m.results.map((r) => (r.error ? undefined : { hash: r.hash!, size: r.size! })));
     });
   });
+  const hashBatch = (paths: string[]) =>
+    new Promise<(HashResult | undefined)[]>((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve, reject });
+      let best = 0;
+      for (let i = 1; i < workers.length; i++) if (load[i]! < load[best]!) best = i;
+      load[best]!++;
+      workers[best]!.postMessage({ id, paths });
+    });
   return {
-    hash(path) {
-      return new Promise((resolve, reject) => {
-        const id = nextId++;
-        pending.set(id, { resolve, reject });
-        let best = 0;
-        for (let i = 1; i < workers.length; i++) if (load[i]! < load[best]!) best = i;
-        load[best]!++;
-        workers[best]!.postMessage({ id, path });
-      });
-    },
+    threads: n,
+    hashBatch,
+    hash: async (path) => (await hashBatch([path]))[0],
     async close() {
       await Promise.all(workers.map((w) => w.terminate()));
     },

@@ -47,7 +47,7 @@ export class StorageBox {
   async connect(): Promise<void> {
     this.controlDir = await mkdtemp(join(tmpdir(), 'mcb-'));
     this.target.controlPath = join(this.controlDir, 'c');
-    const master = spawnBackground('ssh', masterStartArgs(this.target));
+    const master = await spawnBackground('ssh', masterStartArgs(this.target));
     this.master = master;
     const deadline = Date.now() + (this.target.connectTimeout + 15) * 1000;
     for (;;) {

@@ -98,21 +98,40 @@ export async function hashFiles(
   const stats: HashStats = { hashed: 0, hashedBytes: 0, reused: 0, vanished: [] };
   const pool = createHashPool(threads);
   try {
-    await forEachLimit(files, 64, async (f) => {
+    const todo: typeof files = [];
+    for (const f of files) {
       const c = cache.get(f.path);
       if (c && c.size === f.size && c.mtimeMs === f.mtimeMs) {
         entries.set(f.path, { path: f.path, hash: c.hash, size: f.size, mtimeMs: f.mtimeMs });
         stats.reused++;
-        return;
+      } else todo.push(f);
+    }
+    // Batches of up to 64 files or 8 MiB, two per worker in flight, so every core stays busy.
+    const batches: (typeof files)[] = [];
+    let cur: typeof files = [];
+    let bytes = 0;
+    for (const f of todo) {
+      if (cur.length && (cur.length >= 64 || bytes + f.size > 8 << 20)) {
+        batches.push(cur);
+        cur = [];
+        bytes = 0;
       }
-      const r = await pool.hash(f.abs);
-      if (!r) {
-        stats.vanished.push(f.path);
-        return;
-      }
-      stats.hashed++;
-      stats.hashedBytes += r.size;
-      entries.set(f.path, { path: f.path, hash: r.hash, size: r.size, mtimeMs: f.mtimeMs });
+      cur.push(f);
+      bytes += f.size;
+    }
+    if (cur.length) batches.push(cur);
+    await forEachLimit(batches, pool.threads * 2, async (batch) => {
+      const results = await pool.hashBatch(batch.map((f) => f.abs));
+      batch.forEach((f, i) => {
+        const r = results[i];
+        if (!r) {
+          stats.vanished.push(f.path);
+          return;
+        }
+        stats.hashed++;
+        stats.hashedBytes += r.size;
+        entries.set(f.path, { path: f.path, hash: r.hash, size: r.size, mtimeMs: f.mtimeMs });
+      });
     });
   } finally {
     await pool.close();

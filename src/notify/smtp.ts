@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { rootCertificates } from 'node:tls';
 import { format } from 'node:util';
-import nodemailer from 'nodemailer';
+// Types only here: nodemailer itself is loaded when a mail is sent, not at every start-up.
+import type nodemailer from 'nodemailer';
 import type { ComposedMail } from './compose.js';
 
 export interface SmtpSettings {
@@ -109,7 +110,8 @@ export interface DeliveryResult {
 
 /** Sends one message; throws a readable error when it is not accepted. */
 export async function sendMessage(s: SmtpSettings, msg: Message, opts: { transactionLog?: (line: string) => void; transport?: SmtpTransportOptions } = {}): Promise<DeliveryResult> {
-  const transporter = nodemailer.createTransport((opts.transport ?? transportOptions(s, { transactionLog: opts.transactionLog })) as never);
+  const { default: mailer } = await import('nodemailer');
+  const transporter = mailer.createTransport((opts.transport ?? transportOptions(s, { transactionLog: opts.transactionLog })) as never);
   try {
     const info = (await transporter.sendMail({
       from: msg.from,
