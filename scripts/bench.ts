@@ -6,7 +6,7 @@
 //
 //   npm run bench -- [--mail-mib 1024] [--plain-text] [--bwlimit-mbit 100] [--messages-x10]
 //                    [--threads auto|N] [--skip-peers] [--out bench-results/latest.json]
-//                    [--work DIR] [--keep]
+//                    [--work DIR] [--keep] [--shaping auto|bwlimit]
 // Environment: BENCH_MAIL_MIB, BENCH_BWLIMIT_MBIT, BENCH_OUT. Run scripts/bench-setup.sh first
 // (borg, restic, GNU time). Needs root for the network namespace (else rsync --bwlimit is used).
 import { mkdir, rm } from 'node:fs/promises';
@@ -38,6 +38,7 @@ const { values: opt } = parseArgs({
     out: { type: 'string', default: process.env.BENCH_OUT ?? join(root, 'bench-results', 'latest.json') },
     work: { type: 'string', default: join(root, 'bench-results', 'work') },
     keep: { type: 'boolean', default: false },
+    shaping: { type: 'string', default: process.env.MCBENCH_SHAPING ?? 'bwlimit' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -50,6 +51,7 @@ async function main(): Promise<number> {
     console.log(readFileHeader());
     return 0;
   }
+  if (opt.shaping === 'bwlimit') process.env.MCBENCH_SHAPING = 'bwlimit';
   const inner = await reexecInNetns(process.argv.slice(1));
   if (inner !== undefined) return inner;
 

@@ -21,7 +21,7 @@ export const NETNS_ENV = 'MCBENCH_NETNS';
  * or returns undefined when namespaces cannot be used here (then the caller goes on directly).
  */
 export async function reexecInNetns(argv: string[]): Promise<number | undefined> {
-  if (process.env[NETNS_ENV] || process.getuid?.() !== 0) return undefined;
+  if (process.env[NETNS_ENV] || process.getuid?.() !== 0 || process.env.MCBENCH_SHAPING === 'bwlimit') return undefined;
   const name = `mcbench-${process.pid}`;
   try {
     await run('ip', ['netns', 'add', name]);
@@ -55,6 +55,8 @@ export async function shapeLink(port: number, mbit: number): Promise<Link> {
   await tc('class', 'add', 'dev', 'lo', 'parent', '1:1', 'classid', '1:10', 'htb', 'rate', rate, 'ceil', rate);
   await tc('class', 'add', 'dev', 'lo', 'parent', '1:1', 'classid', '1:20', 'htb', 'rate', rate, 'ceil', rate);
   await tc('class', 'add', 'dev', 'lo', 'parent', '1:1', 'classid', '1:30', 'htb', 'rate', '10gbit');
+  // Short queues (fq_codel) instead of 1000-packet fifos: no seconds of bufferbloat on the link.
+  for (const h of ['10', '20']) await tc('qdisc', 'add', 'dev', 'lo', 'parent', `1:${h}`, 'handle', `${h}:`, 'fq_codel');
   for (const [dir, cls] of [['dport', '1:10'], ['sport', '1:20']] as const) {
     await tc('filter', 'add', 'dev', 'lo', 'parent', '1:', 'protocol', 'ip', 'prio', '1', 'u32', 'match', 'ip', dir, String(port), '0xffff', 'flowid', cls);
   }

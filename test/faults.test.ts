@@ -1,0 +1,472 @@
+// Fault injection against the real CLI on the loopback box: kill the tool at every phase (SIGKILL
+// to its process group, as systemd kills a cgroup; SIGTERM to its pid only), the SSH server dying
+// or stalling mid-upload, a full temp filesystem, two runs at once, a byte flipped on the box,
+// clock jumps. After each: nothing unverified published, every earlier backup intact (hashes),
+// the lock recovered, the next run succeeds. Prints a scenario/trials/outcome table at the end.
+// FAULT_TRIALS=N repeats each scenario N times (default 1).
+import assert from 'node:assert/strict';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdir, mkdtemp, open, readFile, rename, rm, stat, writeFile, copyFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { buildContext } from '../src/cli/main.js';
+import { runScrub } from '../src/backup/scrub.js';
+import { planRetention } from '../src/plan/retention.js';
+import { backupNameFor, parseBackupName } from '../src/plan/names.js';
+import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
+import { startStorageBox } from '../src/sandbox/storage-box.js';
+import { backup, BACKUP_CLI, publishedOnBox, sleep } from './support/cli.js';
+
+const TRIALS = Math.max(1, Number(process.env.FAULT_TRIALS ?? 1) || 1);
+let sb: Sandbox;
+let dir: string;
+let boxBackups: string;
+const table: { scenario: string; trials: number; outcome: string }[] = [];
+
+/** The one line the admin reads: the run's "FAILED in phase …" summary. */
+function failLine(stderr: string): string {
+  return (stderr.split('\n').find((l) => /FAILED in phase/.test(l)) ?? stderr.split('\n').find((l) => /error/i.test(l)) ?? '').replace(/^.*?FAILED in phase/, 'FAILED in phase');
+}
+
+function record(scenario: string, trials: number, outcome: string) {
+  table.push({ scenario, trials, outcome });
+}
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+interface Spawned {
+  p: ChildProcess;
+  stderr: () => string;
+  waitFor: (re: RegExp, ms?: number) => Promise<void>;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
+}
+
+function spawnRun(env: Record<string, string> = {}, config = sb.configPath, args: string[] = []): Spawned {
+  const t0 = Date.now();
+  const p = spawn(process.execPath, [BACKUP_CLI, 'run', '--debug', '--config', config, ...args], {
+    env: { ...process.env, ...sb.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let err = '';
+  const waiters: { re: RegExp; resolve: () => void }[] = [];
+  const onData = (d: Buffer) => {
+    err += d;
+    for (const w of [...waiters]) if (w.re.test(err)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+  };
+  p.stderr!.on('data', onData);
+  p.stdout!.on('data', onData);
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((resolve) => p.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - t0 })));
+  return {
+    p,
+    stderr: () => err,
+    exit,
+    waitFor: (re, ms = 60_000) =>
+      new Promise<void>((resolve, reject) => {
+        if (re.test(err)) return resolve();
+        const t = setTimeout(() => reject(new Error(`no ${re} within ${ms} ms:\n${err.slice(-3000)}`)), ms);
+        waiters.push({ re, resolve: () => (clearTimeout(t), resolve()) });
+        void exit.then(() => setTimeout(() => reject(new Error(`exited before ${re}:\n${err.slice(-3000)}`)), 50));
+      }),
+  };
+}
+
+/** sha256sum -c in every published folder, on the box's disk: the names of broken ones. */
+function brokenBackups(): string[] {
+  const bad: string[] = [];
+  for (const n of readdirSync(boxBackups).filter((n) => /^mailcow-\d{4}(-\d{2}){5}$/.test(n))) {
+    try {
+      execFileSync('sha256sum', ['--quiet', '--strict', '-c', 'checksums.sha256'], { cwd: join(boxBackups, n), stdio: 'pipe' });
+    } catch {
+      bad.push(n);
+    }
+  }
+  return bad;
+}
+
+const runDirs = () => (existsSync(join(dir, 'tmp')) ? readdirSync(join(dir, 'tmp')).filter((n) => n.startsWith('run-')) : []);
+const stagings = () => readdirSync(boxBackups).filter((n) => n.startsWith('.incomplete-'));
+const lockHeld = () => existsSync(join(dir, 'state', 'backup.lock'));
+const status = () => JSON.parse(readFileSync(join(dir, 'state', 'status.json'), 'utf8')) as Record<string, unknown>;
+
+/** Processes (other than the box's sshd and its sessions) whose command line mentions the sandbox. */
+function strayProcesses(exclude: Set<number>): { pid: number; cmd: string }[] {
+  const out: { pid: number; cmd: string }[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const pid = Number(d);
+    if (pid === process.pid || exclude.has(pid)) continue;
+    let cmd = '';
+    try {
+      cmd = readFileSync(`/proc/${d}/cmdline`, 'utf8').replace(/\0/g, ' ');
+    } catch {
+      continue;
+    }
+    if (cmd.includes(dir) && !cmd.includes('sshd_config') && !cmd.includes('box-state.json') && !cmd.includes('rsync --server')) out.push({ pid, cmd });
+  }
+  return out;
+}
+
+function ppidOf(pid: number): number | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The box's sshd listener and every process below it (its sessions, box-shell, rsync). */
+function boxProcesses(): { listener: number; sessions: number[] } {
+  const listener = Number(readFileSync(join(dir, 'box', 'sshd.pid'), 'utf8').trim());
+  const all = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).map(Number);
+  const below = new Set<number>([listener]);
+  let grew = true;
+  while (grew) {
+    grew = false;
+    for (const p of all) if (!below.has(p) && below.has(ppidOf(p) ?? -1)) (below.add(p), (grew = true));
+  }
+  below.delete(listener);
+  return { listener, sessions: [...below] };
+}
+
+const sshdSessions = (pids: number[]) =>
+  pids.filter((p) => {
+    try {
+      return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'sshd' || readFileSync(`/proc/${p}/cmdline`, 'utf8').startsWith('sshd');
+    } catch {
+      return false;
+    }
+  });
+
+/** Restarts the box on the same folder (new port and keys: the config is rewritten to match). */
+async function restartBox(): Promise<void> {
+  await sb.box.stop().catch(() => undefined);
+  const box = await startStorageBox({ dir: join(dir, 'box'), strict: true });
+  sb.box = box;
+  const cfg = await readFile(sb.configPath, 'utf8');
+  await writeFile(sb.configPath, cfg.replace(/^HETZNER_PORT=.*$/m, `HETZNER_PORT=${box.port}`), { mode: 0o600 });
+}
+
+async function nextRunSucceeds(env: Record<string, string> = {}): Promise<{ stderr: string; bytesSent: number }> {
+  await sleep(1100);
+  const r = await backup(['run', '--config', sb.configPath], { ...sb.env, ...env }, 120_000);
+  assert.equal(r.code, 0, `next run: ${r.stderr.slice(-3000)}`);
+  assert.deepEqual(stagings(), [], 'the next run removed dead staging folders');
+  assert.deepEqual(runDirs(), [], 'temp cleaned');
+  assert.equal(lockHeld(), false);
+  return { stderr: r.stderr, bytesSent: status().bytesSent as number };
+}
+
+async function flipByte(file: string): Promise<void> {
+  const st = await stat(file);
+  await copyFile(file, `${file}.tmp`);
+  await rename(`${file}.tmp`, file);
+  const fh = await open(file, 'r+');
+  const b = Buffer.alloc(1);
+  await fh.read(b, 0, 1, Math.floor(st.size / 2));
+  b[0] = b[0]! ^ 0xff;
+  await fh.write(b, 0, 1, Math.floor(st.size / 2));
+  await fh.close();
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mcb-faults-'));
+  sb = await createSandbox({ dir, mailBytes: 1024 * 1024, seed: 31, strict: true });
+  boxBackups = join(sb.box.root, sb.remotePath);
+  const r = await backup(['run', '--config', sb.configPath], sb.env);
+  assert.equal(r.code, 0, r.stderr);
+});
+
+after(async () => {
+  await sb?.box.stop().catch(() => undefined);
+  await rm(dir, { recursive: true, force: true, maxRetries: 5 });
+  const w = Math.max(...table.map((t) => t.scenario.length), 8);
+  console.log(`\n${'scenario'.padEnd(w)}  trials  outcome`);
+  for (const t of table) console.log(`${t.scenario.padEnd(w)}  ${String(t.trials).padEnd(6)}  ${t.outcome}`);
+});
+
+// ---------------------------------------------------------------------------------------------
+
+const PHASES = ['lock', 'preflight', 'dump', 'manifest', 'upload', 'verify', 'publish', 'prune'] as const;
+
+describe('killed at each phase', () => {
+  for (const signal of ['SIGKILL', 'SIGTERM'] as const) {
+    for (const ph of PHASES) {
+      test(`${signal} at ${ph}`, async () => {
+        const outcomes: string[] = [];
+        for (let t = 0; t < TRIALS; t++) {
+          await sleep(1100);
+          const before = await publishedOnBox(sb.box.root, sb.remotePath);
+          // The dump is widened so that a kill "at dump" lands inside mailcow's script.
+          const run = spawnRun(ph === 'dump' ? { STANDIN_SLOW_SECONDS: '1' } : {});
+          await run.waitFor(new RegExp(`phase ${ph}: start`));
+          if (signal === 'SIGKILL') process.kill(-run.p.pid!, 'SIGKILL');
+          else process.kill(run.p.pid!, 'SIGTERM');
+          const ex = await Promise.race([run.exit, sleep(60_000).then(() => undefined)]);
+          assert.ok(ex, `${signal} at ${ph}: the tool did not exit within 60 s`);
+          const after = await publishedOnBox(sb.box.root, sb.remotePath);
+          const added = after.filter((n) => !before.includes(n));
+          assert.ok(before.every((n) => after.includes(n)), 'no earlier backup vanished');
+          assert.ok(added.length <= 1 && (added.length === 0 || ph === 'publish' || ph === 'prune' || ph === 'verify'), `published by a killed run at ${ph}: ${added}`);
+          assert.deepEqual(brokenBackups(), [], 'every published backup passes sha256sum -c');
+          let note = added.length ? 'published (rename done before the kill), intact' : 'nothing published';
+          if (signal === 'SIGTERM') {
+            // SIGTERM after the summary was written exits 0; otherwise 143 with the cleanup done.
+            assert.ok(ex.code === 143 || ex.code === 0, `exit ${ex.code}: ${run.stderr().slice(-2000)}`);
+            assert.equal(lockHeld(), false, 'lock released on SIGTERM');
+            assert.deepEqual(runDirs(), [], 'temp removed on SIGTERM');
+            await sleep(500);
+            const stray = strayProcesses(new Set());
+            assert.deepEqual(stray, [], 'no child left running after SIGTERM');
+            note += `, exit ${ex.code}, lock released, temp removed, no stray child`;
+          } else {
+            await sleep(300);
+            const stray = strayProcesses(new Set());
+            for (const s of stray) process.kill(s.pid, 'SIGKILL');
+            if (stray.length) note += `, ${stray.length} process(es) outside the group survived (${stray.map((s) => s.cmd.split(' ')[0]).join(', ')})`;
+          }
+          const next = await nextRunSucceeds();
+          if (signal === 'SIGKILL' && lockHeld() === false) note += /taking over/.test(next.stderr) ? ', lock taken over' : ', no lock left';
+          outcomes.push(`${note}; next run OK`);
+        }
+        record(`${signal} at ${ph}`, TRIALS, [...new Set(outcomes)].join(' | '));
+      });
+    }
+  }
+});
+
+describe('the link to the box fails mid-upload', () => {
+  // A slow upload of fresh, incompressible mail: 12 MiB at 1 MiB/s.
+  let slowConfig: string;
+  const addBigMail = async (tag: string) => {
+    const folder = join(sb.mailcow.volume('vmail'), 'example.com', 'big', 'Maildir', 'cur');
+    await mkdir(folder, { recursive: true });
+    for (let i = 0; i < 6; i++) await writeFile(join(folder, `${Date.now()}.${tag}${i}.host:2,S`), randomBytes(2 * 1024 * 1024));
+    return 6 * 2 * 1024 * 1024;
+  };
+  before(async () => {
+    slowConfig = join(dir, 'slow.env');
+  });
+  const writeSlow = async () => {
+    const cfg = (await readFile(sb.configPath, 'utf8')) + 'BWLIMIT_KBPS=1024\nRSYNC_TIMEOUT=10\nSSH_CONNECT_TIMEOUT=5\n';
+    await writeFile(slowConfig, cfg, { mode: 0o600 });
+  };
+
+  test('the SSH server dies mid-upload: clear failure within the timeouts; the next run resumes', async () => {
+    const outcomes: string[] = [];
+    for (let t = 0; t < TRIALS; t++) {
+      await sleep(1100);
+      const size = await addBigMail(`dies${t}`);
+      await writeSlow();
+      const before = await publishedOnBox(sb.box.root, sb.remotePath);
+      const run = spawnRun({}, slowConfig);
+      await run.waitFor(/phase upload: start/);
+      await sleep(4000);
+      const { listener, sessions } = boxProcesses();
+      // The server dies: the listener and every sshd session, at once (its children see EOF).
+      for (const p of [listener, ...sshdSessions(sessions)]) {
+        try {
+          process.kill(p, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      const ex = await Promise.race([run.exit, sleep(90_000).then(() => undefined)]);
+      assert.ok(ex, `no exit within 90 s after the server died:\n${run.stderr().slice(-2000)}`);
+      assert.equal(ex.code, 1, run.stderr().slice(-3000));
+      assert.doesNotMatch(run.stderr(), /internal error|^\s+at /m);
+      const msg = failLine(run.stderr());
+      assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before);
+      assert.deepEqual(runDirs(), []);
+      await sleep(1000);
+      await restartBox();
+      const next = await nextRunSucceeds();
+      assert.ok(next.bytesSent < size * 0.9, `the next run sent ${next.bytesSent} bytes of ${size}: it started over`);
+      assert.deepEqual(brokenBackups(), []);
+      outcomes.push(`exit 1 after ${(ex.ms / 1000).toFixed(0)} s ("${msg.slice(0, 140)}"); next run sent ${(next.bytesSent / size * 100).toFixed(0)} % of the new mail`);
+    }
+    record('SSH server dies mid-upload', TRIALS, outcomes.join(' | '));
+  });
+
+  test('the link stalls (no packets) mid-upload: fails within RSYNC_TIMEOUT; the next run resumes', async () => {
+    const outcomes: string[] = [];
+    for (let t = 0; t < TRIALS; t++) {
+      await sleep(1100);
+      const size = await addBigMail(`stall${t}`);
+      await writeSlow();
+      const before = await publishedOnBox(sb.box.root, sb.remotePath);
+      const run = spawnRun({}, slowConfig);
+      await run.waitFor(/phase upload: start/);
+      await sleep(4000);
+      const { sessions } = boxProcesses();
+      for (const p of sessions) {
+        try {
+          process.kill(p, 'SIGSTOP');
+        } catch {
+          /* gone */
+        }
+      }
+      const t0 = Date.now();
+      const ex = await Promise.race([run.exit, sleep(120_000).then(() => undefined)]);
+      const stalledFor = (Date.now() - t0) / 1000;
+      for (const p of sessions) {
+        try {
+          process.kill(p, 'SIGKILL');
+          process.kill(p, 'SIGCONT');
+        } catch {
+          /* gone */
+        }
+      }
+      // Bound: ssh's keepalive (ServerAliveInterval 15 s × 4) plus RSYNC_TIMEOUT, plus slack.
+      assert.ok(ex && stalledFor < 90, `no exit within 90 s of a stalled link (RSYNC_TIMEOUT=10):\n${run.stderr().slice(-2000)}`);
+      assert.equal(ex.code, 1, run.stderr().slice(-3000));
+      assert.doesNotMatch(run.stderr(), /internal error|^\s+at /m);
+      const msg = failLine(run.stderr());
+      assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before);
+      await restartBox();
+      const next = await nextRunSucceeds();
+      assert.ok(next.bytesSent < size * 0.9, `the next run sent ${next.bytesSent} bytes of ${size}: it started over`);
+      outcomes.push(`exit 1 ${stalledFor.toFixed(0)} s after the stall ("${msg.slice(0, 140)}"); next run sent ${(next.bytesSent / size * 100).toFixed(0)} % of the new mail`);
+    }
+    record('link stalls mid-upload', TRIALS, outcomes.join(' | '));
+  });
+});
+
+describe('other faults', () => {
+  test('the temp filesystem fills up during the dump: clean failure, temp cleaned, nothing published', async (t) => {
+    const mnt = join(dir, 'smalltmp');
+    await mkdir(mnt, { recursive: true });
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=80m,mode=0700', 'tmpfs', mnt], { stdio: 'pipe' });
+    } catch (e) {
+      record('temp filesystem full during dump', 0, `not run: cannot mount a tmpfs here (${(e as Error).message.split('\n')[0]})`);
+      t.skip('cannot mount a tmpfs');
+      return;
+    }
+    try {
+      const cfg = join(dir, 'smalltmp.env');
+      await writeFile(cfg, (await readFile(sb.configPath, 'utf8')).replace(/^TEMP_BACKUP_DIR=.*$/m, `TEMP_BACKUP_DIR=${join(mnt, 'tmp')}`), { mode: 0o600 });
+      const outcomes: string[] = [];
+      for (let i = 0; i < TRIALS; i++) {
+        await sleep(1100);
+        const before = await publishedOnBox(sb.box.root, sb.remotePath);
+        const run = spawnRun({ STANDIN_SLOW_SECONDS: '1' }, cfg);
+        await run.waitFor(/phase dump: start/);
+        // Preflight found room; now something else eats it all.
+        try {
+          execFileSync('dd', ['if=/dev/zero', `of=${join(mnt, 'filler')}`, 'bs=1M'], { stdio: 'pipe' });
+        } catch {
+          /* ENOSPC is the point */
+        }
+        const ex = await run.exit;
+        await rm(join(mnt, 'filler'), { force: true });
+        assert.notEqual(ex.code, 0, 'the run must fail');
+        assert.ok(ex.code === 1 || ex.code === 4, `exit ${ex.code}: ${run.stderr().slice(-2000)}`);
+        assert.doesNotMatch(run.stderr(), /internal error|^\s+at /m);
+        assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before);
+        assert.deepEqual(readdirSync(join(mnt, 'tmp')).filter((n) => n.startsWith('run-')), [], 'temp cleaned');
+        const msg = failLine(run.stderr());
+        outcomes.push(`exit ${ex.code} ("${msg.slice(0, 140)}"), temp cleaned, nothing published`);
+      }
+      await nextRunSucceeds();
+      record('temp filesystem full during dump', TRIALS, outcomes.join(' | ') + '; next run OK');
+    } finally {
+      execFileSync('umount', ['-l', mnt], { stdio: 'pipe' });
+    }
+  });
+
+  test('two runs started at the same instant: exactly one proceeds', async () => {
+    const outcomes = new Map<string, number>();
+    for (let i = 0; i < Math.max(3, TRIALS); i++) {
+      await sleep(1100);
+      const a = spawnRun();
+      const b = spawnRun();
+      const [ea, eb] = await Promise.all([a.exit, b.exit]);
+      const codes = [ea.code, eb.code].sort();
+      assert.deepEqual(codes, [0, 75], `exit codes ${codes}\n${a.stderr().slice(-1500)}\n${b.stderr().slice(-1500)}`);
+      outcomes.set(`exits ${codes.join(' and ')}`, (outcomes.get(`exits ${codes.join(' and ')}`) ?? 0) + 1);
+      assert.deepEqual(brokenBackups(), []);
+    }
+    record('two runs at the same instant', Math.max(3, TRIALS), [...outcomes].map(([k, v]) => `${v}× ${k}`).join(', ') + '; one backup each time');
+  });
+
+  test('a byte of a published backup flipped on the box: verify names the file', async () => {
+    await sleep(1100);
+    const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    const victim = names.at(-1)!;
+    const sums = (await readFile(join(boxBackups, victim, 'checksums.sha256'), 'utf8')).trim().split('\n').map((l) => l.slice(66));
+    const file = sums.find((p) => p.includes('/cur/'))!;
+    await flipByte(join(boxBackups, victim, file));
+    try {
+      const ctx = buildContext({ config: sb.configPath }, new AbortController().signal, 'silent');
+      await ctx.box.connect();
+      const r = await runScrub(ctx, { names: names.slice(-2) }).finally(async () => {
+        await ctx.box.close();
+        await ctx.log.close();
+      });
+      const bad = r.results.filter((x) => x.state !== 'ok');
+      assert.deepEqual(bad.map((x) => [x.name, x.problems.map((p) => p.path)]), [[victim, [file]]]);
+      record('byte flipped in a published backup: verify', 1, `verify named ${file.split('/').slice(-1)[0]} in ${victim}; ${r.results.length - 1} other backups OK`);
+    } finally {
+      await flipByte(join(boxBackups, victim, file));
+    }
+  });
+
+  // BUG: retention knows nothing of the scrub. When the newest backup is damaged and the older
+  // good ones are past REMOTE_RETENTION_DAYS, prune deletes every good one and keeps the damaged.
+  test('retention never deletes the last good backup because the newer one is damaged', { todo: 'pruneRemote ignores scrub results: with the newest backup damaged, the last good one is deleted' }, async () => {
+    const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    // Age every backup but the newest past REMOTE_RETENTION_DAYS=30, then damage the newest.
+    let d = new Date(Date.now() - 90 * 86_400_000);
+    for (const n of names.slice(0, -1)) {
+      d = new Date(d.getTime() + 60_000);
+      await rename(join(boxBackups, n), join(boxBackups, backupNameFor(d)));
+    }
+    const newest = names.at(-1)!;
+    const sums = (await readFile(join(boxBackups, newest, 'checksums.sha256'), 'utf8')).trim().split('\n').map((l) => l.slice(66));
+    await flipByte(join(boxBackups, newest, sums.find((p) => p.includes('/cur/'))!));
+    const ctx = buildContext({ config: sb.configPath }, new AbortController().signal, 'silent');
+    await ctx.box.connect();
+    await runScrub(ctx, { all: true }).finally(async () => {
+      await ctx.box.close();
+      await ctx.log.close();
+    });
+    const r = await backup(['prune', '--config', sb.configPath], sb.env);
+    const left = await publishedOnBox(sb.box.root, sb.remotePath);
+    const good = left.filter((n) => n !== newest && !brokenBackups().includes(n));
+    record('byte flipped: retention keeps last good backup', 1, good.length ? 'kept' : `FAILS (todo): prune kept only the damaged ${newest}; exit ${r.code}`);
+    assert.ok(good.length >= 1, `prune deleted every good backup and kept only the damaged ${newest}`);
+  });
+
+  test('the clock jumps a day forward, then back: retention keeps what it promises', async () => {
+    // No faketime here: the jump is simulated on the box. A backup made while the clock was a day
+    // ahead carries tomorrow's name; the next run (clock back) must keep it and its own.
+    await rm(boxBackups, { recursive: true, force: true });
+    await mkdir(boxBackups, { recursive: true });
+    await rm(join(dir, 'state', 'hash-cache.jsonl'), { force: true });
+    await nextRunSucceeds();
+    const [made] = await publishedOnBox(sb.box.root, sb.remotePath);
+    const tomorrow = backupNameFor(new Date(parseBackupName(made!)!.getTime() + 86_400_000));
+    await rename(join(boxBackups, made!), join(boxBackups, tomorrow));
+    await nextRunSucceeds();
+    let left = await publishedOnBox(sb.box.root, sb.remotePath);
+    assert.equal(left.length, 2, `after the jump back: ${left}`);
+    assert.ok(left.includes(tomorrow), 'the future-dated backup is kept');
+    // Forward: the clock jumps far ahead (runs "40 days later"): the newest is never deleted, and
+    // the pure plan with the jumped clock keeps the newest.
+    const plan = planRetention(left, { retentionDays: 30, keepDaily: 0, keepWeekly: 0, keepMonthly: 0 }, new Date(Date.now() + 40 * 86_400_000));
+    assert.ok(plan.keep.some((k) => k.name === [...left].sort().at(-1)), 'the newest is kept when the clock jumps forward');
+    // Back a day: a new run names its backup before the future-dated one; both are kept.
+    left = await publishedOnBox(sb.box.root, sb.remotePath);
+    assert.deepEqual(brokenBackups(), []);
+    record('clock jumps a day forward / back (simulated by names)', 1, `future-dated backup kept, new backup published beside it, newest kept when "now" is 40 days ahead`);
+  });
+});
