@@ -1,4 +1,4 @@
-// The daily run, in order: lock, preflight, dump, manifest, upload, verify, publish, prune.
+// The daily run, in order: lock, preflight, dump, manifest, upload, verify, publish, prune, scrub.
 // Each step is its own module; this file only orders them and collects the summary.
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -15,6 +15,7 @@ import { dump, makeRunDir, removeStaleRunDirs } from './dump.js';
 import { hashFiles, loadHashCache, ownershipOf, saveHashCache, scanTree, type VmailTree } from './manifest-step.js';
 import { cachePath, preflight } from './preflight.js';
 import { pruneLocal, pruneRemote } from './prune.js';
+import { runScrub } from './scrub.js';
 import { checkHardLinks, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
 
 export async function runBackup(ctx: RunContext): Promise<RunSummary> {
@@ -166,6 +167,20 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
       await pruneLocal(ctx);
       summary.box = await ctx.box.usage().catch(() => undefined);
     });
+
+    if (c.SCRUB_BUDGET_MINUTES > 0) {
+      await phase(timings, 'scrub', ctx.log, async () => {
+        const report = await runScrub(ctx, { budgetMs: c.SCRUB_BUDGET_MINUTES * 60_000 });
+        summary.scrub = {
+          verified: report.results.filter((r) => r.state === 'ok').map((r) => r.name),
+          damaged: report.results.filter((r) => r.state === 'damaged').map((r) => r.name),
+          skipped: report.skipped.length,
+        };
+        for (const r of report.results) if (r.state === 'error') summary.warnings.push(`the scrub of ${r.name} could not finish: ${r.message}`);
+        const bad = summary.scrub.damaged;
+        if (bad.length) throw new UserError('partial', `${bad.join(', ')} on the Storage Box ${bad.length === 1 ? 'is' : 'are'} DAMAGED (files differ from checksums.sha256); see 'backup-to-hetzner verify ${bad.join(' ')}'`);
+      });
+    }
     summary.ok = true;
     summary.exitCode = 0;
   } catch (e) {

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { chmod, lstat, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { EXIT } from '../cli/exit-codes.js';
 import { UserError } from '../errors.js';
 import { isShellSafe } from '../plan/box-command.js';
 import { CHECKSUM_FILE, parseChecksumLine } from '../plan/manifest.js';
@@ -268,7 +269,7 @@ function scrubLine(r: BackupScrub): string {
   if (r.state === 'ok') return `OK       ${r.name} (${how})`;
   if (r.state === 'error') return `ERROR    ${r.name}: the scrub could not finish: ${r.message}`;
   const n = r.problems.length;
-  return `DAMAGED  ${r.name}: ${r.message ?? `${n} file${n === 1 ? '' : 's'} differ from checksums.sha256`} (${how})`;
+  return `DAMAGED  ${r.name}: ${r.message ?? `${n === 1 ? '1 file differs' : `${n} files differ`} from checksums.sha256`} (${how})`;
 }
 
 /** The report for a terminal, the log or an e-mail: one line per backup, then each bad file. */
@@ -295,9 +296,9 @@ export function scrubText(report: ScrubReport, maxFiles = 20): string[] {
   return lines;
 }
 
-/** Exit code for `verify`: 0 all OK, 6 (EXIT.unhealthy) when a backup is damaged, 1 when a scrub could not finish. */
+/** Exit code for `verify`: a damaged backup outranks one that could not be checked. */
 export function scrubExitCode(report: ScrubReport): number {
-  if (report.results.some((r) => r.state === 'damaged')) return 6;
-  if (report.results.some((r) => r.state === 'error')) return 1;
-  return 0;
+  if (report.results.some((r) => r.state === 'damaged')) return EXIT.unhealthy;
+  if (report.results.some((r) => r.state === 'error')) return EXIT.failed;
+  return EXIT.ok;
 }

@@ -7,6 +7,7 @@ import { listBackups, listText } from '../backup/list.js';
 import { runChecks } from '../backup/check.js';
 import { describePlan, pruneRemote, retentionPlanFor } from '../backup/prune.js';
 import { summaryText } from '../plan/report.js';
+import { loadScrubState, runScrub, scrubExitCode, scrubText } from '../backup/scrub.js';
 import { TOOL_VERSION } from '../version.js';
 import { UserError } from '../errors.js';
 import type { RunContext } from '../backup/context.js';
@@ -23,17 +24,20 @@ commands:
   list           published backups on the Storage Box (--json for scripts)
   check          every precondition with OK/WARN/FAIL and a fix; writes only a probe it removes
   prune          apply retention now (--dry-run prints the plan and deletes nothing)
+  verify [NAME…] the box re-hashes backups against their checksums.sha256 (nothing is downloaded):
+                 the named ones, --latest, or --all (default); exit 6 when one is damaged
   status         last run, age of the newest backup on the box; exit 6 when unhealthy (--json)
   test-email     send a test report through the configured SMTP server and show the dialogue
 
 options:
   --config PATH  config file (default /etc/mailcow-backup/.env, or $MAILCOW_BACKUP_CONFIG)
-  --json         machine-readable output (list)
+  --json         machine-readable output (list, status, verify)
+  --latest, --all  which backups verify checks
   --dry-run      show what would be deleted (prune)
   --debug        more detail in the log
   --version, --help`;
 
-const COMMANDS = ['run', 'list', 'check', 'prune', 'status', 'test-email'] as const;
+const COMMANDS = ['run', 'list', 'check', 'prune', 'verify', 'status', 'test-email'] as const;
 
 const notifyDeps = (ctx: RunContext): NotifyDeps => ({ config: ctx.config, log: ctx.log, now: ctx.now, exec: ctx.exec, toolVersion: TOOL_VERSION });
 
@@ -47,6 +51,8 @@ async function main(argv: string[]): Promise<number> {
         config: { type: 'string' },
         json: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
+        latest: { type: 'boolean' },
+        all: { type: 'boolean' },
         debug: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
@@ -66,8 +72,13 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.ok;
   }
   const command = positionals[0] ?? 'run';
-  if (!(COMMANDS as readonly string[]).includes(command) || positionals.length > 1) {
+  const names = positionals.slice(1);
+  if (!(COMMANDS as readonly string[]).includes(command) || (names.length > 0 && command !== 'verify')) {
     process.stderr.write(`error: unknown command '${positionals.join(' ')}'; one of ${COMMANDS.join(', ')} (see --help)\n`);
+    return EXIT.config;
+  }
+  if (command === 'verify' && [names.length > 0, values.latest, values.all].filter(Boolean).length > 1) {
+    process.stderr.write(`error: verify takes backup names, --latest or --all, not several of them; see backup-to-hetzner --help\n`);
     return EXIT.config;
   }
 
@@ -109,6 +120,7 @@ async function main(argv: string[]): Promise<number> {
         const r = await statusReport({
           config: ctx.config,
           now: ctx.now,
+          scrubState: () => loadScrubState(c.config.STATE_DIR),
           newestOnBox: async () => {
             await c.box.connect();
             try {
@@ -131,6 +143,16 @@ async function main(argv: string[]): Promise<number> {
           await ctx.box.close();
         }
         return EXIT.ok;
+      }
+      case 'verify': {
+        await ctx.box.connect();
+        try {
+          const report = await runScrub(ctx, { names, latest: values.latest, all: values.all });
+          process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : scrubText(report).join('\n') + '\n');
+          return scrubExitCode(report);
+        } finally {
+          await ctx.box.close();
+        }
       }
       case 'check': {
         const results = await runChecks(ctx, (r) => process.stdout.write(`${r.status.padEnd(5)} ${r.title.padEnd(14)} ${r.detail}\n`));

@@ -15,6 +15,8 @@ export interface StatusDeps {
   now: () => Date;
   /** Asks the box for its newest published (= verified) backup; undefined when there is none. */
   newestOnBox?: () => Promise<NewestBackup | undefined>;
+  /** What the scrubs (`verify`, periodic) found, per backup; left out: not shown. */
+  scrubState?: () => Promise<Record<string, { lastScrub: string; state: string; problems: number }>>;
   /** Reads the status file; defaults to readStatus(config.STATUS_FILE). */
   readStatus?: (path: string) => Promise<RunStatus | undefined>;
 }
@@ -29,6 +31,7 @@ export interface StatusReport {
     problems: string[];
     lastRun?: RunStatus;
     newestBackup?: { name: string; date: string; ageHours: number; source: 'box' | 'status-file' };
+    scrub?: { verified: number; damaged: string[]; lastScrub?: string };
     staleAfterHours: number;
   };
 }
@@ -84,8 +87,22 @@ export async function statusReport(deps: StatusDeps): Promise<StatusReport> {
     lines.push(`newest backup  none${deps.newestOnBox ? ' on the box' : ' recorded'}`);
     problems.push('there is no verified backup');
   }
+  let scrub: StatusReport['json']['scrub'];
+  if (deps.scrubState) {
+    const sc = await deps.scrubState();
+    const all = Object.entries(sc);
+    const damaged = all.filter(([, v]) => v.state === 'damaged').map(([k]) => k).sort();
+    const last = all.map(([, v]) => v.lastScrub).sort().pop();
+    scrub = { verified: all.filter(([, v]) => v.state === 'ok').length, damaged, lastScrub: last };
+    lines.push(
+      all.length
+        ? `scrub          ${scrub.verified} backup(s) re-verified on the box, the last ${age(now.getTime() - Date.parse(last!))} ago${damaged.length ? `; DAMAGED: ${damaged.join(' ')}` : ''}`
+        : `scrub          no backup re-verified yet ('backup-to-hetzner verify', or SCRUB_BUDGET_MINUTES)`,
+    );
+    if (damaged.length) problems.push(`damaged on the box: ${damaged.join(' ')} (see 'backup-to-hetzner verify ${damaged.join(' ')}')`);
+  }
   for (const p of problems) if (!lines.some((l) => l.includes(p))) lines.push(`problem        ${p}`);
   const healthy = problems.length === 0;
   lines.push(healthy ? 'healthy' : `NOT healthy (${problems.length} problem${problems.length === 1 ? '' : 's'})`);
-  return { healthy, lines, problems, json: { healthy, problems, lastRun: st, newestBackup: newest, staleAfterHours: threshold } };
+  return { healthy, lines, problems, json: { healthy, problems, lastRun: st, newestBackup: newest, scrub, staleAfterHours: threshold } };
 }

@@ -27,6 +27,8 @@ export interface RunStatus {
   bytesSent?: number;
   addedOnBoxBytes?: number;
   backupsKept?: number;
+  /** The periodic scrub of this run, when SCRUB_BUDGET_MINUTES is on. */
+  scrub?: { verified: string[]; damaged: string[]; skipped: number };
   box?: { usedBytes: number; availableBytes: number; sizeBytes: number };
   phases: { phase: string; ms: number }[];
   warnings: string[];
@@ -66,6 +68,7 @@ export function nextStatus(prev: RunStatus | undefined, s: RunSummary, opts: { n
     bytesSent: s.bytesSent,
     addedOnBoxBytes: s.addedOnBoxBytes,
     backupsKept: s.backupsKept,
+    scrub: s.scrub,
     box: s.box,
     phases: s.phases.map((p) => ({ phase: p.phase, ms: Math.round(p.ms) })),
     warnings: s.warnings.map((w) => opts.redact(w)),
@@ -155,6 +158,7 @@ export function renderPrometheus(st: RunStatus): string {
   metric('last_backup_files', 'Files in the backup the last run made.', st.files);
   metric('last_run_sent_bytes', 'Bytes the last run sent to the Storage Box.', st.bytesSent);
   metric('last_run_added_on_box_bytes', 'Space the last backup added on the box (hard links counted once).', st.addedOnBoxBytes);
+  if (st.scrub) metric('scrub_damaged_backups', 'Backups the last run found damaged on the box (periodic scrub).', st.scrub.damaged.length);
   metric('backups_kept', 'Published backups on the box after retention.', st.backupsKept);
   metric('box_used_bytes', 'Used space on the Storage Box.', st.box?.usedBytes);
   metric('box_available_bytes', 'Free space on the Storage Box.', st.box?.availableBytes);

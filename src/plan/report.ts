@@ -25,6 +25,8 @@ export interface RunSummary {
   box?: { usedBytes: number; availableBytes: number; sizeBytes: number };
   backupsKept?: number;
   removed?: string[];
+  /** The periodic scrub of older backups (SCRUB_BUDGET_MINUTES). */
+  scrub?: { verified: string[]; damaged: string[]; skipped: number };
   warnings: string[];
   logFile: string;
 }
@@ -52,6 +54,10 @@ export function summaryText(s: RunSummary): string[] {
   }
   if (s.box) lines.push(`  box usage    ${bytes(s.box.usedBytes)} used, ${bytes(s.box.availableBytes)} free of ${bytes(s.box.sizeBytes)}`);
   if (s.backupsKept !== undefined) lines.push(`  retention    ${s.backupsKept} backups kept${s.removed?.length ? `, removed ${s.removed.join(' ')}` : ''}`);
+  if (s.scrub) {
+    const sc = s.scrub;
+    lines.push(`  scrub        ${sc.verified.length} older backup(s) re-verified on the box${sc.damaged.length ? `, DAMAGED: ${sc.damaged.join(' ')}` : ''}${sc.skipped ? `, ${sc.skipped} left for the next runs` : ''}`);
+  }
   if (s.phases.length) lines.push(`  phases       ${s.phases.map((p) => `${p.phase} ${duration(p.ms)}`).join(', ')}`);
   for (const w of s.warnings) lines.push(`  warning      ${w}`);
   lines.push(`  log          ${s.logFile}`);

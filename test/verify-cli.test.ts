@@ -1,0 +1,130 @@
+// `backup-to-hetzner verify` and the periodic scrub of the daily run, through the real commands:
+// what an admin reads and the exit code they get, and what `status` says afterwards.
+import assert from 'node:assert/strict';
+import { appendFile, copyFile, mkdtemp, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
+import { backup, publishedOnBox, sleep } from './support/cli.js';
+
+let sb: Sandbox;
+let dir: string;
+let boxBackups: string;
+let names: string[] = [];
+
+/** Flips one byte of a file on the box (breaking its hard links first); returns how to undo it. */
+async function flipByte(file: string): Promise<() => Promise<void>> {
+  const st = await stat(file);
+  await copyFile(file, `${file}.orig`);
+  await copyFile(file, `${file}.tmp`);
+  await rename(`${file}.tmp`, file);
+  const fh = await open(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    await fh.read(b, 0, 1, Math.floor(st.size / 2));
+    b[0] = b[0]! ^ 0xff;
+    await fh.write(b, 0, 1, Math.floor(st.size / 2));
+  } finally {
+    await fh.close();
+  }
+  return () => rename(`${file}.orig`, file);
+}
+
+async function firstMailFile(name: string): Promise<string> {
+  const text = await readFile(join(boxBackups, name, 'checksums.sha256'), 'utf8');
+  return text.split('\n').map((l) => l.slice(66)).find((p) => p.startsWith('vmail/') && p.includes('/cur/') && /^[\w/.,:=-]+$/.test(p))!;
+}
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mcb-verify-'));
+  sb = await createSandbox({ dir, mailBytes: 512 * 1024, seed: 33, strict: true });
+  boxBackups = join(sb.box.root, sb.remotePath);
+  for (let i = 0; i < 2; i++) {
+    if (i) await sleep(1100);
+    const r = await backup(['run', '--config', sb.configPath], sb.env);
+    assert.equal(r.code, 0, r.stderr);
+  }
+  names = await publishedOnBox(sb.box.root, sb.remotePath);
+  assert.equal(names.length, 2);
+});
+
+after(async () => {
+  await sb?.stop();
+  await rm(dir, { recursive: true, force: true, maxRetries: 5 });
+});
+
+describe('backup-to-hetzner verify', () => {
+  test('all backups OK: one line each, exit 0; --latest checks only the newest', async () => {
+    const r = await backup(['verify', '--config', sb.configPath], sb.env);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    for (const n of names) assert.match(r.stdout, new RegExp(`^OK +${n} \\(`, 'm'));
+    assert.match(r.stdout, /2 backup\(s\) verified on the box: all OK/);
+
+    const l = await backup(['verify', '--latest', '--json', '--config', sb.configPath], sb.env);
+    assert.equal(l.code, 0, l.stderr);
+    const report = JSON.parse(l.stdout) as { ok: boolean; results: { name: string; state: string }[] };
+    assert.deepEqual(report.results.map((x) => [x.name, x.state]), [[names[1], 'ok']]);
+  });
+
+  test('a flipped byte: the file is named, exit 6, and status turns unhealthy until it is repaired', async () => {
+    const [older] = names as [string, string];
+    const victim = await firstMailFile(older);
+    const undo = await flipByte(join(boxBackups, older, victim));
+    try {
+      const r = await backup(['verify', older, '--config', sb.configPath], sb.env);
+      assert.equal(r.code, 6, r.stdout + r.stderr);
+      assert.match(r.stdout, new RegExp(`^DAMAGED +${older}: 1 file differs`, 'm'));
+      assert.ok(r.stdout.includes(`differs  ${victim}`), r.stdout);
+
+      const s = await backup(['status', '--config', sb.configPath], sb.env);
+      assert.equal(s.code, 6, s.stdout);
+      assert.match(s.stdout, new RegExp(`DAMAGED: ${older}`));
+    } finally {
+      await undo();
+    }
+    const again = await backup(['verify', older, '--config', sb.configPath], sb.env);
+    assert.equal(again.code, 0, again.stdout);
+    const s = await backup(['status', '--config', sb.configPath], sb.env);
+    assert.equal(s.code, 0, s.stdout);
+    assert.match(s.stdout, /scrub +2 backup\(s\) re-verified on the box/);
+  });
+
+  test('bad selections get one line and exit 2, and touch nothing', async () => {
+    const bad = await backup(['verify', 'mailcow-2020-02-31-00-00-00', '--config', sb.configPath], sb.env);
+    assert.equal(bad.code, 2, bad.stderr);
+    assert.match(bad.stderr, /is not a backup name/);
+    assert.doesNotMatch(bad.stderr, /\n\s+at /, 'no stack trace');
+    const both = await backup(['verify', '--latest', '--all', '--config', sb.configPath], sb.env);
+    assert.equal(both.code, 2);
+    assert.equal(both.stderr.trim().split('\n').length, 1, both.stderr);
+    const absent = await backup(['verify', 'mailcow-2001-01-01-00-00-00', '--config', sb.configPath], sb.env);
+    assert.equal(absent.code, 1, absent.stderr);
+    assert.match(absent.stderr, /no published backup named mailcow-2001-01-01-00-00-00/);
+  });
+});
+
+describe('periodic scrub in the daily run (SCRUB_BUDGET_MINUTES)', () => {
+  test('a damaged older backup makes the run partial (exit 3) and names it; a clean box gives exit 0', async () => {
+    await appendFile(sb.configPath, 'SCRUB_BUDGET_MINUTES=5\n');
+    const [older] = names as [string, string];
+    const undo = await flipByte(join(boxBackups, older, await firstMailFile(older)));
+    try {
+      await sleep(1100);
+      const r = await backup(['run', '--config', sb.configPath], sb.env);
+      assert.equal(r.code, 3, r.stdout + r.stderr);
+      assert.match(r.stdout + r.stderr, new RegExp(`${older} on the Storage Box is DAMAGED`));
+      // The new backup was still published and verified.
+      assert.equal((await publishedOnBox(sb.box.root, sb.remotePath)).length, 3);
+      const st = JSON.parse(await readFile(join(sb.dir, 'state', 'status.json'), 'utf8'));
+      assert.equal(st.result, 'partial');
+      assert.deepEqual(st.scrub.damaged, [older]);
+    } finally {
+      await undo();
+    }
+    await sleep(1100);
+    const ok = await backup(['run', '--config', sb.configPath], sb.env);
+    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+    assert.match(ok.stdout + ok.stderr, /scrub +\d+ older backup\(s\) re-verified on the box/);
+  });
+});
