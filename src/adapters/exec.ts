@@ -37,7 +37,15 @@ export type Exec = (cmd: string, args: string[], opts: RunOptions) => Promise<Ru
 let execaLoaded: Promise<typeof Execa> | undefined;
 const loadExeca = () => (execaLoaded ??= import('execa').then((m) => m.execa));
 
-export function createExec(signal?: AbortSignal, redact: (s: string) => string = (s) => s): Exec {
+export interface ExecOptions {
+  /**
+   * Children in a process group of their own: a terminal's Ctrl-C (sent to the whole foreground
+   * group) reaches only us, so a restore step that must not be cut in half can finish.
+   */
+  ownProcessGroup?: boolean;
+}
+
+export function createExec(signal?: AbortSignal, redact: (s: string) => string = (s) => s, eo: ExecOptions = {}): Exec {
   return async (cmd, args, opts) => {
     const tailMax = opts.tailLines ?? 20;
     const tail: string[] = [];
@@ -58,6 +66,7 @@ export function createExec(signal?: AbortSignal, redact: (s: string) => string =
       forceKillAfterDelay: 5000,
       // Children die with us: a backup killed by systemd must not leave an rsync running.
       cleanup: true,
+      detached: eo.ownProcessGroup ?? false,
     });
     const pump = (stream: NodeJS.ReadableStream | null, name: 'stdout' | 'stderr') =>
       new Promise<void>((resolve) => {

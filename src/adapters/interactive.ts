@@ -22,6 +22,8 @@ export interface InteractiveOptions {
   /** Kill the child when it prints nothing for this long (default 120 s). */
   idleTimeoutMs?: number;
   signal?: AbortSignal;
+  /** As ExecOptions.ownProcessGroup: a terminal's Ctrl-C does not reach the child. */
+  ownProcessGroup?: boolean;
   /** Every complete output line (stdout and stderr). */
   onLine: (line: string, stream: 'stdout' | 'stderr', io: InteractiveIo) => void;
   /** The unfinished last line of stdout after each chunk (a prompt printed without newline). */
@@ -43,6 +45,7 @@ export async function runInteractive(cmd: string, args: string[], o: Interactive
     cancelSignal: o.signal,
     forceKillAfterDelay: 5000,
     cleanup: true,
+    detached: o.ownProcessGroup ?? false,
   });
   const tail: string[] = [];
   const tailMax = o.tailLines ?? 30;

@@ -138,7 +138,8 @@ async function main(argv: string[]): Promise<number> {
       await ctx.box.close();
     }
   } catch (e) {
-    if (sig.received() && isUserError(e) && e.kind === 'interrupted' && /^interrupted during the restore/.test(e.message)) {
+    // Errors of the restore step itself say what state the host is in; before it, nothing changed.
+    if (isUserError(e) && e.phase === 'restore') {
       const msg = e.message;
       ctx ? ctx.log.error(msg) : process.stderr.write(`error: ${msg}\n`);
       return exitOf(e, sig.received());

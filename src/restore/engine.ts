@@ -10,7 +10,7 @@ import { freeBytes } from '../adapters/disk.js';
 import { readMailcowConf, secretsOf, volumePath } from '../adapters/mailcow.js';
 import type { RunContext } from '../backup/context.js';
 import type { Component } from '../config/schema.js';
-import { errorText, UserError } from '../errors.js';
+import { errorText, isUserError, UserError } from '../errors.js';
 import { RECORD_FILE } from '../plan/manifest.js';
 import { BACKUP_NAME } from '../plan/names.js';
 import { downloadBackup, downloadFilters, META_FILES } from './download.js';
@@ -208,14 +208,15 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
     if (ctx.signal.aborted) throw new UserError('interrupted', 'interrupted before anything was restored; nothing on this host was changed');
 
     // Step 7: one component at a time; an interrupt finishes the current one, then stops.
-    const applyExec = createExec(undefined, ctx.log.redact);
+    // No abort signal and a process group of their own: Ctrl-C lets the current step finish.
+    const applyExec = createExec(undefined, ctx.log.redact, { ownProcessGroup: true });
     const project = prep.facts!.liveConf.COMPOSE_PROJECT_NAME ?? 'mailcowdockerized';
     const steps: { what: string; run: () => Promise<void> }[] = [];
     for (const comp of archiveOrder(choices.components)) {
       steps.push({
         what: comp,
         run: async () => {
-          const r = await runMailcowRestore(ctx.log, { mailcowPath: c.MAILCOW_PATH, location: prep.location, folder, component: comp, threads: Number(c.THREADS) || 1, onProgress: (l) => ui.progress(`  ${comp}: ${l}`) });
+          const r = await runMailcowRestore(ctx.log, { mailcowPath: c.MAILCOW_PATH, location: prep.location, folder, component: comp, threads: Number(c.THREADS) || 1, ownProcessGroup: true, onProgress: (l) => ui.progress(`  ${comp}: ${l}`) });
           (r.outcome === 'restored' ? report.restored : report.skipped).push(r.outcome === 'restored' ? comp : `${comp} (${r.notes.join('; ')})`);
         },
       });
@@ -239,17 +240,36 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
         },
       }),
     );
+    const rerun = (from: number) => steps.slice(from).filter((s) => !s.what.startsWith('mailbox')).map((s) => s.what).join(',') || '...';
     for (let i = 0; i < steps.length; i++) {
       if (ctx.signal.aborted) {
         keep = true;
-        throw new UserError(
-          'interrupted',
-          `interrupted during the restore: restored ${report.restored.join(', ') || 'nothing'}; NOT restored: ${steps.slice(i).map((s) => s.what).join(', ')}. Every container the restore stopped was started again. The verified download stays in ${folder}: run the command again with --components ${steps.slice(i).filter((s) => !s.what.startsWith('mailbox')).map((s) => s.what).join(',') || '...'} to finish`,
+        throw Object.assign(
+          new UserError(
+            'interrupted',
+            `interrupted during the restore: restored ${report.restored.join(', ') || 'nothing'}; NOT restored: ${steps.slice(i).map((s) => s.what).join(', ')}. Every container the restore stopped was started again. The verified download stays in ${folder}: run the command again with --components ${rerun(i)} to finish`,
+          ),
+          { phase: 'restore' },
         );
       }
-      ui.progress(`restoring ${steps[i]!.what}`);
+      const what = steps[i]!.what;
+      ui.progress(`restoring ${what}`);
       touched = true;
-      await steps[i]!.run();
+      try {
+        await steps[i]!.run();
+      } catch (e) {
+        // The host has changed: say exactly how, whatever went wrong.
+        keep = true;
+        const rest = steps.slice(i + 1).map((s) => s.what);
+        throw Object.assign(
+          new UserError(
+            isUserError(e) && e.kind !== 'interrupted' ? e.kind : 'failed',
+            `restoring ${what} failed: ${errorText(e)}. Restored: ${report.restored.join(', ') || 'nothing'}; ${what} may be half restored; NOT restored: ${rest.join(', ') || 'nothing else'}. The verified download stays in ${folder}: fix the cause and run the command again with --components ${rerun(i)}`,
+            isUserError(e) ? e.details : [],
+          ),
+          { phase: 'restore' },
+        );
+      }
     }
 
     // Step 8: mailcow up?

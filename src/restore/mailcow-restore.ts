@@ -20,6 +20,8 @@ export interface MailcowRestoreOptions {
   timeoutMs?: number;
   idleTimeoutMs?: number;
   signal?: AbortSignal;
+  /** Run the script in its own process group: a Ctrl-C lets it finish this component. */
+  ownProcessGroup?: boolean;
   env?: Record<string, string | undefined>;
   /** Shortened progress for the screen. */
   onProgress?: (line: string) => void;
@@ -51,6 +53,7 @@ export async function runMailcowRestore(log: Logger, o: MailcowRestoreOptions): 
     timeoutMs: o.timeoutMs,
     idleTimeoutMs: o.idleTimeoutMs ?? 120_000,
     signal: o.signal,
+    ownProcessGroup: o.ownProcessGroup,
     onLine: (raw, stream, io) => {
       lines++;
       const line = stripAnsi(raw);
