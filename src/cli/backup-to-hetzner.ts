@@ -1,11 +1,8 @@
 #!/usr/bin/env node
 // backup-to-hetzner: the command the systemd timer runs. Thin: parse flags, build the context,
-// call the action, map the outcome to an exit code.
+// call the action, map the outcome to an exit code. Each command's modules are imported when it
+// runs: `run` loads only what it needs before taking its lock, --help and a bad config need none.
 import { parseArgs } from 'node:util';
-import { runBackup } from '../backup/run.js';
-import { listBackups, listText } from '../backup/list.js';
-import { runChecks } from '../backup/check.js';
-import { describePlan, pruneRemote, retentionPlanFor } from '../backup/prune.js';
 import { summaryText } from '../plan/report.js';
 import { loadScrubState, runScrub, scrubExitCode, scrubText } from '../backup/scrub.js';
 import { TOOL_VERSION } from '../version.js';
@@ -13,8 +10,7 @@ import { UserError } from '../errors.js';
 import type { RunContext } from '../backup/context.js';
 import { EXIT } from './exit-codes.js';
 import { buildContext, exitOf, installSignalHandlers, reportError, runMain } from './main.js';
-import { notifyAfterRun, notifyStart, runTestEmail, type NotifyDeps } from '../notify/after-run.js';
-import { statusReport } from '../notify/status-command.js';
+import type { NotifyDeps } from '../notify/after-run.js';
 import type { RunSummary } from '../plan/report.js';
 
 const USAGE = `usage: backup-to-hetzner [COMMAND] [--config PATH] [--debug]
@@ -88,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
     ctx = buildContext(values, sig.signal);
     switch (command) {
       case 'run': {
+        const [{ runBackup }, { notifyAfterRun, notifyStart }] = await Promise.all([import('../backup/run.js'), import('../notify/after-run.js')]);
         ctx.log.info(`backup-to-hetzner ${TOOL_VERSION}: starting a backup of ${ctx.config.MAILCOW_PATH} to ${ctx.config.HETZNER_USER}@${ctx.config.HETZNER_HOST}:${ctx.config.HETZNER_REMOTE_PATH}`);
         const nd = notifyDeps(ctx);
         await notifyStart(nd);
@@ -111,11 +108,13 @@ async function main(argv: string[]): Promise<number> {
         return summary.exitCode;
       }
       case 'test-email': {
+        const { runTestEmail } = await import('../notify/after-run.js');
         const r = await runTestEmail(notifyDeps(ctx));
         process.stdout.write(r.lines.join('\n') + '\n');
         return r.configProblem ? EXIT.config : r.ok ? EXIT.ok : EXIT.failed;
       }
       case 'status': {
+        const [{ statusReport }, { listBackups }] = await Promise.all([import('../notify/status-command.js'), import('../backup/list.js')]);
         const c = ctx;
         const r = await statusReport({
           config: ctx.config,
@@ -135,6 +134,7 @@ async function main(argv: string[]): Promise<number> {
         return r.healthy ? EXIT.ok : EXIT.unhealthy;
       }
       case 'list': {
+        const { listBackups, listText } = await import('../backup/list.js');
         await ctx.box.connect();
         try {
           const list = await listBackups(ctx, { sizes: true });
@@ -155,12 +155,14 @@ async function main(argv: string[]): Promise<number> {
         }
       }
       case 'check': {
+        const { runChecks } = await import('../backup/check.js');
         const results = await runChecks(ctx, (r) => process.stdout.write(`${r.status.padEnd(5)} ${r.title.padEnd(14)} ${r.detail}\n`));
         const failed = results.filter((r) => r.status === 'FAIL');
         if (failed.length) process.stdout.write(`${failed.length} check(s) failed: the backup cannot run until they are fixed\n`);
         return failed.length ? EXIT.preflight : EXIT.ok;
       }
       case 'prune': {
+        const { describePlan, pruneRemote, retentionPlanFor } = await import('../backup/prune.js');
         await ctx.box.connect();
         try {
           const entries = await ctx.box.list(ctx.config.HETZNER_REMOTE_PATH);
