@@ -4,7 +4,6 @@
 // runs: `run` loads only what it needs before taking its lock, --help and a bad config need none.
 import { parseArgs } from 'node:util';
 import { summaryText } from '../plan/report.js';
-import { loadScrubState, runScrub, scrubExitCode, scrubText } from '../backup/scrub.js';
 import { TOOL_VERSION } from '../version.js';
 import { UserError } from '../errors.js';
 import type { RunContext } from '../backup/context.js';
@@ -114,7 +113,7 @@ async function main(argv: string[]): Promise<number> {
         return r.configProblem ? EXIT.config : r.ok ? EXIT.ok : EXIT.failed;
       }
       case 'status': {
-        const [{ statusReport }, { listBackups }] = await Promise.all([import('../notify/status-command.js'), import('../backup/list.js')]);
+        const [{ statusReport }, { listBackups }, { loadScrubState }] = await Promise.all([import('../notify/status-command.js'), import('../backup/list.js'), import('../backup/scrub.js')]);
         const c = ctx;
         const r = await statusReport({
           config: ctx.config,
@@ -145,6 +144,7 @@ async function main(argv: string[]): Promise<number> {
         return EXIT.ok;
       }
       case 'verify': {
+        const { runScrub, scrubExitCode, scrubText } = await import('../backup/scrub.js');
         await ctx.box.connect();
         try {
           const report = await runScrub(ctx, { names, latest: values.latest, all: values.all });
