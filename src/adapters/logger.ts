@@ -1,10 +1,12 @@
-// The full log (with timestamps) in LOG_FILE; on a terminal coloured lines; under systemd plain
-// lines with syslog priority prefixes, because journald adds time and host itself. Every line
-// passes the redactor first, so secrets never reach a log. Written by hand rather than with a
-// logging library: two destinations and three formats are a few lines, and loading winston cost
-// about a fifth of the time from process start to the lock (issue 4).
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+// The full log (with timestamps) in LOG_FILE, written by winston; on a terminal coloured lines;
+// under systemd plain lines with syslog priority prefixes, because journald adds time and host
+// itself. Every line passes the redactor first, so secrets never reach a log. The console lines are
+// written directly and winston is loaded only when the file is opened: for the daily run that is
+// right after the lock is taken, because loading winston cost a fifth of the time from process
+// start to the lock (issue 4). Lines logged before that wait in memory with their own time.
+import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
+import type winstonNs from 'winston';
 
 export interface Logger {
   error(msg: string): void;
@@ -16,6 +18,8 @@ export interface Logger {
   redact(text: string): string;
   /** The last lines logged, redacted: for failure reports. */
   tail(n: number): string[];
+  /** Starts writing LOG_FILE (loads winston); earlier lines are written first. Idempotent. */
+  openFile(): void;
   close(): Promise<void>;
 }
 
@@ -26,6 +30,8 @@ export interface LoggerOptions {
   /** 'tty': coloured; 'journal': `<6>text`; 'plain': text; 'silent': file only. */
   console?: 'tty' | 'journal' | 'plain' | 'silent';
   debug?: boolean;
+  /** Do not open LOG_FILE until openFile() (or close()) is called. */
+  deferFile?: boolean;
 }
 
 export function consoleModeFor(stream: NodeJS.WriteStream): 'tty' | 'journal' | 'plain' {
@@ -54,21 +60,40 @@ export function createLogger(opts: LoggerOptions): Logger {
   };
 
   const mode = opts.console ?? consoleModeFor(process.stderr);
-  let file: WriteStream | undefined;
   let fileOk = true;
   if (opts.logFile) {
     try {
       mkdirSync(dirname(opts.logFile), { recursive: true });
-      file = createWriteStream(opts.logFile, { flags: 'a' });
-      // A full disk or a vanished log folder must not crash the backup; the console still shows it.
-      file.on('error', () => {
-        file = undefined;
-      });
     } catch {
       fileOk = false;
     }
   }
+  type Entry = { level: Level; message: string; timestamp: string };
+  let pending: Entry[] | undefined = opts.logFile && fileOk ? [] : undefined;
+  let file: Promise<{ w: winstonNs.Logger; t: winstonNs.transport } | undefined> | undefined;
+  const openFile = () => {
+    if (file || !pending) return;
+    file = import('winston')
+      .then(({ default: winston }) => {
+        const t = new winston.transports.File({
+          filename: opts.logFile!,
+          format: winston.format.printf((i) => `${i.timestamp} ${i.level.toUpperCase()} ${i.message}`),
+        });
+        const w = winston.createLogger({ level: 'debug', transports: [t], exitOnError: false });
+        // A full disk or a vanished log folder must not crash the backup; the console still shows it.
+        w.on('error', () => undefined);
+        for (const e of pending ?? []) w.log(e);
+        pending = undefined;
+        return { w, t };
+      })
+      .catch(() => undefined);
+  };
   let closed = false;
+  const toFile = (e: Entry) => {
+    if (closed) return;
+    if (pending) pending.push(e);
+    else void file?.then((f) => f?.w.log(e));
+  };
 
   const log = (level: Level) => (msg: string) => {
     const line = redact(msg);
@@ -78,7 +103,7 @@ export function createLogger(opts: LoggerOptions): Logger {
     }
     if (level === 'debug' && !opts.debug) return;
     if (mode !== 'silent') process.stderr.write(consoleLine(mode, level, line) + '\n');
-    if (file && !closed) file.write(`${new Date().toISOString()} ${level.toUpperCase()} ${line}\n`);
+    toFile({ level, message: line, timestamp: new Date().toISOString() });
   };
   const logger: Logger = {
     error: log('error'),
@@ -91,20 +116,23 @@ export function createLogger(opts: LoggerOptions): Logger {
     },
     redact,
     tail: (n) => recent.slice(-n),
-    close: () =>
-      new Promise<void>((resolve) => {
-        closed = true;
-        const f = file;
-        if (!f) return resolve();
+    openFile,
+    async close() {
+      openFile();
+      closed = true;
+      const f = await file;
+      if (!f) return;
+      await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, 2000);
-        const done = () => {
+        f.t.once('finish', () => {
           clearTimeout(timer);
           resolve();
-        };
-        f.once('error', done);
-        f.end(done);
-      }),
+        });
+        f.w.end();
+      });
+    },
   };
   if (!fileOk && opts.logFile) logger.warn(`cannot write the log file ${opts.logFile}; logging to the console only`);
+  if (!opts.deferFile) openFile();
   return logger;
 }

@@ -37,6 +37,7 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
   const root = c.HETZNER_REMOTE_PATH;
   try {
     lock = await phase(timings, 'lock', ctx.log, () => acquireLock(c.STATE_DIR, c.LOCK_TIMEOUT_HOURS, ctx.log, ctx.now));
+    ctx.log.openFile();
     if (lock.tookOver) summary.warnings.push(`took over a stale lock: ${lock.tookOver}`);
 
     const pre = await phase(timings, 'preflight', ctx.log, async () => {

@@ -80,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
   const sig = installSignalHandlers();
   let ctx: RunContext | undefined;
   try {
-    ctx = buildContext(values, sig.signal);
+    ctx = buildContext(values, sig.signal, undefined, { deferLogFile: command === 'run' });
     switch (command) {
       case 'run': {
         const [{ runBackup }, { notifyAfterRun, notifyStart }] = await Promise.all([import('../backup/run.js'), import('../notify/after-run.js')]);

@@ -30,10 +30,11 @@ export function installSignalHandlers(): { signal: AbortSignal; received: () => 
   return { signal: ac.signal, received: () => got };
 }
 
-export function buildContext(flags: CommonFlags, signal: AbortSignal, consoleMode?: 'tty' | 'journal' | 'plain' | 'silent'): RunContext {
+/** deferLogFile: the daily run opens LOG_FILE itself once it holds the lock (start-up time). */
+export function buildContext(flags: CommonFlags, signal: AbortSignal, consoleMode?: 'tty' | 'journal' | 'plain' | 'silent', o: { deferLogFile?: boolean } = {}): RunContext {
   const path = configPathFrom(flags.config);
   const { config, warnings } = loadConfig(path);
-  const log = createLogger({ logFile: config.LOG_FILE, debug: flags.debug, console: consoleMode });
+  const log = createLogger({ logFile: config.LOG_FILE, debug: flags.debug, console: consoleMode, deferFile: o.deferLogFile });
   log.addSecret(config.SMTP_PASSWORD);
   for (const w of warnings) log.warn(w);
   const exec = createExec(signal, log.redact);
