@@ -86,7 +86,8 @@ export function reportError(e: unknown, log: Logger | undefined, signalReceived?
   }
   if (isUserError(e)) {
     log ? log.error(e.message) : printError(e.message);
-    for (const d of e.details.slice(0, 20)) log ? log.info(`  ${d}`) : printError(d, '  ');
+    // Every detail: each producer bounds its own list, and a config error names each bad key.
+    for (const d of e.details) log ? log.info(`  ${d}`) : printError(d, '  ');
     return exitOf(e);
   }
   const err = e as Error;

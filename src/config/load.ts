@@ -45,12 +45,17 @@ export function parseConfigText(text: string, path: string): { config: Config; w
   const given = Object.fromEntries(Object.entries(raw).filter(([, v]) => v.trim() !== ''));
   const result = configSchema.safeParse(given);
   if (!result.success) {
-    const lines = result.error.issues.map((issue) => {
+    // One line per key: a value can break several rules at once (relative and too long), and
+    // the first one zod reports is the one to fix first.
+    const byKey = new Map<string, string>();
+    for (const issue of result.error.issues) {
       const key = String(issue.path[0] ?? '');
+      if (byKey.has(key)) continue;
       const doc = KEY_DOCS.find((k) => k.key === key);
       const example = doc ? ` (example: ${key}=${doc.example})` : '';
-      return `${path}: ${key} ${issue.message}${example}`;
-    });
+      byKey.set(key, `${path}: ${key} ${issue.message}${example}`);
+    }
+    const lines = [...byKey.values()];
     throw new UserError('config', `${path}: ${lines.length} configuration problem${lines.length === 1 ? '' : 's'}`, lines);
   }
   return { config: result.data, warnings };

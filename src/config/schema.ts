@@ -1,13 +1,22 @@
 // The one source of truth for every configuration key: type, default, help text and an
 // example of a good value. `.env.example` and the README's table are generated from it
 // (scripts/gen-config-docs.ts), and a test fails when they drift apart.
+import { isIP } from 'node:net';
 import { z } from 'zod';
 
 export const COMPONENTS = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
 export type Component = (typeof COMPONENTS)[number];
 
 /** Values that reach a remote command are held to these patterns (the box shell parses words). */
-export const HOST_PATTERN = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$|^\[?[0-9a-fA-F:.]+\]?$/;
+// A DNS name: at most 253 characters, labels of 1-63 letters, digits and inner hyphens; the last
+// label not all digits (so "1.2.3.999" is not taken for a name). IP literals go to node's isIP.
+const HOSTNAME_PATTERN = /^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)*(?=[A-Za-z0-9-]*[A-Za-z-])[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+/**
+ * A host name or a bare IPv4/IPv6 address: no [ ] (userAtHost adds them where rsync needs them),
+ * no %zone (isIP takes "fe80::1%eth0"; a link-local zone has no place in a box or SMTP address).
+ */
+export const isHost = (v: string): boolean => (isIP(v) !== 0 && !v.includes('%')) || HOSTNAME_PATTERN.test(v);
+const HOST_ERROR = 'must be a host name or an IP address (IPv6 without [ ])';
 export const USER_PATTERN = /^[a-z_][a-z0-9_-]{0,31}$/;
 export const REMOTE_PATH_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]*(\/[A-Za-z0-9_][A-Za-z0-9._-]*)*$/;
 
@@ -122,7 +131,7 @@ function withDefault<T extends z.ZodTypeAny>(key: string, schema: T) {
 }
 
 export const configSchema = z.object({
-  HETZNER_HOST: z.preprocess(unsetIfEmpty, z.string({ error: 'is required' }).regex(HOST_PATTERN, { error: 'must be a host name or IP address' })),
+  HETZNER_HOST: z.preprocess(unsetIfEmpty, z.string({ error: 'is required' }).refine(isHost, { error: HOST_ERROR })),
   HETZNER_PORT: withDefault('HETZNER_PORT', int(1, 65535)),
   HETZNER_USER: z.preprocess(unsetIfEmpty, z.string({ error: 'is required' }).regex(USER_PATTERN, { error: 'must be a box user name like u123456 or u123456-sub1' })),
   SSH_KEY_PATH: withDefault('SSH_KEY_PATH', absPath()),
@@ -182,7 +191,7 @@ export const configSchema = z.object({
   NOTIFICATION_EMAIL: optional(email).describe(docOf('NOTIFICATION_EMAIL').help),
   NOTIFICATION_FROM: optional(email).describe(docOf('NOTIFICATION_FROM').help),
   NOTIFY_ON: withDefault('NOTIFY_ON', z.preprocess(unsetIfEmpty, z.enum(['always', 'failure'], { error: "must be 'always' or 'failure'" }))),
-  SMTP_HOST: withDefault('SMTP_HOST', z.preprocess(unsetIfEmpty, z.string().regex(HOST_PATTERN, { error: 'must be a host name or IP address' }))),
+  SMTP_HOST: withDefault('SMTP_HOST', z.preprocess(unsetIfEmpty, z.string().refine(isHost, { error: HOST_ERROR }))),
   SMTP_PORT: withDefault('SMTP_PORT', int(1, 65535)),
   SMTP_USER: optional(z.string().max(256)).describe(docOf('SMTP_USER').help),
   SMTP_PASSWORD: optional(z.string().max(1024)).describe(docOf('SMTP_PASSWORD').help),
