@@ -1,6 +1,6 @@
 // `backup-to-hetzner list`: the published backups on the box, newest first.
 import { age, bytes } from '../plan/human.js';
-import { BACKUP_NAME, parseBackupName, STAGING_NAME } from '../plan/names.js';
+import { parseBackupName, publishedBackups } from '../plan/names.js';
 import type { RunContext } from './context.js';
 
 export interface ListedBackup {
@@ -15,8 +15,7 @@ export interface ListedBackup {
 export async function listBackups(ctx: RunContext, opts: { sizes: boolean }): Promise<ListedBackup[]> {
   const root = ctx.config.HETZNER_REMOTE_PATH;
   const entries = await ctx.box.list(root);
-  const ours = entries.filter((e) => e.type === 'dir' && (BACKUP_NAME.test(e.name) || STAGING_NAME.test(e.name)));
-  const published = ours.filter((e) => BACKUP_NAME.test(e.name)).map((e) => e.name).sort();
+  const published = publishedBackups(entries);
   let added = new Map<string, number>();
   if (opts.sizes && published.length) {
     // Oldest first: du charges each hard-linked file to the first folder that holds it.
@@ -25,7 +24,7 @@ export async function listBackups(ctx: RunContext, opts: { sizes: boolean }): Pr
   const now = ctx.now().getTime();
   return published
     .map((name) => {
-      const d = parseBackupName(name)!;
+      const d = parseBackupName(name)!; // publishedBackups holds only names that parse
       const kib = added.get(`${root}/${name}`);
       return { name, date: d.toISOString(), ageHours: (now - d.getTime()) / 3_600_000, addedBytes: kib === undefined ? undefined : kib * 1024, state: 'verified' as const };
     })

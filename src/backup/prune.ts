@@ -2,7 +2,7 @@
 // ever deleted, each checked against its strict pattern first.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BACKUP_NAME, parseBackupName, STAGING_NAME } from '../plan/names.js';
+import { isBackupName, parseBackupName, STAGING_NAME } from '../plan/names.js';
 import { planRetention, type RetentionPlan } from '../plan/retention.js';
 import type { BoxEntry } from '../adapters/storage-box.js';
 import type { RunContext } from './context.js';
@@ -32,7 +32,7 @@ export async function pruneRemote(ctx: RunContext, root: string, entries: BoxEnt
   for (const line of describePlan(plan)) ctx.log.debug(`retention: ${line}`);
   const removed: string[] = [];
   for (const r of plan.remove) {
-    if (!BACKUP_NAME.test(r.name)) continue; // belt and braces: the plan only holds parsed names
+    if (!isBackupName(r.name)) continue; // belt and braces: the plan only holds parsed names
     if (ctx.dryRun) ctx.log.info(`would remove ${root}/${r.name} (${r.reason})`);
     else {
       await ctx.box.removeTree(`${root}/${r.name}`);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { acquireLock, type HeldLock } from '../adapters/lock.js';
 import { errorText, isUserError, UserError } from '../errors.js';
 import { CHECKSUM_FILE, formatChecksums, RECORD_FILE, type ManifestEntry } from '../plan/manifest.js';
-import { BACKUP_NAME, STAGING_NAME, stagingNameFor } from '../plan/names.js';
+import { publishedBackups, STAGING_NAME, stagingNameFor } from '../plan/names.js';
 import type { RunSummary } from '../plan/report.js';
 import { TOOL_VERSION } from '../version.js';
 import { phase, type PhaseTiming, type RunContext } from './context.js';
@@ -49,7 +49,7 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
     if (lock.tookOver) for (const d of await removeStaleRunDirs(ctx, runDir)) ctx.log.info(`removed the leftover ${d} of the dead run`);
 
     const entries = await ctx.box.list(root);
-    const publishedNames = entries.filter((e) => e.type === 'dir' && BACKUP_NAME.test(e.name)).map((e) => e.name).sort().reverse();
+    const publishedNames = publishedBackups(entries).reverse();
     const staleStagings = entries.filter((e) => e.type === 'dir' && STAGING_NAME.test(e.name)).map((e) => e.name);
     const prev = publishedNames[0];
 

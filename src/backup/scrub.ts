@@ -12,7 +12,7 @@ import { EXIT } from '../cli/exit-codes.js';
 import { UserError } from '../errors.js';
 import { isShellSafe } from '../plan/box-command.js';
 import { CHECKSUM_FILE, parseChecksumLine } from '../plan/manifest.js';
-import { BACKUP_NAME, parseBackupName } from '../plan/names.js';
+import { isBackupName, publishedBackups } from '../plan/names.js';
 import { remoteSpec, rsyncRemoteShell } from '../plan/transport-args.js';
 import type { RunContext } from './context.js';
 
@@ -73,7 +73,7 @@ export async function loadScrubState(stateDir: string): Promise<ScrubState> {
     const raw = JSON.parse(await readFile(scrubStatePath(stateDir), 'utf8')) as { backups?: ScrubState };
     const out: ScrubState = {};
     for (const [k, v] of Object.entries(raw.backups ?? {})) {
-      if (BACKUP_NAME.test(k) && v && typeof v.lastScrub === 'string') out[k] = v;
+      if (isBackupName(k) && v && typeof v.lastScrub === 'string') out[k] = v;
     }
     return out;
   } catch {
@@ -117,13 +117,13 @@ export async function runScrub(ctx: RunContext, opts: ScrubOptions = {}): Promis
   const startedAt = ctx.now();
   const t0 = performance.now();
   for (const n of opts.names ?? []) {
-    if (!BACKUP_NAME.test(n) || !parseBackupName(n)) {
+    if (!isBackupName(n)) {
       throw new UserError('config', `'${n}' is not a backup name (mailcow-YYYY-MM-DD-HH-MM-SS); see 'backup-to-hetzner list'`);
     }
   }
   // Names read back from the box are untrusted: only the tool's own pattern is ever used.
   const entries = await ctx.box.list(root);
-  const published = entries.filter((e) => e.type === 'dir' && BACKUP_NAME.test(e.name) && parseBackupName(e.name)).map((e) => e.name).sort();
+  const published = publishedBackups(entries);
   const st = await loadScrubState(c.STATE_DIR);
 
   let selected: string[];

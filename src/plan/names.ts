@@ -22,6 +22,21 @@ export function parseBackupName(name: string): Date | undefined {
   return backupNameFor(date) === name ? date : undefined;
 }
 
+/**
+ * The one test for "this is a backup of ours": the pattern AND a real date. BACKUP_NAME alone
+ * lets mailcow-2020-02-31-… through, and code that then parses the date crashes on it.
+ */
+export const isBackupName = (name: string): boolean => parseBackupName(name) !== undefined;
+
+/**
+ * The published backups in a box listing, oldest first: folders with a backup name. Everything
+ * else (staging folders, foreign or hostile names) is left out and so never reaches a command,
+ * retention, `list` or the restore menu.
+ */
+export function publishedBackups(entries: readonly { name: string; type: string }[]): string[] {
+  return entries.filter((e) => e.type === 'dir' && isBackupName(e.name)).map((e) => e.name).sort();
+}
+
 export const stagingNameFor = (backupName: string) => `${STAGING_PREFIX}${backupName}`;
 
 export function backupNameOfStaging(staging: string): string | undefined {

@@ -12,7 +12,7 @@ import type { RunContext } from '../backup/context.js';
 import type { Component } from '../config/schema.js';
 import { errorText, isUserError, UserError } from '../errors.js';
 import { RECORD_FILE } from '../plan/manifest.js';
-import { BACKUP_NAME } from '../plan/names.js';
+import { publishedBackups } from '../plan/names.js';
 import { downloadBackup, downloadFilters, META_FILES } from './download.js';
 import { restoreMailbox } from './mailbox.js';
 import { runMailcowRestore } from './mailcow-restore.js';
@@ -79,7 +79,7 @@ const archiveComponents = (cs: Component[]) => cs.filter((c) => c !== 'vmail');
 /** Published backup names on the box (staging folders and foreign names never show). */
 export async function publishedNames(ctx: RunContext): Promise<string[]> {
   const entries = await ctx.box.list(ctx.config.HETZNER_REMOTE_PATH);
-  return entries.filter((e) => e.type === 'dir' && BACKUP_NAME.test(e.name)).map((e) => e.name).sort().reverse();
+  return publishedBackups(entries).reverse();
 }
 
 /** The box must be connected. Reads only the backup's small files; changes nothing on the host. */

@@ -3,7 +3,7 @@
 // anything is touched. Nothing here reads a file or runs a command.
 import { COMPONENTS, type Component } from '../config/schema.js';
 import { bytes } from '../plan/human.js';
-import { BACKUP_NAME } from '../plan/names.js';
+import { BACKUP_NAME, isBackupName } from '../plan/names.js';
 
 export interface BackupRecord {
   name: string;
@@ -80,10 +80,10 @@ export function parseComponents(text: string): Component[] {
 
 /** `latest` or an exact published name, from the published names (any order). */
 export function resolveBackup(published: string[], want: string): { ok: true; name: string } | { ok: false; reason: string } {
-  const names = published.filter((n) => BACKUP_NAME.test(n)).sort();
+  const names = published.filter(isBackupName).sort();
   if (names.length === 0) return { ok: false, reason: 'there is no published backup on the Storage Box' };
   if (want === 'latest') return { ok: true, name: names[names.length - 1]! };
-  if (!BACKUP_NAME.test(want)) return { ok: false, reason: `'${want}' is not a backup name (mailcow-YYYY-MM-DD-HH-MM-SS) or 'latest'` };
+  if (!isBackupName(want)) return { ok: false, reason: `'${want}' is not a backup name (mailcow-YYYY-MM-DD-HH-MM-SS) or 'latest'` };
   if (!names.includes(want)) return { ok: false, reason: `${want} is not among the published backups (newest: ${names[names.length - 1]})` };
   return { ok: true, name: want };
 }
