@@ -420,9 +420,9 @@ describe('other faults', () => {
     }
   });
 
-  // BUG: retention knows nothing of the scrub. When the newest backup is damaged and the older
-  // good ones are past REMOTE_RETENTION_DAYS, prune deletes every good one and keeps the damaged.
-  test('retention never deletes the last good backup because the newer one is damaged', { todo: 'pruneRemote ignores scrub results: with the newest backup damaged, the last good one is deleted' }, async () => {
+  // Regression: retention knew nothing of the scrub. When the newest backup is damaged and the
+  // older good ones are past REMOTE_RETENTION_DAYS, prune deleted every good one and kept the damaged.
+  test('retention never deletes the last good backup because the newer one is damaged', async () => {
     const names = await publishedOnBox(sb.box.root, sb.remotePath);
     // Age every backup but the newest past REMOTE_RETENTION_DAYS=30, then damage the newest.
     let d = new Date(Date.now() - 90 * 86_400_000);
@@ -442,8 +442,13 @@ describe('other faults', () => {
     const r = await backup(['prune', '--config', sb.configPath], sb.env);
     const left = await publishedOnBox(sb.box.root, sb.remotePath);
     const good = left.filter((n) => n !== newest && !brokenBackups().includes(n));
-    record('byte flipped: retention keeps last good backup', 1, good.length ? 'kept' : `FAILS (todo): prune kept only the damaged ${newest}; exit ${r.code}`);
+    record('byte flipped: retention keeps last good backup', 1, good.length ? `kept ${good.join(' ')} as last known good` : `FAILS: prune kept only the damaged ${newest}; exit ${r.code}`);
     assert.ok(good.length >= 1, `prune deleted every good backup and kept only the damaged ${newest}`);
+    assert.equal(r.code, 0, r.stderr);
+    // The newest good one is kept, and the admin is told why.
+    assert.deepEqual(good, [backupNameFor(d)]);
+    assert.match(r.stdout, new RegExp(`^keep +${good[0]} +\\(last known good: newer ${newest} is damaged\\)$`, 'm'));
+    assert.match(r.stderr, new RegExp(`retention keeps ${good[0]} as the last known good`));
   });
 
   test('the clock jumps a day forward, then back: retention keeps what it promises', async () => {

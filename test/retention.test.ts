@@ -2,7 +2,7 @@
 // backup, never touch names it did not create, and survive clocks that jump.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { backupNameFor, parseBackupName } from '../src/plan/names.js';
+import { backupNameFor, isBackupName, isStagingName, parseBackupName, publishedBackups } from '../src/plan/names.js';
 import { planRetention, type RetentionPolicy } from '../src/plan/retention.js';
 
 const policy = (p: Partial<RetentionPolicy>): RetentionPolicy => ({ retentionDays: 30, keepDaily: 0, keepWeekly: 0, keepMonthly: 0, ...p });
@@ -11,7 +11,14 @@ const daysAgo = (d: number, h = 3) => backupNameFor(new Date(2026, 10, 23 - d, h
 
 test('names round-trip and impossible dates are refused', () => {
   assert.equal(backupNameFor(parseBackupName('mailcow-2026-11-23-03-00-00')!), 'mailcow-2026-11-23-03-00-00');
-  for (const bad of ['mailcow-2026-02-31-03-00-00', 'mailcow-2026-11-23-25-00-00', 'mailcow-2026-11-23', '.incomplete-mailcow-2026-11-23-03-00-00', 'mailcow-2026-11-23-03-00-00x']) assert.equal(parseBackupName(bad), undefined, bad);
+  for (const bad of ['mailcow-2026-02-31-03-00-00', 'mailcow-2026-11-23-25-00-00', 'mailcow-2026-11-23', '.incomplete-mailcow-2026-11-23-03-00-00', 'mailcow-2026-11-23-03-00-00x']) {
+    assert.equal(parseBackupName(bad), undefined, bad);
+    assert.equal(isBackupName(bad), false, bad);
+  }
+  assert.ok(isStagingName('.incomplete-mailcow-2026-11-23-03-00-00'));
+  assert.ok(!isStagingName('.incomplete-mailcow-2026-02-31-03-00-00'));
+  const listing = ['mailcow-2026-11-23-03-00-00', 'mailcow-2026-02-31-03-00-00', 'mailcow-2026-11-22-03-00-00'].map((name) => ({ name, type: 'dir' }));
+  assert.deepEqual(publishedBackups([...listing, { name: 'mailcow-2026-11-21-03-00-00', type: 'file' }]), ['mailcow-2026-11-22-03-00-00', 'mailcow-2026-11-23-03-00-00']);
 });
 
 test('daily backups: older than REMOTE_RETENTION_DAYS are removed, the rest kept', () => {
@@ -80,4 +87,19 @@ test('names the tool did not create are ignored, never removed', () => {
 
 test('an empty box plans nothing', () => {
   assert.deepEqual(planRetention([], policy({}), NOW), { keep: [], remove: [], ignored: [] });
+});
+
+test('a damaged newest backup never costs the last known good one', () => {
+  // Daily backups, the three newest damaged (scrub), the older ones past REMOTE_RETENTION_DAYS.
+  const names = [daysAgo(0), daysAgo(1), daysAgo(2), daysAgo(40), daysAgo(41)];
+  const damaged = new Set(names.slice(0, 3));
+  const plan = planRetention(names, policy({ retentionDays: 30 }), new Date(NOW.getTime() + 35 * 86_400_000), damaged);
+  const kept = new Map(plan.keep.map((k) => [k.name, k.reasons]));
+  assert.deepEqual(kept.get(daysAgo(40)), [`last known good: newer ${names.slice(0, 3).join(', ')} are damaged`]);
+  assert.ok(kept.has(daysAgo(0)), 'the newest is kept as before');
+  assert.deepEqual(plan.remove.map((r) => r.name).sort(), [daysAgo(1), daysAgo(2), daysAgo(41)].sort());
+  // Nothing damaged, or everything damaged: the plan is the one without scrub knowledge.
+  for (const d of [new Set<string>(), new Set(names)]) assert.deepEqual(planRetention(names, policy({ retentionDays: 30 }), NOW, d), planRetention(names, policy({ retentionDays: 30 }), NOW));
+  // A damaged backup in the middle changes nothing: the newest is good.
+  assert.deepEqual(planRetention(names, policy({ retentionDays: 3 }), NOW, new Set([daysAgo(1)])), planRetention(names, policy({ retentionDays: 3 }), NOW));
 });

@@ -224,12 +224,17 @@ describe('hostile names on the box', () => {
     assert.deepEqual(leaked, [], 'a hostile name reached a box command');
   });
 
-  // BUG (src/backup/list.ts): a name that has the shape of a backup name but no real date
-  // (mailcow-2020-02-31-…) passes BACKUP_NAME, then `parseBackupName(name)!` is undefined and
-  // `list`, `status` and `restore-from-hetzner --list` crash with exit 70.
-  test('a name shaped like a backup but with an impossible date is ignored everywhere', { todo: 'list.ts crashes (exit 70) on mailcow-2020-02-31-…: filter with parseBackupName, not BACKUP_NAME alone' }, async () => {
+  // Regression (src/backup/list.ts and others filtered with BACKUP_NAME alone): a name that has the
+  // shape of a backup name but no real date (mailcow-2020-02-31-…) passed, then
+  // `parseBackupName(name)!` was undefined and `list`, `status` and `restore-from-hetzner --list`
+  // crashed with exit 70. Every reader of the box now filters with publishedBackups/isBackupName.
+  test('a name shaped like a backup but with an impossible date is ignored everywhere', async () => {
     const bogus = 'mailcow-2020-02-31-00-00-00';
+    const bogusStaging = `.incomplete-${bogus}`;
     await mkdir(join(boxBackups, bogus), { recursive: true });
+    await mkdir(join(boxBackups, bogusStaging), { recursive: true });
+    await writeFile(join(boxBackups, bogus, 'checksums.sha256'), `${'b'.repeat(64)}  x\n`);
+    const before = (await sb.box.commands()).length;
     try {
       const list = await backup(['list', '--json', '--config', sb.configPath], sb.env);
       assert.equal(list.code, 0, list.stderr);
@@ -237,11 +242,29 @@ describe('hostile names on the box', () => {
       const restore = await runCli(join(ROOT, 'dist/src/cli/restore-from-hetzner.js'), ['--list', '--json', '--config', sb.configPath], sb.env);
       assert.equal(restore.code, 0, restore.stderr);
       assert.ok(!restore.stdout.includes(bogus));
+      const verifyAll = await backup(['verify', '--all', '--json', '--config', sb.configPath], sb.env);
+      assert.equal(verifyAll.code, 0, verifyAll.stderr);
+      assert.ok(!verifyAll.stdout.includes(bogus));
+      // Asked for by name: refused as not a backup name (exit 2, one line), not looked up.
+      const verifyIt = await backup(['verify', bogus, '--config', sb.configPath], sb.env);
+      assert.equal(verifyIt.code, 2, verifyIt.stderr);
+      assert.match(verifyIt.stderr, /^error: 'mailcow-2020-02-31-00-00-00' is not a backup name/);
       const prune = await backup(['prune', '--config', sb.configPath], sb.env);
       assert.equal(prune.code, 0, prune.stderr);
+      assert.match(prune.stdout, /^ignore "mailcow-2020-02-31-00-00-00"/m);
+      await sleep(1100);
+      const run = await backup(['run', '--config', sb.configPath], sb.env);
+      assert.equal(run.code, 0, run.stderr);
+      const status = await backup(['status', '--config', sb.configPath], sb.env);
+      assert.doesNotMatch(status.stdout + status.stderr, /internal error/);
       assert.ok((await readdir(boxBackups)).includes(bogus), 'never deleted');
+      assert.ok((await readdir(boxBackups)).includes(bogusStaging), 'not taken for a stale staging folder of ours');
+      const cmds = (await sb.box.commands()).slice(before);
+      assert.ok(cmds.length > 5);
+      assert.deepEqual(cmds.filter((c) => c.command.includes('2020-02-31')), [], 'the name reached a box command');
     } finally {
       await rm(join(boxBackups, bogus), { recursive: true, force: true });
+      await rm(join(boxBackups, bogusStaging), { recursive: true, force: true });
     }
   });
 });

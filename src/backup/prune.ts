@@ -2,15 +2,23 @@
 // ever deleted, each checked against its strict pattern first.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isBackupName, parseBackupName, STAGING_NAME } from '../plan/names.js';
+import { isBackupName, isStagingName, parseBackupName } from '../plan/names.js';
 import { planRetention, type RetentionPlan } from '../plan/retention.js';
 import type { BoxEntry } from '../adapters/storage-box.js';
 import type { RunContext } from './context.js';
+import { loadScrubState } from './scrub.js';
 
-export function retentionPlanFor(ctx: RunContext, entries: BoxEntry[]): RetentionPlan {
+/** Backups the last scrub of each found damaged (STATE_DIR/scrub.json; a later OK clears it). */
+export async function knownDamaged(ctx: RunContext): Promise<Set<string>> {
+  const st = await loadScrubState(ctx.config.STATE_DIR);
+  return new Set(Object.entries(st).filter(([, v]) => v.state === 'damaged').map(([k]) => k));
+}
+
+export async function retentionPlanFor(ctx: RunContext, entries: BoxEntry[]): Promise<RetentionPlan> {
   const c = ctx.config;
   const names = entries.filter((e) => e.type === 'dir' && !e.name.startsWith('.')).map((e) => e.name);
-  return planRetention(names, { retentionDays: c.REMOTE_RETENTION_DAYS, keepDaily: c.KEEP_DAILY, keepWeekly: c.KEEP_WEEKLY, keepMonthly: c.KEEP_MONTHLY }, ctx.now());
+  const policy = { retentionDays: c.REMOTE_RETENTION_DAYS, keepDaily: c.KEEP_DAILY, keepWeekly: c.KEEP_WEEKLY, keepMonthly: c.KEEP_MONTHLY };
+  return planRetention(names, policy, ctx.now(), await knownDamaged(ctx));
 }
 
 export function describePlan(plan: RetentionPlan): string[] {
@@ -25,11 +33,19 @@ export interface PruneResult {
   removed: string[];
   kept: number;
   staleStagingRemoved: string[];
+  /** "retention keeps X as the last known good: newer Y is damaged…", for the run's report. */
+  lastKnownGood?: string;
 }
 
 export async function pruneRemote(ctx: RunContext, root: string, entries: BoxEntry[], keepStaging: string[]): Promise<PruneResult> {
-  const plan = retentionPlanFor(ctx, entries);
+  const plan = await retentionPlanFor(ctx, entries);
   for (const line of describePlan(plan)) ctx.log.debug(`retention: ${line}`);
+  // Said at warn level and in the report: the admin must learn that the newer ones are damaged.
+  let lastKnownGood: string | undefined;
+  for (const k of plan.keep) {
+    const why = k.reasons.find((r) => r.startsWith('last known good'));
+    if (why) ctx.log.warn((lastKnownGood = `retention keeps ${k.name} as the ${why}; see 'backup-to-hetzner verify'`));
+  }
   const removed: string[] = [];
   for (const r of plan.remove) {
     if (!isBackupName(r.name)) continue; // belt and braces: the plan only holds parsed names
@@ -42,12 +58,12 @@ export async function pruneRemote(ctx: RunContext, root: string, entries: BoxEnt
   }
   const staleStagingRemoved: string[] = [];
   for (const e of entries) {
-    if (e.type === 'dir' && STAGING_NAME.test(e.name) && !keepStaging.includes(e.name)) {
+    if (e.type === 'dir' && isStagingName(e.name) && !keepStaging.includes(e.name)) {
       if (!ctx.dryRun) await ctx.box.removeTree(`${root}/${e.name}`);
       staleStagingRemoved.push(e.name);
     }
   }
-  return { removed, kept: plan.keep.length, staleStagingRemoved };
+  return { removed, kept: plan.keep.length, staleStagingRemoved, lastKnownGood };
 }
 
 /** Local dumps kept for LOCAL_RETENTION_DAYS (0: none are kept once the remote copy verified). */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { acquireLock, type HeldLock } from '../adapters/lock.js';
 import { errorText, isUserError, UserError } from '../errors.js';
 import { CHECKSUM_FILE, formatChecksums, RECORD_FILE, type ManifestEntry } from '../plan/manifest.js';
-import { publishedBackups, STAGING_NAME, stagingNameFor } from '../plan/names.js';
+import { isStagingName, publishedBackups, stagingNameFor } from '../plan/names.js';
 import type { RunSummary } from '../plan/report.js';
 import { TOOL_VERSION } from '../version.js';
 import { phase, type PhaseTiming, type RunContext } from './context.js';
@@ -50,7 +50,7 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
 
     const entries = await ctx.box.list(root);
     const publishedNames = publishedBackups(entries).reverse();
-    const staleStagings = entries.filter((e) => e.type === 'dir' && STAGING_NAME.test(e.name)).map((e) => e.name);
+    const staleStagings = entries.filter((e) => e.type === 'dir' && isStagingName(e.name)).map((e) => e.name);
     const prev = publishedNames[0];
 
     const dumped = await phase(timings, 'dump', ctx.log, () => dump(ctx, pre, runDir!));
@@ -164,6 +164,7 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
       const pr = await pruneRemote(ctx, root, after, []);
       summary.backupsKept = pr.kept;
       summary.removed = pr.removed;
+      if (pr.lastKnownGood) summary.warnings.push(pr.lastKnownGood);
       if (c.LOCAL_RETENTION_DAYS > 0) await rename(dumped.folder, join(c.TEMP_BACKUP_DIR, name));
       await pruneLocal(ctx);
       summary.box = await ctx.box.usage().catch(() => undefined);

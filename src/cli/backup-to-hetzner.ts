@@ -166,7 +166,7 @@ async function main(argv: string[]): Promise<number> {
         await ctx.box.connect();
         try {
           const entries = await ctx.box.list(ctx.config.HETZNER_REMOTE_PATH);
-          const plan = retentionPlanFor(ctx, entries);
+          const plan = await retentionPlanFor(ctx, entries);
           process.stdout.write(describePlan(plan).join('\n') + '\n');
           if (!ctx.dryRun) {
             const r = await pruneRemote(ctx, ctx.config.HETZNER_REMOTE_PATH, entries, []);

@@ -40,5 +40,8 @@ export function publishedBackups(entries: readonly { name: string; type: string 
 export const stagingNameFor = (backupName: string) => `${STAGING_PREFIX}${backupName}`;
 
 export function backupNameOfStaging(staging: string): string | undefined {
-  return STAGING_NAME.test(staging) ? staging.slice(STAGING_PREFIX.length) : undefined;
+  return STAGING_NAME.test(staging) && isBackupName(staging.slice(STAGING_PREFIX.length)) ? staging.slice(STAGING_PREFIX.length) : undefined;
 }
+
+/** A staging folder of ours (a real date too): the only kind resumed from or cleaned up. */
+export const isStagingName = (name: string): boolean => backupNameOfStaging(name) !== undefined;

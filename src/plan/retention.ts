@@ -41,8 +41,11 @@ const BUCKETS: { rule: 'keepDaily' | 'keepWeekly' | 'keepMonthly'; label: string
  * The newest backup is always kept, whatever its age: a clock that jumped forward must not
  * empty the box. Keep rules count, like borg's, the newest backup of each of the last N
  * periods that have a backup.
+ * `damaged`: backups known to differ from their checksums (the scrub). The newest backup not
+ * among them is kept too, as the last known good one: otherwise a damaged newest backup would
+ * let the age rule delete every good one (the newest is kept, but it cannot be restored).
  */
-export function planRetention(names: string[], policy: RetentionPolicy, now: Date): RetentionPlan {
+export function planRetention(names: string[], policy: RetentionPolicy, now: Date, damaged: ReadonlySet<string> = new Set()): RetentionPlan {
   const ignored: string[] = [];
   const dated: { name: string; date: Date }[] = [];
   for (const name of names) {
@@ -56,6 +59,11 @@ export function planRetention(names: string[], policy: RetentionPolicy, now: Dat
   const add = (name: string, why: string) => reasons.get(name)!.push(why);
 
   if (dated.length > 0) add(dated[0]!.name, 'newest');
+  const lastGood = dated.findIndex((b) => !damaged.has(b.name));
+  if (lastGood > 0) {
+    const newer = dated.slice(0, lastGood).map((b) => b.name);
+    add(dated[lastGood]!.name, `last known good: newer ${newer.join(', ')} ${newer.length === 1 ? 'is' : 'are'} damaged`);
+  }
   for (const b of dated) {
     const ageDays = (now.getTime() - b.date.getTime()) / DAY;
     if (policy.retentionDays === 0) add(b.name, 'REMOTE_RETENTION_DAYS=0 keeps all');
