@@ -230,10 +230,14 @@ describe('hostile names on the box', () => {
   // crashed with exit 70. Every reader of the box now filters with publishedBackups/isBackupName.
   test('a name shaped like a backup but with an impossible date is ignored everywhere', async () => {
     const bogus = 'mailcow-2020-02-31-00-00-00';
+    // Sorts after every real name: 'latest' and the run's link-dest base must never pick it.
+    const bogusNewest = 'mailcow-2099-02-30-00-00-00';
     const bogusStaging = `.incomplete-${bogus}`;
-    await mkdir(join(boxBackups, bogus), { recursive: true });
+    for (const b of [bogus, bogusNewest]) {
+      await mkdir(join(boxBackups, b), { recursive: true });
+      await writeFile(join(boxBackups, b, 'checksums.sha256'), `${'b'.repeat(64)}  x\n`);
+    }
     await mkdir(join(boxBackups, bogusStaging), { recursive: true });
-    await writeFile(join(boxBackups, bogus, 'checksums.sha256'), `${'b'.repeat(64)}  x\n`);
     const before = (await sb.box.commands()).length;
     try {
       const list = await backup(['list', '--json', '--config', sb.configPath], sb.env);
@@ -241,10 +245,12 @@ describe('hostile names on the box', () => {
       assert.ok(!list.stdout.includes(bogus));
       const restore = await runCli(join(ROOT, 'dist/src/cli/restore-from-hetzner.js'), ['--list', '--json', '--config', sb.configPath], sb.env);
       assert.equal(restore.code, 0, restore.stderr);
-      assert.ok(!restore.stdout.includes(bogus));
+      assert.ok(!restore.stdout.includes(bogus) && !restore.stdout.includes(bogusNewest));
+      const latest = await runCli(join(ROOT, 'dist/src/cli/restore-from-hetzner.js'), ['--backup', 'latest', '--components', 'crypt', '--check-only', '--json', '--config', sb.configPath], sb.env);
+      assert.equal((JSON.parse(latest.stdout) as { backup: string }).backup, (await publishedOnBox(sb.box.root, sb.remotePath)).filter((n) => n !== bogus && n !== bogusNewest).at(-1), latest.stderr);
       const verifyAll = await backup(['verify', '--all', '--json', '--config', sb.configPath], sb.env);
       assert.equal(verifyAll.code, 0, verifyAll.stderr);
-      assert.ok(!verifyAll.stdout.includes(bogus));
+      assert.ok(!verifyAll.stdout.includes(bogus) && !verifyAll.stdout.includes(bogusNewest));
       // Asked for by name: refused as not a backup name (exit 2, one line), not looked up.
       const verifyIt = await backup(['verify', bogus, '--config', sb.configPath], sb.env);
       assert.equal(verifyIt.code, 2, verifyIt.stderr);
@@ -257,14 +263,13 @@ describe('hostile names on the box', () => {
       assert.equal(run.code, 0, run.stderr);
       const status = await backup(['status', '--config', sb.configPath], sb.env);
       assert.doesNotMatch(status.stdout + status.stderr, /internal error/);
-      assert.ok((await readdir(boxBackups)).includes(bogus), 'never deleted');
+      for (const b of [bogus, bogusNewest]) assert.ok((await readdir(boxBackups)).includes(b), `${b} was deleted`);
       assert.ok((await readdir(boxBackups)).includes(bogusStaging), 'not taken for a stale staging folder of ours');
       const cmds = (await sb.box.commands()).slice(before);
       assert.ok(cmds.length > 5);
-      assert.deepEqual(cmds.filter((c) => c.command.includes('2020-02-31')), [], 'the name reached a box command');
+      assert.deepEqual(cmds.filter((c) => /2020-02-31|2099-02-30/.test(c.command)), [], 'the name reached a box command');
     } finally {
-      await rm(join(boxBackups, bogus), { recursive: true, force: true });
-      await rm(join(boxBackups, bogusStaging), { recursive: true, force: true });
+      for (const b of [bogus, bogusNewest, bogusStaging]) await rm(join(boxBackups, b), { recursive: true, force: true });
     }
   });
 });
