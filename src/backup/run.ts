@@ -1,4 +1,4 @@
-// The daily run, in order: lock, preflight, dump, manifest, upload, verify, publish, prune, scrub.
+// The daily run, in order: lock, preflight, dump, manifest, upload, verify, publish, scrub, prune.
 // Each step is its own module; this file only orders them and collects the summary.
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
@@ -154,6 +154,19 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
       await saveHashCache(cachePath(c), list as Iterable<ManifestEntry>);
     });
 
+    // Before prune: what the scrub finds damaged, retention will not count as good (scrub.json).
+    if (c.SCRUB_BUDGET_MINUTES > 0) {
+      await phase(timings, 'scrub', ctx.log, async () => {
+        const report = await runScrub(ctx, { budgetMs: c.SCRUB_BUDGET_MINUTES * 60_000 });
+        summary.scrub = {
+          verified: report.results.filter((r) => r.state === 'ok').map((r) => r.name),
+          damaged: report.results.filter((r) => r.state === 'damaged').map((r) => r.name),
+          skipped: report.skipped.length,
+        };
+        for (const r of report.results) if (r.state === 'error') summary.warnings.push(`the scrub of ${r.name} could not finish: ${r.message}`);
+      });
+    }
+
     await phase(timings, 'prune', ctx.log, async () => {
       if (prev) {
         const du = await ctx.box.duKiB([`${root}/${prev}`, `${root}/${name}`]).catch(() => new Map<string, number>());
@@ -170,18 +183,9 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
       summary.box = await ctx.box.usage().catch(() => undefined);
     });
 
-    if (c.SCRUB_BUDGET_MINUTES > 0) {
-      await phase(timings, 'scrub', ctx.log, async () => {
-        const report = await runScrub(ctx, { budgetMs: c.SCRUB_BUDGET_MINUTES * 60_000 });
-        summary.scrub = {
-          verified: report.results.filter((r) => r.state === 'ok').map((r) => r.name),
-          damaged: report.results.filter((r) => r.state === 'damaged').map((r) => r.name),
-          skipped: report.skipped.length,
-        };
-        for (const r of report.results) if (r.state === 'error') summary.warnings.push(`the scrub of ${r.name} could not finish: ${r.message}`);
-        const bad = summary.scrub.damaged;
-        if (bad.length) throw new UserError('partial', `${bad.join(', ')} on the Storage Box ${bad.length === 1 ? 'is' : 'are'} DAMAGED (files differ from checksums.sha256); see 'backup-to-hetzner verify ${bad.join(' ')}'`);
-      });
+    const bad = summary.scrub?.damaged ?? [];
+    if (bad.length) {
+      throw Object.assign(new UserError('partial', `${bad.join(', ')} on the Storage Box ${bad.length === 1 ? 'is' : 'are'} DAMAGED (files differ from checksums.sha256); see 'backup-to-hetzner verify ${bad.join(' ')}'`), { phase: 'scrub' });
     }
     summary.ok = true;
     summary.exitCode = 0;
