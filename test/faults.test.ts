@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
-import { mkdir, mkdtemp, open, readFile, rename, rm, stat, writeFile, copyFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import { planRetention } from '../src/plan/retention.js';
 import { backupNameFor, parseBackupName } from '../src/plan/names.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { startStorageBox } from '../src/sandbox/storage-box.js';
-import { backup, BACKUP_CLI, publishedOnBox, sleep } from './support/cli.js';
+import { backup, BACKUP_CLI, publishedOnBox, sleep, flipByte } from './support/cli.js';
 
 const TRIALS = Math.max(1, Number(process.env.FAULT_TRIALS ?? 1) || 1);
 let sb: Sandbox;
@@ -165,17 +165,6 @@ async function nextRunSucceeds(env: Record<string, string> = {}): Promise<{ stde
   return { stderr: r.stderr, bytesSent: status().bytesSent as number };
 }
 
-async function flipByte(file: string): Promise<void> {
-  const st = await stat(file);
-  await copyFile(file, `${file}.tmp`);
-  await rename(`${file}.tmp`, file);
-  const fh = await open(file, 'r+');
-  const b = Buffer.alloc(1);
-  await fh.read(b, 0, 1, Math.floor(st.size / 2));
-  b[0] = b[0]! ^ 0xff;
-  await fh.write(b, 0, 1, Math.floor(st.size / 2));
-  await fh.close();
-}
 
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'mcb-faults-'));

@@ -2,7 +2,7 @@
 // names the box shell refuses are downloaded and hashed here. And hostile names on the box: never
 // sent to a remote command, never deleted, never offered for restore.
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -10,7 +10,7 @@ import { buildContext } from '../src/cli/main.js';
 import { runScrub, scrubExitCode, scrubText, type ScrubOptions } from '../src/backup/scrub.js';
 import { isShellSafe } from '../src/plan/box-command.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
-import { backup, publishedOnBox, runCli, ROOT, sleep } from './support/cli.js';
+import { backup, publishedOnBox, runCli, ROOT, sleep, flipByte } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -29,22 +29,6 @@ async function scrub(opts: ScrubOptions) {
   }
 }
 
-/** Flips one byte in the middle of a file on the box, breaking its hard links first. */
-async function flipByte(file: string): Promise<void> {
-  const st = await stat(file);
-  await copyFile(file, `${file}.tmp`);
-  await rename(`${file}.tmp`, file);
-  const fh = await open(file, 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    const off = Math.floor(st.size / 2);
-    await fh.read(b, 0, 1, off);
-    b[0] = b[0]! ^ 0xff;
-    await fh.write(b, 0, 1, off);
-  } finally {
-    await fh.close();
-  }
-}
 
 async function checksumPaths(name: string): Promise<string[]> {
   const text = await readFile(join(boxBackups, name, 'checksums.sha256'), 'utf8');

@@ -2,7 +2,7 @@
 // what landed on the loopback Storage Box.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdir, readFile, lstat } from 'node:fs/promises';
+import { copyFile, lstat, open, readdir, readFile, rename, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -60,3 +60,23 @@ export async function publishedOnBox(boxRoot: string, remotePath: string): Promi
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Flips one byte in the middle of a file on the box, size and mtime kept, breaking its hard links
+ * first so other backups keep theirs. Flipping again puts the byte back.
+ */
+export async function flipByte(file: string): Promise<void> {
+  const st = await stat(file);
+  await copyFile(file, `${file}.tmp`);
+  await rename(`${file}.tmp`, file);
+  const fh = await open(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    const off = Math.floor(st.size / 2);
+    await fh.read(b, 0, 1, off);
+    b[0] = b[0]! ^ 0xff;
+    await fh.write(b, 0, 1, off);
+  } finally {
+    await fh.close();
+  }
+}
