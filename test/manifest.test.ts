@@ -2,12 +2,12 @@
 // and the words sent to the box's shell must be quoted or refused.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { batchPaths, boxCommand, isShellSafe } from '../src/plan/box-command.js';
-import { formatChecksumLine, judgeMismatch, parseChecksumLine } from '../src/plan/manifest.js';
+import { CHECKSUM_FILE, formatChecksumLine, judgeMismatch, layoutManifest, manifestPartOf, parseChecksumLine, planRenameLinks, readManifest, type ManifestProblem } from '../src/plan/manifest.js';
 import { parseItemize, parseListOnly, parseStats } from '../src/plan/transport-args.js';
 
 const NAMES = ['cur/1700000000.M1P2.host,S=10,W=12:2,S', '.Sent Items/cur/a', '.Entw&APw-rfe/cur/b', 'back\\slash', 'new\nline', "quote'd", 'ünï'];
@@ -59,4 +59,69 @@ test('rsync output: itemized lines, listings and stats', () => {
     name: 'mailcow-2026-11-23-10-00-00',
   });
   assert.equal(parseStats(['Total bytes sent: 1,234,567', 'Total file size: 9,999']).bytesSent, 1234567);
+});
+
+test('split manifest: one part per maildir folder, and `cat checksums.sha256 manifest/*.sha256 | sha256sum -c` checks it all', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mcb-manifest-'));
+  try {
+    const files = ['backup_mariadb.tar.zst', 'vmail/ex.com/a/Maildir/cur/1:2,S', 'vmail/ex.com/a/Maildir/new/2', 'vmail/ex.com/a/Maildir/.Sent Items/cur/3', 'vmail/ex.com/a/Maildir/dovecot.index', 'vmail/ex.com/b/Maildir/.Entw&APw-rfe/cur/4', 'vmail/ex.com/b/Maildir/cur/back\\slash'];
+    const entries: { hash: string; path: string }[] = [];
+    for (const f of files) {
+      await mkdir(join(dir, f, '..'), { recursive: true });
+      await writeFile(join(dir, f), f);
+      entries.push({ path: f, hash: execFileSync('sha256sum', [f], { cwd: dir }).toString().replace(/^\\/, '').slice(0, 64) });
+    }
+    assert.equal(manifestPartOf('vmail/ex.com/a/Maildir/cur/1:2,S'), manifestPartOf('vmail/ex.com/a/Maildir/new/2'), 'cur and new of a folder share a part');
+    assert.notEqual(manifestPartOf('vmail/ex.com/a/Maildir/cur/1'), manifestPartOf('vmail/ex.com/b/Maildir/cur/1'));
+    assert.equal(manifestPartOf('backup_mariadb.tar.zst'), undefined);
+    const { top, parts } = layoutManifest(entries);
+    assert.equal(parts.size, 4, "INBOX (with its index), .Sent Items, and two of b");
+    await mkdir(join(dir, 'manifest'));
+    for (const [part, lines] of parts) {
+      await writeFile(join(dir, part), lines.join('\n') + '\n');
+      top.push(execFileSync('sha256sum', [part], { cwd: dir }).toString().trim());
+    }
+    await writeFile(join(dir, CHECKSUM_FILE), top.sort().join('\n') + '\n');
+    execFileSync('sh', ['-c', 'cat checksums.sha256 manifest/*.sha256 | sha256sum --quiet --strict -c'], { cwd: dir });
+
+    const read = new Map<string, string>();
+    await readManifest(dir, (e) => read.set(e.path, e.hash));
+    for (const e of entries) assert.equal(read.get(e.path), e.hash, e.path);
+    assert.equal(read.size, entries.length + parts.size, 'the parts are files of the backup too');
+
+    // A part changed after the fact is a problem; its lines are not trusted.
+    const victim = [...parts.keys()][0]!;
+    await writeFile(join(dir, victim), `${'0'.repeat(64)}  vmail/x\n`);
+    const problems: ManifestProblem[] = [];
+    const after = new Map<string, string>();
+    await readManifest(dir, (e) => after.set(e.path, e.hash), (p) => problems.push(p));
+    assert.deepEqual(problems.map((p) => [p.kind, p.file]), [['part-mismatch', victim]]);
+    assert.equal(after.has('vmail/x'), false);
+    await rm(join(dir, victim));
+    await assert.rejects(readManifest(dir, () => undefined), /is missing/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('renames are found by content, size and mtime second; paths the previous backup had are left to --link-dest', () => {
+  const h = (c: string) => c.repeat(64);
+  const prev = new Map([
+    ['vmail/a/cur/1:2,', { hash: h('1'), size: 10, mtimeMs: 5_000 }],
+    ['vmail/a/cur/2:2,', { hash: h('2'), size: 20, mtimeMs: 6_000 }],
+    ['vmail/a/cur/3:2,', { hash: h('3'), size: 30, mtimeMs: 7_000 }],
+    ['backup_redis.tar.zst', { hash: h('4'), size: 40, mtimeMs: 8_000 }],
+  ]);
+  const now = [
+    { path: 'vmail/a/cur/1:2,S', hash: h('1'), size: 10, mtimeMs: 5_999 }, // flag change
+    { path: 'vmail/a/.Trash/cur/2:2,', hash: h('2'), size: 20, mtimeMs: 6_000 }, // moved
+    { path: 'vmail/a/cur/3:2,S', hash: h('3'), size: 30, mtimeMs: 9_000 }, // other mtime: rsync would not see it as up to date
+    { path: 'vmail/a/cur/2:2,', hash: h('2'), size: 20, mtimeMs: 6_000 }, // unchanged
+    { path: 'vmail/b/new/x', hash: h('4'), size: 40, mtimeMs: 8_000 }, // same bytes as an archive: not mail
+    { path: 'vmail/b/new/y', hash: h('9'), size: 10, mtimeMs: 5_000 }, // new
+  ];
+  assert.deepEqual(planRenameLinks(now, prev, (p) => p.startsWith('vmail/')), [
+    { path: 'vmail/a/cur/1:2,S', from: 'vmail/a/cur/1:2,' },
+    { path: 'vmail/a/.Trash/cur/2:2,', from: 'vmail/a/cur/2:2,' },
+  ]);
 });

@@ -1,4 +1,5 @@
 // Markdown tables of a benchmark result (stdout and docs/performance.md use the same text).
+import { GROWTH_KINDS } from './box-growth.js';
 import type { BenchResult } from './result.js';
 
 export function fmtB(n: number | undefined): string {
@@ -49,6 +50,32 @@ export function render(r: BenchResult): string {
     ),
   );
   out.push('');
+  if (r.runs.some((x) => x.growth)) {
+    out.push('**Added on the box, by kind** (blocks of inodes no older backup shares; files: count, size)');
+    out.push('');
+    const label: Record<(typeof GROWTH_KINDS)[number], string> = {
+      dirs: 'folders',
+      manifest: 'manifest (checksums.sha256 + parts)',
+      record: 'run record (backup.json)',
+      archives: "mailcow's archives + mailcow.conf",
+      vmailNew: 'mail: new files',
+      vmailRenamed: 'mail: renamed (content the previous backup holds)',
+      vmailRewritten: 'mail: rewritten in place (same path)',
+      other: 'other',
+    };
+    const runs = r.runs.filter((x) => x.growth);
+    out.push(
+      table(
+        ['kind', ...runs.map((x) => x.label)],
+        [
+          ...GROWTH_KINDS.map((k) => [label[k], ...runs.map((x) => `${x.growth![k].count} · ${fmtB(x.growth![k].bytes)}`)]),
+          ['files hard-linked to an older backup (free)', ...runs.map((x) => String(x.growth!.linked))],
+          ['total (du)', ...runs.map((x) => fmtB(x.addedOnBoxBytes))],
+        ],
+      ),
+    );
+    out.push('');
+  }
   out.push('**Per phase** (CPU: the tool and every process it started, ssh master included; cores = CPU / wall)');
   out.push('');
   const rows: (string | number)[][] = [];

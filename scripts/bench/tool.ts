@@ -9,7 +9,9 @@ import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/pr
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunStatus } from '../../src/notify/status-file.js';
+import { CHECKSUM_FILE, RECORD_FILE } from '../../src/plan/manifest.js';
 import type { Sandbox } from '../../src/sandbox/sandbox.js';
+import { boxGrowth, type Growth } from './box-growth.js';
 import { duBytes } from './exec.js';
 import type { Link } from './link.js';
 
@@ -46,6 +48,8 @@ export interface RunMeasure {
   wireDownBytes?: number;
   bytesSent?: number;
   addedOnBoxBytes: number;
+  /** What the new backup added on the box, by kind (blocks of inodes no older backup shares). */
+  growth?: Growth;
   backupBytes?: number;
   files?: number;
   archivesBytes?: number;
@@ -219,9 +223,11 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
     const dir = join(boxFolder, status.backupName);
     archivesBytes = 0;
     for (const e of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-      if (e.isFile() && e.name !== 'checksums.sha256' && e.name !== 'backup.json') archivesBytes += (await stat(join(dir, e.name))).size;
+      if (e.isFile() && e.name !== CHECKSUM_FILE && e.name !== RECORD_FILE) archivesBytes += (await stat(join(dir, e.name))).size;
     }
   }
+
+  const growth = status?.backupName ? await boxGrowth(boxFolder, status.backupName).catch(() => undefined) : undefined;
 
   // Phase windows: start from the debug line, length from the status file.
   const phases: PhaseMeasure[] = [];
@@ -270,6 +276,7 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
     wireDownBytes: first.down === undefined || last.down === undefined ? undefined : last.down - first.down,
     bytesSent: status?.bytesSent,
     addedOnBoxBytes: duAfter - duBefore,
+    growth,
     backupBytes: status?.backupBytes,
     files: status?.files,
     archivesBytes,

@@ -189,6 +189,24 @@ export class StorageBox {
     });
   }
 
+  /**
+   * Hard links on the box through SFTP's `ln` (OpenSSH's hardlink@openssh.com; the shell's `ln`
+   * is unconfirmed). Creates the folders `dirs` first (parents before children). The first link
+   * goes alone: if the box refuses it, nothing else is tried and `refused` is true. After that a
+   * link that fails is skipped (rsync then sends that file as usual, which the caller sees).
+   */
+  async hardLinks(dirs: string[], links: { existing: string; link: string }[]): Promise<{ refused: boolean }> {
+    if (links.length === 0) return { refused: false };
+    const q = (p: string) => `"${p.replace(/(["\\])/g, '\\$1')}"`;
+    const batch = async (lines: string[], what: string) =>
+      this.exec('sftp', sftpArgs(this.target), { what, input: lines.join('\n') + '\n', okCodes: [0, 1], timeoutMs: 600_000, tailLines: 20 });
+    const [first, ...rest] = links;
+    const probe = await batch([...dirs.map((d) => `-mkdir ${q(d)}`), `ln ${q(first!.existing)} ${q(first!.link)}`], 'linking renamed files on the Storage Box (sftp ln)');
+    if (probe.exitCode !== 0) return { refused: true };
+    for (let i = 0; i < rest.length; i += 5000) await batch(rest.slice(i, i + 5000).map((l) => `-ln ${q(l.existing)} ${q(l.link)}`), 'linking renamed files on the Storage Box (sftp ln)');
+    return { refused: false };
+  }
+
   /** Uploads a small local file to a path on the box. */
   async putFile(localPath: string, remotePath: string): Promise<void> {
     await this.exec('rsync', ['-lpt', '--timeout=300', '-e', rsyncRemoteShell(this.target), localPath, remoteSpec(this.target, remotePath)], {
@@ -201,6 +219,16 @@ export class StorageBox {
   async getFile(remotePath: string, localPath: string): Promise<boolean> {
     const res = await this.exec('rsync', ['-t', '--timeout=300', '-e', rsyncRemoteShell(this.target), remoteSpec(this.target, remotePath), localPath], {
       what: `downloading ${remotePath}`,
+      okCodes: [0, 23],
+      timeoutMs: 600_000,
+    });
+    return res.exitCode === 0;
+  }
+
+  /** Reads a small folder from the box (rsync); false when it does not exist. */
+  async getDir(remoteDir: string, localDir: string): Promise<boolean> {
+    const res = await this.exec('rsync', ['-rt', '--timeout=300', '-e', rsyncRemoteShell(this.target), remoteSpec(this.target, `${remoteDir}/`), `${localDir}/`], {
+      what: `downloading ${remoteDir}`,
       okCodes: [0, 23],
       timeoutMs: 600_000,
     });

@@ -1,22 +1,21 @@
 // The daily run, in order: lock, preflight, dump, manifest, upload, verify, publish, scrub, prune.
 // Each step is its own module; this file only orders them and collects the summary.
-import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { acquireLock, type HeldLock } from '../adapters/lock.js';
 import { errorText, isUserError, UserError } from '../errors.js';
-import { CHECKSUM_FILE, formatChecksums, RECORD_FILE, type ManifestEntry } from '../plan/manifest.js';
+import { planRenameLinks, type ManifestEntry } from '../plan/manifest.js';
 import { isStagingName, publishedBackups, stagingNameFor } from '../plan/names.js';
 import type { RunSummary } from '../plan/report.js';
 import { TOOL_VERSION } from '../version.js';
 import { phase, type PhaseTiming, type RunContext } from './context.js';
 import { dump, makeRunDir, removeStaleRunDirs } from './dump.js';
-import { hashFiles, loadHashCache, ownershipOf, saveHashCache, scanTree, type VmailTree } from './manifest-step.js';
+import { hashFiles, loadHashCache, ownershipOf, saveHashCache, scanTree, type HashCache, type VmailTree } from './manifest-step.js';
 import { cachePath, preflight } from './preflight.js';
 import { pruneLocal, pruneRemote } from './prune.js';
 import { runScrub } from './scrub.js';
-import { checkHardLinks, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
+import { checkHardLinks, linkRenamesOnBox, uploadManifest, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
 
 export async function runBackup(ctx: RunContext): Promise<RunSummary> {
   const c = ctx.config;
@@ -62,6 +61,7 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
 
     // Manifest: the dump's files and the vmail tree, hashed; unchanged files reuse last hash.
     let tree: VmailTree | undefined;
+    let previousManifest: HashCache | undefined;
     const manifest = await phase(timings, 'manifest', ctx.log, async () => {
       const files: { abs: string; path: string; size: number; mtimeMs: number }[] = [];
       for (const n of (await readdir(dumped.folder)).sort()) {
@@ -72,7 +72,8 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
         tree = await scanTree(pre.vmailPath);
         for (const f of tree.files) files.push({ abs: join(pre.vmailPath, f.path), path: `${VMAIL_DIR}/${f.path}`, size: f.size, mtimeMs: f.mtimeMs });
       }
-      const { entries: m, stats } = await hashFiles(files, await loadHashCache(cachePath(c)));
+      previousManifest = await loadHashCache(cachePath(c));
+      const { entries: m, stats } = await hashFiles(files, previousManifest);
       summary.hashed = stats.hashed;
       summary.hashReused = stats.reused;
       if (stats.vanished.length) ctx.log.info(`${stats.vanished.length} file(s) vanished before they were hashed (mail deleted meanwhile)`);
@@ -90,30 +91,37 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
     }
     const sent = await phase(timings, 'upload', ctx.log, async () => {
       await ctx.box.mkdirp(pre.vmailPath ? `${staging}/${VMAIL_DIR}` : staging);
+      // Renamed messages: linked to the previous backup's copy, so rsync need not store them again.
+      const linked =
+        prev && previousManifest?.size
+          ? await linkRenamesOnBox(ctx, staging, `${root}/${prev}`, planRenameLinks(manifest.values(), previousManifest, (p) => p.startsWith(`${VMAIL_DIR}/`)))
+          : new Set<string>();
+      previousManifest = undefined;
       const transferred = new Set<string>();
       let bytesSent = 0;
       let totalSize = 0;
       for (const src of sources) {
         const r = await uploadSource(ctx, src, staging, linkBases, runDir!);
         r.transferred.forEach((p) => transferred.add(p));
-        for (const p of r.vanished) manifest.delete(p);
+        // A linked file that vanished meanwhile is still a whole copy of it: keep it described.
+        for (const p of r.vanished) if (!linked.has(p)) manifest.delete(p);
         if (r.vanished.size) ctx.log.info(`${r.vanished.size} file(s) vanished before they were sent (mail deleted meanwhile)`);
         bytesSent += r.bytesSent;
         totalSize += r.totalSize;
       }
-      return { transferred, bytesSent, totalSize };
+      return { transferred, linked, bytesSent, totalSize };
     });
     summary.bytesSent = sent.bytesSent;
 
     await phase(timings, 'verify', ctx.log, async () => {
       const full = staleStagings.length > 0 || !prev;
-      const toCheck = [...manifest.keys()].filter((p) => full || sent.transferred.has(p));
+      const toCheck = [...manifest.keys()].filter((p) => full || sent.transferred.has(p) || sent.linked.has(p));
       const v = await verifyOnBox(ctx, staging, manifest, toCheck, sources, runDir!, sent.transferred);
       summary.verifiedOnBox = v.checked;
       summary.changedDuringRun = v.changedDuringRun.length;
       summary.vanishedDuringRun = v.vanishedDuringRun.length;
       if (prev) {
-        const unchanged = [...manifest.keys()].filter((p) => p.startsWith(`${VMAIL_DIR}/`) && !sent.transferred.has(p));
+        const unchanged = [...manifest.keys()].filter((p) => p.startsWith(`${VMAIL_DIR}/`) && !sent.transferred.has(p) && !sent.linked.has(p));
         summary.hardLinks = await checkHardLinks(ctx, staging, unchanged);
         if (summary.hardLinks && summary.hardLinks.linked === 0) summary.warnings.push('hard links do not work on this Storage Box: unchanged files were stored as copies');
       }
@@ -139,15 +147,7 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
           : undefined,
         basedOn: prev ?? null,
       };
-      await writeFile(join(meta, CHECKSUM_FILE), formatChecksums(list));
-      await writeFile(join(meta, RECORD_FILE), JSON.stringify(record, null, 2) + '\n');
-      const want = new Map<string, string>();
-      for (const f of [CHECKSUM_FILE, RECORD_FILE]) {
-        want.set(`${staging}/${f}`, createHash('sha256').update(await readFile(join(meta, f))).digest('hex'));
-        await ctx.box.putFile(join(meta, f), `${staging}/${f}`);
-      }
-      const got = await ctx.box.sha256([...want.keys()]);
-      for (const [p, h] of want) if (got.get(p) !== h) throw new UserError('verify', `${p} on the Storage Box does not match what was sent; nothing was published`);
+      await uploadManifest(ctx, staging, meta, list, record, prev ? [`${root}/${prev}`] : [], runDir!);
       await ctx.box.rename(staging, `${root}/${name}`);
       published = true;
       ctx.log.info(`published ${root}/${name}`);

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { EXIT } from '../cli/exit-codes.js';
 import { UserError } from '../errors.js';
 import { isShellSafe } from '../plan/box-command.js';
-import { CHECKSUM_FILE, parseChecksumLine } from '../plan/manifest.js';
+import { CHECKSUM_FILE, MANIFEST_DIR, readManifest } from '../plan/manifest.js';
 import { isBackupName, publishedBackups } from '../plan/names.js';
 import { remoteSpec, rsyncRemoteShell } from '../plan/transport-args.js';
 import type { RunContext } from './context.js';
@@ -183,17 +183,21 @@ async function scrubOne(ctx: RunContext, root: string, name: string, dir: string
       r.problems.push({ path: CHECKSUM_FILE, kind: 'missing' });
       return r;
     }
+    // The split layout's parts (missing for old backups, which list everything in one file).
+    await ctx.box.getDir(`${base}/${MANIFEST_DIR}`, join(dir, MANIFEST_DIR));
     const expected = new Map<string, string>();
-    for (const line of (await readFile(sumsLocal, 'utf8')).split('\n')) {
-      if (!line) continue;
-      const p = parseChecksumLine(line);
-      if (!p) {
-        r.problems.push({ path: `${CHECKSUM_FILE}: ${JSON.stringify(line.slice(0, 120))}`, kind: 'bad-path' });
-        continue;
-      }
-      if (!isPlainRelative(p.path)) r.problems.push({ path: p.path, kind: 'bad-path' });
-      else expected.set(p.path, p.hash);
-    }
+    await readManifest(
+      dir,
+      (p) => {
+        if (!isPlainRelative(p.path)) r.problems.push({ path: p.path, kind: 'bad-path' });
+        else expected.set(p.path, p.hash);
+      },
+      (problem) => {
+        if (problem.kind === 'bad-line') r.problems.push({ path: `${problem.file}: ${JSON.stringify(problem.line.slice(0, 120))}`, kind: 'bad-path' });
+        else if (problem.kind === 'part-missing') r.problems.push({ path: problem.file, kind: 'missing' });
+        else r.problems.push({ path: problem.file, kind: 'mismatch', expected: problem.expected, actual: problem.actual });
+      },
+    );
     r.files = expected.size;
     if (expected.size === 0 && r.problems.length === 0) {
       r.state = 'damaged';

@@ -1,13 +1,14 @@
 // Upload into a staging folder on the box, then make the box prove it holds what the manifest
 // says. Only files whose data crossed the wire are hashed on the box: the others are hard links
 // to a backup that was verified when it was published.
-import { writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHashPool } from '../adapters/hash.js';
 import { rsyncUpload } from '../adapters/rsync.js';
-import { UserError } from '../errors.js';
+import { isUserError, UserError } from '../errors.js';
 import { isShellSafe } from '../plan/box-command.js';
-import { judgeMismatch, type ManifestEntry } from '../plan/manifest.js';
+import { CHECKSUM_FILE, formatChecksumLine, judgeMismatch, layoutManifest, MANIFEST_DIR, RECORD_FILE, type ManifestEntry, type RenameLink } from '../plan/manifest.js';
 import { parseItemize, rsyncRemoteShell, remoteSpec, type UploadArgs } from '../plan/transport-args.js';
 import type { RunContext } from './context.js';
 
@@ -51,6 +52,7 @@ export async function uploadSource(ctx: RunContext, src: Source, staging: string
       bwlimitKBps: ctx.config.BWLIMIT_KBPS,
       keepExtraneous: true,
       ignoreTimes: extra.ignoreTimes,
+      checksum: extra.checksum,
     },
     `uploading ${src.prefix || 'the dump'} to the Storage Box`,
   );
@@ -60,6 +62,39 @@ export async function uploadSource(ctx: RunContext, src: Source, staging: string
     bytesSent: r.bytesSent,
     totalSize: r.totalSize,
   };
+}
+
+/**
+ * Renamed files (same content, new path) become hard links, in the staging folder, to the
+ * previous backup's copy before rsync runs: rsync then finds them up to date (size and mtime;
+ * never --inplace, so nothing is ever written through such a link) and they cost no storage.
+ * Returns the paths linked: not sent, so the caller verifies them on the box like sent ones.
+ * A box that refuses SFTP hard links costs what it cost before: rsync sends those files.
+ */
+export async function linkRenamesOnBox(ctx: RunContext, staging: string, prevBase: string, links: RenameLink[]): Promise<Set<string>> {
+  const usable = links.filter((l) => !/[\n\r]/.test(l.path) && !/[\n\r]/.test(l.from));
+  if (usable.length === 0) return new Set();
+  const dirs = new Set<string>();
+  for (const l of usable) {
+    const parts = l.path.split('/').slice(0, -1);
+    for (let i = 1; i <= parts.length; i++) dirs.add(`${staging}/${parts.slice(0, i).join('/')}`);
+  }
+  try {
+    const r = await ctx.box.hardLinks(
+      [...dirs].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1)),
+      usable.map((l) => ({ existing: `${prevBase}/${l.from}`, link: `${staging}/${l.path}` })),
+    );
+    if (r.refused) {
+      ctx.log.warn(`the Storage Box refused a hard link through sftp: ${usable.length} renamed file(s) are stored again in this backup (as before this feature)`);
+      return new Set();
+    }
+  } catch (e) {
+    if (isUserError(e) && e.kind === 'interrupted') throw e;
+    ctx.log.warn(`linking renamed files on the Storage Box failed (${(e as Error).message}); they are sent and stored again`);
+    return new Set();
+  }
+  ctx.log.info(`${usable.length} renamed file(s) linked on the box to the previous backup's copy`);
+  return new Set(usable.map((l) => l.path));
 }
 
 export interface VerifyOutcome {
@@ -205,4 +240,43 @@ export async function checkHardLinks(ctx: RunContext, staging: string, unchanged
     );
   }
   return { sampled: sample.length, linked };
+}
+
+/** Parts get one fixed mtime: a part's bytes alone decide whether it equals yesterday's. */
+const PART_MTIME = new Date('2000-01-01T00:00:00Z');
+
+/**
+ * Writes the manifest (checksums.sha256 and its parts) and the run record into `meta`, uploads
+ * them into the staging folder, and has the box hash what crossed the wire. Parts are compared
+ * by content (--checksum) with the previous backup's, so an unchanged maildir folder's part
+ * becomes a hard link to it and costs nothing.
+ */
+export async function uploadManifest(ctx: RunContext, staging: string, meta: string, entries: Iterable<ManifestEntry>, record: unknown, linkBases: string[], runDir: string): Promise<void> {
+  const { top, parts } = layoutManifest(entries, VMAIL_DIR);
+  const want = new Map<string, string>();
+  const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+  if (parts.size) {
+    await mkdir(join(meta, MANIFEST_DIR), { recursive: true });
+    for (const [part, lines] of parts) {
+      const text = lines.join('\n') + '\n';
+      const hash = sha(text);
+      await writeFile(join(meta, part), text);
+      await utimes(join(meta, part), PART_MTIME, PART_MTIME);
+      top.push(formatChecksumLine(hash, part));
+      want.set(`${staging}/${part}`, hash);
+    }
+    top.sort();
+    const sent = await uploadSource(ctx, { root: join(meta, MANIFEST_DIR), prefix: MANIFEST_DIR }, staging, linkBases, runDir, { checksum: true });
+    // Linked parts are byte-identical (rsync compared content) to a verified backup's.
+    for (const p of want.keys()) if (!sent.transferred.has(p.slice(staging.length + 1))) want.delete(p);
+  }
+  parts.clear();
+  await writeFile(join(meta, CHECKSUM_FILE), top.length ? top.join('\n') + '\n' : '');
+  await writeFile(join(meta, RECORD_FILE), JSON.stringify(record, null, 2) + '\n');
+  for (const f of [CHECKSUM_FILE, RECORD_FILE]) {
+    want.set(`${staging}/${f}`, sha(await readFile(join(meta, f))));
+    await ctx.box.putFile(join(meta, f), `${staging}/${f}`);
+  }
+  const got = await ctx.box.sha256([...want.keys()]);
+  for (const [p, h] of want) if (got.get(p) !== h) throw new UserError('verify', `${p} on the Storage Box does not match what was sent; nothing was published`);
 }

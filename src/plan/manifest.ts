@@ -1,5 +1,18 @@
-// The manifest: one SHA-256 per file of a backup, written as `checksums.sha256` in the format
-// `sha256sum -c` reads (so an admin can check a downloaded backup with coreutils alone).
+// The manifest: one SHA-256 per file of a backup, in the format `sha256sum -c` reads (so an
+// admin can check a downloaded backup with coreutils alone).
+//
+// Layout. Old backups: `checksums.sha256` lists every file. Since the split: `checksums.sha256`
+// lists the files outside the mail tree plus the parts `manifest/<folder>.sha256`, one per
+// maildir folder, which list the mail (paths relative to the backup folder, like every line).
+// A folder whose mail did not change keeps a byte-identical part, which the upload hard-links
+// to the previous backup's: the manifest costs on the box only what changed. Check a download:
+//   cat checksums.sha256 manifest/*.sha256 | sha256sum -c
+// readManifest below is the one reader of both layouts (remote verify, scrub, restore).
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 export interface ManifestEntry {
   /** Relative to the backup folder, '/'-separated: `vmail/example.com/alice/Maildir/cur/…`. */
@@ -11,6 +24,107 @@ export interface ManifestEntry {
 
 export const CHECKSUM_FILE = 'checksums.sha256';
 export const RECORD_FILE = 'backup.json';
+export const MANIFEST_DIR = 'manifest';
+const PART = /^manifest\/[A-Za-z0-9._@+=,~-]+\.sha256$/;
+
+/** Whether a path listed in checksums.sha256 is a manifest part. */
+export const isManifestPart = (path: string) => PART.test(path);
+
+/**
+ * The part a mail file is listed in: its maildir folder (the parent of cur/new/tmp), or for
+ * other files (dovecot's indexes, sieve) their folder. The name is the folder made safe for
+ * the box shell plus a short hash of the real folder, so two folders never share a part.
+ */
+export function manifestPartOf(path: string, mailDir = 'vmail'): string | undefined {
+  if (!path.startsWith(`${mailDir}/`)) return undefined;
+  const parts = path.split('/').slice(1, -1);
+  if (parts.length && /^(cur|new|tmp)$/.test(parts[parts.length - 1]!)) parts.pop();
+  const folder = parts.join('/');
+  const safe = (folder || '_').replace(/\//g, '~').replace(/[^A-Za-z0-9._@+=,~-]/g, '_').slice(0, 150);
+  return `${MANIFEST_DIR}/${safe}-${createHash('sha256').update(folder).digest('hex').slice(0, 10)}.sha256`;
+}
+
+export type ManifestProblem =
+  | { kind: 'bad-line'; file: string; line: string }
+  | { kind: 'part-missing'; file: string }
+  | { kind: 'part-mismatch'; file: string; expected: string; actual: string };
+
+/**
+ * Reads a backup's manifest from a local folder holding its checksums.sha256 and, for the split
+ * layout, the parts it lists (each checked against its listed hash before its lines count).
+ * Calls `onEntry` for every data file (the parts themselves included: they are files of the
+ * backup too) and `onProblem` for what cannot be trusted. Streams: no whole file in memory.
+ */
+export async function readManifest(
+  folder: string,
+  onEntry: (e: { hash: string; path: string }) => void,
+  onProblem: (p: ManifestProblem) => void = (p) => {
+    throw new Error(describeManifestProblem(p));
+  },
+): Promise<{ parts: number }> {
+  const parts: { hash: string; path: string }[] = [];
+  const rl = createInterface({ input: createReadStream(join(folder, CHECKSUM_FILE)), crlfDelay: Infinity });
+  for await (const line of rl) {
+    if (!line) continue;
+    const p = parseChecksumLine(line);
+    if (!p) onProblem({ kind: 'bad-line', file: CHECKSUM_FILE, line });
+    else {
+      if (isManifestPart(p.path)) parts.push(p);
+      onEntry(p);
+    }
+  }
+  for (const part of parts) {
+    let data: Buffer;
+    try {
+      data = await readFile(join(folder, part.path));
+    } catch {
+      onProblem({ kind: 'part-missing', file: part.path });
+      continue;
+    }
+    const actual = createHash('sha256').update(data).digest('hex');
+    if (actual !== part.hash) {
+      onProblem({ kind: 'part-mismatch', file: part.path, expected: part.hash, actual });
+      continue;
+    }
+    let start = 0;
+    while (start < data.length) {
+      let end = data.indexOf(10, start);
+      if (end < 0) end = data.length;
+      const line = data.toString('utf8', start, end);
+      start = end + 1;
+      if (!line) continue;
+      const p = parseChecksumLine(line);
+      if (p) onEntry(p);
+      else onProblem({ kind: 'bad-line', file: part.path, line });
+    }
+  }
+  return { parts: parts.length };
+}
+
+export function describeManifestProblem(p: ManifestProblem): string {
+  if (p.kind === 'bad-line') return `${p.file} holds a line that is not a checksum: ${JSON.stringify(p.line.slice(0, 120))}`;
+  if (p.kind === 'part-missing') return `${p.file}, a part of the manifest, is missing`;
+  return `${p.file}, a part of the manifest, does not match its checksum in ${CHECKSUM_FILE}`;
+}
+
+/** The manifest as files: checksums.sha256's lines and every part's (each sorted, as written). */
+export function layoutManifest(entries: Iterable<{ hash: string; path: string }>, mailDir = 'vmail'): { top: string[]; parts: Map<string, string[]> } {
+  const top: string[] = [];
+  const parts = new Map<string, string[]>();
+  for (const e of entries) {
+    const part = manifestPartOf(e.path, mailDir);
+    const line = formatChecksumLine(e.hash, e.path);
+    if (!part) top.push(line);
+    else {
+      let l = parts.get(part);
+      if (!l) parts.set(part, (l = []));
+      l.push(line);
+    }
+  }
+  top.sort();
+  for (const l of parts.values()) l.sort();
+  return { top, parts };
+}
 
 /** coreutils escapes a name holding a backslash, newline or CR and marks the line with '\'. */
 export function formatChecksumLine(hash: string, path: string): string {
@@ -61,4 +175,36 @@ export function compareHashes(expected: Map<string, string>, actual: Map<string,
 export function judgeMismatch(manifestHash: string, localHashNow: string | undefined): 'changed-during-run' | 'vanished-during-run' | 'corrupt-on-box' {
   if (localHashNow === undefined) return 'vanished-during-run';
   return localHashNow === manifestHash ? 'corrupt-on-box' : 'changed-during-run';
+}
+
+/** A file of the new backup whose content the previous backup holds under another name. */
+export interface RenameLink {
+  /** Path in the new backup (manifest path). */
+  path: string;
+  /** Path of the same content in the previous backup. */
+  from: string;
+}
+
+/**
+ * Renamed messages (a maildir flag change, a move between folders): paths new in this backup
+ * whose hash, size and mtime (to the second, what rsync compares) the previous backup's
+ * manifest holds under another path. Linking them on the box before the upload makes rsync
+ * find them up to date: they cost neither transfer nor storage.
+ */
+export function planRenameLinks(
+  now: Iterable<ManifestEntry>,
+  previous: ReadonlyMap<string, { hash: string; size: number; mtimeMs: number }>,
+  under: (path: string) => boolean = () => true,
+): RenameLink[] {
+  const byHash = new Map<string, { path: string; size: number; sec: number }>();
+  for (const [path, p] of previous) {
+    if (under(path) && !byHash.has(p.hash)) byHash.set(p.hash, { path, size: p.size, sec: Math.floor(p.mtimeMs / 1000) });
+  }
+  const out: RenameLink[] = [];
+  for (const e of now) {
+    if (previous.has(e.path) || !under(e.path)) continue;
+    const old = byHash.get(e.hash);
+    if (old && old.size === e.size && old.sec === Math.floor(e.mtimeMs / 1000)) out.push({ path: e.path, from: old.path });
+  }
+  return out;
 }

@@ -87,6 +87,8 @@ export interface UploadArgs {
   keepExtraneous?: boolean;
   /** Send even files whose size and time match (a file that changed while it was read). */
   ignoreTimes?: boolean;
+  /** Compare by content, not size and time (small files only: the box reads both sides). */
+  checksum?: boolean;
 }
 
 export function uploadArgs(a: UploadArgs): string[] {
@@ -94,6 +96,7 @@ export function uploadArgs(a: UploadArgs): string[] {
     '-rlpt', // never -a: the box cannot keep owner/group and would then never link
     ...(a.filesFrom ? ['--files-from', a.filesFrom, '--from0', '--no-r', '--dirs'] : []),
     ...(a.ignoreTimes ? ['--ignore-times'] : []),
+    ...(a.checksum ? ['--checksum'] : []),
     '--partial',
     '--fuzzy',
     '--fuzzy', // a maildir flag rename finds its old copy in the link-dest base

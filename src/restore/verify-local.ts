@@ -1,19 +1,22 @@
 // Checks a downloaded backup before anything on the host is touched: every file against
 // checksums.sha256 (on the hash pool) and every archive with zstd -t / gzip -t.
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Exec } from '../adapters/exec.js';
 import { createHashPool, forEachLimit } from '../adapters/hash.js';
 import { UserError } from '../errors.js';
-import { CHECKSUM_FILE, parseChecksumLine } from '../plan/manifest.js';
+import { CHECKSUM_FILE, describeManifestProblem, readManifest } from '../plan/manifest.js';
 
+/** checksums.sha256 and, for the split layout, its parts (each checked against its hash). */
 export async function readChecksums(folder: string): Promise<Map<string, string>> {
-  const text = await readFile(join(folder, CHECKSUM_FILE), 'utf8');
   const out = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const p = parseChecksumLine(line);
-    if (p) out.set(p.path, p.hash);
-  }
+  await readManifest(
+    folder,
+    (p) => out.set(p.path, p.hash),
+    (problem) => {
+      // A damaged line was skipped before the split too; a bad or missing part is a bad download.
+      if (problem.kind !== 'bad-line') throw new UserError('verify', `the backup does not match its ${CHECKSUM_FILE}: ${describeManifestProblem(problem)}; nothing on this host was changed`);
+    },
+  );
   return out;
 }
 

@@ -21,6 +21,8 @@ export interface BoxState {
   strict?: boolean;
   /** --link-dest becomes --copy-dest (no hard links), `ln` and `cp -l` are refused. */
   hardlinksFail?: boolean;
+  /** sftp refuses hardlink@openssh.com (`ln` in sftp), as a box without the extension would. */
+  sftpHardlinkRefused?: boolean;
   /** Quota reported by `df`. */
   quotaBytes?: number;
   /** After an rsync receive, flip one byte of the first changed file whose path contains this. */
@@ -600,7 +602,8 @@ async function main(): Promise<void> {
   // sftp subsystem: sshd puts the subsystem's configured command into SSH_ORIGINAL_COMMAND
   // (the client's own arguments, if any, are ignored: the server always starts in the box)
   if (cmd === 'internal-sftp' || cmd === SFTP_SERVER) {
-    await run(SFTP_SERVER, ['-d', realRoot]);
+    const deny = state.hardlinksFail || state.sftpHardlinkRefused ? ['-P', 'hardlink'] : [];
+    await run(SFTP_SERVER, ['-d', realRoot, ...deny]);
   }
 
   if (!ALWAYS.has(cmd) && !(UNCONFIRMED.has(cmd) && !state.strict)) refuse();

@@ -25,6 +25,8 @@ export interface StorageBoxOptions {
 export interface StorageBoxMode {
   strict?: boolean;
   hardlinksFail?: boolean;
+  /** sftp refuses hardlink@openssh.com (its `ln`); rsync's --link-dest still works. */
+  sftpHardlinkRefused?: boolean;
   quotaBytes?: number;
   /** After the next rsync upload, flip one byte of the first changed file whose path contains this. */
   corruptAfterUpload?: string;
