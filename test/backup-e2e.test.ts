@@ -9,11 +9,27 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
+import { readManifest } from '../src/plan/manifest.js';
 import { backup, publishedOnBox, sleep, treeHashes } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
 let boxBackups: string;
+
+/** Files of `now` whose path `prev` lacks but whose content it holds: same inode or not. */
+async function renamedOnBox(prev: string, now: string): Promise<{ path: string; sameInode: boolean }[]> {
+  const byHash = new Map<string, string>();
+  for (const [p, h] of await treeHashes(join(boxBackups, prev, 'vmail'))) byHash.set(h, p);
+  const before = await treeHashes(join(boxBackups, prev, 'vmail'));
+  const out: { path: string; sameInode: boolean }[] = [];
+  for (const [p, h] of await treeHashes(join(boxBackups, now, 'vmail'))) {
+    const old = byHash.get(h);
+    if (before.has(p) || !old || !/\/(cur|new)\//.test(p)) continue;
+    const [a, b] = await Promise.all([stat(join(boxBackups, prev, 'vmail', old)), stat(join(boxBackups, now, 'vmail', p))]);
+    out.push({ path: p, sameInode: a.ino === b.ino });
+  }
+  return out;
+}
 
 const status = async () => JSON.parse(await readFile(join(sb.dir, 'state', 'status.json'), 'utf8')) as Record<string, unknown>;
 
@@ -51,11 +67,13 @@ describe('backup to the loopback Storage Box', () => {
     }
     assert.equal(await readFile(join(folder, 'mailcow.conf'), 'utf8'), await readFile(join(sb.mailcow.path, 'mailcow.conf'), 'utf8'));
 
-    // The manifest covers every file and coreutils agrees with it.
-    const sums = await readFile(join(folder, 'checksums.sha256'), 'utf8');
-    const listed = sums.trim().split('\n').length;
-    assert.equal(listed, source.size + 7); // vmail + 5 archives + mailcow.conf + arch marker
-    execFileSync('sha256sum', ['--quiet', '-c', 'checksums.sha256'], { cwd: folder });
+    // The manifest covers every file and coreutils agrees with it (the README's command).
+    const listed = new Map<string, string>();
+    const { parts } = await readManifest(folder, (e) => listed.set(e.path, e.hash));
+    assert.ok(parts > 3, 'one part per maildir folder');
+    assert.equal(listed.size, source.size + 7 + parts); // vmail + 5 archives + mailcow.conf + arch marker + the parts
+    for (const [p, h] of source) assert.equal(listed.get(`vmail/${p}`), h, p);
+    execFileSync('sh', ['-c', 'cat checksums.sha256 manifest/*.sha256 | sha256sum --quiet --strict -c'], { cwd: folder });
 
     // The record keeps what the box cannot: the owner of the mail files.
     const record = JSON.parse(await readFile(join(folder, 'backup.json'), 'utf8'));
@@ -92,6 +110,17 @@ describe('backup to the loopback Storage Box', () => {
     }
     assert.ok(unchanged > 20);
     assert.equal(linked, unchanged);
+
+    // Renamed messages (flag changes) are hard links to yesterday's copy: they cost no storage.
+    assert.ok(change.renamed > 0);
+    const renamed = await renamedOnBox(first, second);
+    assert.equal(renamed.length, change.renamed);
+    for (const x of renamed) assert.equal(x.sameInode, true, `${x.path} was stored again`);
+    // Unchanged manifest parts are links too (the mutation leaves some folders alone).
+    const parts = await readdir(join(boxBackups, second, 'manifest'));
+    let partsLinked = 0;
+    for (const p of parts) if ((await stat(join(boxBackups, second, 'manifest', p))).nlink > 1) partsLinked++;
+    assert.ok(partsLinked > 0 && partsLinked < parts.length, `${partsLinked} of ${parts.length} parts linked`);
 
     // Bytes on the wire: the new mail plus the small archives mailcow's script makes anew,
     // far from a full re-send of the mail.
@@ -148,6 +177,27 @@ describe('backup to the loopback Storage Box', () => {
     }
   });
 
+  test('a box whose sftp refuses hard links: renamed messages are stored again, the backup stays whole', async () => {
+    await sb.box.setMode({ sftpHardlinkRefused: true });
+    try {
+      const change = await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 8, newFraction: 0.01, deleteFraction: 0, renameFraction: 0.05 });
+      assert.ok(change.renamed > 0);
+      await sleep(1100);
+      const r = await backup(['run', '--config', sb.configPath], sb.env);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stderr.match(/refused a hard link through sftp/g)?.length, 1, r.stderr);
+      const names = await publishedOnBox(sb.box.root, sb.remotePath);
+      const [prev, now] = names.slice(-2) as [string, string];
+      assert.deepEqual(await treeHashes(join(boxBackups, now, 'vmail')), await treeHashes(sb.mailcow.volume('vmail')));
+      const renamed = await renamedOnBox(prev, now);
+      assert.equal(renamed.length, change.renamed);
+      assert.ok(renamed.every((x) => !x.sameInode), 'without sftp ln they are copies');
+      execFileSync('sh', ['-c', 'cat checksums.sha256 manifest/*.sha256 | sha256sum --quiet --strict -c'], { cwd: join(boxBackups, now) });
+    } finally {
+      await sb.box.setMode({ sftpHardlinkRefused: false });
+    }
+  });
+
   test('mailcow script exits 0 with an archive missing or truncated: the run fails, nothing published', async () => {
     for (const [k, v] of [['STANDIN_FAIL_COMPONENT', 'redis'], ['STANDIN_TRUNCATE_COMPONENT', 'mysql']] as const) {
       await sleep(1100);
@@ -169,7 +219,7 @@ describe('backup to the loopback Storage Box', () => {
     const names = await publishedOnBox(sb.box.root, sb.remotePath);
     const newest = names[names.length - 1]!;
     const local = join(dir, 'tmp', newest);
-    assert.deepEqual(await treeHashes(local), new Map([...(await treeHashes(join(boxBackups, newest)))].filter(([p]) => !p.startsWith('vmail/') && !['checksums.sha256', 'backup.json'].includes(p))));
+    assert.deepEqual(await treeHashes(local), new Map([...(await treeHashes(join(boxBackups, newest)))].filter(([p]) => !p.startsWith('vmail/') && !p.startsWith('manifest/') && !['checksums.sha256', 'backup.json'].includes(p))));
     assert.equal((await stat(join(dir, 'tmp'))).mode & 0o777, 0o700);
     // Back to LOCAL_RETENTION_DAYS=0: the next verified run removes it.
     await sleep(1100);
