@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildContext } from '../src/cli/main.js';
 import { runScrub } from '../src/backup/scrub.js';
+import { readManifest } from '../src/plan/manifest.js';
 import { planRetention } from '../src/plan/retention.js';
 import { backupNameFor, parseBackupName } from '../src/plan/names.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
@@ -78,17 +79,23 @@ function spawnRun(env: Record<string, string> = {}, config = sb.configPath, args
   };
 }
 
-/** sha256sum -c in every published folder, on the box's disk: the names of broken ones. */
+/** sha256sum -c in every published folder (the README's command), on the box's disk: the names of broken ones. */
 function brokenBackups(): string[] {
   const bad: string[] = [];
   for (const n of readdirSync(boxBackups).filter((n) => /^mailcow-\d{4}(-\d{2}){5}$/.test(n))) {
     try {
-      execFileSync('sha256sum', ['--quiet', '--strict', '-c', 'checksums.sha256'], { cwd: join(boxBackups, n), stdio: 'pipe' });
+      execFileSync('sh', ['-c', 'cat checksums.sha256 $(ls -d manifest/*.sha256 2>/dev/null) | sha256sum --quiet --strict -c'], { cwd: join(boxBackups, n), stdio: 'pipe' });
     } catch {
       bad.push(n);
     }
   }
   return bad;
+}
+
+async function manifestPaths(folder: string): Promise<string[]> {
+  const out: string[] = [];
+  await readManifest(folder, (e) => out.push(e.path));
+  return out;
 }
 
 const runDirs = () => (existsSync(join(dir, 'tmp')) ? readdirSync(join(dir, 'tmp')).filter((n) => n.startsWith('run-')) : []);
@@ -391,7 +398,7 @@ describe('other faults', () => {
     await sleep(1100);
     const names = await publishedOnBox(sb.box.root, sb.remotePath);
     const victim = names.at(-1)!;
-    const sums = (await readFile(join(boxBackups, victim, 'checksums.sha256'), 'utf8')).trim().split('\n').map((l) => l.slice(66));
+    const sums = await manifestPaths(join(boxBackups, victim));
     const file = sums.find((p) => p.includes('/cur/'))!;
     await flipByte(join(boxBackups, victim, file));
     try {
@@ -420,7 +427,7 @@ describe('other faults', () => {
       await rename(join(boxBackups, n), join(boxBackups, backupNameFor(d)));
     }
     const newest = names.at(-1)!;
-    const sums = (await readFile(join(boxBackups, newest, 'checksums.sha256'), 'utf8')).trim().split('\n').map((l) => l.slice(66));
+    const sums = await manifestPaths(join(boxBackups, newest));
     await flipByte(join(boxBackups, newest, sums.find((p) => p.includes('/cur/'))!));
     const ctx = buildContext({ config: sb.configPath }, new AbortController().signal, 'silent');
     await ctx.box.connect();

@@ -110,18 +110,20 @@ test('renames are found by content, size and mtime second; paths the previous ba
     ['vmail/a/cur/1:2,', { hash: h('1'), size: 10, mtimeMs: 5_000 }],
     ['vmail/a/cur/2:2,', { hash: h('2'), size: 20, mtimeMs: 6_000 }],
     ['vmail/a/cur/3:2,', { hash: h('3'), size: 30, mtimeMs: 7_000 }],
+    ['vmail/a/cur/5:2,', { hash: h('5'), size: 50, mtimeMs: 7_000 }],
     ['backup_redis.tar.zst', { hash: h('4'), size: 40, mtimeMs: 8_000 }],
   ]);
-  const now = [
+  const now = new Map([
     { path: 'vmail/a/cur/1:2,S', hash: h('1'), size: 10, mtimeMs: 5_999 }, // flag change
-    { path: 'vmail/a/.Trash/cur/2:2,', hash: h('2'), size: 20, mtimeMs: 6_000 }, // moved
+    { path: 'vmail/a/.Trash/cur/5:2,', hash: h('5'), size: 50, mtimeMs: 7_000 }, // moved
     { path: 'vmail/a/cur/3:2,S', hash: h('3'), size: 30, mtimeMs: 9_000 }, // other mtime: rsync would not see it as up to date
     { path: 'vmail/a/cur/2:2,', hash: h('2'), size: 20, mtimeMs: 6_000 }, // unchanged
+    { path: 'vmail/a/cur/6:2,S', hash: h('2'), size: 20, mtimeMs: 6_000 }, // a copy of a message still there: left to rsync
     { path: 'vmail/b/new/x', hash: h('4'), size: 40, mtimeMs: 8_000 }, // same bytes as an archive: not mail
     { path: 'vmail/b/new/y', hash: h('9'), size: 10, mtimeMs: 5_000 }, // new
-  ];
+  ].map((e) => [e.path, e]));
   assert.deepEqual(planRenameLinks(now, prev, (p) => p.startsWith('vmail/')), [
     { path: 'vmail/a/cur/1:2,S', from: 'vmail/a/cur/1:2,' },
-    { path: 'vmail/a/.Trash/cur/2:2,', from: 'vmail/a/cur/2:2,' },
+    { path: 'vmail/a/.Trash/cur/5:2,', from: 'vmail/a/cur/5:2,' },
   ]);
 });

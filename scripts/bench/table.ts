@@ -50,6 +50,17 @@ export function render(r: BenchResult): string {
     ),
   );
   out.push('');
+  if (r.runs.some((x) => x.toolMemAtPeak)) {
+    out.push('**Tool memory at its peak** (sampled every 20 ms in the tool: RSS, V8 heap reserved / used, memory outside the heap)');
+    out.push('');
+    out.push(
+      table(
+        ['run', 'RSS MB', 'heap total MB', 'heap used MB', 'external MB'],
+        r.runs.filter((x) => x.toolMemAtPeak).map((x) => [x.label, mb(x.toolMemAtPeak!.rssMiB), mb(x.toolMemAtPeak!.heapTotalMiB), mb(x.toolMemAtPeak!.heapUsedMiB), mb(x.toolMemAtPeak!.externalMiB)]),
+      ),
+    );
+    out.push('');
+  }
   if (r.runs.some((x) => x.growth)) {
     out.push('**Added on the box, by kind** (blocks of inodes no older backup shares; files: count, size)');
     out.push('');

@@ -39,6 +39,8 @@ export interface RunMeasure {
   cpuSysMs?: number;
   /** The tool's node process alone (process.resourceUsage at exit): peak RSS, CPU incl. worker threads. */
   toolPeakRssMiB?: number;
+  /** The tool's memory at its sampled RSS peak: V8 heap (total, used), buffers outside it. */
+  toolMemAtPeak?: { rssMiB: number; heapTotalMiB: number; heapUsedMiB: number; externalMiB: number; arrayBuffersMiB: number };
   toolCpuMs?: number;
   /** Peak of the summed RSS of the tool's child processes (sampled). */
   childrenPeakRssMiB?: number;
@@ -213,7 +215,7 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
 
   const status = JSON.parse(await readFile(join(stateDir, 'status.json'), 'utf8').catch(() => 'null')) as RunStatus | null;
   if (status && Date.parse(status.startedAt) < t0Epoch - 2000) throw new Error(`${label}: the status file is from an earlier run`);
-  const rusage = JSON.parse(await readFile(rusageFile, 'utf8').catch(() => 'null')) as { maxRssKiB: number; userUs: number; systemUs: number } | null;
+  const rusage = JSON.parse(await readFile(rusageFile, 'utf8').catch(() => 'null')) as { maxRssKiB: number; userUs: number; systemUs: number; atPeak?: RunMeasure['toolMemAtPeak'] } | null;
   const time = (await readFile(timeFile, 'utf8').catch(() => '')).trim().split('\n').pop()?.split(' ').map(Number);
   const duAfter = await duBytes(boxFolder);
 
@@ -269,6 +271,7 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
     cpuUserMs: cg ? cpuUserNs / 1e6 : time ? time[1]! * 1000 : undefined,
     cpuSysMs: cg ? cpuSysNs / 1e6 : time ? time[2]! * 1000 : undefined,
     toolPeakRssMiB: rusage ? rusage.maxRssKiB / 1024 : undefined,
+    toolMemAtPeak: rusage?.atPeak,
     toolCpuMs: rusage ? (rusage.userUs + rusage.systemUs) / 1000 : undefined,
     childrenPeakRssMiB: Math.max(...samples.map((s) => s.childrenRssKiB)) / 1024,
     largestProcessRssMiB: time?.[3] ? time[3] / 1024 : undefined,

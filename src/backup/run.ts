@@ -5,13 +5,13 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { acquireLock, type HeldLock } from '../adapters/lock.js';
 import { errorText, isUserError, UserError } from '../errors.js';
-import { planRenameLinks, type ManifestEntry } from '../plan/manifest.js';
+import { planRenameLinks, type ManifestEntry, type RenameLink } from '../plan/manifest.js';
 import { isStagingName, publishedBackups, stagingNameFor } from '../plan/names.js';
 import type { RunSummary } from '../plan/report.js';
 import { TOOL_VERSION } from '../version.js';
 import { phase, type PhaseTiming, type RunContext } from './context.js';
 import { dump, makeRunDir, removeStaleRunDirs } from './dump.js';
-import { hashFiles, loadHashCache, ownershipOf, saveHashCache, scanTree, type HashCache, type VmailTree } from './manifest-step.js';
+import { hashFiles, loadHashCache, ownershipOf, saveHashCache, scanTree, type VmailTree } from './manifest-step.js';
 import { cachePath, preflight } from './preflight.js';
 import { pruneLocal, pruneRemote } from './prune.js';
 import { runScrub } from './scrub.js';
@@ -61,7 +61,7 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
 
     // Manifest: the dump's files and the vmail tree, hashed; unchanged files reuse last hash.
     let tree: VmailTree | undefined;
-    let previousManifest: HashCache | undefined;
+    let renames: RenameLink[] = [];
     const manifest = await phase(timings, 'manifest', ctx.log, async () => {
       const files: { abs: string; path: string; size: number; mtimeMs: number }[] = [];
       for (const n of (await readdir(dumped.folder)).sort()) {
@@ -72,8 +72,10 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
         tree = await scanTree(pre.vmailPath);
         for (const f of tree.files) files.push({ abs: join(pre.vmailPath, f.path), path: `${VMAIL_DIR}/${f.path}`, size: f.size, mtimeMs: f.mtimeMs });
       }
-      previousManifest = await loadHashCache(cachePath(c));
+      const previousManifest = await loadHashCache(cachePath(c));
       const { entries: m, stats } = await hashFiles(files, previousManifest);
+      // Renamed messages: the previous manifest knows their content under the old name.
+      if (prev) renames = planRenameLinks(m, previousManifest, (p) => p.startsWith(`${VMAIL_DIR}/`));
       summary.hashed = stats.hashed;
       summary.hashReused = stats.reused;
       if (stats.vanished.length) ctx.log.info(`${stats.vanished.length} file(s) vanished before they were hashed (mail deleted meanwhile)`);
@@ -92,11 +94,7 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
     const sent = await phase(timings, 'upload', ctx.log, async () => {
       await ctx.box.mkdirp(pre.vmailPath ? `${staging}/${VMAIL_DIR}` : staging);
       // Renamed messages: linked to the previous backup's copy, so rsync need not store them again.
-      const linked =
-        prev && previousManifest?.size
-          ? await linkRenamesOnBox(ctx, staging, `${root}/${prev}`, planRenameLinks(manifest.values(), previousManifest, (p) => p.startsWith(`${VMAIL_DIR}/`)))
-          : new Set<string>();
-      previousManifest = undefined;
+      const linked = prev && renames.length ? await linkRenamesOnBox(ctx, staging, `${root}/${prev}`, renames) : new Set<string>();
       const transferred = new Set<string>();
       let bytesSent = 0;
       let totalSize = 0;

@@ -192,16 +192,19 @@ export interface RenameLink {
  * find them up to date: they cost neither transfer nor storage.
  */
 export function planRenameLinks(
-  now: Iterable<ManifestEntry>,
+  now: ReadonlyMap<string, ManifestEntry>,
   previous: ReadonlyMap<string, { hash: string; size: number; mtimeMs: number }>,
   under: (path: string) => boolean = () => true,
 ): RenameLink[] {
+  // Only paths gone since the previous backup can be the old name of a renamed file: a day's
+  // few, so this costs no memory worth counting even for a huge manifest.
   const byHash = new Map<string, { path: string; size: number; sec: number }>();
   for (const [path, p] of previous) {
-    if (under(path) && !byHash.has(p.hash)) byHash.set(p.hash, { path, size: p.size, sec: Math.floor(p.mtimeMs / 1000) });
+    if (!now.has(path) && under(path) && !byHash.has(p.hash)) byHash.set(p.hash, { path, size: p.size, sec: Math.floor(p.mtimeMs / 1000) });
   }
   const out: RenameLink[] = [];
-  for (const e of now) {
+  if (byHash.size === 0) return out;
+  for (const e of now.values()) {
     if (previous.has(e.path) || !under(e.path)) continue;
     const old = byHash.get(e.hash);
     if (old && old.size === e.size && old.sec === Math.floor(e.mtimeMs / 1000)) out.push({ path: e.path, from: old.path });
