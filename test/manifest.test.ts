@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { batchPaths, boxCommand, isShellSafe } from '../src/plan/box-command.js';
-import { CHECKSUM_FILE, formatChecksumLine, judgeMismatch, layoutManifest, manifestPartOf, parseChecksumLine, planRenameLinks, readManifest, type ManifestProblem } from '../src/plan/manifest.js';
+import { CHECKSUM_FILE, formatChecksumLine, formatChecksums, judgeMismatch, layoutManifest, manifestPartOf, parseChecksumLine, planRenameLinks, readManifest, type ManifestProblem } from '../src/plan/manifest.js';
 import { parseItemize, parseListOnly, parseStats } from '../src/plan/transport-args.js';
 
 const NAMES = ['cur/1700000000.M1P2.host,S=10,W=12:2,S', '.Sent Items/cur/a', '.Entw&APw-rfe/cur/b', 'back\\slash', 'new\nline', "quote'd", 'ünï'];
@@ -75,13 +75,14 @@ test('split manifest: one part per maildir folder, and `cat checksums.sha256 man
     assert.notEqual(manifestPartOf('vmail/ex.com/a/Maildir/cur/1'), manifestPartOf('vmail/ex.com/b/Maildir/cur/1'));
     assert.equal(manifestPartOf('backup_mariadb.tar.zst'), undefined);
     const { top, parts } = layoutManifest(entries);
-    assert.equal(parts.size, 4, "INBOX (with its index), .Sent Items, and two of b");
+    assert.equal(parts.size, 4, 'INBOX (with its index), .Sent Items, and two of b');
     await mkdir(join(dir, 'manifest'));
-    for (const [part, lines] of parts) {
-      await writeFile(join(dir, part), lines.join('\n') + '\n');
-      top.push(execFileSync('sha256sum', [part], { cwd: dir }).toString().trim());
+    const lines = top.map((e) => formatChecksumLine(e.hash, e.path));
+    for (const [part, list] of parts) {
+      await writeFile(join(dir, part), formatChecksums(list));
+      lines.push(execFileSync('sha256sum', [part], { cwd: dir }).toString().trim());
     }
-    await writeFile(join(dir, CHECKSUM_FILE), top.sort().join('\n') + '\n');
+    await writeFile(join(dir, CHECKSUM_FILE), lines.sort().join('\n') + '\n');
     execFileSync('sh', ['-c', 'cat checksums.sha256 manifest/*.sha256 | sha256sum --quiet --strict -c'], { cwd: dir });
 
     const read = new Map<string, string>();

@@ -13,6 +13,7 @@ import { createStandinMailcow, mutateDatabases } from '../src/sandbox/mailcow-st
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { createLogger } from '../src/adapters/logger.js';
 import { runMailcowRestore } from '../src/restore/mailcow-restore.js';
+import { formatChecksumLine, isManifestPart, readManifest } from '../src/plan/manifest.js';
 
 const root = path.resolve(fileURLToPath(new URL('../../', import.meta.url)));
 const BACKUP_CLI = path.join(root, 'dist/src/cli/backup-to-hetzner.js');
@@ -194,6 +195,27 @@ describe('restore-from-hetzner on the sandbox', { timeout: 240_000 }, () => {
     const res = await runMailcowRestore(log, { mailcowPath: sb.mailcow.path, location: out, folder, component: 'vmail', threads: 1, env });
     assert.equal(res.outcome, 'restored');
     assertSameTree(await treeHashes(sb.mailcow.volume('vmail')), atBackup.vmail!, 'vmail from the packed archive');
+  });
+
+  it('an old-layout backup (every file in one checksums.sha256) still verifies and restores', async () => {
+    const sums = path.join(backupDir, 'checksums.sha256');
+    const orig = await fsp.readFile(sums);
+    const lines: string[] = [];
+    await readManifest(backupDir, (e) => isManifestPart(e.path) || lines.push(formatChecksumLine(e.hash, e.path)));
+    await fsp.rename(path.join(backupDir, 'manifest'), path.join(dir, 'manifest-aside'));
+    await fsp.writeFile(sums, lines.sort().join('\n') + '\n');
+    const vm = sb.mailcow.volume('vmail');
+    const alice = 'example.com/alice';
+    try {
+      await fsp.rm(path.join(vm, alice, 'Maildir/cur'), { recursive: true });
+      const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--mailbox', 'alice@example.com', '--mode', 'replace', '--yes', '--config', sb.configPath], env);
+      assert.equal(r.code, 0, r.stderr);
+      const aliceThen = new Map([...atBackup.vmail!].filter(([k]) => k.startsWith(`${alice}/`)).map(([k, v]) => [k.slice(alice.length + 1), v]));
+      assertSameTree(await treeHashes(path.join(vm, alice)), aliceThen, 'alice as at backup time');
+    } finally {
+      await fsp.writeFile(sums, orig);
+      await fsp.rename(path.join(dir, 'manifest-aside'), path.join(backupDir, 'manifest'));
+    }
   });
 
   it('fresh host: other DB credentials and MAILDIR_SUB are reported before anything is touched', async () => {

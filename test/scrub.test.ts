@@ -9,6 +9,7 @@ import { after, before, describe, test } from 'node:test';
 import { buildContext } from '../src/cli/main.js';
 import { runScrub, scrubExitCode, scrubText, type ScrubOptions } from '../src/backup/scrub.js';
 import { isShellSafe } from '../src/plan/box-command.js';
+import { formatChecksumLine, isManifestPart, readManifest } from '../src/plan/manifest.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { backup, publishedOnBox, runCli, ROOT, sleep, flipByte } from './support/cli.js';
 
@@ -31,8 +32,9 @@ async function scrub(opts: ScrubOptions) {
 
 
 async function checksumPaths(name: string): Promise<string[]> {
-  const text = await readFile(join(boxBackups, name, 'checksums.sha256'), 'utf8');
-  return text.trim().split('\n').map((l) => l.slice(66));
+  const out: string[] = [];
+  await readManifest(join(boxBackups, name), (e) => out.push(e.path));
+  return out;
 }
 
 before(async () => {
@@ -119,6 +121,50 @@ describe('verify (scrub)', () => {
     } finally {
       await rename(join(dir, 'moved-away'), join(boxBackups, newer, victim));
       await rename(join(dir, 'moved-sums'), join(boxBackups, older, 'checksums.sha256'));
+    }
+  });
+
+  test('a manifest part altered or missing on the box is damage named by its path', async () => {
+    const newer = names[1]!;
+    const part = (await checksumPaths(newer)).find(isManifestPart)!;
+    const file = join(boxBackups, newer, part);
+    const orig = await readFile(file);
+    // Its own copy first: an unchanged part is a hard link to the older backup's.
+    await writeFile(`${file}.tmp`, Buffer.concat([orig, Buffer.from(`${'c'.repeat(64)}  vmail/added-later\n`)]));
+    await rename(`${file}.tmp`, file);
+    try {
+      const x = (await scrub({ names: [newer] })).results[0]!;
+      assert.equal(x.state, 'damaged');
+      assert.deepEqual(x.problems.map((p) => [p.path, p.kind]), [[part, 'mismatch']]);
+      await rm(file);
+      const y = (await scrub({ names: [newer] })).results[0]!;
+      assert.deepEqual(y.problems.map((p) => [p.path, p.kind]), [[part, 'missing']]);
+    } finally {
+      await writeFile(file, orig);
+    }
+  });
+
+  test('an old-layout backup (every file in one checksums.sha256) still verifies, and damage in it is found', async () => {
+    const older = names[0]!;
+    const folder = join(boxBackups, older);
+    const sums = join(folder, 'checksums.sha256');
+    const orig = await readFile(sums);
+    const lines: string[] = [];
+    await readManifest(folder, (e) => isManifestPart(e.path) || lines.push(formatChecksumLine(e.hash, e.path)));
+    await rename(join(folder, 'manifest'), join(dir, 'manifest-aside'));
+    await writeFile(sums, lines.sort().join('\n') + '\n');
+    try {
+      const x = (await scrub({ names: [older] })).results[0]!;
+      assert.equal(x.state, 'ok', JSON.stringify(x.problems));
+      assert.equal(x.files, lines.length);
+      const victim = lines.map((l) => l.slice(66)).find((p) => p.includes('/cur/') && isShellSafe(p))!;
+      await flipByte(join(folder, victim));
+      const y = (await scrub({ names: [older] })).results[0]!;
+      assert.deepEqual(y.problems.map((p) => [p.path, p.kind]), [[victim, 'mismatch']]);
+      await flipByte(join(folder, victim));
+    } finally {
+      await writeFile(sums, orig);
+      await rename(join(dir, 'manifest-aside'), join(folder, 'manifest'));
     }
   });
 

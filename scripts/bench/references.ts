@@ -122,7 +122,7 @@ export async function hashReferences(vmail: string, work: string, sampleSize = 2
   await writeFile(sampleFile, sample.join('\0') + '\0');
   const per = await timed('sh', ['-c', 'xargs -0 -n1 sha256sum < "$0" > /dev/null', sampleFile]);
   const k = paths.length / sample.length;
-  const files = paths.map((p) => ({ abs: p, path: p, size: snap.get(p)!.size, mtimeMs: snap.get(p)!.mtimeMs }));
+  const files = [{ root: '/', prefix: '', files: paths.map((p) => ({ path: p.slice(1), size: snap.get(p)!.size, mtimeMs: snap.get(p)!.mtimeMs })) }];
   const direct = async (threads?: number) => {
     const c0 = process.cpuUsage();
     const t0 = performance.now();

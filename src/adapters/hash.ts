@@ -20,7 +20,9 @@ type Raw = { hash?: string; size?: number; error?: string };
 
 export function createHashPool(threads = Math.min(4, availableParallelism())): HashPool {
   const n = Math.max(1, threads);
-  const workers = Array.from({ length: n }, () => new Worker(new URL('./hash-worker.js', import.meta.url)));
+  // A worker holds one batch of paths and one read buffer: a small young generation keeps
+  // each worker's memory near its baseline instead of letting garbage grow it to V8's default.
+  const workers = Array.from({ length: n }, () => new Worker(new URL('./hash-worker.js', import.meta.url), { resourceLimits: { maxYoungGenerationSizeMb: 2 } }));
   const pending = new Map<number, { resolve: (r: (HashResult | undefined)[]) => void; reject: (e: Error) => void }>();
   const load = workers.map(() => 0);
   let nextId = 0;

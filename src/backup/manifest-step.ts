@@ -85,52 +85,64 @@ export interface HashStats {
   vanished: string[];
 }
 
+/** Files below one local folder; their manifest paths are `prefix/path` ('' for none). */
+export interface HashSource {
+  root: string;
+  prefix: string;
+  files: readonly { path: string; size: number; mtimeMs: number }[];
+}
+
 /**
- * Hashes `files` (absolute path + manifest path). Entries whose size and mtime match the cache
- * reuse its hash. Files that vanish meanwhile are reported, not fatal: mail comes and goes.
+ * Hashes the files of `sources`. Entries whose size and mtime match the cache reuse its hash.
+ * Files that vanish meanwhile are reported, not fatal: mail comes and goes. Memory: one entry
+ * per file (the manifest itself); absolute paths exist only for the files being hashed.
  */
-export async function hashFiles(
-  files: { abs: string; path: string; size: number; mtimeMs: number }[],
-  cache: HashCache,
-  threads?: number,
-): Promise<{ entries: Map<string, ManifestEntry>; stats: HashStats }> {
+export async function hashFiles(sources: readonly HashSource[], cache: HashCache, threads?: number): Promise<{ entries: Map<string, ManifestEntry>; stats: HashStats }> {
   const entries = new Map<string, ManifestEntry>();
   const stats: HashStats = { hashed: 0, hashedBytes: 0, reused: 0, vanished: [] };
+  type Todo = { src: HashSource; i: number; path: string };
+  const todo: Todo[] = [];
+  for (const src of sources) {
+    src.files.forEach((f, i) => {
+      const path = src.prefix ? `${src.prefix}/${f.path}` : f.path;
+      const c = cache.get(path);
+      if (c && c.size === f.size && c.mtimeMs === f.mtimeMs) {
+        entries.set(path, { path, hash: c.hash, size: f.size, mtimeMs: f.mtimeMs });
+        stats.reused++;
+      } else todo.push({ src, i, path });
+    });
+  }
+  if (todo.length === 0) return { entries, stats };
   const pool = createHashPool(threads);
   try {
-    const todo: typeof files = [];
-    for (const f of files) {
-      const c = cache.get(f.path);
-      if (c && c.size === f.size && c.mtimeMs === f.mtimeMs) {
-        entries.set(f.path, { path: f.path, hash: c.hash, size: f.size, mtimeMs: f.mtimeMs });
-        stats.reused++;
-      } else todo.push(f);
-    }
-    // Batches of up to 64 files or 8 MiB, two per worker in flight, so every core stays busy.
-    const batches: (typeof files)[] = [];
-    let cur: typeof files = [];
-    let bytes = 0;
-    for (const f of todo) {
-      if (cur.length && (cur.length >= 64 || bytes + f.size > 8 << 20)) {
-        batches.push(cur);
-        cur = [];
-        bytes = 0;
+    // Batches of up to 64 files or 8 MiB, made as the workers take them, two per worker in
+    // flight, so every core stays busy and only those batches' absolute paths exist at once.
+    function* batches(): Generator<Todo[]> {
+      let cur: Todo[] = [];
+      let bytes = 0;
+      for (const t of todo) {
+        const size = t.src.files[t.i]!.size;
+        if (cur.length && (cur.length >= 64 || bytes + size > 8 << 20)) {
+          yield cur;
+          cur = [];
+          bytes = 0;
+        }
+        cur.push(t);
+        bytes += size;
       }
-      cur.push(f);
-      bytes += f.size;
+      if (cur.length) yield cur;
     }
-    if (cur.length) batches.push(cur);
-    await forEachLimit(batches, pool.threads * 2, async (batch) => {
-      const results = await pool.hashBatch(batch.map((f) => f.abs));
-      batch.forEach((f, i) => {
-        const r = results[i];
+    await forEachLimit(batches(), pool.threads * 2, async (batch) => {
+      const results = await pool.hashBatch(batch.map((t) => join(t.src.root, t.src.files[t.i]!.path)));
+      batch.forEach((t, k) => {
+        const r = results[k];
         if (!r) {
-          stats.vanished.push(f.path);
+          stats.vanished.push(t.path);
           return;
         }
         stats.hashed++;
         stats.hashedBytes += r.size;
-        entries.set(f.path, { path: f.path, hash: r.hash, size: r.size, mtimeMs: f.mtimeMs });
+        entries.set(t.path, { path: t.path, hash: r.hash, size: r.size, mtimeMs: t.src.files[t.i]!.mtimeMs });
       });
     });
   } finally {

@@ -11,7 +11,7 @@ import type { RunSummary } from '../plan/report.js';
 import { TOOL_VERSION } from '../version.js';
 import { phase, type PhaseTiming, type RunContext } from './context.js';
 import { dump, makeRunDir, removeStaleRunDirs } from './dump.js';
-import { hashFiles, loadHashCache, ownershipOf, saveHashCache, scanTree, type VmailTree } from './manifest-step.js';
+import { hashFiles, loadHashCache, ownershipOf, saveHashCache, scanTree, type HashSource, type VmailTree } from './manifest-step.js';
 import { cachePath, preflight } from './preflight.js';
 import { pruneLocal, pruneRemote } from './prune.js';
 import { runScrub } from './scrub.js';
@@ -63,17 +63,18 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
     let tree: VmailTree | undefined;
     let renames: RenameLink[] = [];
     const manifest = await phase(timings, 'manifest', ctx.log, async () => {
-      const files: { abs: string; path: string; size: number; mtimeMs: number }[] = [];
+      const dumpFiles: { path: string; size: number; mtimeMs: number }[] = [];
       for (const n of (await readdir(dumped.folder)).sort()) {
         const st = await stat(join(dumped.folder, n));
-        if (st.isFile()) files.push({ abs: join(dumped.folder, n), path: n, size: st.size, mtimeMs: Math.floor(st.mtimeMs) });
+        if (st.isFile()) dumpFiles.push({ path: n, size: st.size, mtimeMs: Math.floor(st.mtimeMs) });
       }
+      const sources: HashSource[] = [{ root: dumped.folder, prefix: '', files: dumpFiles }];
       if (pre.vmailPath) {
         tree = await scanTree(pre.vmailPath);
-        for (const f of tree.files) files.push({ abs: join(pre.vmailPath, f.path), path: `${VMAIL_DIR}/${f.path}`, size: f.size, mtimeMs: f.mtimeMs });
+        sources.push({ root: pre.vmailPath, prefix: VMAIL_DIR, files: tree.files });
       }
       const previousManifest = await loadHashCache(cachePath(c));
-      const { entries: m, stats } = await hashFiles(files, previousManifest);
+      const { entries: m, stats } = await hashFiles(sources, previousManifest);
       // Renamed messages: the previous manifest knows their content under the old name.
       if (prev) renames = planRenameLinks(m, previousManifest, (p) => p.startsWith(`${VMAIL_DIR}/`));
       summary.hashed = stats.hashed;

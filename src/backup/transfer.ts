@@ -8,7 +8,7 @@ import { createHashPool } from '../adapters/hash.js';
 import { rsyncUpload } from '../adapters/rsync.js';
 import { isUserError, UserError } from '../errors.js';
 import { isShellSafe } from '../plan/box-command.js';
-import { CHECKSUM_FILE, formatChecksumLine, judgeMismatch, layoutManifest, MANIFEST_DIR, RECORD_FILE, type ManifestEntry, type RenameLink } from '../plan/manifest.js';
+import { CHECKSUM_FILE, formatChecksums, judgeMismatch, layoutManifest, MANIFEST_DIR, RECORD_FILE, type ManifestEntry, type RenameLink } from '../plan/manifest.js';
 import { parseItemize, rsyncRemoteShell, remoteSpec, type UploadArgs } from '../plan/transport-args.js';
 import type { RunContext } from './context.js';
 
@@ -252,26 +252,26 @@ const PART_MTIME = new Date('2000-01-01T00:00:00Z');
  * becomes a hard link to it and costs nothing.
  */
 export async function uploadManifest(ctx: RunContext, staging: string, meta: string, entries: Iterable<ManifestEntry>, record: unknown, linkBases: string[], runDir: string): Promise<void> {
-  const { top, parts } = layoutManifest(entries, VMAIL_DIR);
+  const layout = layoutManifest(entries, VMAIL_DIR);
+  const top: { hash: string; path: string }[] = layout.top;
   const want = new Map<string, string>();
   const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
-  if (parts.size) {
+  if (layout.parts.size) {
     await mkdir(join(meta, MANIFEST_DIR), { recursive: true });
-    for (const [part, lines] of parts) {
-      const text = lines.join('\n') + '\n';
+    for (const [part, list] of layout.parts) {
+      const text = formatChecksums(list);
       const hash = sha(text);
       await writeFile(join(meta, part), text);
       await utimes(join(meta, part), PART_MTIME, PART_MTIME);
-      top.push(formatChecksumLine(hash, part));
+      top.push({ hash, path: part });
       want.set(`${staging}/${part}`, hash);
     }
-    top.sort();
+    layout.parts.clear();
     const sent = await uploadSource(ctx, { root: join(meta, MANIFEST_DIR), prefix: MANIFEST_DIR }, staging, linkBases, runDir, { checksum: true });
     // Linked parts are byte-identical (rsync compared content) to a verified backup's.
     for (const p of want.keys()) if (!sent.transferred.has(p.slice(staging.length + 1))) want.delete(p);
   }
-  parts.clear();
-  await writeFile(join(meta, CHECKSUM_FILE), top.length ? top.join('\n') + '\n' : '');
+  await writeFile(join(meta, CHECKSUM_FILE), formatChecksums(top));
   await writeFile(join(meta, RECORD_FILE), JSON.stringify(record, null, 2) + '\n');
   for (const f of [CHECKSUM_FILE, RECORD_FILE]) {
     want.set(`${staging}/${f}`, sha(await readFile(join(meta, f))));

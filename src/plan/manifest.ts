@@ -107,22 +107,25 @@ export function describeManifestProblem(p: ManifestProblem): string {
   return `${p.file}, a part of the manifest, does not match its checksum in ${CHECKSUM_FILE}`;
 }
 
-/** The manifest as files: checksums.sha256's lines and every part's (each sorted, as written). */
-export function layoutManifest(entries: Iterable<{ hash: string; path: string }>, mailDir = 'vmail'): { top: string[]; parts: Map<string, string[]> } {
-  const top: string[] = [];
-  const parts = new Map<string, string[]>();
+/**
+ * The manifest as files: what checksums.sha256 lists itself, and each part's entries (format
+ * them with formatChecksums, one part at a time: no second copy of the whole manifest).
+ */
+export function layoutManifest<E extends { hash: string; path: string }>(entries: Iterable<E>, mailDir = 'vmail'): { top: E[]; parts: Map<string, E[]> } {
+  const top: E[] = [];
+  const parts = new Map<string, E[]>();
+  const partOfDir = new Map<string, string | undefined>();
   for (const e of entries) {
-    const part = manifestPartOf(e.path, mailDir);
-    const line = formatChecksumLine(e.hash, e.path);
-    if (!part) top.push(line);
+    const dir = e.path.slice(0, e.path.lastIndexOf('/') + 1);
+    let part = partOfDir.get(dir);
+    if (part === undefined && !partOfDir.has(dir)) partOfDir.set(dir, (part = manifestPartOf(e.path, mailDir)));
+    if (!part) top.push(e);
     else {
       let l = parts.get(part);
       if (!l) parts.set(part, (l = []));
-      l.push(line);
+      l.push(e);
     }
   }
-  top.sort();
-  for (const l of parts.values()) l.sort();
   return { top, parts };
 }
 
