@@ -73,7 +73,7 @@ describe('backup to the loopback Storage Box', () => {
     assert.ok(parts > 3, 'one part per maildir folder');
     assert.equal(listed.size, source.size + 7 + parts); // vmail + 5 archives + mailcow.conf + arch marker + the parts
     for (const [p, h] of source) assert.equal(listed.get(`vmail/${p}`), h, p);
-    execFileSync('sh', ['-c', 'cat checksums.sha256 manifest/*.sha256 | sha256sum --quiet --strict -c'], { cwd: folder });
+    execFileSync('sh', ['-c', 'zcat -f checksums.sha256 manifest/*.gz | sha256sum --quiet --strict -c'], { cwd: folder });
 
     // The record keeps what the box cannot: the owner of the mail files.
     const record = JSON.parse(await readFile(join(folder, 'backup.json'), 'utf8'));
@@ -192,7 +192,7 @@ describe('backup to the loopback Storage Box', () => {
       const renamed = await renamedOnBox(prev, now);
       assert.equal(renamed.length, change.renamed);
       assert.ok(renamed.every((x) => !x.sameInode), 'without sftp ln they are copies');
-      execFileSync('sh', ['-c', 'cat checksums.sha256 manifest/*.sha256 | sha256sum --quiet --strict -c'], { cwd: join(boxBackups, now) });
+      execFileSync('sh', ['-c', 'zcat -f checksums.sha256 manifest/*.gz | sha256sum --quiet --strict -c'], { cwd: join(boxBackups, now) });
     } finally {
       await sb.box.setMode({ sftpHardlinkRefused: false });
     }

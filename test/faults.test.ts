@@ -84,7 +84,7 @@ function brokenBackups(): string[] {
   const bad: string[] = [];
   for (const n of readdirSync(boxBackups).filter((n) => /^mailcow-\d{4}(-\d{2}){5}$/.test(n))) {
     try {
-      execFileSync('sh', ['-c', 'cat checksums.sha256 $(ls -d manifest/*.sha256 2>/dev/null) | sha256sum --quiet --strict -c'], { cwd: join(boxBackups, n), stdio: 'pipe' });
+      execFileSync('sh', ['-c', 'zcat -f checksums.sha256 $(ls -d manifest/*.gz 2>/dev/null) | sha256sum --quiet --strict -c'], { cwd: join(boxBackups, n), stdio: 'pipe' });
     } catch {
       bad.push(n);
     }

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { batchPaths, boxCommand, isShellSafe } from '../src/plan/box-command.js';
-import { CHECKSUM_FILE, formatChecksumLine, formatChecksums, judgeMismatch, layoutManifest, manifestPartOf, parseChecksumLine, planRenameLinks, readManifest, type ManifestProblem } from '../src/plan/manifest.js';
+import { CHECKSUM_FILE, encodeManifestPart, formatChecksumLine, judgeMismatch, layoutManifest, manifestPartOf, parseChecksumLine, planRenameLinks, readManifest, type ManifestProblem } from '../src/plan/manifest.js';
 import { parseItemize, parseListOnly, parseStats } from '../src/plan/transport-args.js';
 
 const NAMES = ['cur/1700000000.M1P2.host,S=10,W=12:2,S', '.Sent Items/cur/a', '.Entw&APw-rfe/cur/b', 'back\\slash', 'new\nline', "quote'd", 'ünï'];
@@ -61,7 +61,7 @@ test('rsync output: itemized lines, listings and stats', () => {
   assert.equal(parseStats(['Total bytes sent: 1,234,567', 'Total file size: 9,999']).bytesSent, 1234567);
 });
 
-test('split manifest: one part per maildir folder, and `cat checksums.sha256 manifest/*.sha256 | sha256sum -c` checks it all', async () => {
+test('split manifest: one part per maildir folder, and `zcat -f checksums.sha256 manifest/*.gz | sha256sum -c` checks it all', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mcb-manifest-'));
   try {
     const files = ['backup_mariadb.tar.zst', 'vmail/ex.com/a/Maildir/cur/1:2,S', 'vmail/ex.com/a/Maildir/new/2', 'vmail/ex.com/a/Maildir/.Sent Items/cur/3', 'vmail/ex.com/a/Maildir/dovecot.index', 'vmail/ex.com/b/Maildir/.Entw&APw-rfe/cur/4', 'vmail/ex.com/b/Maildir/cur/back\\slash'];
@@ -79,11 +79,11 @@ test('split manifest: one part per maildir folder, and `cat checksums.sha256 man
     await mkdir(join(dir, 'manifest'));
     const lines = top.map((e) => formatChecksumLine(e.hash, e.path));
     for (const [part, list] of parts) {
-      await writeFile(join(dir, part), formatChecksums(list));
+      await writeFile(join(dir, part), encodeManifestPart(list));
       lines.push(execFileSync('sha256sum', [part], { cwd: dir }).toString().trim());
     }
     await writeFile(join(dir, CHECKSUM_FILE), lines.sort().join('\n') + '\n');
-    execFileSync('sh', ['-c', 'cat checksums.sha256 manifest/*.sha256 | sha256sum --quiet --strict -c'], { cwd: dir });
+    execFileSync('sh', ['-c', 'zcat -f checksums.sha256 manifest/*.gz | sha256sum --quiet --strict -c'], { cwd: dir });
 
     const read = new Map<string, string>();
     await readManifest(dir, (e) => read.set(e.path, e.hash));

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildContext } from '../src/cli/main.js';
@@ -130,7 +131,7 @@ describe('verify (scrub)', () => {
     const file = join(boxBackups, newer, part);
     const orig = await readFile(file);
     // Its own copy first: an unchanged part is a hard link to the older backup's.
-    await writeFile(`${file}.tmp`, Buffer.concat([orig, Buffer.from(`${'c'.repeat(64)}  vmail/added-later\n`)]));
+    await writeFile(`${file}.tmp`, Buffer.concat([orig, gzipSync(`${'c'.repeat(64)}  vmail/added-later\n`)]));
     await rename(`${file}.tmp`, file);
     try {
       const x = (await scrub({ names: [newer] })).results[0]!;

@@ -8,7 +8,7 @@ import { createHashPool } from '../adapters/hash.js';
 import { rsyncUpload } from '../adapters/rsync.js';
 import { isUserError, UserError } from '../errors.js';
 import { isShellSafe } from '../plan/box-command.js';
-import { CHECKSUM_FILE, formatChecksums, judgeMismatch, layoutManifest, MANIFEST_DIR, RECORD_FILE, type ManifestEntry, type RenameLink } from '../plan/manifest.js';
+import { CHECKSUM_FILE, encodeManifestPart, formatChecksums, judgeMismatch, layoutManifest, MANIFEST_DIR, RECORD_FILE, type ManifestEntry, type RenameLink } from '../plan/manifest.js';
 import { parseItemize, rsyncRemoteShell, remoteSpec, type UploadArgs } from '../plan/transport-args.js';
 import type { RunContext } from './context.js';
 
@@ -259,9 +259,9 @@ export async function uploadManifest(ctx: RunContext, staging: string, meta: str
   if (layout.parts.size) {
     await mkdir(join(meta, MANIFEST_DIR), { recursive: true });
     for (const [part, list] of layout.parts) {
-      const text = formatChecksums(list);
-      const hash = sha(text);
-      await writeFile(join(meta, part), text);
+      const bytes = encodeManifestPart(list);
+      const hash = sha(bytes);
+      await writeFile(join(meta, part), bytes);
       await utimes(join(meta, part), PART_MTIME, PART_MTIME);
       top.push({ hash, path: part });
       want.set(`${staging}/${part}`, hash);
