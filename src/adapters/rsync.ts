@@ -19,13 +19,15 @@ export interface UploadResult {
 const VANISHED = [/^file has vanished: "(.+)"$/, /^rsync: \[sender\] link_stat "(.+)" failed: No such file or directory \(2\)$/, /^rsync: link_stat "(.+)" failed: No such file or directory \(2\)$/];
 const SUMMARY = /^rsync (warning|error): some files (vanished|\/attrs were not transferred)/;
 
-export async function rsyncUpload(exec: Exec, log: Logger, a: UploadArgs, what: string): Promise<UploadResult> {
+/** `prefix`: put in front of every reported path (where the source lands in the backup). */
+export async function rsyncUpload(exec: Exec, log: Logger, a: UploadArgs, what: string, prefix = ''): Promise<UploadResult> {
   const transferred = new Set<string>();
   const vanished = new Set<string>();
   const errors: string[] = [];
   const statLines: string[] = [];
   const src = a.source.endsWith('/') ? a.source : `${a.source}/`;
-  const rel = (p: string) => (p.startsWith(src) ? p.slice(src.length) : p.startsWith(a.source) ? p.slice(a.source.length).replace(/^\//, '') : p);
+  const under = (p: string) => (prefix ? `${prefix}/${p}` : p);
+  const rel = (p: string) => under(p.startsWith(src) ? p.slice(src.length) : p.startsWith(a.source) ? p.slice(a.source.length).replace(/^\//, '') : p);
   const res = await exec('rsync', uploadArgs(a), {
     what,
     okCodes: [0, 23, 24],
@@ -36,7 +38,7 @@ export async function rsyncUpload(exec: Exec, log: Logger, a: UploadArgs, what: 
         const item = parseItemize(line);
         if (item) {
           // '<f' is a file sent to the box (upload); '>f' one received (when the box is the source).
-          if (/^[<>]f/.test(item.code)) transferred.add(item.path);
+          if (/^[<>]f/.test(item.code)) transferred.add(under(item.path));
           return;
         }
         if (/^(Number of|Total|Literal data|Matched data|File list|sent |total size)/.test(line)) statLines.push(line);

@@ -2,7 +2,7 @@
 // says. Only files whose data crossed the wire are hashed on the box: the others are hard links
 // to a backup that was verified when it was published.
 import { createHash } from 'node:crypto';
-import { mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHashPool } from '../adapters/hash.js';
 import { rsyncUpload } from '../adapters/rsync.js';
@@ -30,13 +30,21 @@ export interface TransferOutcome {
   totalSize: number;
 }
 
-const under = (prefix: string, p: string) => (prefix ? `${prefix}/${p}` : p);
+/** Writes `lines` each followed by `sep`, in chunks: no second copy of a long list at once. */
+async function writeLines(file: string, lines: readonly string[], sep: string): Promise<void> {
+  const fh = await open(file, 'w', 0o600);
+  try {
+    for (let i = 0; i < lines.length; i += 4096) await fh.write(lines.slice(i, i + 4096).join(sep) + sep);
+  } finally {
+    await fh.close();
+  }
+}
 
 export async function uploadSource(ctx: RunContext, src: Source, staging: string, linkBases: string[], runDir: string, extra: Partial<UploadArgs> = {}): Promise<TransferOutcome> {
   let filesFrom: string | undefined;
   if (src.list) {
     filesFrom = join(runDir, `files-${src.prefix || 'dump'}.list`);
-    await writeFile(filesFrom, src.list.map((p) => `${p}\0`).join(''));
+    await writeLines(filesFrom, src.list, '\0');
   }
   const dest = src.prefix ? `${staging}/${src.prefix}` : staging;
   const r = await rsyncUpload(
@@ -55,10 +63,11 @@ export async function uploadSource(ctx: RunContext, src: Source, staging: string
       checksum: extra.checksum,
     },
     `uploading ${src.prefix || 'the dump'} to the Storage Box`,
+    src.prefix,
   );
   return {
-    transferred: new Set([...r.transferred].map((p) => under(src.prefix, p))),
-    vanished: new Set([...r.vanished].map((p) => under(src.prefix, p))),
+    transferred: r.transferred,
+    vanished: r.vanished,
     bytesSent: r.bytesSent,
     totalSize: r.totalSize,
   };
@@ -128,13 +137,20 @@ export async function verifyOnBox(
   const check = async (list: string[]): Promise<{ bad: string[]; boxHash: Map<string, string> }> => {
     const safe = list.filter((p) => isShellSafe(`${staging}/${p}`));
     const unsafe = list.filter((p) => !isShellSafe(`${staging}/${p}`));
+    // The box's answers are compared chunk by chunk and only differences are kept: memory
+    // stays flat however many files a first backup verifies.
     const boxHash = new Map<string, string>();
-    const got = await ctx.box.sha256(safe.map((p) => `${staging}/${p}`), (done) => ctx.log.debug(`verified ${done}/${safe.length} on the box`));
-    for (const p of safe) {
-      const h = got.get(`${staging}/${p}`);
-      if (h) boxHash.set(p, h);
+    const bad: string[] = [];
+    for (let i = 0; i < safe.length; i += 2000) {
+      const chunk = safe.slice(i, i + 2000);
+      const got = await ctx.box.sha256(chunk.map((p) => `${staging}/${p}`), (done) => ctx.log.debug(`verified ${i + done}/${safe.length} on the box`));
+      for (const p of chunk) {
+        const h = got.get(`${staging}/${p}`);
+        if (h === manifest.get(p)?.hash) continue;
+        bad.push(p);
+        if (h) boxHash.set(p, h);
+      }
     }
-    const bad = safe.filter((p) => boxHash.get(p) !== manifest.get(p)?.hash);
     if (unsafe.length) {
       // Names the box shell cannot take (a folder like `.Entw&APw-rfe`): rsync makes the box
       // read the data instead and reports every file whose content differs from ours.
