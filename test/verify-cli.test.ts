@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { readManifest } from '../src/plan/manifest.js';
 import { after, before, describe, test } from 'node:test';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { backup, publishedOnBox, sleep, flipByte } from './support/cli.js';
@@ -15,8 +16,9 @@ let names: string[] = [];
 
 
 async function firstMailFile(name: string): Promise<string> {
-  const text = await readFile(join(boxBackups, name, 'checksums.sha256'), 'utf8');
-  return text.split('\n').map((l) => l.slice(66)).find((p) => p.startsWith('vmail/') && p.includes('/cur/') && /^[\w/.,:=-]+$/.test(p))!;
+  const paths: string[] = [];
+  await readManifest(join(boxBackups, name), (e) => paths.push(e.path));
+  return paths.find((p) => p.startsWith('vmail/') && p.includes('/cur/') && /^[\w/.,:=-]+$/.test(p))!;
 }
 
 before(async () => {
