@@ -69,24 +69,27 @@ function optional<T extends z.ZodTypeAny>(schema: T) {
 /** age recipients inline, or a file of them; every bad value is its own issue (one line each). */
 function encryptRecipients() {
   return z.string().transform((v, ctx): string[] => {
-    let values = v.split(/[\s,]+/).filter(Boolean);
-    let where = '';
+    // [where, value] pairs: "value 2" inline, "line 7 of FILE" in a recipients file.
+    let values: [string, string][] = v.split(/[\s,]+/).filter(Boolean).map((r, i) => [`value ${i + 1}`, r]);
     if (v.startsWith('/')) {
+      let text: string;
       try {
-        values = keyLines(readFileSync(v, 'utf8'));
+        text = readFileSync(v, 'utf8');
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         ctx.addIssue({ code: 'custom', message: `names the recipients file ${v}, which ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`}` });
         return [];
       }
+      values = text.split(/\r?\n/).map((l, i): [string, string] => [`line ${i + 1} of ${v}`, l.trim()]).filter(([, l]) => keyLines(l).length > 0);
       if (values.length === 0) ctx.addIssue({ code: 'custom', message: `names the recipients file ${v}, which holds no age public key` });
-      where = ` in ${v}`;
     }
-    values.forEach((r, i) => {
+    // One line for the key (as for every key), naming each bad value; two say enough on a screen.
+    const bad = values.flatMap(([where, r]) => {
       const problem = recipientProblem(r);
-      if (problem) ctx.addIssue({ code: 'custom', message: `value ${i + 1}${where}: ${problem}` });
+      return problem ? [`${where} ${problem}`] : [];
     });
-    return [...new Set(values)];
+    if (bad.length) ctx.addIssue({ code: 'custom', message: `${bad.slice(0, 2).join('; ')}${bad.length > 2 ? ` (and ${bad.length - 2} more bad values)` : ''}` });
+    return [...new Set(values.map(([, r]) => r))];
   });
 }
 

@@ -43,7 +43,7 @@ function bech32Bytes(s: string, hrp: string): number | string {
   }
   if (data.length < 6) return 'is too short';
   const expanded = [...[...hrp].map((c) => c.charCodeAt(0) >> 5), 0, ...[...hrp].map((c) => c.charCodeAt(0) & 31)];
-  if (polymod([...expanded, ...data]) !== 1) return 'has a bad checksum (a typo or a truncated copy)';
+  if (polymod([...expanded, ...data]) !== 1) return 'has a bad checksum (a typo or a cut copy)';
   return Math.floor(((data.length - 6) * 5) / 8);
 }
 
@@ -59,9 +59,9 @@ const IDENTITY_TYPES = [
 
 /** Why `value` is not an age recipient, or undefined when it is one. Never echoes a private key. */
 export function recipientProblem(value: string): string | undefined {
-  if (/^AGE-SECRET-KEY-/i.test(value)) return 'is an age PRIVATE key: put its public key (age1…, from age-keygen -y) here and keep the private key off this host';
-  if (/^(ssh-|ecdsa-)/.test(value)) return 'is an SSH key: give an age public key (age1…, from age-keygen)';
-  if (!/^age1/i.test(value)) return `'${shorten(value)}' is not an age public key (they start with age1…; make one with age-keygen)`;
+  if (/^AGE-SECRET-KEY-/i.test(value)) return 'is an age PRIVATE key: give its public key (age1…, age-keygen -y) and keep the private key off this host';
+  if (/^(ssh-|ecdsa-)/.test(value)) return 'is an SSH key, not an age public key (age1…, from age-keygen)';
+  if (!/^age1/i.test(value)) return `'${shorten(value)}' is not an age public key (age1…, from age-keygen)`;
   if (value !== value.toLowerCase()) return `'${shorten(value)}' must be lower case`;
   const type = RECIPIENT_TYPES.find((t) => value.startsWith(`${t.hrp}1`))!;
   const n = bech32Bytes(value, type.hrp);

@@ -151,7 +151,9 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
       needBytes,
       downloadDir: location,
       missingMailboxes,
-    }).filter((ch) => ['components', 'mailboxes', 'local disk'].includes(ch.title));
+    })
+      .filter((ch) => ['components', 'mailboxes', 'local disk'].includes(ch.title))
+      .concat(encryptionCheck(identities));
     return { name, record, choices, checks, plan: [`download ${name} into ${folder} and verify it${identities ? ', then decrypt it' : ''}; vmail is packed as backup_vmail.tar.zst; nothing else is touched`], location, folder, checksums, request: req, identities };
   }
 
@@ -161,9 +163,12 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
   let cryptKeysMatch: boolean | undefined;
   if (needCryptForCheck) cryptKeysMatch = await compareCryptKeys(ctx, folder, liveConf.COMPOSE_PROJECT_NAME ?? 'mailcowdockerized');
   const facts: HostFacts = { liveConf, backupConf, backupArch, hostArch: hostArchMarker(process.env.RESTORE_HOST_ARCH ?? process.arch), cryptKeysMatch, freeBytes: free, needBytes, downloadDir: location, missingMailboxes };
-  const checks = preRestoreChecks(record, choices, facts);
+  const checks = [...preRestoreChecks(record, choices, facts), ...encryptionCheck(identities)];
   return { name, record, choices, checks, plan: planText(record, choices, facts, c.MAILCOW_PATH), facts, location, folder, checksums, request: req, identities };
 }
+
+const encryptionCheck = (ids?: Identities): Check[] =>
+  ids ? [{ status: 'OK', title: 'encryption', detail: `age: ${ids.path} (${ids.recipients.map(recipientFingerprint).join(', ')}) decrypts this backup; its files are decrypted after the download is verified` }] : [];
 
 /** The identity for an encrypted backup: from --identity, or asked; checked on the small mailcow.conf.age. */
 async function identityFor(ctx: RunContext, name: string, folder: string, record: BackupRecord, checksums: Map<string, string>, req: RestoreRequest, ask?: AskIdentity): Promise<Identities | undefined> {
