@@ -3,6 +3,7 @@
 // and the box's own hashes cover them, and restore needs (and checks) the private key first.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -160,10 +161,62 @@ describe('age encryption of the components', { timeout: 300_000 }, () => {
     for (const v of VOLS) assert.deepEqual(await treeHashes(sb.mailcow.volume(v)), atBackup[v], `${v} is as at backup time`);
   });
 
+  it('the wizard asks for the identity file of an encrypted backup, shows it checked, and restores with it', async () => {
+    const session = `age-wizard-${process.pid}`;
+    const tmux = (...args: string[]) => execFileSync('tmux', args, { encoding: 'utf8' });
+    const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
+    const waitFor = async (re: RegExp, ms = 40_000) => {
+      const end = Date.now() + ms;
+      let screen = '';
+      while (Date.now() < end) {
+        screen = tmux('capture-pane', '-p', '-t', session);
+        if (re.test(screen)) return screen;
+        await new Promise((r) => setTimeout(r, 150));
+      }
+      throw new Error(`timed out waiting for ${re}:\n${screen}`);
+    };
+    const crypt = sb.mailcow.volume('crypt');
+    await fsp.writeFile(path.join(crypt, 'ecpubkey.pem'), 'not the key');
+    const envs = Object.entries(env).map(([k, v]) => `${k}=${sh(v)}`).join(' ');
+    tmux('new-session', '-d', '-s', session, '-x', '220', '-y', '50', `env ${envs} ${sh(process.execPath)} ${sh(RESTORE_CLI)} --config ${sh(sb.configPath)}; echo "WIZARD-EXIT=$?"; sleep 60`);
+    try {
+      await waitFor(/Which backup\?/);
+      tmux('send-keys', '-t', session, 'Enter');
+      await waitFor(/What should be restored\?/);
+      tmux('send-keys', '-t', session, 'Down');
+      await waitFor(/❯ chosen components|> chosen components/);
+      tmux('send-keys', '-t', session, 'Enter');
+      await waitFor(/Components/);
+      tmux('send-keys', '-t', session, 'Down');
+      tmux('send-keys', '-t', session, 'Space'); // crypt
+      await waitFor(/◉ crypt|\(\*\) crypt|◉.*crypt/);
+      tmux('send-keys', '-t', session, 'Enter');
+      const asked = await waitFor(/Path of the age identity file/);
+      assert.match(asked, /is encrypted with age/);
+      tmux('send-keys', '-t', session, '-l', identity);
+      tmux('send-keys', '-t', session, 'Enter');
+      const plan = await waitFor(/Type RESTORE to start/);
+      assert.match(plan, /OK\s+encryption\s+age: .* decrypts this backup/);
+      assert.ok(!plan.includes(secretKey), 'the private key is not shown');
+      tmux('send-keys', '-t', session, '-l', 'RESTORE');
+      tmux('send-keys', '-t', session, 'Enter');
+      const done = await waitFor(/WIZARD-EXIT=\d+/, 90_000);
+      assert.match(done, /WIZARD-EXIT=0/, done);
+      assert.deepEqual(await treeHashes(crypt), atBackup.crypt);
+    } finally {
+      try {
+        tmux('kill-session', '-t', session);
+      } catch {
+        /* gone */
+      }
+    }
+  });
+
   it('secrets never reach the log or the console: DB passwords, the private key', async () => {
     const log = await fsp.readFile(path.join(sb.dir, 'log', 'mailcow-backup.log'), 'utf8');
     assert.match(log, /encrypted .*mailcow\.conf\.age/);
     assert.match(log, /decrypts mailcow-/);
+    assert.match(log, /encrypted +6 files \(mailcow.conf, archives\) with age for SHA256:/, "the run summary says so");
     for (const s of [conf.DBPASS!, conf.DBROOT!, conf.REDISPASS!, secretKey, secretKey.slice(15, 40)]) assert.ok(!log.includes(s), 'a secret is in the log');
     const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--components', 'mysql', '--check-only', '--identity', identity, '--debug', '--config', sb.configPath], env);
     assert.equal(r.code, 0, r.stdout + r.stderr);

@@ -62,6 +62,7 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
     ctx.log.info(`dump ${name}: ${dumped.archives.map((a) => `${a.component} ${a.bytes} B`).join(', ') || 'no archive components'} (${dumped.outputLines} lines of script output)`);
     const recipients = c.ENCRYPT_RECIPIENTS ?? [];
     const encryption = recipients.length ? await phase(timings, 'encrypt', ctx.log, () => encryptDump(ctx, dumped.folder, recipients)) : undefined;
+    if (encryption) summary.encrypted = { files: encryption.files.length, recipients: encryption.recipients.map((r) => r.fingerprint) };
 
     // Manifest: the dump's files and the vmail tree, hashed; unchanged files reuse last hash.
     let tree: VmailTree | undefined;
