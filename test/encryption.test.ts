@@ -107,6 +107,21 @@ describe('age encryption of the components', { timeout: 300_000 }, () => {
     assert.match(v.stdout, /OK/);
   });
 
+  const ageCli = (() => {
+    try {
+      execFileSync('age', ['--version'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  })();
+  it('the files are standard age: the age CLI decrypts mailcow.conf.age to the original bytes', { skip: ageCli ? false : 'the age CLI is not installed (Debian: apt install age)' }, async () => {
+    const out = path.join(dir, 'cli-mailcow.conf');
+    execFileSync('age', ['-d', '-i', identity, '-o', out, path.join(backupDir, 'mailcow.conf.age')]);
+    assert.equal(await sha256File(out), confHash);
+    await fsp.rm(out);
+  });
+
   it('check says encryption is on, and whether vmail is mail_crypt-encrypted', async () => {
     const r = await backup(['check', '--config', sb.configPath], sb.env);
     assert.equal(r.code, 0, r.stdout + r.stderr);

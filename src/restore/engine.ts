@@ -181,6 +181,7 @@ async function identityFor(ctx: RunContext, name: string, folder: string, record
   const path = req.identity ?? (ask ? await ask(name, fps) : undefined);
   if (!path) throw new UserError('config', `${name} is encrypted with age (to ${fps.join(', ') || 'unknown recipients'}): give its private key with --identity PATH (the identity file made by age-keygen)`);
   const ids = await loadIdentities(path);
+  for (const k of ids.keys) ctx.log.addSecret(k); // never in a log line, whatever goes wrong
   const mine = ids.recipients.map(recipientFingerprint);
   // mailcow.conf.age is always there (mailcow's script copies mailcow.conf) and already fetched.
   const probe = encrypted.includes('mailcow.conf.age') ? 'mailcow.conf.age' : encrypted[0]!;
