@@ -1,5 +1,6 @@
 // Checks a downloaded backup before anything on the host is touched: every file against
-// checksums.sha256 (on the hash pool) and every archive with zstd -t / gzip -t.
+// checksums.sha256 (on the hash pool), encrypted files then decrypted with the age identity,
+// and every archive with zstd -t / gzip -t.
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Exec } from '../adapters/exec.js';
