@@ -2,8 +2,8 @@
 // dist/src/cli/backup-to-hetzner.js, so the systemd unit, the bin link, the tests and the bench keep
 // their path. Why: Node 20 has no compile cache, and loading ~150 small ES modules (zod alone is 95)
 // was half of the time from process start to the lock; one file makes start → lock ~90 ms of CPU
-// cheaper (issue 4, measured in docs/performance.md). execa, nodemailer and winston stay outside: they are
-// loaded on first use, after the lock. Plain .mjs, not compiled by tsc: it must run without esbuild's
+// cheaper (issue 4, measured in docs/performance.md). execa, nodemailer, winston and age-encryption stay
+// outside: they are loaded on first use, after the lock. Plain .mjs, not compiled by tsc: it must run without esbuild's
 // types when esbuild is missing, and then leaves tsc's unbundled (slower to start, same behaviour) file.
 import { readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
@@ -57,7 +57,7 @@ await esbuild.build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  external: ['execa', 'nodemailer', 'winston'],
+  external: ['execa', 'nodemailer', 'winston', 'age-encryption'],
   // CommonJS dependencies (dotenv, proper-lockfile) call require(): give the ES module one.
   banner: { js: "import { createRequire as bundleRequire } from 'node:module'; const require = bundleRequire(import.meta.url);" },
   plugins: [ownModuleUrls, zodEnglishOnly],

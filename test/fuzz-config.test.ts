@@ -55,6 +55,7 @@ add(['NOTIFY_ON'], ['sometimes', 'always;id', 'ALWAYS ']);
 add(['HEALTHCHECK_URL'], ['file:///etc/passwd', 'javascript:alert(1)', 'ftp://x', 'not a url', '$(id)']);
 add(['SMTP_USER'], ['u'.repeat(300), BIG]);
 add(['SMTP_PASSWORD'], ['p'.repeat(2000), BIG]);
+add(['ENCRYPT_RECIPIENTS'], ['age1', 'age1qqqq;id', '$(id)', 'AGE-SECRET-KEY-1QQQQ', 'ssh-ed25519 AAAA', 'relative/recipients.txt', '/nonexistent/recipients', 'x, y, z, w', 'age1' + 'q'.repeat(300), BIG]);
 
 function envText(values: Record<string, string>): string {
   // Single-line values unquoted (dotenv keeps them as they are up to a ' #' comment); the

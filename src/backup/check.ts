@@ -11,6 +11,9 @@ import { boxAbsolute, remoteSpec, rsyncRemoteShell } from '../plan/transport-arg
 import { HETZNER_FINGERPRINTS, pinnedFingerprints } from '../adapters/host-key.js';
 import { freeBytes } from '../adapters/disk.js';
 import { checkMailcowFolder, readMailcowConf, volumePath } from '../adapters/mailcow.js';
+import { mailCryptFacts } from '../adapters/mail-crypt.js';
+import { recipientFingerprint } from '../plan/age-keys.js';
+import { mailCryptVerdict } from '../plan/mail-crypt.js';
 import type { RunContext } from './context.js';
 import { checkComponents, checkKeyFile, checkKnownHosts } from './preflight.js';
 
@@ -57,6 +60,18 @@ export async function runChecks(ctx: RunContext, onResult: (r: CheckResult) => v
       return p;
     });
   }
+  await attempt('mail_crypt', async () => {
+    const conf = mailcow.status === 'OK' ? readMailcowConf(c.MAILCOW_PATH) : {};
+    const project = conf.COMPOSE_PROJECT_NAME || 'mailcowdockerized';
+    const vmail = c.VMAIL_VOLUME_PATH ?? (await volumePath(ctx.exec, project, 'vmail'));
+    return mailCryptVerdict(await mailCryptFacts(c.MAILCOW_PATH, await volumePath(ctx.exec, project, 'crypt'), vmail));
+  });
+  await attempt('encryption', async () => {
+    const r = c.ENCRYPT_RECIPIENTS ?? [];
+    if (r.length === 0) return ['WARN', 'off: the box can read mailcow.conf (DB passwords), the database, redis and the crypt keys; set ENCRYPT_RECIPIENTS to an age public key (README, "Encryption")'];
+    await import('age-encryption'); // the library the run needs must load
+    return `on: mailcow.conf and the archives are encrypted with age to ${r.map(recipientFingerprint).join(', ')} before upload; vmail is sent as a file tree`;
+  });
   await attempt('local disk', async () => {
     let dir = c.TEMP_BACKUP_DIR;
     while (!existsSync(dir)) dir = join(dir, '..');

@@ -78,20 +78,28 @@ export async function preflight(ctx: RunContext): Promise<Preflight> {
 
   const archiveComponents = c.BACKUP_COMPONENTS.filter((x) => x !== 'vmail');
   let sourceBytes = 0;
+  let largest = 0;
   let known = true;
   for (const comp of archiveComponents) {
     const p = await volumePath(ctx.exec, project, comp);
-    if (p && existsSync(p)) sourceBytes += await folderBytes(p);
-    else known = false;
+    const n = p && existsSync(p) ? await folderBytes(p) : undefined;
+    if (n === undefined) known = false;
+    else {
+      sourceBytes += n;
+      largest = Math.max(largest, n);
+    }
   }
-  const dumpEstimate = known ? Math.ceil(sourceBytes * DUMP_MARGIN) + DUMP_SLACK : undefined;
+  // Encryption writes each archive's .age next to it before the plaintext goes: the largest twice.
+  const encrypting = (c.ENCRYPT_RECIPIENTS ?? []).length > 0;
+  const extra = encrypting ? Math.ceil(largest * DUMP_MARGIN) : 0;
+  const dumpEstimate = known ? Math.ceil(sourceBytes * DUMP_MARGIN) + DUMP_SLACK + extra : undefined;
   const free = await freeBytes(existingAncestor(c.TEMP_BACKUP_DIR));
   if (dumpEstimate === undefined) {
     ctx.log.warn(`cannot size the docker volumes to estimate the dump; ${bytes(free)} free in ${c.TEMP_BACKUP_DIR}`);
   } else if (free < dumpEstimate) {
     throw new UserError(
       'preflight',
-      `not enough space in ${c.TEMP_BACKUP_DIR}: the dump needs up to ${bytes(dumpEstimate)} (volumes ${bytes(sourceBytes)} + 10 % + 64 MiB), ${bytes(free)} free; free space or point TEMP_BACKUP_DIR elsewhere`,
+      `not enough space in ${c.TEMP_BACKUP_DIR}: the dump needs up to ${bytes(dumpEstimate)} (volumes ${bytes(sourceBytes)} + 10 % + 64 MiB${encrypting ? ', + the largest again for its encrypted copy' : ''}), ${bytes(free)} free; free space or point TEMP_BACKUP_DIR elsewhere`,
     );
   }
 

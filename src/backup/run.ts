@@ -10,6 +10,7 @@ import { isStagingName, publishedBackups, stagingNameFor } from '../plan/names.j
 import type { RunSummary } from '../plan/report.js';
 import { TOOL_VERSION } from '../version.js';
 import { phase, type PhaseTiming, type RunContext } from './context.js';
+import { encryptDump } from './encrypt.js';
 import { dump, makeRunDir, removeStaleRunDirs } from './dump.js';
 import { hashFiles, loadHashCache, ownershipOf, saveHashCache, scanTree, type HashSource, type VmailTree } from './manifest-step.js';
 import { cachePath, preflight } from './preflight.js';
@@ -58,6 +59,9 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
     if (publishedNames.includes(name)) throw new UserError('failed', `a backup named ${name} is already on the box; wait a second and run again`);
     const staging = `${root}/${stagingNameFor(name)}`;
     ctx.log.info(`dump ${name}: ${dumped.archives.map((a) => `${a.component} ${a.bytes} B`).join(', ') || 'no archive components'} (${dumped.outputLines} lines of script output)`);
+    const recipients = c.ENCRYPT_RECIPIENTS ?? [];
+    const encryption = recipients.length ? await phase(timings, 'encrypt', ctx.log, () => encryptDump(ctx, dumped.folder, recipients)) : undefined;
+    if (encryption) summary.encrypted = { files: encryption.files.length, recipients: encryption.recipients.map((r) => r.fingerprint) };
 
     // Manifest: the dump's files and the vmail tree, hashed; unchanged files reuse last hash.
     let tree: VmailTree | undefined;
@@ -145,6 +149,7 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
           ? { dir: VMAIL_DIR, files: tree.files.length, dirs: tree.dirs.length, bytes: tree.files.reduce((a, f) => a + f.size, 0), owner: ownershipOf(tree), modes: dirModes(tree) }
           : undefined,
         basedOn: prev ?? null,
+        encryption,
       };
       await uploadManifest(ctx, staging, meta, list, record, prev ? [`${root}/${prev}`] : [], runDir!);
       await ctx.box.rename(staging, `${root}/${name}`);

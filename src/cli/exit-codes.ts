@@ -21,7 +21,7 @@ export const EXIT_DOCS: [code: number, meaning: string][] = [
   [EXIT.failed, 'The run failed; nothing new was published. Earlier backups are untouched.'],
   [EXIT.config, 'Bad configuration or command line; the message names the key or flag and a good value.'],
   [EXIT.partial, 'Backup: published and verified, but a later step (retention, local cleanup) failed. Restore: done, but some mailcow containers are not up.'],
-  [EXIT.preflight, 'A precondition failed before anything was written: disk space, mailcow folder, the box, its host key; restore: a pre-restore check failed, nothing was changed.'],
+  [EXIT.preflight, 'A precondition failed before anything was written: disk space, mailcow folder, the box, its host key; restore: a pre-restore check failed or the age identity does not decrypt the backup, nothing was changed.'],
   [EXIT.verify, 'Data on the box does not match the manifest; nothing was published (restore: the download does not match checksums.sha256, nothing was changed).'],
   [EXIT.unhealthy, "'status' or 'verify': the newest backup is too old, a run failed, or a backup on the box is damaged."],
   [EXIT.internal, 'An internal error (a bug): the message carries the details; please report it.'],

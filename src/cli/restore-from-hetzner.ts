@@ -18,6 +18,7 @@ const USAGE = `usage: restore-from-hetzner [--config PATH]                      
        restore-from-hetzner --backup NAME|latest --mailbox ADDR [--mode replace|merge] --yes
        restore-from-hetzner --backup NAME|latest --download-only DIR [--components LIST]
        restore-from-hetzner --list [--json]
+       (an encrypted backup also needs --identity PATH; the wizard asks for it)
 
 options:
   --config PATH        config file (default /etc/mailcow-backup/.env, or $MAILCOW_BACKUP_CONFIG)
@@ -29,6 +30,8 @@ options:
   --check-only         print the pre-restore checks and the plan, change nothing
   --download-only DIR  fetch and verify into DIR for mailcow's own script; touch nothing else
   --keep-download      keep the verified download after the restore
+  --identity PATH      age identity file (private key) for an encrypted backup; checked on the
+                       backup's small mailcow.conf.age before anything big is downloaded
   --list               published backups on the box (--json for scripts)
   --json               machine-readable output
   --debug              more detail in the log
@@ -50,6 +53,7 @@ async function main(argv: string[]): Promise<number> {
         'check-only': { type: 'boolean' },
         'download-only': { type: 'string' },
         'keep-download': { type: 'boolean' },
+        identity: { type: 'string' },
         list: { type: 'boolean' },
         json: { type: 'boolean' },
         debug: { type: 'boolean' },
@@ -83,6 +87,8 @@ async function main(argv: string[]): Promise<number> {
   const mode = (values.mode ?? 'replace') as Mode;
   if (mode !== 'replace' && mode !== 'merge') return bad(`--mode must be replace or merge, not '${values.mode}'`);
   const downloadOnly = values['download-only'];
+  const identity = values.identity;
+  if (identity !== undefined && !identity.startsWith('/') && !identity.startsWith('.')) return bad('--identity needs the path of an age identity file, e.g. --identity /root/mailcow-backup.agekey');
   if (downloadOnly !== undefined && !downloadOnly.startsWith('/') && !downloadOnly.startsWith('.')) return bad('--download-only needs a folder path');
   if (downloadOnly !== undefined && components.length === 0 && mailboxes.length === 0) components = [...COMPONENTS];
   const unattended = Boolean(values.yes || values['check-only'] || downloadOnly !== undefined || values.list);
@@ -105,10 +111,10 @@ async function main(argv: string[]): Promise<number> {
       }
       let report: RestoreReport | undefined;
       if (!unattended) {
-        report = await runWizard(ctx, out);
+        report = await runWizard(ctx, out, identity);
         if (!report) return EXIT.ok;
       } else {
-        const prep = await prepareRestore(ctx, { backup: values.backup ?? 'latest', components, mailboxes, mode, downloadOnly, keepDownload: values['keep-download'] });
+        const prep = await prepareRestore(ctx, { backup: values.backup ?? 'latest', components, mailboxes, mode, downloadOnly, keepDownload: values['keep-download'], identity });
         const fails = prep.checks.filter((c) => c.status === 'FAIL');
         if (values.json && values['check-only']) {
           out(JSON.stringify({ backup: prep.name, checks: prep.checks, plan: prep.plan }, null, 2));

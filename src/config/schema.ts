@@ -1,8 +1,10 @@
 // The one source of truth for every configuration key: type, default, help text and an
 // example of a good value. `.env.example` and the README's table are generated from it
 // (scripts/gen-config-docs.ts), and a test fails when they drift apart.
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { keyLines, recipientProblem } from '../plan/age-keys.js';
 
 export const COMPONENTS = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
 export type Component = (typeof COMPONENTS)[number];
@@ -64,6 +66,33 @@ function optional<T extends z.ZodTypeAny>(schema: T) {
   return z.preprocess(unsetIfEmpty, schema.optional());
 }
 
+/** age recipients inline, or a file of them; every bad value is its own issue (one line each). */
+function encryptRecipients() {
+  return z.string().transform((v, ctx): string[] => {
+    // [where, value] pairs: "value 2" inline, "line 7 of FILE" in a recipients file.
+    let values: [string, string][] = v.split(/[\s,]+/).filter(Boolean).map((r, i) => [`value ${i + 1}`, r]);
+    if (v.startsWith('/')) {
+      let text: string;
+      try {
+        text = readFileSync(v, 'utf8');
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        ctx.addIssue({ code: 'custom', message: `names the recipients file ${v}, which ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`}` });
+        return [];
+      }
+      values = text.split(/\r?\n/).map((l, i): [string, string] => [`line ${i + 1} of ${v}`, l.trim()]).filter(([, l]) => keyLines(l).length > 0);
+      if (values.length === 0) ctx.addIssue({ code: 'custom', message: `names the recipients file ${v}, which holds no age public key` });
+    }
+    // One line for the key (as for every key), naming each bad value; two say enough on a screen.
+    const bad = values.flatMap(([where, r]) => {
+      const problem = recipientProblem(r);
+      return problem ? [`${where} ${problem}`] : [];
+    });
+    if (bad.length) ctx.addIssue({ code: 'custom', message: `${bad.slice(0, 2).join('; ')}${bad.length > 2 ? ` (and ${bad.length - 2} more bad values)` : ''}` });
+    return [...new Set(values.map(([, r]) => r))];
+  });
+}
+
 const email = z.string().regex(/^[^\s@<>"',;]+@[A-Za-z0-9.-]+$/, { error: 'must be an e-mail address' });
 
 /** Keys of the earlier bash tool keep their meaning; an existing .env of theirs must keep working. */
@@ -94,6 +123,7 @@ export const KEY_DOCS: KeyDoc[] = [
   { key: 'ALLOW_VMAIL_WITHOUT_CRYPT', group: 'mailcow', help: 'Allow vmail without crypt; mail_crypt mail cannot be read back without the crypt keys.', example: 'false', defaultText: 'false' },
   { key: 'VMAIL_VOLUME_PATH', group: 'mailcow', help: "Host folder of the vmail volume; empty: asked of 'docker volume inspect'.", example: '/var/lib/docker/volumes/mailcowdockerized_vmail-vol-1/_data' },
   { key: 'THREADS', group: 'mailcow', help: "zstd threads for mailcow's script (1-99), or 'auto' for CPU cores minus 2 (at least 1).", example: 'auto', defaultText: 'auto', fromBashTool: true },
+  { key: 'ENCRYPT_RECIPIENTS', group: 'Encryption', help: "age public keys (age1…, spaces or commas between them) or the absolute path of a recipients file (one per line): mailcow.conf and the archives are encrypted to them before they leave this host (vmail stays a file tree). Empty: no encryption. Keep the private key OFF this host.", example: 'age1w38azznkeltuh73dl63gg5tzayec6sqlslca6dejkuq28ah8kegs2cp0q5' },
   { key: 'TEMP_BACKUP_DIR', group: 'Local', help: "Where mailcow's script writes the dump before upload.", example: '/var/tmp/mailcow-backup', defaultText: '/var/tmp/mailcow-backup', fromBashTool: true },
   { key: 'LOCAL_RETENTION_DAYS', group: 'Local', help: 'Days to keep local dumps; 0 deletes each dump once its remote copy is verified.', example: '0', defaultText: '0', fromBashTool: true },
   { key: 'STATE_DIR', group: 'Local', help: 'Lock, hash cache and status of the last run.', example: '/var/lib/mailcow-backup', defaultText: '/var/lib/mailcow-backup' },
@@ -177,6 +207,7 @@ export const configSchema = z.object({
         .transform((v): number | 'auto' => (v.toLowerCase() === 'auto' ? 'auto' : Number(v))),
     ),
   ),
+  ENCRYPT_RECIPIENTS: optional(encryptRecipients()).describe(docOf('ENCRYPT_RECIPIENTS').help),
   TEMP_BACKUP_DIR: withDefault('TEMP_BACKUP_DIR', absPath()),
   LOCAL_RETENTION_DAYS: withDefault('LOCAL_RETENTION_DAYS', int(0, 3650)),
   STATE_DIR: withDefault('STATE_DIR', absPath()),

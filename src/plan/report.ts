@@ -22,6 +22,8 @@ export interface RunSummary {
   hardLinks?: { sampled: number; linked: number };
   hashed?: number;
   hashReused?: number;
+  /** Files encrypted with age before upload, and the recipients' fingerprints. */
+  encrypted?: { files: number; recipients: string[] };
   box?: { usedBytes: number; availableBytes: number; sizeBytes: number };
   backupsKept?: number;
   removed?: string[];
@@ -44,6 +46,7 @@ export function summaryText(s: RunSummary): string[] {
   if (s.verifiedOnBox !== undefined) {
     lines.push(`  verified     ${s.verifiedOnBox} transferred files hashed by the box${s.changedDuringRun ? `, ${s.changedDuringRun} changed while read (sent again)` : ''}${s.vanishedDuringRun ? `, ${s.vanishedDuringRun} vanished while read` : ''}`);
   }
+  if (s.encrypted) lines.push(`  encrypted    ${s.encrypted.files} files (mailcow.conf, archives) with age for ${s.encrypted.recipients.join(', ')}; vmail as a tree`);
   if (s.hashed !== undefined) lines.push(`  manifest     ${s.hashed} files hashed, ${s.hashReused ?? 0} unchanged (hash reused)`);
   if (s.hardLinks) {
     lines.push(

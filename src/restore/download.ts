@@ -9,13 +9,14 @@ import { ARCHIVE_BASE } from '../adapters/mailcow.js';
 import { remoteSpec, rsyncRemoteShell, type BoxTarget } from '../plan/transport-args.js';
 import { CHECKSUM_FILE, MANIFEST_DIR, RECORD_FILE } from '../plan/manifest.js';
 
-export const META_FILES = ['mailcow.conf', '.x86_64', '.aarch64', CHECKSUM_FILE, RECORD_FILE];
+/** The small files every restore reads first (mailcow.conf.age when the backup is encrypted). */
+export const META_FILES = ['mailcow.conf', 'mailcow.conf.age', '.x86_64', '.aarch64', CHECKSUM_FILE, RECORD_FILE];
 
 /** rsync filter rules for what a restore needs (pure). Mailbox dirs are `domain/user`. */
 export function downloadFilters(o: { components: Component[]; mailboxDirs: string[]; vmailDir: string; archives?: Component[] }): string[] {
   // The manifest's parts (split layout) come with the meta files: readChecksums needs them all.
   const rules: string[] = [...META_FILES.map((f) => `--include=/${f}`), `--include=/${MANIFEST_DIR}/***`];
-  for (const c of o.archives ?? o.components.filter((c) => c !== 'vmail')) rules.push(`--include=/${ARCHIVE_BASE[c]}.tar.zst`, `--include=/${ARCHIVE_BASE[c]}.tar.gz`);
+  for (const c of o.archives ?? o.components.filter((c) => c !== 'vmail')) for (const ext of ['.tar.zst', '.tar.gz']) rules.push(`--include=/${ARCHIVE_BASE[c]}${ext}`, `--include=/${ARCHIVE_BASE[c]}${ext}.age`);
   if (o.components.includes('vmail')) rules.push(`--include=/${o.vmailDir}/***`);
   else if (o.mailboxDirs.length) {
     rules.push(`--include=/${o.vmailDir}/`);

@@ -31,6 +31,8 @@ import {
   type Mode,
 } from './plan.js';
 import { readChecksums, verifyDownload } from './verify-local.js';
+import { loadIdentities, type Identities } from '../adapters/age.js';
+import { isEncryptedName, recipientFingerprint } from '../plan/age-keys.js';
 import { compose, packVmail, restoreVmail } from './vmail.js';
 
 export interface RestoreRequest {
@@ -42,7 +44,12 @@ export interface RestoreRequest {
   /** Fetch and verify into this folder (vmail packed as backup_vmail.tar.zst), touch nothing else. */
   downloadOnly?: string;
   keepDownload?: boolean;
+  /** age identity file (private key) for an encrypted backup. */
+  identity?: string;
 }
+
+/** Asks for the identity file on a terminal when the chosen backup is encrypted (the wizard). */
+export type AskIdentity = (backup: string, recipients: string[]) => Promise<string>;
 
 export interface Prepared {
   name: string;
@@ -55,6 +62,8 @@ export interface Prepared {
   folder: string;
   checksums: Map<string, string>;
   request: RestoreRequest;
+  /** Loaded and proven (it decrypted mailcow.conf.age) when the backup is encrypted. */
+  identities?: Identities;
 }
 
 export interface EngineUi {
@@ -83,7 +92,7 @@ export async function publishedNames(ctx: RunContext): Promise<string[]> {
 }
 
 /** The box must be connected. Reads only the backup's small files; changes nothing on the host. */
-export async function prepareRestore(ctx: RunContext, req: RestoreRequest): Promise<Prepared> {
+export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askIdentity?: AskIdentity): Promise<Prepared> {
   const c = ctx.config;
   const r = resolveBackup(await publishedNames(ctx), req.backup);
   if (!r.ok) throw new UserError('config', r.reason);
@@ -104,17 +113,24 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest): Prom
   const mailWanted = req.components.includes('vmail') || req.mailboxes.length > 0;
   const needCryptForCheck = mailWanted && !req.components.includes('crypt') && !req.downloadOnly;
   ctx.log.info(`reading ${name}'s record, checksums and mailcow.conf from the Storage Box`);
-  await downloadBackup(ctx.exec, ctx.log, {
-    target: ctx.box.target,
-    remoteFolder: `${c.HETZNER_REMOTE_PATH}/${name}`,
-    localFolder: folder,
-    filters: downloadFilters({ components: [], mailboxDirs: [], vmailDir: VMAIL, archives: needCryptForCheck ? ['crypt'] : [] }),
-  });
+  const fetchSmall = (archives: Component[]) =>
+    downloadBackup(ctx.exec, ctx.log, {
+      target: ctx.box.target,
+      remoteFolder: `${c.HETZNER_REMOTE_PATH}/${name}`,
+      localFolder: folder,
+      filters: downloadFilters({ components: [], mailboxDirs: [], vmailDir: VMAIL, archives }),
+    });
+  await fetchSmall([]);
   const record = JSON.parse(await readFile(join(folder, RECORD_FILE), 'utf8')) as BackupRecord;
   if (record.name !== name) throw new UserError('verify', `${name}/backup.json names ${record.name}; the backup folder was renamed or damaged`);
   const checksums = await readChecksums(folder);
-  const meta = (p: string) => META_FILES.includes(p) || (needCryptForCheck && /^backup_crypt\.tar\.(zst|gz)$/.test(p));
-  await verifyDownload(ctx.exec, folder, checksums, (p) => meta(p) && existsSync(join(folder, p)), ctx.signal);
+  // An encrypted backup: the identity must decrypt its mailcow.conf before anything big is fetched.
+  const identities = await identityFor(ctx, name, folder, record, checksums, req, askIdentity);
+  await verifyDownload(ctx.exec, folder, checksums, (p) => META_FILES.includes(p) && existsSync(join(folder, p)), ctx.signal, identities);
+  if (needCryptForCheck) {
+    await fetchSmall(['crypt']);
+    await verifyDownload(ctx.exec, folder, checksums, (p) => /^backup_crypt\.tar\.(zst|gz)(\.age)?$/.test(p) && existsSync(join(folder, p)), ctx.signal, identities);
+  }
   const backupConf = existsSync(join(folder, 'mailcow.conf')) ? parse(await readFile(join(folder, 'mailcow.conf'), 'utf8')) : {};
   for (const s of secretsOf(backupConf)) ctx.log.addSecret(s);
 
@@ -135,8 +151,10 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest): Prom
       needBytes,
       downloadDir: location,
       missingMailboxes,
-    }).filter((ch) => ['components', 'mailboxes', 'local disk'].includes(ch.title));
-    return { name, record, choices, checks, plan: [`download ${name} into ${folder} and verify it; vmail is packed as backup_vmail.tar.zst; nothing else is touched`], location, folder, checksums, request: req };
+    })
+      .filter((ch) => ['components', 'mailboxes', 'local disk'].includes(ch.title))
+      .concat(encryptionCheck(identities));
+    return { name, record, choices, checks, plan: [`download ${name} into ${folder} and verify it${identities ? ', then decrypt it' : ''}; vmail is packed as backup_vmail.tar.zst; nothing else is touched`], location, folder, checksums, request: req, identities };
   }
 
   const liveConf = readMailcowConf(c.MAILCOW_PATH);
@@ -145,8 +163,37 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest): Prom
   let cryptKeysMatch: boolean | undefined;
   if (needCryptForCheck) cryptKeysMatch = await compareCryptKeys(ctx, folder, liveConf.COMPOSE_PROJECT_NAME ?? 'mailcowdockerized');
   const facts: HostFacts = { liveConf, backupConf, backupArch, hostArch: hostArchMarker(process.env.RESTORE_HOST_ARCH ?? process.arch), cryptKeysMatch, freeBytes: free, needBytes, downloadDir: location, missingMailboxes };
-  const checks = preRestoreChecks(record, choices, facts);
-  return { name, record, choices, checks, plan: planText(record, choices, facts, c.MAILCOW_PATH), facts, location, folder, checksums, request: req };
+  const checks = [...preRestoreChecks(record, choices, facts), ...encryptionCheck(identities)];
+  return { name, record, choices, checks, plan: planText(record, choices, facts, c.MAILCOW_PATH), facts, location, folder, checksums, request: req, identities };
+}
+
+const encryptionCheck = (ids?: Identities): Check[] =>
+  ids ? [{ status: 'OK', title: 'encryption', detail: `age: ${ids.path} (${ids.recipients.map(recipientFingerprint).join(', ')}) decrypts this backup; its files are decrypted after the download is verified` }] : [];
+
+/** The identity for an encrypted backup: from --identity, or asked; checked on the small mailcow.conf.age. */
+async function identityFor(ctx: RunContext, name: string, folder: string, record: BackupRecord, checksums: Map<string, string>, req: RestoreRequest, ask?: AskIdentity): Promise<Identities | undefined> {
+  const encrypted = [...checksums.keys()].filter(isEncryptedName);
+  if (encrypted.length === 0) {
+    if (req.identity) ctx.log.info(`${name} is not encrypted: --identity is not needed`);
+    return undefined;
+  }
+  const fps = record.encryption?.recipients.map((r) => r.fingerprint) ?? [];
+  const path = req.identity ?? (ask ? await ask(name, fps) : undefined);
+  if (!path) throw new UserError('config', `${name} is encrypted with age (to ${fps.join(', ') || 'unknown recipients'}): give its private key with --identity PATH (the identity file made by age-keygen)`);
+  const ids = await loadIdentities(path);
+  for (const k of ids.keys) ctx.log.addSecret(k); // never in a log line, whatever goes wrong
+  const mine = ids.recipients.map(recipientFingerprint);
+  // mailcow.conf.age is always there (mailcow's script copies mailcow.conf) and already fetched.
+  const probe = encrypted.includes('mailcow.conf.age') ? 'mailcow.conf.age' : encrypted[0]!;
+  if (!existsSync(join(folder, probe))) await downloadBackup(ctx.exec, ctx.log, { target: ctx.box.target, remoteFolder: `${ctx.config.HETZNER_REMOTE_PATH}/${name}`, localFolder: folder, filters: [`--include=/${probe}`, '--exclude=*'] });
+  try {
+    await verifyDownload(ctx.exec, folder, checksums, (p) => p === probe, ctx.signal, ids);
+  } catch (e) {
+    if (!isUserError(e) || e.kind !== 'preflight') throw e;
+    throw new UserError('preflight', `wrong age key: the identity ${path} (${mine.join(', ')}) is not one ${name} was encrypted to (${fps.join(', ') || 'see its backup.json'}); nothing but the backup's small metadata was downloaded and nothing on this host was changed`);
+  }
+  ctx.log.info(`the age identity ${path} (${mine.join(', ')}) decrypts ${name}`);
+  return ids;
 }
 
 async function compareCryptKeys(ctx: RunContext, folder: string, project: string): Promise<boolean | undefined> {
@@ -191,8 +238,8 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
       archiveComponents(choices.components).some((comp) => p.startsWith(`backup_${comp === 'mysql' ? 'mariadb' : comp}.tar.`)) ||
       (choices.components.includes('vmail') && p.startsWith(`${VMAIL}/`)) ||
       mailboxDirs.some((d) => p.startsWith(`${VMAIL}/${d}/`));
-    ui.progress('verifying every downloaded file against checksums.sha256 and the archives with zstd -t');
-    const v = await verifyDownload(ctx.exec, folder, prep.checksums, wanted, ctx.signal);
+    ui.progress(`verifying every downloaded file against checksums.sha256${prep.identities ? ', decrypting them' : ''} and the archives with zstd -t`);
+    const v = await verifyDownload(ctx.exec, folder, prep.checksums, wanted, ctx.signal, prep.identities);
     ctx.log.info(`verified ${v.files} files and ${v.archives} archives of ${name}`);
 
     if (prep.request.downloadOnly) {

@@ -22,6 +22,8 @@ export interface BackupRecord {
     modes: Record<string, number>;
   };
   basedOn?: string | null;
+  /** Set when mailcow.conf and the archives were encrypted with age (names end in .age). */
+  encryption?: { tool: 'age'; files: string[]; recipients: { fingerprint: string; recipient: string }[] };
 }
 
 export type Mode = 'replace' | 'merge';

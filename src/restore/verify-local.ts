@@ -1,10 +1,14 @@
 // Checks a downloaded backup before anything on the host is touched: every file against
-// checksums.sha256 (on the hash pool) and every archive with zstd -t / gzip -t.
+// checksums.sha256 and its parts (on the hash pool), encrypted files then decrypted with the age
+// identity, and every archive with zstd -t / gzip -t.
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Exec } from '../adapters/exec.js';
 import { createHashPool, forEachLimit } from '../adapters/hash.js';
 import { UserError } from '../errors.js';
 import { CHECKSUM_FILE, describeManifestProblem, readManifest } from '../plan/manifest.js';
+import { decryptFile, isWrongKey, type Identities } from '../adapters/age.js';
+import { isEncryptedName, plainName } from '../plan/age-keys.js';
 
 /** checksums.sha256 and, for the split layout, its parts (each checked against its hash). */
 export async function readChecksums(folder: string): Promise<Map<string, string>> {
@@ -20,8 +24,19 @@ export async function readChecksums(folder: string): Promise<Map<string, string>
   return out;
 }
 
-/** Verifies the files of `checksums` that `wanted` selects; throws naming every bad file. */
-export async function verifyDownload(exec: Exec, folder: string, checksums: Map<string, string>, wanted: (path: string) => boolean, signal?: AbortSignal): Promise<{ files: number; archives: number }> {
+/**
+ * Verifies the files of `checksums` that `wanted` selects; throws naming every bad file. The
+ * manifest holds the hashes of what is on the box, so encrypted files are checked as they came,
+ * then decrypted with `identities` (age authenticates every chunk), then the archives tested.
+ */
+export async function verifyDownload(
+  exec: Exec,
+  folder: string,
+  checksums: Map<string, string>,
+  wanted: (path: string) => boolean,
+  signal?: AbortSignal,
+  identities?: Identities,
+): Promise<{ files: number; archives: number }> {
   const paths = [...checksums.keys()].filter(wanted);
   const bad: string[] = [];
   const pool = createHashPool();
@@ -39,10 +54,32 @@ export async function verifyDownload(exec: Exec, folder: string, checksums: Map<
   if (bad.length) {
     throw new UserError('verify', `the backup does not match its checksums.sha256: ${bad[0]}${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}; nothing on this host was changed`, bad.slice(0, 20));
   }
+  const encrypted = paths.filter(isEncryptedName);
+  if (encrypted.length && !identities) throw new UserError('config', `the backup is encrypted (${encrypted[0]}): give the age identity file with --identity PATH`);
+  for (const p of encrypted) {
+    if (signal?.aborted) throw new UserError('interrupted', 'interrupted while decrypting the download; nothing on this host was changed');
+    await decryptOrRefuse(join(folder, p), join(folder, plainName(p)), identities!);
+    await rm(join(folder, p));
+  }
   let archives = 0;
-  for (const p of paths.filter((p) => /^backup_[a-z]+\.tar\.(zst|gz)$/.test(p))) {
+  for (const p of paths.map(plainName).filter((p) => /^backup_[a-z]+\.tar\.(zst|gz)$/.test(p))) {
     await exec(p.endsWith('.zst') ? 'zstd' : 'gzip', ['-t', '-q', join(folder, p)], { what: `testing ${p}`, errorKind: 'verify', timeoutMs: 3_600_000 });
     archives++;
   }
   return { files: paths.length, archives };
 }
+
+/** Decrypts one verified file; an identity that is not among its recipients is refused in one line. */
+export async function decryptOrRefuse(src: string, dst: string, ids: Identities): Promise<void> {
+  try {
+    await decryptFile(src, dst, ids);
+  } catch (e) {
+    if (!isWrongKey(e)) throw e;
+    throw new UserError(
+      'preflight',
+      `the age identity ${ids.path} (public key ${ids.recipients.map(short).join(', ')}) cannot decrypt ${src.split('/').pop()}: it is not one of the keys this backup was encrypted to; give the right identity file with --identity (nothing on this host was changed)`,
+    );
+  }
+}
+
+const short = (r: string) => (r.length > 24 ? `${r.slice(0, 16)}…${r.slice(-6)}` : r);

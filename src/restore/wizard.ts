@@ -22,7 +22,7 @@ const COMPONENT_TEXT: Record<Component, string> = {
 export const checkLine = (c: Check) => `${c.status.padEnd(4)} ${c.title.padEnd(17)} ${c.detail}`;
 
 /** The box must be connected. Returns the report, or undefined when the admin backed out. */
-export async function runWizard(ctx: RunContext, out: (l: string) => void): Promise<RestoreReport | undefined> {
+export async function runWizard(ctx: RunContext, out: (l: string) => void, identity?: string): Promise<RestoreReport | undefined> {
   out(`connected to the Storage Box ${ctx.config.HETZNER_USER}@${ctx.config.HETZNER_HOST} (host key checked against ${ctx.config.SSH_KNOWN_HOSTS})`);
   const list = await listBackups(ctx, { sizes: true });
   if (list.length === 0) throw new UserError('failed', 'there is no published backup on the Storage Box to restore');
@@ -67,7 +67,13 @@ export async function runWizard(ctx: RunContext, out: (l: string) => void): Prom
     });
   }
   out('reading the backup and checking this host...');
-  const prep = await prepareRestore(ctx, { backup, components, mailboxes, mode });
+  const prep = await prepareRestore(ctx, { backup, components, mailboxes, mode, identity }, async (name, fps) => {
+    out(`${name} is encrypted with age (to ${fps.join(', ') || 'its recipients'}): its private key is needed to restore it.`);
+    return input({
+      message: 'Path of the age identity file (the private key, e.g. from your offline copy):',
+      validate: (v) => (v.trim().startsWith('/') ? true : 'give an absolute path, e.g. /root/mailcow-backup.agekey'),
+    }).then((v) => v.trim());
+  });
   out('');
   out('pre-restore checks:');
   for (const c of prep.checks) out(`  ${checkLine(c)}`);
