@@ -4,7 +4,7 @@
 // phase (phase starts from the --debug lines, durations from the status file), bytes on the wire
 // per phase (the link's counters), bytes rsync sent (status), bytes added on the box (du).
 import { spawn } from 'node:child_process';
-import { existsSync, watch, type FSWatcher } from 'node:fs';
+import { existsSync, readFileSync, watch, type FSWatcher } from 'node:fs';
 import { mkdir, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -159,7 +159,7 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
   const t0Epoch = Date.now();
   const script = `${cg ? `echo $$ > ${cg}/cgroup.procs && ` : ''}exec /usr/bin/time -f '%e %U %S %M' -o "$0" "$@"`;
   const child = spawn('sh', ['-c', script, timeFile, process.execPath, '--import', PRELOAD, CLI, 'run', '--config', sb.configPath, '--debug', ...(opts.extraArgs ?? [])], {
-    env: { ...process.env, ...sb.env, BENCH_RUSAGE_FILE: rusageFile },
+    env: { ...process.env, ...sb.env, BENCH_RUSAGE_FILE: rusageFile, NODE_OPTIONS: serviceNodeOptions() },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let tail = '';
@@ -303,4 +303,10 @@ export async function nodeBaselineMs(): Promise<number> {
 
 export async function writeJson(file: string, data: unknown): Promise<void> {
   await writeFile(file, JSON.stringify(data, null, 2) + '\n');
+}
+
+/** The node options the systemd unit gives the service: the tool is measured as it runs there. */
+function serviceNodeOptions(): string {
+  const unit = readFileSync(new URL('../../../systemd/mailcow-backup.service', import.meta.url), 'utf8');
+  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1] ?? '';
 }
