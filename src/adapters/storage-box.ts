@@ -195,7 +195,12 @@ export class StorageBox {
    * goes alone: if the box refuses it, nothing else is tried and `refused` is true. After that a
    * link that fails is skipped (rsync then sends that file as usual, which the caller sees).
    */
-  async hardLinks(dirs: string[], links: { existing: string; link: string }[]): Promise<{ refused: boolean }> {
+  async hardLinks(dirs: string[], all: { existing: string; link: string }[]): Promise<{ refused: boolean }> {
+    // One batch line per command: a name with a line break could smuggle in another command.
+    // Such files are simply sent by rsync (linking is only a saving).
+    const plain = (p: string) => !/[\x00-\x1f\x7f]/.test(p);
+    const links = all.filter((l) => plain(l.existing) && plain(l.link));
+    dirs = dirs.filter(plain);
     if (links.length === 0) return { refused: false };
     const q = (p: string) => `"${p.replace(/(["\\])/g, '\\$1')}"`;
     const batch = async (lines: string[], what: string) =>
