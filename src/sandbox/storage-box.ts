@@ -170,6 +170,10 @@ export async function startStorageBox(opts: StorageBoxOptions): Promise<StorageB
       `PermitRootLogin prohibit-password`,
       `AllowUsers ${user}`,
       `PermitUserEnvironment no`,
+      // sshd runs the forced command through the user's shell, and Debian's bash sources ~/.bashrc
+      // for ssh sessions at SHLVL < 2: the host's own set-up (pyenv, nvm…) would slow every box
+      // command and could print into its answers, which the real box never does.
+      `SetEnv SHLVL=1`,
       `AllowTcpForwarding no`,
       `AllowStreamLocalForwarding no`,
       `AllowAgentForwarding no`,
