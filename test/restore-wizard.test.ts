@@ -2,27 +2,18 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
+import { treeHashes } from './support/cli.js';
 
 const root = path.resolve(fileURLToPath(new URL('../../', import.meta.url)));
 const BACKUP_CLI = path.join(root, 'dist/src/cli/backup-to-hetzner.js');
 const RESTORE_CLI = path.join(root, 'dist/src/cli/restore-from-hetzner.js');
 
-async function treeHashes(dir: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const e of await fsp.readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (!e.isFile()) continue;
-    const abs = path.join(e.parentPath, e.name);
-    out.set(path.relative(dir, abs), createHash('sha256').update(await fsp.readFile(abs)).digest('hex'));
-  }
-  return out;
-}
 
 const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const tmux = (...args: string[]) => execFileSync('tmux', args, { encoding: 'utf8' });

@@ -3,7 +3,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,6 +13,7 @@ import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { createLogger } from '../src/adapters/logger.js';
 import { runMailcowRestore } from '../src/restore/mailcow-restore.js';
 import { formatChecksumLine, isManifestPart, readManifest } from '../src/plan/manifest.js';
+import { treeHashes } from './support/cli.js';
 
 const root = path.resolve(fileURLToPath(new URL('../../', import.meta.url)));
 const BACKUP_CLI = path.join(root, 'dist/src/cli/backup-to-hetzner.js');
@@ -37,15 +37,6 @@ export function runCli(cli: string, args: string[], env: Record<string, string>,
   });
 }
 
-export async function treeHashes(dir: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  for (const e of await fsp.readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (!e.isFile()) continue;
-    const abs = path.join(e.parentPath, e.name);
-    out.set(path.relative(dir, abs), createHash('sha256').update(await fsp.readFile(abs)).digest('hex'));
-  }
-  return out;
-}
 
 async function volumeHashes(sb: Sandbox): Promise<Record<string, Map<string, string>>> {
   const r: Record<string, Map<string, string>> = {};
