@@ -13,29 +13,13 @@ import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { createLogger } from '../src/adapters/logger.js';
 import { runMailcowRestore } from '../src/restore/mailcow-restore.js';
 import { formatChecksumLine, isManifestPart, readManifest } from '../src/plan/manifest.js';
-import { treeHashes } from './support/cli.js';
+import { runCli, treeHashes } from './support/cli.js';
 
 const root = path.resolve(fileURLToPath(new URL('../../', import.meta.url)));
 const BACKUP_CLI = path.join(root, 'dist/src/cli/backup-to-hetzner.js');
 const RESTORE_CLI = path.join(root, 'dist/src/cli/restore-from-hetzner.js');
 const VOLS = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
 
-interface Out { code: number | null; stdout: string; stderr: string }
-export function runCli(cli: string, args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<Out> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('error', reject);
-    p.on('close', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 
 async function volumeHashes(sb: Sandbox): Promise<Record<string, Map<string, string>>> {

@@ -12,7 +12,7 @@ import { runScrub, scrubExitCode, scrubText, type ScrubOptions } from '../src/ba
 import { isShellSafe } from '../src/plan/box-command.js';
 import { formatChecksumLine, isManifestPart, readManifest } from '../src/plan/manifest.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
-import { backup, publishedOnBox, runCli, ROOT, sleep, flipByte } from './support/cli.js';
+import { backup, publishedOnBox, runCli, ROOT, sleep, flipByte , backupsOnBox } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -42,12 +42,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'mcb-scrub-'));
   sb = await createSandbox({ dir, mailBytes: 1024 * 1024, seed: 21, strict: true });
   boxBackups = join(sb.box.root, sb.remotePath);
-  for (let i = 0; i < 2; i++) {
-    if (i) await sleep(1100);
-    const r = await backup(['run', '--config', sb.configPath], sb.env);
-    assert.equal(r.code, 0, r.stderr);
-  }
-  names = await publishedOnBox(sb.box.root, sb.remotePath);
+  names = await backupsOnBox(sb, 2);
   assert.equal(names.length, 2);
 });
 

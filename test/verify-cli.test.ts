@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { readManifest } from '../src/plan/manifest.js';
 import { after, before, describe, test } from 'node:test';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
-import { backup, publishedOnBox, sleep, flipByte } from './support/cli.js';
+import { backup, publishedOnBox, sleep, flipByte , backupsOnBox } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -25,12 +25,7 @@ before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'mcb-verify-'));
   sb = await createSandbox({ dir, mailBytes: 512 * 1024, seed: 33, strict: true });
   boxBackups = join(sb.box.root, sb.remotePath);
-  for (let i = 0; i < 2; i++) {
-    if (i) await sleep(1100);
-    const r = await backup(['run', '--config', sb.configPath], sb.env);
-    assert.equal(r.code, 0, r.stderr);
-  }
-  names = await publishedOnBox(sb.box.root, sb.remotePath);
+  names = await backupsOnBox(sb, 2);
   assert.equal(names.length, 2);
 });
 

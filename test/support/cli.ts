@@ -80,3 +80,13 @@ export async function flipByte(file: string): Promise<void> {
     await fh.close();
   }
 }
+
+/** Runs the daily backup `count` times, a second apart (names have one-second resolution); returns the published names. */
+export async function backupsOnBox(sb: { configPath: string; env: Record<string, string>; box: { root: string }; remotePath: string }, count: number): Promise<string[]> {
+  for (let i = 0; i < count; i++) {
+    if (i) await sleep(1100);
+    const r = await backup(['run', '--config', sb.configPath], sb.env);
+    if (r.code !== 0) throw new Error(`backup run ${i + 1} exited ${r.code}: ${r.stderr.slice(-2000)}`);
+  }
+  return publishedOnBox(sb.box.root, sb.remotePath);
+}
