@@ -1,7 +1,12 @@
 // One run at a time. proper-lockfile gives an atomic mkdir lock whose mtime the holder keeps
 // fresh; beside it we record who holds it, so a lock of a dead process is taken over at once
 // and one older than LOCK_TIMEOUT_HOURS is taken over with a warning.
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+//
+// mkdir and "write who holds it" cannot be one atomic step, so a run killed between the two would
+// leave a lock nobody can name (proper-lockfile alone frees it only after 60 s without mtime
+// updates). Every run therefore files a claim (backup.lock.claims/<pid>) before it tries the lock
+// and keeps it until it lets go: a lock with no owner record and no living claimant is dead.
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import lockfile from 'proper-lockfile';
 import { UserError } from '../errors.js';
@@ -28,10 +33,32 @@ function alive(pid: number): boolean {
   }
 }
 
+/** Living claimants other than this process; claims of dead processes are swept on the way. */
+function otherLivingClaims(claimsDir: string): number[] {
+  const living: number[] = [];
+  for (const name of readdirSync(claimsDir)) {
+    const pid = Number(name);
+    if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
+    if (alive(pid)) living.push(pid);
+    else rmSync(join(claimsDir, name), { force: true });
+  }
+  return living;
+}
+
 export async function acquireLock(stateDir: string, timeoutHours: number, log: Logger, now = () => new Date()): Promise<HeldLock> {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const lockPath = join(stateDir, 'backup.lock');
   const ownerPath = join(stateDir, 'backup.lock.owner.json');
+  const claimsDir = join(stateDir, 'backup.lock.claims');
+  const claimPath = join(claimsDir, String(process.pid));
+  const me: LockOwner = { pid: process.pid, startedAt: now().toISOString(), host: process.env.HOSTNAME ?? '' };
+  try {
+    mkdirSync(claimsDir, { recursive: true, mode: 0o700 });
+    writeFileSync(claimPath, JSON.stringify(me) + '\n', { mode: 0o600 });
+  } catch (e) {
+    throw new UserError('preflight', `cannot create the lock ${lockPath}: ${(e as Error).message}; check STATE_DIR`);
+  }
+  const dropClaim = () => rmSync(claimPath, { force: true });
   const opts = { lockfilePath: lockPath, realpath: false, stale: 60_000, update: 15_000, retries: 0 } as const;
   let tookOver: string | undefined;
   let release: () => Promise<void>;
@@ -39,6 +66,7 @@ export async function acquireLock(stateDir: string, timeoutHours: number, log: L
     release = await lockfile.lock(stateDir, { ...opts, onCompromised: () => log.warn('the lock was taken away from this run (its folder was removed or its clock jumped)') });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') {
+      dropClaim();
       throw new UserError('preflight', `cannot create the lock ${lockPath}: ${(e as Error).message}; check STATE_DIR`);
     }
     let owner: LockOwner | undefined;
@@ -48,10 +76,16 @@ export async function acquireLock(stateDir: string, timeoutHours: number, log: L
       owner = undefined;
     }
     const ageHours = owner ? (now().getTime() - Date.parse(owner.startedAt)) / 3_600_000 : 0;
+    let who = owner ? `process ${owner.pid}, started ${owner.startedAt}` : 'another process';
     if (owner && !alive(owner.pid)) tookOver = `the lock of run ${owner.pid} (started ${owner.startedAt}) was left by a process that no longer exists`;
     else if (owner && ageHours > timeoutHours) tookOver = `the lock of run ${owner.pid} is ${ageHours.toFixed(1)} h old, more than LOCK_TIMEOUT_HOURS=${timeoutHours}`;
+    else if (!owner) {
+      const claimants = otherLivingClaims(claimsDir);
+      if (claimants.length === 0) tookOver = 'the lock was left by a run that died before it could record its process';
+      else who = `process ${claimants.join(', ')}, starting`;
+    }
     if (!tookOver) {
-      const who = owner ? `process ${owner.pid}, started ${owner.startedAt}` : 'another process';
+      dropClaim();
       throw new UserError('locked', `another backup run holds the lock ${lockPath} (${who}); wait for it to finish, or remove the lock if that process is gone`);
     }
     // Rename is atomic: of two runs that both found the dead lock, only one moves it away.
@@ -59,21 +93,24 @@ export async function acquireLock(stateDir: string, timeoutHours: number, log: L
     try {
       renameSync(lockPath, moved);
     } catch {
+      dropClaim();
       throw new UserError('locked', `another backup run is taking over the stale lock ${lockPath} at the same moment; try again later`);
     }
     rmSync(moved, { recursive: true, force: true });
     log.warn(`taking over: ${tookOver}`);
     release = await lockfile.lock(stateDir, opts).catch(() => {
+      dropClaim();
       throw new UserError('locked', `another backup run took the lock ${lockPath} at the same moment; try again later`);
     });
   }
-  const me: LockOwner = { pid: process.pid, startedAt: now().toISOString(), host: process.env.HOSTNAME ?? '' };
   writeFileSync(ownerPath, JSON.stringify(me) + '\n', { mode: 0o600 });
+  otherLivingClaims(claimsDir);
   return {
     tookOver,
     async release() {
       rmSync(ownerPath, { force: true });
       await release().catch(() => undefined);
+      dropClaim();
     },
   };
 }

@@ -163,6 +163,8 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'prune': {
         const { describePlan, pruneRemote, retentionPlanFor } = await import('../backup/prune.js');
+        // A prune beside a running backup could delete the folder its upload links against.
+        const lock = ctx.dryRun ? undefined : await (await import('../adapters/lock.js')).acquireLock(ctx.config.STATE_DIR, ctx.config.LOCK_TIMEOUT_HOURS, ctx.log, ctx.now);
         await ctx.box.connect();
         try {
           const entries = await ctx.box.list(ctx.config.HETZNER_REMOTE_PATH);
@@ -174,6 +176,7 @@ async function main(argv: string[]): Promise<number> {
           } else process.stdout.write('dry run: nothing was deleted\n');
         } finally {
           await ctx.box.close();
+          await lock?.release();
         }
         return EXIT.ok;
       }
