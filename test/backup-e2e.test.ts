@@ -3,10 +3,13 @@
 // fixture maildir. Asserts what an admin cares about: what is on the box, and what it cost.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, stat, writeFile, appendFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm, stat, symlink, writeFile, appendFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { buildContext } from '../src/cli/main.js';
+import { runBackup } from '../src/backup/run.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { readManifest } from '../src/plan/manifest.js';
@@ -136,6 +139,50 @@ describe('backup to the loopback Storage Box', () => {
     assert.match(r.stderr + r.stdout, /hard links\s+working/);
   });
 
+  test('mail delivered and deleted between the hashing and the upload: the backup holds what the box got, every file verified', async () => {
+    const vmail = sb.mailcow.volume('vmail');
+    const source0 = await treeHashes(vmail);
+    const victim = [...source0.keys()].find((p) => p.includes('/cur/'))!;
+    const folder = join(vmail, victim.split('/').slice(0, -1).join('/'));
+    const delivered = `${folder}/${Date.now()}.M1P1.late,S=5000:2,`;
+    // A symlink in the volume is skipped, as the manifest skips it.
+    await symlink('/etc/hostname', join(folder, 'a-symlink'));
+    await sleep(1100);
+    const ctx = buildContext({ config: sb.configPath }, new AbortController().signal, 'silent');
+    const exec = ctx.exec;
+    // The moment between the manifest and rsync's walk of the mail tree: dovecot delivers one
+    // message and expunges another.
+    ctx.exec = (async (cmd: string, args: string[], opts: unknown) => {
+      if (cmd === 'rsync' && args.some((a) => a === '-ii')) {
+        await writeFile(delivered, randomBytes(5000));
+        await rm(join(vmail, victim));
+      }
+      return exec(cmd, args, opts as never);
+    }) as typeof exec;
+    // In this process, with the sandbox's PATH (its docker stand-in) as the CLI runs get it.
+    const saved = { ...process.env };
+    Object.assign(process.env, sb.env);
+    const summary = await runBackup(ctx).finally(async () => {
+      for (const k of Object.keys(sb.env)) if (saved[k] === undefined) delete process.env[k];
+      Object.assign(process.env, saved);
+      await ctx.log.close();
+    });
+    await rm(join(folder, 'a-symlink'));
+    const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    const made = join(boxBackups, names.at(-1)!);
+    assert.equal(summary.backupName, names.at(-1));
+    // The box holds the volume as rsync found it, and the manifest describes exactly that.
+    const onBox = await treeHashes(join(made, 'vmail'));
+    assert.deepEqual(onBox, await treeHashes(vmail));
+    assert.ok(onBox.has(delivered.slice(vmail.length + 1)) && !onBox.has(victim));
+    const listed = new Map<string, string>();
+    await readManifest(made, (e) => listed.set(e.path, e.hash));
+    for (const [p, h] of onBox) assert.equal(listed.get(`vmail/${p}`), h, `manifest of ${p}`);
+    assert.equal([...listed.keys()].filter((p) => p.startsWith('vmail/')).length, onBox.size);
+    execFileSync('sh', ['-c', 'zcat -f checksums.sha256 manifest/*.gz | sha256sum --quiet --strict -c'], { cwd: made });
+    assert.ok(summary.verifiedOnBox! >= 1);
+  });
+
   test('a byte flipped on the box between upload and verification: nothing is published, exit 5', async () => {
     // Corrupt a message this run sends (one it hard-links is the later scrub's to find).
     const old = await treeHashes(sb.mailcow.volume('vmail'));
@@ -158,8 +205,8 @@ describe('backup to the loopback Storage Box', () => {
     const r = await backup(['run', '--config', sb.configPath], sb.env);
     assert.equal(r.code, 0, r.stderr);
     const names = await publishedOnBox(sb.box.root, sb.remotePath);
-    assert.equal(names.length, 3);
-    assert.deepEqual(await treeHashes(join(boxBackups, names[2]!, 'vmail')), await treeHashes(sb.mailcow.volume('vmail')));
+    assert.equal(names.length, 4);
+    assert.deepEqual(await treeHashes(join(boxBackups, names[3]!, 'vmail')), await treeHashes(sb.mailcow.volume('vmail')));
     assert.deepEqual((await readdir(boxBackups)).filter((n) => n.startsWith('.')), []);
   });
 

@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { batchPaths, boxCommand, isShellSafe } from '../src/plan/box-command.js';
 import { CHECKSUM_FILE, encodeManifestPart, formatChecksumLine, judgeMismatch, layoutManifest, manifestPartOf, parseChecksumLine, planRenameLinks, readManifest, type ManifestProblem } from '../src/plan/manifest.js';
 import { parseItemize, parseListOnly, parseStats } from '../src/plan/transport-args.js';
+import { UploadTally } from '../src/plan/upload-tally.js';
 
 const NAMES = ['cur/1700000000.M1P2.host,S=10,W=12:2,S', '.Sent Items/cur/a', '.Entw&APw-rfe/cur/b', 'back\\slash', 'new\nline', "quote'd", 'ünï'];
 
@@ -51,6 +52,11 @@ test('rsync output: itemized lines, listings and stats', () => {
   assert.deepEqual(parseItemize('>f.st...... a b'), { code: '>f.st......', path: 'a b' });
   assert.equal(parseItemize('cd+++++++++ dir/')?.code, 'cd+++++++++');
   assert.equal(parseItemize('Number of files: 3'), undefined);
+  // -ii: files linked to the --link-dest basis, and files already in place.
+  assert.deepEqual(parseItemize('hf          example.com/a/Maildir/cur/1.M2:2,S'), { code: 'hf         ', path: 'example.com/a/Maildir/cur/1.M2:2,S' });
+  assert.deepEqual(parseItemize('.f          a b'), { code: '.f         ', path: 'a b' });
+  assert.equal(parseItemize('cd          dir/')?.code, 'cd         ');
+  assert.equal(parseItemize('created directory backups/x'), undefined);
   assert.deepEqual(parseItemize('<f+++++++++ new\\#012line'), { code: '<f+++++++++', path: 'new\nline' });
   assert.deepEqual(parseListOnly('drwxr-xr-x          4,096 2026/11/23 10:00:00 mailcow-2026-11-23-10-00-00'), {
     type: 'dir',
@@ -127,4 +133,10 @@ test('renames are found by content, size and mtime second; paths the previous ba
     { path: 'vmail/a/cur/1:2,S', from: 'vmail/a/cur/1:2,' },
     { path: 'vmail/a/.Trash/cur/5:2,', from: 'vmail/a/cur/5:2,' },
   ]);
+});
+
+test('a whole-tree upload set against the manifest: deleted mail leaves it, delivered mail joins it, SFTP-linked renames stay', () => {
+  const tally = new UploadTally(['vmail/a', 'vmail/b', 'vmail/renamed', 'vmail/gone']);
+  for (const p of ['vmail/a', 'vmail/new1', 'vmail/b', 'vmail/new2']) tally.seen(p);
+  assert.deepEqual(tally.result(new Set(['vmail/renamed'])), { missing: ['vmail/gone'], extra: ['vmail/new1', 'vmail/new2'] });
 });

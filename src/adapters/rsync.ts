@@ -19,8 +19,11 @@ export interface UploadResult {
 const VANISHED = [/^file has vanished: "(.+)"$/, /^rsync: \[sender\] link_stat "(.+)" failed: No such file or directory \(2\)$/, /^rsync: link_stat "(.+)" failed: No such file or directory \(2\)$/];
 const SUMMARY = /^rsync (warning|error): some files (vanished|\/attrs were not transferred)/;
 
-/** `prefix`: put in front of every reported path (where the source lands in the backup). */
-export async function rsyncUpload(exec: Exec, log: Logger, a: UploadArgs, what: string, prefix = ''): Promise<UploadResult> {
+/**
+ * `prefix`: put in front of every reported path (where the source lands in the backup).
+ * `onFile`: every file rsync itemized (with `tree`, every file the backup now holds from this source).
+ */
+export async function rsyncUpload(exec: Exec, log: Logger, a: UploadArgs, what: string, prefix = '', onFile?: (path: string, code: string) => void): Promise<UploadResult> {
   const transferred = new Set<string>();
   const vanished = new Set<string>();
   const errors: string[] = [];
@@ -38,7 +41,10 @@ export async function rsyncUpload(exec: Exec, log: Logger, a: UploadArgs, what: 
         const item = parseItemize(line);
         if (item) {
           // '<f' is a file sent to the box (upload); '>f' one received (when the box is the source).
-          if (/^[<>]f/.test(item.code)) transferred.add(under(item.path));
+          if (item.code[1] !== 'f') return;
+          const path = under(item.path);
+          if (item.code[0] === '<' || item.code[0] === '>') transferred.add(path);
+          onFile?.(path, item.code);
           return;
         }
         if (/^(Number of|Total|Literal data|Matched data|File list|sent |total size)/.test(line)) statLines.push(line);

@@ -1,12 +1,13 @@
 // The daily run, in order: lock, preflight, dump, manifest, upload, verify, publish, scrub, prune.
 // Each step is its own module; this file only orders them and collects the summary.
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { acquireLock, type HeldLock } from '../adapters/lock.js';
 import { errorText, isUserError, UserError } from '../errors.js';
 import { planRenameLinks, type ManifestEntry, type RenameLink } from '../plan/manifest.js';
 import { isStagingName, publishedBackups, stagingNameFor } from '../plan/names.js';
+import { UploadTally } from '../plan/upload-tally.js';
 import type { RunSummary } from '../plan/report.js';
 import { TOOL_VERSION } from '../version.js';
 import { phase, type PhaseTiming, type RunContext } from './context.js';
@@ -91,40 +92,39 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
     // folders of dead runs, whose files then need a full check since nobody verified them).
     const linkBases = [...(prev ? [`${root}/${prev}`] : []), ...staleStagings.map((s) => `${root}/${s}`)];
     const sources: Source[] = [{ root: dumped.folder, prefix: '' }];
-    if (pre.vmailPath && tree) {
-      // Exactly the manifest's files: mail that arrives after the hashing waits for the next run.
-      const list = [...tree.dirs.map((d) => d.path), ...tree.files.filter((f) => manifest.has(`${VMAIL_DIR}/${f.path}`)).map((f) => f.path)];
-      sources.push({ root: pre.vmailPath, prefix: VMAIL_DIR, list });
-    }
+    if (pre.vmailPath && tree) sources.push({ root: pre.vmailPath, prefix: VMAIL_DIR, tree: true });
     const sent = await phase(timings, 'upload', ctx.log, async () => {
       await ctx.box.mkdirp(pre.vmailPath ? `${staging}/${VMAIL_DIR}` : staging);
       // Renamed messages: linked to the previous backup's copy, so rsync need not store them again.
       const linked = prev && renames.length ? await linkRenamesOnBox(ctx, staging, `${root}/${prev}`, renames) : new Set<string>();
       const transferred = new Set<string>();
+      const arrived = new Set<string>();
       let bytesSent = 0;
       let totalSize = 0;
       for (const src of sources) {
-        const r = await uploadSource(ctx, src, staging, linkBases, runDir!);
+        const tally = src.tree ? new UploadTally([...manifest.keys()].filter((p) => p.startsWith(`${src.prefix}/`))) : undefined;
+        const r = await uploadSource(ctx, src, staging, linkBases, runDir!, {}, tally && ((p) => tally.seen(p)));
         r.transferred.forEach((p) => transferred.add(p));
         // A linked file that vanished meanwhile is still a whole copy of it: keep it described.
         for (const p of r.vanished) if (!linked.has(p)) manifest.delete(p);
         if (r.vanished.size) ctx.log.info(`${r.vanished.size} file(s) vanished before they were sent (mail deleted meanwhile)`);
+        if (tally) (await settleTally(ctx, tally, linked, manifest, src)).forEach((p) => arrived.add(p));
         bytesSent += r.bytesSent;
         totalSize += r.totalSize;
       }
-      return { transferred, linked, bytesSent, totalSize };
+      return { transferred, linked, arrived, bytesSent, totalSize };
     });
     summary.bytesSent = sent.bytesSent;
 
     await phase(timings, 'verify', ctx.log, async () => {
       const full = staleStagings.length > 0 || !prev;
-      const toCheck = [...manifest.keys()].filter((p) => full || sent.transferred.has(p) || sent.linked.has(p));
+      const toCheck = [...manifest.keys()].filter((p) => full || sent.transferred.has(p) || sent.linked.has(p) || sent.arrived.has(p));
       const v = await verifyOnBox(ctx, staging, manifest, toCheck, sources, runDir!, sent.transferred);
       summary.verifiedOnBox = v.checked;
       summary.changedDuringRun = v.changedDuringRun.length;
       summary.vanishedDuringRun = v.vanishedDuringRun.length;
       if (prev) {
-        const unchanged = [...manifest.keys()].filter((p) => p.startsWith(`${VMAIL_DIR}/`) && !sent.transferred.has(p) && !sent.linked.has(p));
+        const unchanged = [...manifest.keys()].filter((p) => p.startsWith(`${VMAIL_DIR}/`) && !sent.transferred.has(p) && !sent.linked.has(p) && !sent.arrived.has(p));
         summary.hardLinks = await checkHardLinks(ctx, staging, unchanged);
         if (summary.hardLinks && summary.hardLinks.linked === 0) summary.warnings.push('hard links do not work on this Storage Box: unchanged files were stored as copies');
       }
@@ -145,9 +145,7 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
         files: list.length,
         bytes: summary.backupBytes,
         archives: dumped.archives.map((a) => ({ component: a.component, file: a.file.split('/').pop(), bytes: a.bytes })),
-        vmail: tree
-          ? { dir: VMAIL_DIR, files: tree.files.length, dirs: tree.dirs.length, bytes: tree.files.reduce((a, f) => a + f.size, 0), owner: ownershipOf(tree), modes: dirModes(tree) }
-          : undefined,
+        vmail: tree ? { dir: VMAIL_DIR, ...countUnder(list, `${VMAIL_DIR}/`), dirs: tree.dirs.length, owner: ownershipOf(tree), modes: dirModes(tree) } : undefined,
         basedOn: prev ?? null,
         encryption,
       };
@@ -209,6 +207,37 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
     await lock?.release();
   }
   return summary;
+}
+
+/**
+ * Mail deleted between the hashing and rsync's walk leaves the manifest; mail delivered meanwhile
+ * (on the box now, not in the manifest) is hashed here and verified on the box like all sent files.
+ */
+async function settleTally(ctx: RunContext, tally: UploadTally, linked: ReadonlySet<string>, manifest: Map<string, ManifestEntry>, src: Source): Promise<string[]> {
+  const { missing, extra } = tally.result(linked);
+  for (const p of missing) manifest.delete(p);
+  if (missing.length) ctx.log.info(`${missing.length} file(s) were deleted before they were sent (mail deleted meanwhile)`);
+  if (extra.length === 0) return extra;
+  const files: { path: string; size: number; mtimeMs: number }[] = [];
+  for (const p of extra) {
+    const rel = p.slice(src.prefix.length + 1);
+    const st = await lstat(join(src.root, rel)).catch(() => undefined);
+    // Gone again: the box's copy is what the backup holds, and verify takes the box's hash for it.
+    if (!st) manifest.set(p, { path: p, hash: '', size: 0, mtimeMs: 0 });
+    else files.push({ path: rel, size: st.size, mtimeMs: Math.floor(st.mtimeMs) });
+  }
+  const { entries, stats } = await hashFiles([{ root: src.root, prefix: src.prefix, files }], new Map());
+  for (const [p, e] of entries) manifest.set(p, e);
+  for (const p of stats.vanished) manifest.set(p, { path: p, hash: '', size: 0, mtimeMs: 0 });
+  ctx.log.info(`${extra.length} file(s) arrived after the hashing and were sent: hashed now, verified on the box`);
+  return extra;
+}
+
+function countUnder(entries: readonly ManifestEntry[], prefix: string): { files: number; bytes: number } {
+  let files = 0;
+  let bytes = 0;
+  for (const e of entries) if (e.path.startsWith(prefix)) (files++, (bytes += e.size));
+  return { files, bytes };
 }
 
 /** Folder modes that are not the usual 0700/0755, so restore can put them back. */

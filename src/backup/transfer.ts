@@ -19,8 +19,10 @@ export interface Source {
   root: string;
   /** Where it lands inside the backup folder: '' for the dump, 'vmail' for the mail tree. */
   prefix: string;
-  /** For vmail: the exact list (files and folders) to send, relative to root. */
+  /** An exact list (files and folders) to send, relative to root (a re-send of a few files). */
   list?: string[];
+  /** The whole folder, every file reported to `onFile` (the mail tree: see UploadTally). */
+  tree?: boolean;
 }
 
 export interface TransferOutcome {
@@ -40,7 +42,15 @@ async function writeLines(file: string, lines: readonly string[], sep: string): 
   }
 }
 
-export async function uploadSource(ctx: RunContext, src: Source, staging: string, linkBases: string[], runDir: string, extra: Partial<UploadArgs> = {}): Promise<TransferOutcome> {
+export async function uploadSource(
+  ctx: RunContext,
+  src: Source,
+  staging: string,
+  linkBases: string[],
+  runDir: string,
+  extra: Partial<UploadArgs> = {},
+  onFile?: (path: string, code: string) => void,
+): Promise<TransferOutcome> {
   let filesFrom: string | undefined;
   if (src.list) {
     filesFrom = join(runDir, `files-${src.prefix || 'dump'}.list`);
@@ -56,6 +66,7 @@ export async function uploadSource(ctx: RunContext, src: Source, staging: string
       dest,
       linkDest: linkBases.map((b) => (src.prefix ? `${b}/${src.prefix}` : b)),
       filesFrom,
+      tree: !src.list && src.tree,
       timeoutSec: ctx.config.RSYNC_TIMEOUT,
       bwlimitKBps: ctx.config.BWLIMIT_KBPS,
       keepExtraneous: true,
@@ -64,6 +75,7 @@ export async function uploadSource(ctx: RunContext, src: Source, staging: string
     },
     `uploading ${src.prefix || 'the dump'} to the Storage Box`,
     src.prefix,
+    onFile,
   );
   return {
     transferred: r.transferred,

@@ -81,6 +81,12 @@ export interface UploadArgs {
   linkDest: string[];
   /** NUL-separated list of paths relative to source; without it the whole folder is sent. */
   filesFrom?: string;
+  /**
+   * The whole folder, every file itemized (-ii, so unchanged and linked files are reported too),
+   * symlinks and special files skipped as the manifest skips them. Faster than --files-from for
+   * a big tree: rsync reads a --files-from list one byte per system call (38k files: +5 s).
+   */
+  tree?: boolean;
   timeoutSec: number;
   bwlimitKBps: number;
   /** Keep files already at the destination that are not in the source. */
@@ -93,7 +99,7 @@ export interface UploadArgs {
 
 export function uploadArgs(a: UploadArgs): string[] {
   return [
-    '-rlpt', // never -a: the box cannot keep owner/group and would then never link
+    a.tree ? '-rpt' : '-rlpt', // never -a: the box cannot keep owner/group and would then never link
     ...(a.filesFrom ? ['--files-from', a.filesFrom, '--from0', '--no-r', '--dirs'] : []),
     ...(a.ignoreTimes ? ['--ignore-times'] : []),
     ...(a.checksum ? ['--checksum'] : []),
@@ -102,7 +108,7 @@ export function uploadArgs(a: UploadArgs): string[] {
     '--fuzzy', // a maildir flag rename finds its old copy in the link-dest base
     ...a.linkDest.slice(0, 20).map((d) => `--link-dest=${boxAbsolute(d)}`),
     ...(a.keepExtraneous || a.filesFrom ? [] : ['--delete']),
-    '--itemize-changes',
+    ...(a.tree ? ['-ii'] : ['--itemize-changes']),
     '--stats',
     `--timeout=${a.timeoutSec}`,
     ...(a.bwlimitKBps > 0 ? [`--bwlimit=${a.bwlimitKBps}`] : []),
@@ -112,9 +118,12 @@ export function uploadArgs(a: UploadArgs): string[] {
   ];
 }
 
-/** rsync's itemize line: `>f+++++++++ path`; names are escaped as \#ooo for unprintables. */
+/**
+ * rsync's itemize line: `>f+++++++++ path`, or with -ii `hf          path` (linked to a
+ * --link-dest basis) and `.f          path` (already there); names are escaped as \#ooo.
+ */
 export function parseItemize(line: string): { code: string; path: string } | undefined {
-  const m = /^([<>ch.*][fdLDS][^ ]{9}) (.+)$/.exec(line);
+  const m = /^([<>ch.][fdLDS](?:[^ ]{9}| {9})) (.+)$/.exec(line);
   if (!m) return undefined;
   return { code: m[1]!, path: unescapeRsync(m[2]!) };
 }
