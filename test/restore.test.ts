@@ -216,10 +216,14 @@ describe('restore-from-hetzner on the sandbox', { timeout: 240_000 }, () => {
     const actions = (await fsp.readFile(path.join(sb.mailcow.path, 'standin-actions.log'), 'utf8').catch(() => '')).length;
     const p = spawn(process.execPath, [RESTORE_CLI, '--backup', 'latest', '--components', 'all', '--yes', '--config', sb.configPath], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let signalled = false;
     const sent = new Promise<void>((resolve) => {
       const onData = (d: Buffer) => {
         out += d;
-        if (/reading .*record/.test(out)) {
+        // One Ctrl-C: a second one sent on a later chunk could land while node is already
+        // tearing down (its handlers gone) and kill it by the signal.
+        if (!signalled && /reading .*record/.test(out)) {
+          signalled = true;
           p.kill('SIGINT');
           resolve();
         }

@@ -120,6 +120,9 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
       const full = staleStagings.length > 0 || !prev;
       const toCheck = [...manifest.keys()].filter((p) => full || sent.transferred.has(p) || sent.linked.has(p) || sent.arrived.has(p));
       const v = await verifyOnBox(ctx, staging, manifest, toCheck, sources, runDir!, sent.transferred);
+      // A late file that vanished here and whose copy the box could not hash by name has no
+      // hash: it leaves the manifest rather than put a line sha256sum -c cannot read into it.
+      for (const [p, e] of manifest) if (!e.hash) (manifest.delete(p), ctx.log.warn(`${p} arrived and vanished during the run; it is on the box but not in the manifest`));
       summary.verifiedOnBox = v.checked;
       summary.changedDuringRun = v.changedDuringRun.length;
       summary.vanishedDuringRun = v.vanishedDuringRun.length;
@@ -215,8 +218,9 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
  */
 async function settleTally(ctx: RunContext, tally: UploadTally, linked: ReadonlySet<string>, manifest: Map<string, ManifestEntry>, src: Source): Promise<string[]> {
   const { missing, extra } = tally.result(linked);
-  for (const p of missing) manifest.delete(p);
-  if (missing.length) ctx.log.info(`${missing.length} file(s) were deleted before they were sent (mail deleted meanwhile)`);
+  // Those rsync reported as vanished are gone from the manifest already.
+  const dropped = missing.filter((p) => manifest.delete(p)).length;
+  if (dropped) ctx.log.info(`${dropped} file(s) were deleted before they were sent (mail deleted meanwhile)`);
   if (extra.length === 0) return extra;
   const files: { path: string; size: number; mtimeMs: number }[] = [];
   for (const p of extra) {
