@@ -15,9 +15,9 @@ import { parseConfigText } from '../src/config/load.js';
 import { isUserError } from '../src/errors.js';
 import { mailCryptVerdict } from '../src/plan/mail-crypt.js';
 import { sampleMessages } from '../src/adapters/mail-crypt.js';
-import { backup, publishedOnBox, ROOT, runCli, sha256File, treeHashes } from './support/cli.js';
+import { backup, publishedOnBox, RESTORE_CLI, runCli, sha256File, treeHashes } from './support/cli.js';
+import { openComponentList, startWizard } from './support/tmux.js';
 
-const RESTORE_CLI = path.join(ROOT, 'dist/src/cli/restore-from-hetzner.js');
 const VOLS = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
 const ARCHIVES = ['backup_crypt.tar.zst', 'backup_mariadb.tar.zst', 'backup_postfix.tar.zst', 'backup_redis.tar.zst', 'backup_rspamd.tar.zst'];
 
@@ -169,53 +169,29 @@ describe('age encryption of the components', { timeout: 300_000 }, () => {
   });
 
   it('the wizard asks for the identity file of an encrypted backup, shows it checked, and restores with it', async () => {
-    const session = `age-wizard-${process.pid}`;
-    const tmux = (...args: string[]) => execFileSync('tmux', args, { encoding: 'utf8' });
-    const sh = (v: string) => `'${v.replace(/'/g, `'\\''`)}'`;
-    const waitFor = async (re: RegExp, ms = 40_000) => {
-      const end = Date.now() + ms;
-      let screen = '';
-      while (Date.now() < end) {
-        screen = tmux('capture-pane', '-p', '-t', session);
-        if (re.test(screen)) return screen;
-        await new Promise((r) => setTimeout(r, 150));
-      }
-      throw new Error(`timed out waiting for ${re}:\n${screen}`);
-    };
     const crypt = sb.mailcow.volume('crypt');
     await fsp.writeFile(path.join(crypt, 'ecpubkey.pem'), 'not the key');
-    const envs = Object.entries(env).map(([k, v]) => `${k}=${sh(v)}`).join(' ');
-    tmux('new-session', '-d', '-s', session, '-x', '220', '-y', '50', `env ${envs} ${sh(process.execPath)} ${sh(RESTORE_CLI)} --config ${sh(sb.configPath)}; echo "WIZARD-EXIT=$?"; sleep 60`);
+    const t = startWizard(`age-wizard-${process.pid}`, RESTORE_CLI, ['--config', sb.configPath], env, 220);
     try {
-      await waitFor(/Which backup\?/);
-      tmux('send-keys', '-t', session, 'Enter');
-      await waitFor(/What should be restored\?/);
-      tmux('send-keys', '-t', session, 'Down');
-      await waitFor(/❯ chosen components|> chosen components/);
-      tmux('send-keys', '-t', session, 'Enter');
-      await waitFor(/Components/);
-      tmux('send-keys', '-t', session, 'Down');
-      tmux('send-keys', '-t', session, 'Space'); // crypt
-      await waitFor(/◉ crypt|\(\*\) crypt|◉.*crypt/);
-      tmux('send-keys', '-t', session, 'Enter');
-      const asked = await waitFor(/Path of the age identity file/);
+      await openComponentList(t);
+      t.keys('Down');
+      t.keys('Space'); // crypt
+      await t.waitFor(/◉ crypt|\(\*\) crypt|◉.*crypt/);
+      t.keys('Enter');
+      const asked = await t.waitFor(/Path of the age identity file/);
       assert.match(asked, /is encrypted with age/);
-      tmux('send-keys', '-t', session, '-l', identity);
-      tmux('send-keys', '-t', session, 'Enter');
-      const plan = await waitFor(/Type RESTORE to start/);
+      t.type(identity);
+      t.keys('Enter');
+      const plan = await t.waitFor(/Type RESTORE to start/);
       assert.match(plan, /OK\s+encryption\s+age: .* decrypts this backup/);
       assert.ok(!plan.includes(secretKey), 'the private key is not shown');
-      tmux('send-keys', '-t', session, '-l', 'RESTORE');
-      tmux('send-keys', '-t', session, 'Enter');
-      const done = await waitFor(/WIZARD-EXIT=\d+/, 90_000);
+      t.type('RESTORE');
+      t.keys('Enter');
+      const done = await t.waitFor(/WIZARD-EXIT=\d+/, 90_000);
       assert.match(done, /WIZARD-EXIT=0/, done);
       assert.deepEqual(await treeHashes(crypt), atBackup.crypt);
     } finally {
-      try {
-        tmux('kill-session', '-t', session);
-      } catch {
-        /* gone */
-      }
+      t.close();
     }
   });
 

@@ -9,9 +9,8 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateDatabases } from '../src/sandbox/mailcow-standin.js';
-import { backup, ROOT, treeHashes } from './support/cli.js';
+import { backup, RESTORE_CLI, treeHashes } from './support/cli.js';
 
-const RESTORE_CLI = join(ROOT, 'dist/src/cli/restore-from-hetzner.js');
 const ORDER = ['crypt', 'mysql', 'redis', 'rspamd', 'postfix', 'vmail'] as const;
 
 let sb: Sandbox;

@@ -6,18 +6,14 @@ import { spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { createStandinMailcow, mutateDatabases } from '../src/sandbox/mailcow-standin.js';
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { createLogger } from '../src/adapters/logger.js';
 import { runMailcowRestore } from '../src/restore/mailcow-restore.js';
 import { formatChecksumLine, isManifestPart, readManifest } from '../src/plan/manifest.js';
-import { runCli, treeHashes } from './support/cli.js';
+import { BACKUP_CLI, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
 
-const root = path.resolve(fileURLToPath(new URL('../../', import.meta.url)));
-const BACKUP_CLI = path.join(root, 'dist/src/cli/backup-to-hetzner.js');
-const RESTORE_CLI = path.join(root, 'dist/src/cli/restore-from-hetzner.js');
 const VOLS = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
 
 

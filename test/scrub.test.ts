@@ -2,8 +2,7 @@
 // names the box shell refuses are downloaded and hashed here. And hostile names on the box: never
 // sent to a remote command, never deleted, never offered for restore.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -11,8 +10,8 @@ import { buildContext } from '../src/cli/main.js';
 import { runScrub, scrubExitCode, scrubText, type ScrubOptions } from '../src/backup/scrub.js';
 import { isShellSafe } from '../src/plan/box-command.js';
 import { formatChecksumLine, isManifestPart, readManifest } from '../src/plan/manifest.js';
-import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
-import { backup, publishedOnBox, runCli, ROOT, sleep, flipByte , backupsOnBox } from './support/cli.js';
+import type { Sandbox } from '../src/sandbox/sandbox.js';
+import { backup, publishedOnBox, runCli, ROOT, sleep, flipByte , removeSandbox, sandboxWithBackups } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -39,17 +38,10 @@ async function checksumPaths(name: string): Promise<string[]> {
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mcb-scrub-'));
-  sb = await createSandbox({ dir, mailBytes: 1024 * 1024, seed: 21, strict: true });
-  boxBackups = join(sb.box.root, sb.remotePath);
-  names = await backupsOnBox(sb, 2);
-  assert.equal(names.length, 2);
+  ({ sb, dir, boxBackups, names } = await sandboxWithBackups('mcb-scrub-', { mailBytes: 1024 * 1024, seed: 21 }, 2));
 });
 
-after(async () => {
-  await sb?.stop();
-  await rm(dir, { recursive: true, force: true, maxRetries: 5 });
-});
+after(() => removeSandbox(sb, dir));
 
 describe('verify (scrub)', () => {
   test('every published backup is OK; the box hashes, names it cannot take are downloaded', async () => {

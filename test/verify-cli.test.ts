@@ -1,13 +1,12 @@
 // `backup-to-hetzner verify` and the periodic scrub of the daily run, through the real commands:
 // what an admin reads and the exit code they get, and what `status` says afterwards.
 import assert from 'node:assert/strict';
-import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readManifest } from '../src/plan/manifest.js';
 import { after, before, describe, test } from 'node:test';
-import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
-import { backup, publishedOnBox, sleep, flipByte , backupsOnBox } from './support/cli.js';
+import type { Sandbox } from '../src/sandbox/sandbox.js';
+import { backup, publishedOnBox, sleep, flipByte , removeSandbox, sandboxWithBackups } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -22,17 +21,10 @@ async function firstMailFile(name: string): Promise<string> {
 }
 
 before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mcb-verify-'));
-  sb = await createSandbox({ dir, mailBytes: 512 * 1024, seed: 33, strict: true });
-  boxBackups = join(sb.box.root, sb.remotePath);
-  names = await backupsOnBox(sb, 2);
-  assert.equal(names.length, 2);
+  ({ sb, dir, boxBackups, names } = await sandboxWithBackups('mcb-verify-', { mailBytes: 512 * 1024, seed: 33 }, 2));
 });
 
-after(async () => {
-  await sb?.stop();
-  await rm(dir, { recursive: true, force: true, maxRetries: 5 });
-});
+after(() => removeSandbox(sb, dir));
 
 describe('backup-to-hetzner verify', () => {
   test('all backups OK: one line each, exit 0; --latest checks only the newest', async () => {

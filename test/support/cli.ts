@@ -2,12 +2,15 @@
 // what landed on the loopback Storage Box.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { copyFile, lstat, open, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { copyFile, lstat, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createSandbox, type Sandbox } from '../../src/sandbox/sandbox.js';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const BACKUP_CLI = join(ROOT, 'dist/src/cli/backup-to-hetzner.js');
+export const RESTORE_CLI = join(ROOT, 'dist/src/cli/restore-from-hetzner.js');
 
 export interface CliResult {
   code: number;
@@ -89,4 +92,18 @@ export async function backupsOnBox(sb: { configPath: string; env: Record<string,
     if (r.code !== 0) throw new Error(`backup run ${i + 1} exited ${r.code}: ${r.stderr.slice(-2000)}`);
   }
   return publishedOnBox(sb.box.root, sb.remotePath);
+}
+
+/** A strict-mode sandbox in a fresh temp folder with `count` backups published on its box. */
+export async function sandboxWithBackups(prefix: string, opts: { mailBytes: number; seed: number }, count: number): Promise<{ sb: Sandbox; dir: string; boxBackups: string; names: string[] }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const sb = await createSandbox({ dir, ...opts, strict: true });
+  const names = await backupsOnBox(sb, count);
+  if (names.length !== count) throw new Error(`${names.length} backups on the box, wanted ${count}`);
+  return { sb, dir, boxBackups: join(sb.box.root, sb.remotePath), names };
+}
+
+export async function removeSandbox(sb: Sandbox | undefined, dir: string | undefined): Promise<void> {
+  await sb?.stop();
+  if (dir) await rm(dir, { recursive: true, force: true, maxRetries: 5 });
 }
