@@ -7,7 +7,11 @@ import type { Exec } from './exec.js';
 import type { Logger } from './logger.js';
 
 export interface UploadResult {
-  /** Paths (relative to the source) whose data was sent: these must be verified on the box. */
+  /**
+   * Paths (relative to the source) whose data was sent: these must be verified on the box.
+   * Empty when `onFile` is given: then the caller keeps that account (a first backup of a large
+   * mail tree sends every file, too many for a set of strings; see VmailIndex).
+   */
   transferred: Set<string>;
   /** Paths that disappeared between the listing and the transfer. */
   vanished: Set<string>;
@@ -43,8 +47,8 @@ export async function rsyncUpload(exec: Exec, log: Logger, a: UploadArgs, what: 
           // '<f' is a file sent to the box (upload); '>f' one received (when the box is the source).
           if (item.code[1] !== 'f') return;
           const path = under(item.path);
-          if (item.code[0] === '<' || item.code[0] === '>') transferred.add(path);
-          onFile?.(path, item.code);
+          if (onFile) onFile(path, item.code);
+          else if (item.code[0] === '<' || item.code[0] === '>') transferred.add(path);
           return;
         }
         if (/^(Number of|Total|Literal data|Matched data|File list|sent |total size)/.test(line)) statLines.push(line);

@@ -5,15 +5,16 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { acquireLock, type HeldLock } from '../adapters/lock.js';
 import { errorText, isUserError, UserError } from '../errors.js';
-import { planRenameLinks, type ManifestEntry, type RenameLink } from '../plan/manifest.js';
+import { BackupManifest } from '../plan/backup-manifest.js';
+import { planRenameLinks, type RenameLink } from '../plan/manifest.js';
 import { isStagingName, publishedBackups, stagingNameFor } from '../plan/names.js';
-import { UploadTally } from '../plan/upload-tally.js';
+import type { VmailIndex } from '../plan/vmail-index.js';
 import type { RunSummary } from '../plan/report.js';
 import { TOOL_VERSION } from '../version.js';
 import { phase, type PhaseTiming, type RunContext } from './context.js';
 import { encryptDump } from './encrypt.js';
 import { dump, makeRunDir, removeStaleRunDirs } from './dump.js';
-import { hashFiles, loadHashCache, ownershipOf, saveHashCache, scanTree, type HashSource, type VmailTree } from './manifest-step.js';
+import { hashFiles, hashIndex, PreviousManifest, saveHashCache, walkTree, type TreeWalk } from './manifest-step.js';
 import { cachePath, preflight } from './preflight.js';
 import { pruneLocal, pruneRemote } from './prune.js';
 import { runScrub } from './scrub.js';
@@ -65,7 +66,7 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
     if (encryption) summary.encrypted = { files: encryption.files.length, recipients: encryption.recipients.map((r) => r.fingerprint) };
 
     // Manifest: the dump's files and the vmail tree, hashed; unchanged files reuse last hash.
-    let tree: VmailTree | undefined;
+    let walk: TreeWalk | undefined;
     let renames: RenameLink[] = [];
     const manifest = await phase(timings, 'manifest', ctx.log, async () => {
       const dumpFiles: { path: string; size: number; mtimeMs: number }[] = [];
@@ -73,42 +74,49 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
         const st = await stat(join(dumped.folder, n));
         if (st.isFile()) dumpFiles.push({ path: n, size: st.size, mtimeMs: Math.floor(st.mtimeMs) });
       }
-      const sources: HashSource[] = [{ root: dumped.folder, prefix: '', files: dumpFiles }];
-      if (pre.vmailPath) {
-        tree = await scanTree(pre.vmailPath);
-        sources.push({ root: pre.vmailPath, prefix: VMAIL_DIR, files: tree.files });
-      }
-      const previousManifest = await loadHashCache(cachePath(c));
-      const { entries: m, stats } = await hashFiles(sources, previousManifest);
-      // Renamed messages: the previous manifest knows their content under the old name.
-      if (prev) renames = planRenameLinks(m, previousManifest, (p) => p.startsWith(`${VMAIL_DIR}/`));
+      const previous = await PreviousManifest.open(cachePath(c), VMAIL_DIR);
+      const { entries: other, stats } = await hashFiles([{ root: dumped.folder, prefix: '', files: dumpFiles }], previous.other);
+      let vanished = stats.vanished.length;
       summary.hashed = stats.hashed;
       summary.hashReused = stats.reused;
-      if (stats.vanished.length) ctx.log.info(`${stats.vanished.length} file(s) vanished before they were hashed (mail deleted meanwhile)`);
-      return m;
+      if (pre.vmailPath) {
+        walk = await walkTree(pre.vmailPath, VMAIL_DIR, previous);
+        const s = await hashIndex(walk.index, pre.vmailPath);
+        summary.hashed += s.hashed;
+        summary.hashReused += walk.reused;
+        vanished += s.vanished.length;
+        // Renamed messages: the previous manifest knows their content under the old name.
+        if (prev) renames = planRenameLinks(walk.index.added(), previous.gone);
+      }
+      if (vanished) ctx.log.info(`${vanished} file(s) vanished before they were hashed (mail deleted meanwhile)`);
+      return new BackupManifest(other, walk?.index);
     });
 
     // Upload into the staging folder, against the newest published backup (and the staging
     // folders of dead runs, whose files then need a full check since nobody verified them).
     const linkBases = [...(prev ? [`${root}/${prev}`] : []), ...staleStagings.map((s) => `${root}/${s}`)];
     const sources: Source[] = [{ root: dumped.folder, prefix: '' }];
-    if (pre.vmailPath && tree) sources.push({ root: pre.vmailPath, prefix: VMAIL_DIR, tree: true });
+    if (pre.vmailPath && walk) sources.push({ root: pre.vmailPath, prefix: VMAIL_DIR, tree: true });
     const sent = await phase(timings, 'upload', ctx.log, async () => {
       await ctx.box.mkdirp(pre.vmailPath ? `${staging}/${VMAIL_DIR}` : staging);
       // Renamed messages: linked to the previous backup's copy, so rsync need not store them again.
       const linked = prev && renames.length ? await linkRenamesOnBox(ctx, staging, `${root}/${prev}`, renames) : new Set<string>();
+      // Sent files outside the mail tree; the tree's are flagged in its index.
       const transferred = new Set<string>();
       const arrived = new Set<string>();
+      const index = walk?.index;
       let bytesSent = 0;
       let totalSize = 0;
       for (const src of sources) {
-        const tally = src.tree ? new UploadTally([...manifest.keys()].filter((p) => p.startsWith(`${src.prefix}/`))) : undefined;
-        const r = await uploadSource(ctx, src, staging, linkBases, runDir!, {}, tally && ((p) => tally.seen(p)));
+        // The tree as rsync walked it, set against the index: late mail is collected here.
+        const late: string[] = [];
+        const tree = src.tree ? index : undefined;
+        const r = await uploadSource(ctx, src, staging, linkBases, runDir!, {}, tree && ((p, code) => void (tree.markSeen(p, code[0] === '<') || late.push(p))));
         r.transferred.forEach((p) => transferred.add(p));
         // A linked file that vanished meanwhile is still a whole copy of it: keep it described.
         for (const p of r.vanished) if (!linked.has(p)) manifest.delete(p);
         if (r.vanished.size) ctx.log.info(`${r.vanished.size} file(s) vanished before they were sent (mail deleted meanwhile)`);
-        if (tally) (await settleTally(ctx, tally, linked, manifest, src)).forEach((p) => arrived.add(p));
+        if (tree) (await settleTally(ctx, tree, late, linked, manifest, src)).forEach((p) => arrived.add(p));
         bytesSent += r.bytesSent;
         totalSize += r.totalSize;
       }
@@ -118,17 +126,21 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
 
     await phase(timings, 'verify', ctx.log, async () => {
       const full = staleStagings.length > 0 || !prev;
-      const toCheck = [...manifest.keys()].filter((p) => full || sent.transferred.has(p) || sent.linked.has(p) || sent.arrived.has(p));
-      const v = await verifyOnBox(ctx, staging, manifest, toCheck, sources, runDir!, sent.transferred);
+      const index = walk?.index;
+      const wasSent = (p: string) => sent.transferred.has(p) || sent.arrived.has(p) || !!index?.wasSent(p);
+      const changed = new Set(full ? [] : [...sent.transferred, ...(index?.sent() ?? []), ...sent.linked, ...sent.arrived]);
+      const toCheck = full ? manifest.paths() : [...changed].filter((p) => manifest.has(p));
+      const v = await verifyOnBox(ctx, staging, manifest, toCheck, sources, runDir!, wasSent);
       // A late file that vanished here and whose copy the box could not hash by name has no
       // hash: it leaves the manifest rather than put a line sha256sum -c cannot read into it.
-      for (const [p, e] of manifest) if (!e.hash) (manifest.delete(p), ctx.log.warn(`${p} arrived and vanished during the run; it is on the box but not in the manifest`));
+      for (const p of [...manifest.unhashed()]) (manifest.delete(p), ctx.log.warn(`${p} arrived and vanished during the run; it is on the box but not in the manifest`));
       summary.verifiedOnBox = v.checked;
       summary.changedDuringRun = v.changedDuringRun.length;
       summary.vanishedDuringRun = v.vanishedDuringRun.length;
-      if (prev) {
-        const unchanged = [...manifest.keys()].filter((p) => p.startsWith(`${VMAIL_DIR}/`) && !sent.transferred.has(p) && !sent.linked.has(p) && !sent.arrived.has(p));
-        summary.hardLinks = await checkHardLinks(ctx, staging, unchanged);
+      if (prev && index) {
+        summary.hardLinks = await checkHardLinks(ctx, staging, (function* unchanged() {
+          for (const p of index.paths()) if (!wasSent(p) && !sent.linked.has(p)) yield p;
+        })());
         if (summary.hardLinks && summary.hardLinks.linked === 0) summary.warnings.push('hard links do not work on this Storage Box: unchanged files were stored as copies');
       }
     });
@@ -136,27 +148,27 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
     await phase(timings, 'publish', ctx.log, async () => {
       const meta = join(runDir!, 'meta');
       await mkdir(meta, { recursive: true });
-      const list = [...manifest.values()];
-      summary.files = list.length;
-      summary.backupBytes = list.reduce((a, e) => a + e.size, 0);
+      const totals = manifest.totals();
+      summary.files = totals.files;
+      summary.backupBytes = totals.bytes;
       const record = {
         tool: { name: 'mailcow-cold-standby', version: TOOL_VERSION },
         name,
         host: summary.host,
         createdAt: ctx.now().toISOString(),
         components: c.BACKUP_COMPONENTS,
-        files: list.length,
+        files: totals.files,
         bytes: summary.backupBytes,
         archives: dumped.archives.map((a) => ({ component: a.component, file: a.file.split('/').pop(), bytes: a.bytes })),
-        vmail: tree ? { dir: VMAIL_DIR, ...countUnder(list, `${VMAIL_DIR}/`), dirs: tree.dirs.length, owner: ownershipOf(tree), modes: dirModes(tree) } : undefined,
+        vmail: walk ? { dir: VMAIL_DIR, ...walk.index.totals(), dirs: walk.index.dirCount, owner: walk.index.ownership(), modes: walk.index.dirModes() } : undefined,
         basedOn: prev ?? null,
         encryption,
       };
-      await uploadManifest(ctx, staging, meta, list, record, prev ? [`${root}/${prev}`] : [], runDir!);
+      await uploadManifest(ctx, staging, meta, manifest, record, prev ? [`${root}/${prev}`] : [], runDir!);
       await ctx.box.rename(staging, `${root}/${name}`);
       published = true;
       ctx.log.info(`published ${root}/${name}`);
-      await saveHashCache(cachePath(c), list as Iterable<ManifestEntry>);
+      await saveHashCache(cachePath(c), manifest);
     });
 
     // Before prune: what the scrub finds damaged, retention will not count as good (scrub.json).
@@ -214,39 +226,25 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
 
 /**
  * Mail deleted between the hashing and rsync's walk leaves the manifest; mail delivered meanwhile
- * (on the box now, not in the manifest) is hashed here and verified on the box like all sent files.
+ * (`late`: on the box now, not in the index) is hashed here and verified on the box like all sent
+ * files. Files linked on the box before rsync ran (renames) stay whether or not rsync saw them.
  */
-async function settleTally(ctx: RunContext, tally: UploadTally, linked: ReadonlySet<string>, manifest: Map<string, ManifestEntry>, src: Source): Promise<string[]> {
-  const { missing, extra } = tally.result(linked);
+async function settleTally(ctx: RunContext, index: VmailIndex, late: string[], linked: ReadonlySet<string>, manifest: BackupManifest, src: Source): Promise<string[]> {
   // Those rsync reported as vanished are gone from the manifest already.
-  const dropped = missing.filter((p) => manifest.delete(p)).length;
+  const dropped = [...index.unseen()].filter((p) => !linked.has(p) && manifest.delete(p)).length;
   if (dropped) ctx.log.info(`${dropped} file(s) were deleted before they were sent (mail deleted meanwhile)`);
-  if (extra.length === 0) return extra;
+  if (late.length === 0) return late;
   const files: { path: string; size: number; mtimeMs: number }[] = [];
-  for (const p of extra) {
+  for (const p of late) {
     const rel = p.slice(src.prefix.length + 1);
     const st = await lstat(join(src.root, rel)).catch(() => undefined);
     // Gone again: the box's copy is what the backup holds, and verify takes the box's hash for it.
-    if (!st) manifest.set(p, { path: p, hash: '', size: 0, mtimeMs: 0 });
+    if (!st) manifest.set(p, { hash: '', size: 0, mtimeMs: 0 });
     else files.push({ path: rel, size: st.size, mtimeMs: Math.floor(st.mtimeMs) });
   }
   const { entries, stats } = await hashFiles([{ root: src.root, prefix: src.prefix, files }], new Map());
   for (const [p, e] of entries) manifest.set(p, e);
-  for (const p of stats.vanished) manifest.set(p, { path: p, hash: '', size: 0, mtimeMs: 0 });
-  ctx.log.info(`${extra.length} file(s) arrived after the hashing and were sent: hashed now, verified on the box`);
-  return extra;
-}
-
-function countUnder(entries: readonly ManifestEntry[], prefix: string): { files: number; bytes: number } {
-  let files = 0;
-  let bytes = 0;
-  for (const e of entries) if (e.path.startsWith(prefix)) (files++, (bytes += e.size));
-  return { files, bytes };
-}
-
-/** Folder modes that are not the usual 0700/0755, so restore can put them back. */
-function dirModes(tree: VmailTree): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const d of tree.dirs) if (d.mode !== 0o700 && d.mode !== 0o755) out[d.path] = d.mode;
-  return out;
+  for (const p of stats.vanished) manifest.set(p, { hash: '', size: 0, mtimeMs: 0 });
+  ctx.log.info(`${late.length} file(s) arrived after the hashing and were sent: hashed now, verified on the box`);
+  return late;
 }

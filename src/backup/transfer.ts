@@ -8,7 +8,8 @@ import { createHashPool } from '../adapters/hash.js';
 import { rsyncUpload } from '../adapters/rsync.js';
 import { isUserError, UserError } from '../errors.js';
 import { isShellSafe } from '../plan/box-command.js';
-import { CHECKSUM_FILE, encodeManifestPart, formatChecksums, judgeMismatch, layoutManifest, MANIFEST_DIR, RECORD_FILE, type ManifestEntry, type RenameLink } from '../plan/manifest.js';
+import type { BackupManifest } from '../plan/backup-manifest.js';
+import { CHECKSUM_FILE, encodeManifestPart, formatChecksums, judgeMismatch, MANIFEST_DIR, RECORD_FILE, type RenameLink } from '../plan/manifest.js';
 import { parseItemize, rsyncRemoteShell, remoteSpec, type UploadArgs } from '../plan/transport-args.js';
 import type { RunContext } from './context.js';
 
@@ -132,37 +133,46 @@ export interface VerifyOutcome {
 export async function verifyOnBox(
   ctx: RunContext,
   staging: string,
-  manifest: Map<string, ManifestEntry>,
-  paths: string[],
+  manifest: BackupManifest,
+  /** Read lazily, 2,000 at a time: a first backup's every file need not be listed at once. */
+  paths: Iterable<string>,
   sources: Source[],
   runDir: string,
-  /** Files whose data crossed the wire in this run; others came from a link-dest basis. */
-  transferred: Set<string>,
+  /** Whether a file's data crossed the wire in this run; others came from a link-dest basis. */
+  transferred: (path: string) => boolean,
 ): Promise<VerifyOutcome> {
-  const out: VerifyOutcome = { checked: paths.length, changedDuringRun: [], vanishedDuringRun: [], viaRsyncChecksum: 0 };
+  const out: VerifyOutcome = { checked: 0, changedDuringRun: [], vanishedDuringRun: [], viaRsyncChecksum: 0 };
   const sourceOf = (p: string) => sources.find((s) => s.prefix && p.startsWith(`${s.prefix}/`)) ?? sources.find((s) => !s.prefix)!;
   const localOf = (p: string) => {
     const s = sourceOf(p);
     return { source: s, rel: s.prefix ? p.slice(s.prefix.length + 1) : p, abs: join(s.root, s.prefix ? p.slice(s.prefix.length + 1) : p) };
   };
 
-  const check = async (list: string[]): Promise<{ bad: string[]; boxHash: Map<string, string> }> => {
-    const safe = list.filter((p) => isShellSafe(`${staging}/${p}`));
-    const unsafe = list.filter((p) => !isShellSafe(`${staging}/${p}`));
+  const check = async (list: Iterable<string>): Promise<{ bad: string[]; boxHash: Map<string, string> }> => {
+    const unsafe: string[] = [];
     // The box's answers are compared chunk by chunk and only differences are kept: memory
     // stays flat however many files a first backup verifies.
     const boxHash = new Map<string, string>();
     const bad: string[] = [];
-    for (let i = 0; i < safe.length; i += 2000) {
-      const chunk = safe.slice(i, i + 2000);
-      const got = await ctx.box.sha256(chunk.map((p) => `${staging}/${p}`), (done) => ctx.log.debug(`verified ${i + done}/${safe.length} on the box`));
+    let chunk: string[] = [];
+    let done = 0;
+    const flush = async () => {
+      const got = await ctx.box.sha256(chunk.map((p) => `${staging}/${p}`), (n) => ctx.log.debug(`verified ${done + n} on the box`));
       for (const p of chunk) {
         const h = got.get(`${staging}/${p}`);
         if (h === manifest.get(p)?.hash) continue;
         bad.push(p);
         if (h) boxHash.set(p, h);
       }
+      done += chunk.length;
+      chunk = [];
+    };
+    for (const p of list) {
+      out.checked++;
+      if (!isShellSafe(`${staging}/${p}`)) unsafe.push(p);
+      else if (chunk.push(p) >= 2000) await flush();
     }
+    if (chunk.length) await flush();
     if (unsafe.length) {
       // Names the box shell cannot take (a folder like `.Entw&APw-rfe`): rsync makes the box
       // read the data instead and reports every file whose content differs from ours.
@@ -185,7 +195,7 @@ export async function verifyOnBox(
       const verdict = judgeMismatch(manifest.get(p)?.hash ?? '', now?.hash);
       // A file linked from a dead run's unverified staging folder may be bad without any fault
       // of this run: it is sent again. Bad data that this run sent fails the run.
-      if (verdict === 'corrupt-on-box' && transferred.has(p)) corrupt.push(p);
+      if (verdict === 'corrupt-on-box' && transferred(p)) corrupt.push(p);
       else if (verdict === 'corrupt-on-box') {
         ctx.log.warn(`${p} was linked from an unverified earlier upload and differs on the box; sending it again`);
         badBasis.add(p);
@@ -219,6 +229,7 @@ export async function verifyOnBox(
       if (mine.length) await uploadSource(ctx, { ...s, list: mine }, staging, [], runDir, { ignoreTimes: true });
     }
     const second = await check(resend);
+    out.checked -= resend.length;
     for (const p of second.bad) {
       const h = second.boxHash.get(p);
       if (badBasis.has(p)) throw new UserError('verify', `${p} is still different on the Storage Box after it was sent again; nothing was published`);
@@ -257,8 +268,9 @@ async function rsyncChecksumDiff(ctx: RunContext, staging: string, files: { sour
 }
 
 /** After a transfer: did --link-dest make hard links, or silently copies? */
-export async function checkHardLinks(ctx: RunContext, staging: string, unchanged: string[]): Promise<{ sampled: number; linked: number } | undefined> {
-  const sample = unchanged.filter((p) => isShellSafe(`${staging}/${p}`)).slice(0, 16);
+export async function checkHardLinks(ctx: RunContext, staging: string, unchanged: Iterable<string>): Promise<{ sampled: number; linked: number } | undefined> {
+  const sample: string[] = [];
+  for (const p of unchanged) if (isShellSafe(`${staging}/${p}`) && sample.push(p) >= 16) break;
   if (sample.length === 0) return undefined;
   const counts = await ctx.box.linkCounts(sample.map((p) => `${staging}/${p}`));
   const linked = counts.filter((n) => n >= 2).length;
@@ -279,14 +291,13 @@ const PART_MTIME = new Date('2000-01-01T00:00:00Z');
  * by content (--checksum) with the previous backup's, so an unchanged maildir folder's part
  * becomes a hard link to it and costs nothing.
  */
-export async function uploadManifest(ctx: RunContext, staging: string, meta: string, entries: Iterable<ManifestEntry>, record: unknown, linkBases: string[], runDir: string): Promise<void> {
-  const layout = layoutManifest(entries, VMAIL_DIR);
-  const top: { hash: string; path: string }[] = layout.top;
+export async function uploadManifest(ctx: RunContext, staging: string, meta: string, manifest: BackupManifest, record: unknown, linkBases: string[], runDir: string): Promise<void> {
+  const top: { hash: string; path: string }[] = manifest.top();
   const want = new Map<string, string>();
   const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
-  if (layout.parts.size) {
+  if (manifest.vmail) {
     await mkdir(join(meta, MANIFEST_DIR), { recursive: true });
-    for (const [part, list] of layout.parts) {
+    for (const [part, list] of manifest.parts()) {
       const bytes = encodeManifestPart(list);
       const hash = sha(bytes);
       await writeFile(join(meta, part), bytes);
@@ -294,7 +305,6 @@ export async function uploadManifest(ctx: RunContext, staging: string, meta: str
       top.push({ hash, path: part });
       want.set(`${staging}/${part}`, hash);
     }
-    layout.parts.clear();
     const sent = await uploadSource(ctx, { root: join(meta, MANIFEST_DIR), prefix: MANIFEST_DIR }, staging, linkBases, runDir, { checksum: true });
     // Linked parts are byte-identical (rsync compared content) to a verified backup's.
     for (const p of want.keys()) if (!sent.transferred.has(p.slice(staging.length + 1))) want.delete(p);

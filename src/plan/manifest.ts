@@ -115,28 +115,6 @@ export function describeManifestProblem(p: ManifestProblem): string {
   return `${p.file}, a part of the manifest, does not match its checksum in ${CHECKSUM_FILE}`;
 }
 
-/**
- * The manifest as files: what checksums.sha256 lists itself, and each part's entries (format
- * them with formatChecksums, one part at a time: no second copy of the whole manifest).
- */
-export function layoutManifest<E extends { hash: string; path: string }>(entries: Iterable<E>, mailDir = 'vmail'): { top: E[]; parts: Map<string, E[]> } {
-  const top: E[] = [];
-  const parts = new Map<string, E[]>();
-  const partOfDir = new Map<string, string | undefined>();
-  for (const e of entries) {
-    const dir = e.path.slice(0, e.path.lastIndexOf('/') + 1);
-    let part = partOfDir.get(dir);
-    if (part === undefined && !partOfDir.has(dir)) partOfDir.set(dir, (part = manifestPartOf(e.path, mailDir)));
-    if (!part) top.push(e);
-    else {
-      let l = parts.get(part);
-      if (!l) parts.set(part, (l = []));
-      l.push(e);
-    }
-  }
-  return { top, parts };
-}
-
 /** coreutils escapes a name holding a backslash, newline or CR and marks the line with '\'. */
 export function formatChecksumLine(hash: string, path: string): string {
   if (/[\\\n\r]/.test(path)) {
@@ -198,25 +176,17 @@ export interface RenameLink {
 
 /**
  * Renamed messages (a maildir flag change, a move between folders): paths new in this backup
- * whose hash, size and mtime (to the second, what rsync compares) the previous backup's
- * manifest holds under another path. Linking them on the box before the upload makes rsync
- * find them up to date: they cost neither transfer nor storage.
+ * (`added`) whose hash, size and mtime (to the second, what rsync compares) a path of the
+ * previous backup that is gone now (`gone`) had. Linking them on the box before the upload makes
+ * rsync find them up to date: they cost neither transfer nor storage. Both lists are a day's
+ * change, small whatever the size of the tree.
  */
-export function planRenameLinks(
-  now: ReadonlyMap<string, ManifestEntry>,
-  previous: ReadonlyMap<string, { hash: string; size: number; mtimeMs: number }>,
-  under: (path: string) => boolean = () => true,
-): RenameLink[] {
-  // Only paths gone since the previous backup can be the old name of a renamed file: a day's
-  // few, so this costs no memory worth counting even for a huge manifest.
+export function planRenameLinks(added: Iterable<ManifestEntry>, gone: Iterable<ManifestEntry>): RenameLink[] {
   const byHash = new Map<string, { path: string; size: number; sec: number }>();
-  for (const [path, p] of previous) {
-    if (!now.has(path) && under(path) && !byHash.has(p.hash)) byHash.set(p.hash, { path, size: p.size, sec: Math.floor(p.mtimeMs / 1000) });
-  }
+  for (const p of gone) if (!byHash.has(p.hash)) byHash.set(p.hash, { path: p.path, size: p.size, sec: Math.floor(p.mtimeMs / 1000) });
   const out: RenameLink[] = [];
   if (byHash.size === 0) return out;
-  for (const e of now.values()) {
-    if (previous.has(e.path) || !under(e.path)) continue;
+  for (const e of added) {
     const old = byHash.get(e.hash);
     if (old && old.size === e.size && old.sec === Math.floor(e.mtimeMs / 1000)) out.push({ path: e.path, from: old.path });
   }

@@ -1,0 +1,126 @@
+// The mail tree index and the hash cache read alongside the walk: a second run must hash only
+// what changed, find renames among what is gone, and keep the walk's order so the next run can
+// stream the cache again. Real files in a temp folder; hashes checked against sha256sum.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { hashIndex, PreviousManifest, saveHashCache, walkTree } from '../src/backup/manifest-step.js';
+import { BackupManifest } from '../src/plan/backup-manifest.js';
+import { planRenameLinks } from '../src/plan/manifest.js';
+import { compareFolders } from '../src/plan/vmail-index.js';
+
+const sha = (file: string) => execFileSync('sha256sum', [file]).toString().slice(0, 64);
+
+async function tree(root: string, files: Record<string, string>): Promise<void> {
+  for (const [p, body] of Object.entries(files)) {
+    await mkdir(join(root, p, '..'), { recursive: true });
+    await writeFile(join(root, p), body);
+    await utimes(join(root, p), 1_700_000_000, 1_700_000_000);
+  }
+}
+
+async function backupOnce(vmail: string, cache: string) {
+  const previous = await PreviousManifest.open(cache, 'vmail');
+  const walk = await walkTree(vmail, 'vmail', previous);
+  const stats = await hashIndex(walk.index, vmail);
+  const manifest = new BackupManifest(new Map([['backup_redis.tar.zst', { path: 'backup_redis.tar.zst', hash: 'e'.repeat(64), size: 3, mtimeMs: 1 }]]), walk.index);
+  await saveHashCache(cache, manifest);
+  return { walk, stats, manifest, previous };
+}
+
+test('second walk: unchanged files reuse the cached hash, renames are found among the gone paths, the cache stays in walk order', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mcb-index-'));
+  const vmail = join(dir, 'vmail');
+  const cache = join(dir, 'state', 'hash-cache.jsonl');
+  try {
+    await tree(vmail, {
+      'ex.com/a/Maildir/cur/1:2,': 'one',
+      'ex.com/a/Maildir/cur/2:2,': 'two',
+      'ex.com/a/Maildir/cur/3:2,': 'three',
+      'ex.com/a/Maildir/.Sent/cur/4:2,S': 'four',
+      'ex.com/a/Maildir/dovecot.index': 'idx',
+      'ex.com/a.b/Maildir/cur/5:2,': 'five',
+      'ex.com/a b/Maildir/cur/6:2,': 'six',
+      'top-level-file': 'seven',
+    });
+    const run1 = await backupOnce(vmail, cache);
+    assert.equal(run1.stats.hashed, 8);
+    assert.equal(run1.walk.reused, 0);
+    for (const e of run1.manifest.entries()) assert.equal(e.hash, e.path.startsWith('vmail/') ? sha(join(dir, e.path)) : 'e'.repeat(64), e.path);
+    const order = run1.walk.index.folders.map((f) => f.path);
+    assert.deepEqual(order, [...order].sort(compareFolders), 'folders are walked in compareFolders order');
+    assert.deepEqual(order.slice(0, 3), ['', 'ex.com', 'ex.com/a'], "a folder before its content, 'a' before 'a b' and 'a.b' (by component, not by string)");
+
+    // A day: a flag change (rename, same mtime), a move between folders, a delete, a new message,
+    // the index rewritten in place.
+    await rename(join(vmail, 'ex.com/a/Maildir/cur/1:2,'), join(vmail, 'ex.com/a/Maildir/cur/1:2,S'));
+    await mkdir(join(vmail, 'ex.com/a/Maildir/.Trash/cur'), { recursive: true });
+    await rename(join(vmail, 'ex.com/a/Maildir/cur/2:2,'), join(vmail, 'ex.com/a/Maildir/.Trash/cur/2:2,'));
+    await rm(join(vmail, 'ex.com/a/Maildir/cur/3:2,'));
+    await tree(vmail, { 'ex.com/a/Maildir/new/8': 'eight' });
+    await writeFile(join(vmail, 'ex.com/a/Maildir/dovecot.index'), 'idx2');
+
+    const run2 = await backupOnce(vmail, cache);
+    assert.equal(run2.stats.hashed, 4, 'the two renamed, the new one and the rewritten index: nothing else is read');
+    assert.equal(run2.walk.reused, 4);
+    assert.deepEqual(run2.previous.gone.map((e) => e.path).sort(), ['vmail/ex.com/a/Maildir/cur/1:2,', 'vmail/ex.com/a/Maildir/cur/2:2,', 'vmail/ex.com/a/Maildir/cur/3:2,']);
+    assert.equal(run2.previous.other.get('backup_redis.tar.zst')?.hash, 'e'.repeat(64), 'files outside the tree are cached too');
+    assert.deepEqual(planRenameLinks(run2.walk.index.added(), run2.previous.gone).sort((a, b) => (a.path < b.path ? -1 : 1)), [
+      { path: 'vmail/ex.com/a/Maildir/.Trash/cur/2:2,', from: 'vmail/ex.com/a/Maildir/cur/2:2,' },
+      { path: 'vmail/ex.com/a/Maildir/cur/1:2,S', from: 'vmail/ex.com/a/Maildir/cur/1:2,' },
+    ]);
+    for (const e of run2.manifest.entries()) if (e.path.startsWith('vmail/')) assert.equal(e.hash, sha(join(dir, e.path)), e.path);
+
+    // What the next run streams: a header, then every path once, folders in walk order.
+    const lines = (await readFile(cache, 'utf8')).trim().split('\n');
+    assert.match(lines[0]!, /"order":"walk"/);
+    const folders = lines.slice(2).map((l) => (JSON.parse(l) as [string])[0].replace(/^vmail\//, '').replace(/\/?[^/]*$/, ''));
+    for (let i = 1; i < folders.length; i++) assert.ok(compareFolders(folders[i - 1]!, folders[i]!) <= 0, `${folders[i - 1]} before ${folders[i]}`);
+
+    // A cache from before the walk order (no header, any order) is read whole: same result.
+    const shuffled = lines.slice(1).reverse();
+    await writeFile(cache, shuffled.join('\n') + '\n');
+    const again = await backupOnce(vmail, cache);
+    assert.equal(again.stats.hashed, 0);
+    assert.equal(again.walk.reused, 8);
+    // A damaged cache costs hashing, never a wrong hash.
+    await writeFile(cache, 'not json\n["vmail/ex.com/a/Maildir/new/8", 5, 1700000000000, "zz"]\n');
+    const damaged = await backupOnce(vmail, cache);
+    assert.equal(damaged.stats.hashed, 8);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the index as the upload sees it: unseen files are deleted mail, unknown ones are late mail put in their place', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mcb-index-'));
+  try {
+    await tree(dir, { 'd/cur/a': 'a', 'd/cur/c': 'c', 'd/cur/gone': 'g', 'e/f': 'f' });
+    await chmod(join(dir, 'e'), 0o750);
+    const { index } = await walkTree(dir, 'vmail');
+    await hashIndex(index, dir);
+    for (const p of ['vmail/d/cur/a', 'vmail/d/cur/c', 'vmail/e/f']) assert.equal(index.markSeen(p), true, p);
+    assert.equal(index.markSeen('vmail/d/cur/b'), false, 'delivered after the walk');
+    assert.equal(index.markSeen('vmail/new-folder/x'), false);
+    assert.deepEqual([...index.unseen()], ['vmail/d/cur/gone']);
+    assert.equal(index.delete('vmail/d/cur/gone'), true);
+    assert.equal(index.delete('vmail/d/cur/gone'), false, 'deleted once');
+    index.set('vmail/d/cur/b', { hash: 'b'.repeat(64), size: 1, mtimeMs: 2 });
+    index.set('vmail/d/aa/x', { hash: 'c'.repeat(64), size: 1, mtimeMs: 2 });
+    index.set('vmail/d/cur/late', { hash: '', size: 0, mtimeMs: 0 });
+    const m = new BackupManifest(new Map(), index);
+    assert.deepEqual([...m.entries()].map((e) => e.path), ['vmail/d/aa/x', 'vmail/d/cur/a', 'vmail/d/cur/b', 'vmail/d/cur/c', 'vmail/e/f'], 'late files and folders in walk order; no hash, no entry');
+    assert.deepEqual([...m.unhashed()], ['vmail/d/cur/late']);
+    assert.equal(m.get('vmail/d/cur/b')?.hash, 'b'.repeat(64));
+    assert.equal(m.has('vmail/d/cur/gone'), false);
+    assert.deepEqual(m.totals(), { files: 5, bytes: 5 });
+    assert.deepEqual(index.dirModes(), { e: 0o750 });
+    assert.equal(index.ownership().exceptions.length, 0);
+    assert.throws(() => index.add(index.folders[0]!), /out of walk order/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
