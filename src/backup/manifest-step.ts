@@ -3,8 +3,8 @@
 // changed (maildir messages never change in place, so that is nearly every file). The previous
 // manifest (the local hash cache) is stored in the walk's order and read alongside the walk, one
 // folder at a time: memory holds the new index, not also the old one (issue 4, "Memory").
-import { createReadStream, createWriteStream, lstatSync, type Stats } from 'node:fs';
-import { lstat, mkdir, readdir, rename } from 'node:fs/promises';
+import { createReadStream, createWriteStream, lstatSync, readdirSync, type Stats } from 'node:fs';
+import { lstat, mkdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createHashPool, forEachLimit, type HashResult } from '../adapters/hash.js';
@@ -158,7 +158,9 @@ export async function walkTree(root: string, prefix: string, previous?: Previous
     const { rel, st: dirSt } = stack.pop()!;
     let names: string[];
     try {
-      names = await readdir(join(root, rel));
+      // Sync, like lstatSync below: an async readdir lists on libuv's thread pool, whose
+      // malloc arenas kept ~15 MB of freed listings at 357k files (RSS, not heap).
+      names = readdirSync(join(root, rel));
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT' && rel !== '') continue; // a folder removed while we read
       throw e;
@@ -243,7 +245,7 @@ export async function hashIndex(index: VmailIndex, root: string, threads?: numbe
   const stats: HashStats = { hashed: 0, hashedBytes: 0, reused: 0, vanished: [] };
   await hashEach(
     index.unhashed(),
-    ({ folder, i }) => ({ abs: join(root, folder.path, folder.names[i]!), size: folder.size[i]! }),
+    ({ folder, i }) => ({ abs: join(root, folder.path, folder.name(i)), size: folder.size[i]! }),
     ({ folder, i }, r) => {
       if (!r) {
         const path = index.pathOf(folder, i);

@@ -36,7 +36,9 @@ export interface FileFacts {
 }
 
 export class Folder {
-  names: string[];
+  /** The names, UTF-8, one after another: name i ends at nameEnd[i] (off the V8 heap, no string each). */
+  private nameBytes: Buffer;
+  private nameEnd: Uint32Array;
   size: Float64Array;
   mtime: Float64Array;
   hash: Uint8Array;
@@ -54,7 +56,11 @@ export class Folder {
   ) {
     const sorted = [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const n = sorted.length;
-    this.names = sorted.map((f) => f.name);
+    this.nameEnd = new Uint32Array(n);
+    let total = 0;
+    sorted.forEach((f, i) => (this.nameEnd[i] = total += Buffer.byteLength(f.name)));
+    this.nameBytes = Buffer.allocUnsafeSlow(total);
+    sorted.forEach((f, i) => this.nameBytes.write(f.name, i ? this.nameEnd[i - 1]! : 0));
     this.size = new Float64Array(n);
     this.mtime = new Float64Array(n);
     this.hash = new Uint8Array(32 * n);
@@ -67,15 +73,19 @@ export class Folder {
   }
 
   get length(): number {
-    return this.names.length;
+    return this.nameEnd.length;
+  }
+
+  name(i: number): string {
+    return this.nameBytes.toString('utf8', i ? this.nameEnd[i - 1]! : 0, this.nameEnd[i]!);
   }
 
   indexOf(name: string): number {
     let lo = 0;
-    let hi = this.names.length - 1;
+    let hi = this.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      const m = this.names[mid]!;
+      const m = this.name(mid);
       if (m === name) return mid;
       if (m < name) lo = mid + 1;
       else hi = mid - 1;
@@ -94,14 +104,21 @@ export class Folder {
 
   /** Puts a file that appeared during the run in its place (columns copied: rare, small). */
   insertAt(at: number, f: FileFacts): void {
-    const n = this.names.length;
+    const n = this.length;
     const grow = <T extends Float64Array | Uint8Array>(a: T, width: number, make: (n: number) => T): T => {
       const b = make((n + 1) * width);
       b.set(a.subarray(0, at * width), 0);
       b.set(a.subarray(at * width), (at + 1) * width);
       return b;
     };
-    this.names.splice(at, 0, f.name);
+    const cut = at ? this.nameEnd[at - 1]! : 0;
+    const add = Buffer.byteLength(f.name);
+    this.nameBytes = Buffer.concat([this.nameBytes.subarray(0, cut), Buffer.from(f.name), this.nameBytes.subarray(cut)]);
+    const ends = new Uint32Array(n + 1);
+    ends.set(this.nameEnd.subarray(0, at), 0);
+    ends[at] = cut + add;
+    for (let k = at; k < n; k++) ends[k + 1] = this.nameEnd[k]! + add;
+    this.nameEnd = ends;
     this.size = grow(this.size, 1, (k) => new Float64Array(k));
     this.mtime = grow(this.mtime, 1, (k) => new Float64Array(k));
     this.hash = grow(this.hash, 32, (k) => new Uint8Array(k));
@@ -147,9 +164,10 @@ export class VmailIndex {
   static reuse(folder: Folder, cached: Map<string, CachedFile>): number {
     let reused = 0;
     for (let i = 0; i < folder.length; i++) {
-      const c = cached.get(folder.names[i]!);
+      const name = folder.name(i);
+      const c = cached.get(name);
       if (!c) continue;
-      cached.delete(folder.names[i]!);
+      cached.delete(name);
       folder.flags[i]! |= KNOWN;
       if (c.size === folder.size[i] && c.mtimeMs === folder.mtime[i]) {
         folder.setHash(i, c.hash);
@@ -160,7 +178,7 @@ export class VmailIndex {
   }
 
   pathOf(folder: Folder, i: number): string {
-    return folder.path ? `${this.prefix}/${folder.path}/${folder.names[i]}` : `${this.prefix}/${folder.names[i]}`;
+    return folder.path ? `${this.prefix}/${folder.path}/${folder.name(i)}` : `${this.prefix}/${folder.name(i)}`;
   }
 
   /** Splits a manifest path into its folder record and file index (negative: not there). */
@@ -314,7 +332,7 @@ export class VmailIndex {
       for (let i = 0; i < f.length && exceptions.length < 10_000; i++) {
         if (f.flags[i]! & GONE) continue;
         const [u, g] = f.owners.get(i) ?? [f.uid, f.gid];
-        if (u !== uid || g !== gid) exceptions.push({ path: f.path ? `${f.path}/${f.names[i]}` : f.names[i]!, uid: u, gid: g });
+        if (u !== uid || g !== gid) exceptions.push({ path: f.path ? `${f.path}/${f.name(i)}` : f.name(i), uid: u, gid: g });
       }
     }
     return { uid, gid, exceptions };
