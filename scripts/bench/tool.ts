@@ -308,5 +308,7 @@ export async function writeJson(file: string, data: unknown): Promise<void> {
 /** The node options the systemd unit gives the service: the tool is measured as it runs there. */
 function serviceNodeOptions(): string {
   const unit = readFileSync(new URL('../../../systemd/mailcow-backup.service', import.meta.url), 'utf8');
-  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1] ?? '';
+  const m = /^Environment=(?:"NODE_OPTIONS=([^"]*)"|NODE_OPTIONS=(.*))$/m.exec(unit);
+  if (!m) throw new Error('systemd/mailcow-backup.service sets no NODE_OPTIONS: the bench would measure another process than the service runs');
+  return m[1] ?? m[2]!;
 }

@@ -3,7 +3,7 @@
 // changed (maildir messages never change in place, so that is nearly every file). The previous
 // manifest (the local hash cache) is stored in the walk's order and read alongside the walk, one
 // folder at a time: memory holds the new index, not also the old one (issue 4, "Memory").
-import { createReadStream, createWriteStream, lstatSync, readdirSync, type Stats } from 'node:fs';
+import { closeSync, createReadStream, fsyncSync, lstatSync, openSync, readdirSync, writeSync, type Stats } from 'node:fs';
 import { lstat, mkdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -123,17 +123,25 @@ export class PreviousManifest {
   }
 }
 
-/** Writes the cache for the next run: header, the files outside the mail tree, the tree in walk order. */
+/**
+ * Writes the cache for the next run: header, the files outside the mail tree, the tree in walk
+ * order. Synchronous writes of 256 KiB: the lines die young instead of waiting in a stream.
+ */
 export async function saveHashCache(file: string, manifest: BackupManifest): Promise<void> {
   await mkdir(dirname(file), { recursive: true, mode: 0o700 });
   const tmp = `${file}.tmp`;
-  const out = createWriteStream(tmp, { mode: 0o600 });
-  const write = async (line: string) => {
-    if (!out.write(line + '\n')) await new Promise<void>((r) => out.once('drain', () => r()));
-  };
-  await write(CACHE_HEADER);
-  for (const e of manifest.entries()) await write(JSON.stringify([e.path, e.size, e.mtimeMs, e.hash]));
-  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  const fd = openSync(tmp, 'w', 0o600);
+  try {
+    let chunk = CACHE_HEADER + '\n';
+    for (const e of manifest.entries()) {
+      chunk += JSON.stringify([e.path, e.size, e.mtimeMs, e.hash]) + '\n';
+      if (chunk.length > 256 << 10) (writeSync(fd, chunk), (chunk = ''));
+    }
+    writeSync(fd, chunk);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
   await rename(tmp, file);
 }
 
