@@ -202,7 +202,14 @@ describe('installer', () => {
 
     it('writes units that systemd-analyze verify accepts', async () => {
       const service = fs.readFileSync(path.join(unitDir(), 'mailcow-backup.service'), 'utf8');
-      assert.match(service, new RegExp(`^ExecStart=${process.execPath} /opt/mailcow-cold-standby/dist/src/cli/backup-to-hetzner\\.js run --config /etc/mailcow-backup/\\.env$`, 'm'));
+      const exec = new RegExp(`^ExecStart=${process.execPath} ((?:--[a-z-]+(?:=\\S+)? )*)/opt/mailcow-cold-standby/dist/src/cli/backup-to-hetzner\\.js run --config /etc/mailcow-backup/\\.env$`, 'm').exec(service);
+      assert.ok(exec, service);
+      // The node flags must be ones this node takes on its command line (NODE_OPTIONS refuses some).
+      const flags = exec[1]!.trim().split(' ').filter(Boolean);
+      assert.ok(flags.includes('--max-semi-space-size=1'), flags.join(' '));
+      const n = await run(process.execPath, [...flags, '-e', 'process.exit(0)'], {});
+      assert.equal(n.code, 0, n.stderr);
+      assert.equal(n.stderr, '');
       assert.doesNotMatch(service, /tsx|ts-node|--loader|@[A-Z_]+@/);
       for (const l of ['Type=oneshot', 'After=network-online.target docker.service', 'Requires=docker.service', 'ProtectSystem=strict', 'PrivateTmp=yes', 'NoNewPrivileges=yes', 'OnFailure=mailcow-backup-failure@%n.service']) {
         assert.ok(service.split('\n').includes(l), l);

@@ -158,8 +158,8 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
   const t0 = performance.now();
   const t0Epoch = Date.now();
   const script = `${cg ? `echo $$ > ${cg}/cgroup.procs && ` : ''}exec /usr/bin/time -f '%e %U %S %M' -o "$0" "$@"`;
-  const child = spawn('sh', ['-c', script, timeFile, process.execPath, '--import', PRELOAD, CLI, 'run', '--config', sb.configPath, '--debug', ...(opts.extraArgs ?? [])], {
-    env: { ...process.env, ...sb.env, BENCH_RUSAGE_FILE: rusageFile, NODE_OPTIONS: serviceNodeOptions() },
+  const child = spawn('sh', ['-c', script, timeFile, process.execPath, ...serviceNodeFlags(), '--import', PRELOAD, CLI, 'run', '--config', sb.configPath, '--debug', ...(opts.extraArgs ?? [])], {
+    env: { ...process.env, ...sb.env, BENCH_RUSAGE_FILE: rusageFile },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let tail = '';
@@ -305,10 +305,10 @@ export async function writeJson(file: string, data: unknown): Promise<void> {
   await writeFile(file, JSON.stringify(data, null, 2) + '\n');
 }
 
-/** The node options the systemd unit gives the service: the tool is measured as it runs there. */
-function serviceNodeOptions(): string {
+/** The node flags of the systemd unit's ExecStart: the tool is measured as the service runs it. */
+export function serviceNodeFlags(): string[] {
   const unit = readFileSync(new URL('../../../systemd/mailcow-backup.service', import.meta.url), 'utf8');
-  const m = /^Environment=(?:"NODE_OPTIONS=([^"]*)"|NODE_OPTIONS=(.*))$/m.exec(unit);
-  if (!m) throw new Error('systemd/mailcow-backup.service sets no NODE_OPTIONS: the bench would measure another process than the service runs');
-  return m[1] ?? m[2]!;
+  const m = /^ExecStart=@NODE@ (.*?)@INSTALL_DIR@\//m.exec(unit);
+  if (!m) throw new Error('systemd/mailcow-backup.service: ExecStart is not "@NODE@ [flags] @INSTALL_DIR@/…"; the bench would not run the tool as the service does');
+  return m[1]!.split(/\s+/).filter(Boolean);
 }
