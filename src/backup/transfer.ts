@@ -2,15 +2,18 @@
 // says. Only files whose data crossed the wire are hashed on the box: the others are hard links
 // to a backup that was verified when it was published.
 import { createHash } from 'node:crypto';
-import { utimesSync, writeFileSync } from 'node:fs';
-import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { createWriteStream } from 'node:fs';
+import { mkdir, open, readFile, utimes, writeFile } from 'node:fs/promises';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
 import { join } from 'node:path';
 import { createHashPool } from '../adapters/hash.js';
 import { rsyncUpload } from '../adapters/rsync.js';
 import { isUserError, UserError } from '../errors.js';
 import { isShellSafe } from '../plan/box-command.js';
 import type { BackupManifest } from '../plan/backup-manifest.js';
-import { CHECKSUM_FILE, encodeManifestPart, formatChecksums, judgeMismatch, MANIFEST_DIR, RECORD_FILE, type RenameLink } from '../plan/manifest.js';
+import { CHECKSUM_FILE, formatChecksums, manifestPartText, judgeMismatch, MANIFEST_DIR, RECORD_FILE, type RenameLink } from '../plan/manifest.js';
 import { parseItemize, rsyncRemoteShell, remoteSpec, type UploadArgs } from '../plan/transport-args.js';
 import type { RunContext } from './context.js';
 
@@ -283,6 +286,11 @@ export async function checkHardLinks(ctx: RunContext, staging: string, unchanged
   return { sampled: sample.length, linked };
 }
 
+/** Writes a manifest part, gzip'ed as its text is made (level 9: the same lines, the same bytes). */
+export async function writeManifestPart(file: string, lines: string[]): Promise<void> {
+  await pipeline(Readable.from(manifestPartText(lines)), createGzip({ level: 9 }), createWriteStream(file, { mode: 0o600 }));
+}
+
 /** Parts get one fixed mtime: a part's bytes alone decide whether it equals yesterday's. */
 const PART_MTIME = new Date('2000-01-01T00:00:00Z');
 
@@ -298,13 +306,10 @@ export async function uploadManifest(ctx: RunContext, staging: string, meta: str
   const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
   if (manifest.vmail) {
     await mkdir(join(meta, MANIFEST_DIR), { recursive: true });
-    for (const [part, list] of manifest.parts()) {
-      const bytes = encodeManifestPart(list);
-      const hash = sha(bytes);
-      // Sync: a part's lines then die young; awaited, each part outlived a few scavenges and
-      // was promoted, and at 357k files the garbage grew the old generation by tens of MB.
-      writeFileSync(join(meta, part), bytes);
-      utimesSync(join(meta, part), PART_MTIME, PART_MTIME);
+    for (const [part, lines] of manifest.parts()) {
+      await writeManifestPart(join(meta, part), lines);
+      const hash = sha(await readFile(join(meta, part)));
+      await utimes(join(meta, part), PART_MTIME, PART_MTIME);
       top.push({ hash, path: part });
       want.set(`${staging}/${part}`, hash);
     }

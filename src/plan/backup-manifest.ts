@@ -1,7 +1,7 @@
 // The manifest of the backup being made: the dump's few files in a Map, the mail tree in its
 // compact index. One object for the run's steps to ask (verify), correct (live mail) and write
 // (parts, hash cache), so none of them needs a list of every file at once.
-import { manifestPartOf, type ManifestEntry } from './manifest.js';
+import { formatChecksumLine, manifestPartOf, type ManifestEntry } from './manifest.js';
 import type { Folder, VmailIndex } from './vmail-index.js';
 
 export class BackupManifest {
@@ -62,10 +62,10 @@ export class BackupManifest {
   }
 
   /**
-   * The mail tree's manifest parts (see manifestPartOf), one at a time with its entries: only
-   * one part's lines exist at once however large the tree.
+   * The mail tree's manifest parts (see manifestPartOf), one at a time with its checksum lines
+   * (unsorted; see manifestPartText): only one part's lines exist at once however large the tree.
    */
-  *parts(): Generator<[string, ManifestEntry[]]> {
+  *parts(): Generator<[string, string[]]> {
     const v = this.vmail;
     if (!v) return;
     const byPart = new Map<string, Folder[]>();
@@ -76,8 +76,9 @@ export class BackupManifest {
       else byPart.set(part, [f]);
     }
     for (const [part, folders] of byPart) {
-      const list = folders.flatMap((f) => [...v.entriesOf(f)]);
-      if (list.length) yield [part, list];
+      const lines: string[] = [];
+      for (const f of folders) for (const e of v.entriesOf(f)) lines.push(formatChecksumLine(e.hash, e.path));
+      if (lines.length) yield [part, lines];
     }
   }
 }

@@ -10,7 +10,7 @@
 //   zcat -f checksums.sha256 manifest/*.gz | sha256sum -c
 // readManifest below is the one reader of both layouts (remote verify, scrub, restore).
 import { createHash } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { gunzipSync } from 'node:zlib';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -104,9 +104,19 @@ export async function readManifest(
   return { parts: parts.length };
 }
 
-/** A part's bytes: its entries in sha256sum's format, gzip'ed (same input, same bytes). */
-export function encodeManifestPart(entries: Iterable<{ hash: string; path: string }>): Buffer {
-  return gzipSync(formatChecksums(entries), { level: 9 });
+/**
+ * A part's text, in sha256sum's format and sorted like formatChecksums, in chunks of ~64 KiB
+ * (sorts `lines` in place): gzip it as it comes, and no part ever exists as one string. A
+ * folder of 57k messages was ~55 MB of transient memory as entries, lines, text and buffer.
+ */
+export function* manifestPartText(lines: string[]): Generator<string> {
+  lines.sort();
+  let chunk = '';
+  for (const l of lines) {
+    chunk += l + '\n';
+    if (chunk.length >= 64 << 10) (yield chunk, (chunk = ''));
+  }
+  if (chunk) yield chunk;
 }
 
 export function describeManifestProblem(p: ManifestProblem): string {
