@@ -249,7 +249,11 @@ export async function verifyOnBox(
 async function rsyncChecksumDiff(ctx: RunContext, staging: string, files: { source: Source; rel: string }[], runDir: string): Promise<string[]> {
   const differing: string[] = [];
   const bySource = new Map<Source, string[]>();
-  for (const f of files) bySource.set(f.source, [...(bySource.get(f.source) ?? []), f.rel]);
+  for (const f of files) {
+    const rels = bySource.get(f.source);
+    if (rels) rels.push(f.rel);
+    else bySource.set(f.source, [f.rel]);
+  }
   for (const [src, rels] of bySource) {
     const list = join(runDir, 'checksum-check.list');
     await writeFile(list, rels.map((r) => `${r}\0`).join(''));
