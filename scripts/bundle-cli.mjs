@@ -1,17 +1,26 @@
-// Second build step (after tsc): backup-to-hetzner as one file, written over tsc's
+// Second build step (after tsc): backup-to-hetzner as a bundle, its entry written over tsc's
 // dist/src/cli/backup-to-hetzner.js, so the systemd unit, the bin link, the tests and the bench keep
 // their path. Why: Node 20 has no compile cache, and loading ~150 small ES modules (zod alone is 95)
-// was half of the time from process start to the lock; one file makes start → lock ~90 ms of CPU
-// cheaper (issue 4, measured in docs/performance.md). execa, nodemailer, winston and age-encryption stay
-// outside: they are loaded on first use, after the lock. Plain .mjs, not compiled by tsc: it must run without esbuild's
-// types when esbuild is missing, and then leaves tsc's unbundled (slower to start, same behaviour) file.
-import { readFile, writeFile } from 'node:fs/promises';
+// was half of the time from process start to the lock; a bundle makes start → lock ~90 ms of CPU
+// cheaper (issue 4, measured in docs/performance.md). It is split at the CLI's dynamic imports
+// (esbuild splitting): the entry holds what `run` needs up to its lock (flags, config, logger, lock),
+// each command's modules and what they share are chunks in dist/src/cli-chunks/, loaded after it,
+// so their code is not parsed and the built-in modules they import (tls, crypto, child_process,
+// worker_threads) are not loaded before the lock. execa, nodemailer, winston and age-encryption
+// stay outside: they are loaded on first use, after the lock. Plain .mjs, not compiled by tsc: it
+// must run without esbuild's types when esbuild is missing, and then leaves tsc's unbundled (slower
+// to start, same behaviour) file.
+import { readFile, rm } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const entry = join(root, 'src/cli/backup-to-hetzner.ts');
-const out = join(root, 'dist/src/cli/backup-to-hetzner.js');
+const outdir = join(root, 'dist/src');
+const out = join(outdir, 'cli/backup-to-hetzner.js');
+// Beside cli/, at the same depth: the import.meta.url mapping below is relative to the entry's
+// folder, and holds for a chunk only if the chunk's folder is as deep.
+const chunkDir = 'cli-chunks';
 
 let esbuild;
 try {
@@ -22,7 +31,8 @@ try {
 }
 
 // Each module keeps its own import.meta.url: relative lookups (the hash worker beside hash.js,
-// package.json two folders up from version.js) resolve against tsc's compiled file, as unbundled.
+// package.json two folders up from version.js) resolve against tsc's compiled file, as unbundled,
+// from the entry (dist/src/cli/) and from a chunk (dist/src/cli-chunks/) alike.
 const ownModuleUrls = {
   name: 'own-module-urls',
   setup(build) {
@@ -37,18 +47,13 @@ const ownModuleUrls = {
   },
 };
 
-// zod re-exports all of its ~40 message locales as z.locales (half of the bundle); we use none of
-// them (zod installs English itself, from locales/en.js), so the bundle carries English only.
-const zodEnglishOnly = {
-  name: 'zod-english-only',
-  setup(build) {
-    build.onLoad({ filter: /[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => ({ contents: 'export { default as en } from "./en.js";', loader: 'js', resolveDir: dirname(args.path) }));
-  },
-};
-
+// Chunk names carry a content hash: chunks of an earlier build would linger, so the folder goes first.
+await rm(join(outdir, chunkDir), { recursive: true, force: true });
 await esbuild.build({
-  entryPoints: [entry],
-  outfile: out,
+  entryPoints: [{ in: entry, out: 'cli/backup-to-hetzner' }],
+  outdir,
+  splitting: true,
+  chunkNames: `${chunkDir}/[name]-[hash]`,
   allowOverwrite: true,
   bundle: true,
   // Whitespace and syntax only: function names stay readable in a --debug stack trace.
@@ -58,8 +63,8 @@ await esbuild.build({
   format: 'esm',
   target: 'node20',
   external: ['execa', 'nodemailer', 'winston', 'age-encryption'],
-  // CommonJS dependencies (dotenv, proper-lockfile) call require(): give the ES module one.
+  // CommonJS dependencies (dotenv, proper-lockfile) call require(): give each output file one.
   banner: { js: "import { createRequire as bundleRequire } from 'node:module'; const require = bundleRequire(import.meta.url);" },
-  plugins: [ownModuleUrls, zodEnglishOnly],
+  plugins: [ownModuleUrls],
   logLevel: 'warning',
 });

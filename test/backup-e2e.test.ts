@@ -8,8 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { buildContext } from '../src/cli/main.js';
+import { buildContext } from '../src/cli/context.js';
 import { runBackup } from '../src/backup/run.js';
+import { lockPhase } from '../src/backup/lock-phase.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { readManifest } from '../src/plan/manifest.js';
@@ -162,7 +163,7 @@ describe('backup to the loopback Storage Box', () => {
     // In this process, with the sandbox's PATH (its docker stand-in) as the CLI runs get it.
     const saved = { ...process.env };
     Object.assign(process.env, sb.env);
-    const summary = await runBackup(ctx).finally(async () => {
+    const summary = await runBackup(ctx, await lockPhase(ctx)).finally(async () => {
       for (const k of Object.keys(sb.env)) if (saved[k] === undefined) delete process.env[k];
       Object.assign(process.env, saved);
       await ctx.log.close();

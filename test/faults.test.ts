@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { buildContext } from '../src/cli/main.js';
+import { buildContext } from '../src/cli/context.js';
 import { runScrub } from '../src/backup/scrub.js';
 import { readManifest } from '../src/plan/manifest.js';
 import { planRetention } from '../src/plan/retention.js';

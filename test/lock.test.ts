@@ -70,4 +70,18 @@ describe('run lock', () => {
     assert.equal(again.tookOver, undefined);
     await again.release();
   });
+
+  test('release works once: called again after the next run took the lock, it leaves that lock alone', async () => {
+    // The CLI releases in its finally what runBackup released already (lock-phase.ts).
+    const state = join(dir, 'd');
+    const first = await acquireLock(state, 24, log);
+    await first.release();
+    const next = await acquireLock(state, 24, log);
+    await first.release();
+    assert.equal(existsSync(join(state, 'backup.lock')), true);
+    assert.equal(existsSync(join(state, 'backup.lock.owner.json')), true);
+    assert.deepEqual(readdirSync(join(state, 'backup.lock.claims')), [String(process.pid)]);
+    await next.release();
+    assert.equal(existsSync(join(state, 'backup.lock')), false);
+  });
 });

@@ -6,7 +6,7 @@ import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promise
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { buildContext } from '../src/cli/main.js';
+import { buildContext } from '../src/cli/context.js';
 import { runScrub, scrubExitCode, scrubText, type ScrubOptions } from '../src/backup/scrub.js';
 import { isShellSafe } from '../src/plan/box-command.js';
 import { formatChecksumLine, isManifestPart, readManifest } from '../src/plan/manifest.js';

@@ -21,6 +21,7 @@ export interface LockOwner {
 export interface HeldLock {
   /** Why an earlier lock was taken over, if it was (its run's leftovers need cleaning). */
   tookOver?: string;
+  /** Once; later calls do nothing (the CLI's safety net after runBackup released it). */
   release(): Promise<void>;
 }
 
@@ -105,9 +106,12 @@ export async function acquireLock(stateDir: string, timeoutHours: number, log: L
   }
   writeFileSync(ownerPath, JSON.stringify(me) + '\n', { mode: 0o600 });
   otherLivingClaims(claimsDir);
+  let released = false;
   return {
     tookOver,
     async release() {
+      if (released) return;
+      released = true;
       rmSync(ownerPath, { force: true });
       await release().catch(() => undefined);
       dropClaim();

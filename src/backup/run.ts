@@ -1,9 +1,10 @@
 // The daily run, in order: lock, preflight, dump, manifest, upload, verify, publish, scrub, prune.
-// Each step is its own module; this file only orders them and collects the summary.
+// Each step is its own module; this file only orders them and collects the summary. The lock is
+// taken by the caller before it loads this module (lock-phase.ts: start-up time).
 import { lstat, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { acquireLock, type HeldLock } from '../adapters/lock.js';
+import type { HeldLock } from '../adapters/lock.js';
 import { errorText, isUserError, UserError } from '../errors.js';
 import { BackupManifest } from '../plan/backup-manifest.js';
 import { planRenameLinks, type RenameLink } from '../plan/manifest.js';
@@ -13,6 +14,7 @@ import type { RunSummary } from '../plan/report.js';
 import { TOOL_VERSION } from '../version.js';
 import { phase, type PhaseTiming, type RunContext } from './context.js';
 import { encryptDump } from './encrypt.js';
+import type { LockPhase } from './lock-phase.js';
 import { dump, makeRunDir, removeStaleRunDirs } from './dump.js';
 import { hashFiles, hashIndex, PreviousManifest, saveHashCache, walkTree, type TreeWalk } from './manifest-step.js';
 import { cachePath, preflight } from './preflight.js';
@@ -20,7 +22,7 @@ import { pruneLocal, pruneRemote } from './prune.js';
 import { runScrub } from './scrub.js';
 import { checkHardLinks, linkRenamesOnBox, uploadManifest, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
 
-export async function runBackup(ctx: RunContext): Promise<RunSummary> {
+export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<RunSummary> {
   const c = ctx.config;
   const timings: PhaseTiming[] = [];
   const summary: RunSummary = {
@@ -38,7 +40,10 @@ export async function runBackup(ctx: RunContext): Promise<RunSummary> {
   let published = false;
   const root = c.HETZNER_REMOTE_PATH;
   try {
-    lock = await phase(timings, 'lock', ctx.log, () => acquireLock(c.STATE_DIR, c.LOCK_TIMEOUT_HOURS, ctx.log, ctx.now));
+    // The lock phase ran before this module was loaded; from here on the lock is released below.
+    timings.push(locked.timing);
+    if (!locked.lock) throw locked.error;
+    lock = locked.lock;
     ctx.log.openFile();
     if (lock.tookOver) summary.warnings.push(`took over a stale lock: ${lock.tookOver}`);
 

@@ -1,14 +1,18 @@
 #!/usr/bin/env node
 // backup-to-hetzner: the command the systemd timer runs. Thin: parse flags, build the context,
 // call the action, map the outcome to an exit code. Each command's modules are imported when it
-// runs: `run` loads only what it needs before taking its lock, --help and a bad config need none.
+// runs, --help and a bad config need none. `run` takes its lock with only the config, the logger
+// and the lock code loaded, and imports the rest after that: the bundle (scripts/bundle-cli.mjs)
+// is split at these dynamic imports, so Node neither parses their code nor loads the built-in
+// modules they use (tls, crypto, child_process, worker_threads) before the lock.
 import { parseArgs } from 'node:util';
 import { summaryText } from '../plan/report.js';
 import { TOOL_VERSION } from '../version.js';
 import { UserError } from '../errors.js';
 import type { RunContext } from '../backup/context.js';
+import { lockPhase } from '../backup/lock-phase.js';
 import { EXIT } from './exit-codes.js';
-import { buildContext, exitOf, installSignalHandlers, reportError, runMain } from './main.js';
+import { exitOf, installSignalHandlers, loadConfigAndLog, reportError, runMain, type CommonFlags, type ConfigAndLog } from './main.js';
 import type { NotifyDeps } from '../notify/after-run.js';
 import type { RunSummary } from '../plan/report.js';
 
@@ -78,34 +82,12 @@ async function main(argv: string[]): Promise<number> {
   }
 
   const sig = installSignalHandlers();
-  let ctx: RunContext | undefined;
+  let base: ConfigAndLog | undefined;
   try {
-    ctx = buildContext(values, sig.signal, undefined, { deferLogFile: command === 'run' });
+    base = loadConfigAndLog(values, undefined, { deferLogFile: command === 'run' });
+    if (command === 'run') return await run(base, values, sig);
+    const ctx = (await import('./context.js')).contextOf(base, values, sig.signal);
     switch (command) {
-      case 'run': {
-        const [{ runBackup }, { notifyAfterRun, notifyStart }] = await Promise.all([import('../backup/run.js'), import('../notify/after-run.js')]);
-        ctx.log.info(`backup-to-hetzner ${TOOL_VERSION}: starting a backup of ${ctx.config.MAILCOW_PATH} to ${ctx.config.HETZNER_USER}@${ctx.config.HETZNER_HOST}:${ctx.config.HETZNER_REMOTE_PATH}`);
-        const nd = notifyDeps(ctx);
-        await notifyStart(nd);
-        let summary: RunSummary;
-        try {
-          summary = await runBackup(ctx);
-        } catch (e) {
-          // The report goes out whatever happened; a failed notice never changes the exit code.
-          const failed = (e as { summary?: RunSummary }).summary;
-          if (failed) {
-            reportError(e, ctx.log, sig.received());
-            failed.exitCode = exitOf(e, sig.received());
-            for (const l of summaryText(failed)) ctx.log.info(l);
-            await notifyAfterRun(nd, failed);
-            return failed.exitCode;
-          }
-          throw e;
-        }
-        for (const l of summaryText(summary)) ctx.log.info(l);
-        await notifyAfterRun(nd, summary);
-        return summary.exitCode;
-      }
       case 'test-email': {
         const { runTestEmail } = await import('../notify/after-run.js');
         const r = await runTestEmail(notifyDeps(ctx));
@@ -183,9 +165,43 @@ async function main(argv: string[]): Promise<number> {
     }
     throw new UserError('config', `unknown command ${command}`);
   } catch (e) {
-    return reportError(e, ctx?.log, sig.received());
+    return reportError(e, base?.log, sig.received());
   } finally {
-    await ctx?.log.close();
+    await base?.log.close();
+  }
+}
+
+/** The daily run: the lock first, then the run's modules, the /start ping, the run, the report. */
+async function run(base: ConfigAndLog, flags: CommonFlags, sig: ReturnType<typeof installSignalHandlers>): Promise<number> {
+  const c = base.config;
+  base.log.info(`backup-to-hetzner ${TOOL_VERSION}: starting a backup of ${c.MAILCOW_PATH} to ${c.HETZNER_USER}@${c.HETZNER_HOST}:${c.HETZNER_REMOTE_PATH}`);
+  const locked = await lockPhase({ ...base, now: () => new Date() });
+  try {
+    const [{ contextOf }, { runBackup }, { notifyAfterRun, notifyStart }] = await Promise.all([import('./context.js'), import('../backup/run.js'), import('../notify/after-run.js')]);
+    const ctx = contextOf(base, flags, sig.signal);
+    const nd = notifyDeps(ctx);
+    await notifyStart(nd);
+    let summary: RunSummary;
+    try {
+      summary = await runBackup(ctx, locked);
+    } catch (e) {
+      // The report goes out whatever happened (a refused lock too); a failed notice never changes the exit code.
+      const failed = (e as { summary?: RunSummary }).summary;
+      if (failed) {
+        reportError(e, ctx.log, sig.received());
+        failed.exitCode = exitOf(e, sig.received());
+        for (const l of summaryText(failed)) ctx.log.info(l);
+        await notifyAfterRun(nd, failed);
+        return failed.exitCode;
+      }
+      throw e;
+    }
+    for (const l of summaryText(summary)) ctx.log.info(l);
+    await notifyAfterRun(nd, summary);
+    return summary.exitCode;
+  } finally {
+    // runBackup releases it when it ends; this covers a failure before it began (release runs once).
+    await locked.lock?.release();
   }
 }
 

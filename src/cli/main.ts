@@ -1,12 +1,11 @@
-// Shared by both commands: load the config, build the collaborators, turn errors into one line
-// and an exit code from the table, and turn SIGINT/SIGTERM into a clean stop.
-import { createExec } from '../adapters/exec.js';
+// Shared by both commands: load the config and open the log, turn errors into one line and an
+// exit code from the table, and turn SIGINT/SIGTERM into a clean stop. Only what the daily run
+// needs before its lock is taken: the rest of the context (exec, the box) is in context.ts,
+// loaded after the lock (start-up time, docs/performance.md).
 import { consoleModeFor, createLogger, type Logger } from '../adapters/logger.js';
-import { StorageBox } from '../adapters/storage-box.js';
 import { configPathFrom, loadConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { isUserError, UserError } from '../errors.js';
-import type { RunContext } from '../backup/context.js';
 import { EXIT, exitCodeFor } from './exit-codes.js';
 
 export interface CommonFlags {
@@ -30,35 +29,21 @@ export function installSignalHandlers(): { signal: AbortSignal; received: () => 
   return { signal: ac.signal, received: () => got };
 }
 
+/** The config and the logger of a command: the part of its context that needs no adapter. */
+export interface ConfigAndLog {
+  config: Config;
+  configPath: string;
+  log: Logger;
+}
+
 /** deferLogFile: the daily run opens LOG_FILE itself once it holds the lock (start-up time). */
-export function buildContext(flags: CommonFlags, signal: AbortSignal, consoleMode?: 'tty' | 'journal' | 'plain' | 'silent', o: { deferLogFile?: boolean } = {}): RunContext {
+export function loadConfigAndLog(flags: CommonFlags, consoleMode?: 'tty' | 'journal' | 'plain' | 'silent', o: { deferLogFile?: boolean } = {}): ConfigAndLog {
   const path = configPathFrom(flags.config);
   const { config, warnings } = loadConfig(path);
   const log = createLogger({ logFile: config.LOG_FILE, debug: flags.debug, console: consoleMode, deferFile: o.deferLogFile });
   log.addSecret(config.SMTP_PASSWORD);
   for (const w of warnings) log.warn(w);
-  const exec = createExec(signal, log.redact);
-  return {
-    config,
-    configPath: path,
-    log,
-    exec,
-    signal,
-    now: () => new Date(),
-    box: new StorageBox(boxTargetOf(config), exec, log),
-    dryRun: Boolean(flags['dry-run']),
-  };
-}
-
-export function boxTargetOf(c: Config) {
-  return {
-    host: c.HETZNER_HOST,
-    port: c.HETZNER_PORT,
-    user: c.HETZNER_USER,
-    keyPath: c.SSH_KEY_PATH,
-    knownHosts: c.SSH_KNOWN_HOSTS,
-    connectTimeout: c.SSH_CONNECT_TIMEOUT,
-  };
+  return { config, configPath: path, log };
 }
 
 /** Before the logger exists (a bad config): the same console format the logger would use. */

@@ -11,7 +11,8 @@ import { parseComponents, type Mode } from '../restore/plan.js';
 import { checkLine, runWizard } from '../restore/wizard.js';
 import { TOOL_VERSION } from '../version.js';
 import { EXIT } from './exit-codes.js';
-import { buildContext, exitOf, installSignalHandlers, reportError, runMain } from './main.js';
+import { buildContext } from './context.js';
+import { exitOf, installSignalHandlers, reportError, runMain } from './main.js';
 
 const USAGE = `usage: restore-from-hetzner [--config PATH]                       (wizard, on a terminal)
        restore-from-hetzner --backup NAME|latest --components LIST --yes

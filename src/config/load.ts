@@ -43,7 +43,9 @@ export function parseConfigText(text: string, path: string): { config: Config; w
   }
   // dotenv gives `KEY=` as "": unset, so the key's default applies (as the bash tool did).
   const given = Object.fromEntries(Object.entries(raw).filter(([, v]) => v.trim() !== ''));
-  const result = configSchema.safeParse(given);
+  // jitless: zod would compile a fast path for the object (new Function) on this one parse: it
+  // costs more than it saves, before the daily run's lock.
+  const result = configSchema.safeParse(given, { jitless: true });
   if (!result.success) {
     // One line per key: a value can break several rules at once (relative and too long), and
     // the first one zod reports is the one to fix first.

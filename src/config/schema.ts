@@ -1,10 +1,19 @@
 // The one source of truth for every configuration key: type, default, help text and an
 // example of a good value. `.env.example` and the README's table are generated from it
 // (scripts/gen-config-docs.ts), and a test fails when they drift apart.
+//
+// Written with zod/mini (functions: z.pipe(a, b), s.check(z.regex(…))) rather than zod's chainable
+// API: the same validation core and messages, but the bundle keeps only what is used, ~36 KB
+// instead of ~290 KB of zod. The daily run loads, builds and runs this schema before it takes its
+// lock, and zod's full API was two thirds of the tool's own work up to the lock (docs/performance.md).
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { z } from 'zod';
+import * as z from 'zod/mini';
+import en from 'zod/v4/locales/en.js';
 import { keyLines, recipientProblem } from '../plan/age-keys.js';
+
+// zod's own messages (a too long SMTP_USER) in English; zod's chainable API sets this itself.
+z.config(en());
 
 export const COMPONENTS = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
 export type Component = (typeof COMPONENTS)[number];
@@ -16,8 +25,10 @@ const HOSTNAME_PATTERN = /^(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za
 /**
  * A host name or a bare IPv4/IPv6 address: no [ ] (userAtHost adds them where rsync needs them),
  * no %zone (isIP takes "fe80::1%eth0"; a link-local zone has no place in a box or SMTP address).
+ * The name first: isIP of a name compiles node's IPv6 pattern, ~6 ms of every start (the
+ * default SMTP_HOST is "localhost"), before the run's lock.
  */
-export const isHost = (v: string): boolean => (isIP(v) !== 0 && !v.includes('%')) || HOSTNAME_PATTERN.test(v);
+export const isHost = (v: string): boolean => HOSTNAME_PATTERN.test(v) || (isIP(v) !== 0 && !v.includes('%'));
 const HOST_ERROR = 'must be a host name or an IP address (IPv6 without [ ])';
 export const USER_PATTERN = /^[a-z_][a-z0-9_-]{0,31}$/;
 export const REMOTE_PATH_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9._-]*(\/[A-Za-z0-9_][A-Za-z0-9._-]*)*$/;
@@ -28,47 +39,51 @@ const FALSE_WORDS = ['false', 'no', '0', 'off'];
 /** dotenv gives `KEY=` as "": treat it as unset so the default applies. */
 const unsetIfEmpty = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : typeof v === 'string' ? v.trim() : v);
 
+/** Every value is trimmed, and "" is unset, before its schema sees it (zod's preprocess). */
+function preprocessed<T extends z.ZodMiniType>(schema: T) {
+  return z.pipe(z.transform(unsetIfEmpty), schema);
+}
+
 function int(min: number, max: number) {
-  return z.preprocess(
-    unsetIfEmpty,
-    z
-      .string()
-      .regex(/^[0-9]+$/, { error: `must be a whole number from ${min} to ${max}` })
-      .transform(Number)
-      .pipe(z.number().min(min, { error: `must be at least ${min}` }).max(max, { error: `must be at most ${max}` })),
+  return preprocessed(
+    z.pipe(
+      z.pipe(z.string().check(z.regex(/^[0-9]+$/, { error: `must be a whole number from ${min} to ${max}` })), z.transform(Number)),
+      z.number().check(z.gte(min, { error: `must be at least ${min}` }), z.lte(max, { error: `must be at most ${max}` })),
+    ),
   );
 }
 
 function bool() {
-  return z.preprocess(
-    unsetIfEmpty,
-    z
-      .string()
-      .refine((v) => TRUE_WORDS.includes(v.toLowerCase()) || FALSE_WORDS.includes(v.toLowerCase()), {
-        error: `must be one of ${[...TRUE_WORDS, ...FALSE_WORDS].join('/')}`,
-      })
-      .transform((v) => TRUE_WORDS.includes(v.toLowerCase())),
+  return preprocessed(
+    z.pipe(
+      z.string().check(
+        z.refine((v) => TRUE_WORDS.includes(v.toLowerCase()) || FALSE_WORDS.includes(v.toLowerCase()), {
+          error: `must be one of ${[...TRUE_WORDS, ...FALSE_WORDS].join('/')}`,
+        }),
+      ),
+      z.transform((v: string) => TRUE_WORDS.includes(v.toLowerCase())),
+    ),
   );
 }
 
 function absPath() {
-  return z.preprocess(
-    unsetIfEmpty,
-    z
-      .string()
-      .refine((v) => v.startsWith('/'), { error: 'must be an absolute path' })
-      .refine((v) => !/[\0\n]/.test(v), { error: 'must not contain newlines or NUL bytes' })
-      .refine((v) => v.length <= 1024, { error: 'is too long (1024 characters at most)' }),
+  return preprocessed(
+    z.string().check(
+      z.refine((v) => v.startsWith('/'), { error: 'must be an absolute path' }),
+      z.refine((v) => !/[\0\n]/.test(v), { error: 'must not contain newlines or NUL bytes' }),
+      z.refine((v) => v.length <= 1024, { error: 'is too long (1024 characters at most)' }),
+    ),
   );
 }
 
-function optional<T extends z.ZodTypeAny>(schema: T) {
-  return z.preprocess(unsetIfEmpty, schema.optional());
+function optional<T extends z.ZodMiniType>(schema: T) {
+  return preprocessed(z.optional(schema));
 }
 
 /** age recipients inline, or a file of them; every bad value is its own issue (one line each). */
 function encryptRecipients() {
-  return z.string().transform((v, ctx): string[] => {
+  return z.pipe(z.string(), z.transform((v: string, ctx): string[] => {
+    const addIssue = (message: string) => ctx.issues.push({ code: 'custom', message, input: v });
     // [where, value] pairs: "value 2" inline, "line 7 of FILE" in a recipients file.
     let values: [string, string][] = v.split(/[\s,]+/).filter(Boolean).map((r, i) => [`value ${i + 1}`, r]);
     if (v.startsWith('/')) {
@@ -77,23 +92,23 @@ function encryptRecipients() {
         text = readFileSync(v, 'utf8');
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        ctx.addIssue({ code: 'custom', message: `names the recipients file ${v}, which ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`}` });
+        addIssue(`names the recipients file ${v}, which ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`}`);
         return [];
       }
       values = text.split(/\r?\n/).map((l, i): [string, string] => [`line ${i + 1} of ${v}`, l.trim()]).filter(([, l]) => keyLines(l).length > 0);
-      if (values.length === 0) ctx.addIssue({ code: 'custom', message: `names the recipients file ${v}, which holds no age public key` });
+      if (values.length === 0) addIssue(`names the recipients file ${v}, which holds no age public key`);
     }
     // One line for the key (as for every key), naming each bad value; two say enough on a screen.
     const bad = values.flatMap(([where, r]) => {
       const problem = recipientProblem(r);
       return problem ? [`${where} ${problem}`] : [];
     });
-    if (bad.length) ctx.addIssue({ code: 'custom', message: `${bad.slice(0, 2).join('; ')}${bad.length > 2 ? ` (and ${bad.length - 2} more bad values)` : ''}` });
+    if (bad.length) addIssue(`${bad.slice(0, 2).join('; ')}${bad.length > 2 ? ` (and ${bad.length - 2} more bad values)` : ''}`);
     return [...new Set(values.map(([, r]) => r))];
-  });
+  }));
 }
 
-const email = z.string().regex(/^[^\s@<>"',;]+@[A-Za-z0-9.-]+$/, { error: 'must be an e-mail address' });
+const email = z.string().check(z.regex(/^[^\s@<>"',;]+@[A-Za-z0-9.-]+$/, { error: 'must be an e-mail address' }));
 
 /** Keys of the earlier bash tool keep their meaning; an existing .env of theirs must keep working. */
 export interface KeyDoc {
@@ -155,90 +170,96 @@ const docOf = (key: string) => {
   return d;
 };
 
-function withDefault<T extends z.ZodTypeAny>(key: string, schema: T) {
+function withDefault<T extends z.ZodMiniType>(key: string, schema: T) {
   // prefault, not default: zod 4 returns a default as is, and ours are text that must be parsed.
-  return schema.prefault(docOf(key).defaultText as never).describe(docOf(key).help);
+  return z.prefault(schema, docOf(key).defaultText as never);
 }
 
-export const configSchema = z.object({
-  HETZNER_HOST: z.preprocess(unsetIfEmpty, z.string({ error: 'is required' }).refine(isHost, { error: HOST_ERROR })),
-  HETZNER_PORT: withDefault('HETZNER_PORT', int(1, 65535)),
-  HETZNER_USER: z.preprocess(unsetIfEmpty, z.string({ error: 'is required' }).regex(USER_PATTERN, { error: 'must be a box user name like u123456 or u123456-sub1' })),
-  SSH_KEY_PATH: withDefault('SSH_KEY_PATH', absPath()),
-  SSH_KNOWN_HOSTS: withDefault('SSH_KNOWN_HOSTS', absPath()),
-  HETZNER_REMOTE_PATH: withDefault(
-    'HETZNER_REMOTE_PATH',
-    z.preprocess(
-      unsetIfEmpty,
-      z
-        .string()
-        .transform(normalizeRemotePath)
-        .refine((v) => REMOTE_PATH_PATTERN.test(v) && !v.split('/').some((part) => part === '..' || part.length > 255) && v.length <= 1024, {
-          error: 'must be a folder path of letters, digits, . _ - and /, without ".." (names up to 255 characters)',
-        }),
+export const configSchema = z
+  .object({
+    HETZNER_HOST: preprocessed(z.string({ error: 'is required' }).check(z.refine(isHost, { error: HOST_ERROR }))),
+    HETZNER_PORT: withDefault('HETZNER_PORT', int(1, 65535)),
+    HETZNER_USER: preprocessed(z.string({ error: 'is required' }).check(z.regex(USER_PATTERN, { error: 'must be a box user name like u123456 or u123456-sub1' }))),
+    SSH_KEY_PATH: withDefault('SSH_KEY_PATH', absPath()),
+    SSH_KNOWN_HOSTS: withDefault('SSH_KNOWN_HOSTS', absPath()),
+    HETZNER_REMOTE_PATH: withDefault(
+      'HETZNER_REMOTE_PATH',
+      preprocessed(
+        z.pipe(z.string(), z.transform(normalizeRemotePath)).check(
+          z.refine((v) => REMOTE_PATH_PATTERN.test(v) && !v.split('/').some((part) => part === '..' || part.length > 255) && v.length <= 1024, {
+            error: 'must be a folder path of letters, digits, . _ - and /, without ".." (names up to 255 characters)',
+          }),
+        ),
+      ),
     ),
-  ),
-  SSH_CONNECT_TIMEOUT: withDefault('SSH_CONNECT_TIMEOUT', int(1, 600)),
-  RSYNC_TIMEOUT: withDefault('RSYNC_TIMEOUT', int(10, 86400)),
-  BWLIMIT_KBPS: withDefault('BWLIMIT_KBPS', int(0, 10_000_000)),
-  MAILCOW_PATH: withDefault('MAILCOW_PATH', absPath()),
-  BACKUP_COMPONENTS: withDefault(
-    'BACKUP_COMPONENTS',
-    z.preprocess(
-      unsetIfEmpty,
-      z
-        .string()
-        .transform((v) => v.toLowerCase().split(/[\s,]+/).filter(Boolean))
-        .refine((list) => list.every((c) => c === 'all' || (COMPONENTS as readonly string[]).includes(c)), {
-          error: `must be 'all' or a list of ${COMPONENTS.join(' ')}`,
-        })
-        .transform((list): Component[] => (list.includes('all') ? [...COMPONENTS] : COMPONENTS.filter((c) => list.includes(c)))),
+    SSH_CONNECT_TIMEOUT: withDefault('SSH_CONNECT_TIMEOUT', int(1, 600)),
+    RSYNC_TIMEOUT: withDefault('RSYNC_TIMEOUT', int(10, 86400)),
+    BWLIMIT_KBPS: withDefault('BWLIMIT_KBPS', int(0, 10_000_000)),
+    MAILCOW_PATH: withDefault('MAILCOW_PATH', absPath()),
+    BACKUP_COMPONENTS: withDefault(
+      'BACKUP_COMPONENTS',
+      preprocessed(
+        z.pipe(
+          z
+            .pipe(
+              z.string(),
+              z.transform((v: string) => v.toLowerCase().split(/[\s,]+/).filter(Boolean)),
+            )
+            .check(
+              z.refine((list) => list.every((c) => c === 'all' || (COMPONENTS as readonly string[]).includes(c)), {
+                error: `must be 'all' or a list of ${COMPONENTS.join(' ')}`,
+              }),
+            ),
+          z.transform((list: string[]): Component[] => (list.includes('all') ? [...COMPONENTS] : COMPONENTS.filter((c) => list.includes(c)))),
+        ),
+      ),
     ),
-  ),
-  ALLOW_VMAIL_WITHOUT_CRYPT: withDefault('ALLOW_VMAIL_WITHOUT_CRYPT', bool()),
-  VMAIL_VOLUME_PATH: optional(absPath()).describe(docOf('VMAIL_VOLUME_PATH').help),
-  THREADS: withDefault(
-    'THREADS',
-    z.preprocess(
-      unsetIfEmpty,
-      z
-        .string()
-        .regex(/^(auto|[1-9][0-9]?)$/i, { error: "must be 'auto' or a whole number from 1 to 99" })
-        .transform((v): number | 'auto' => (v.toLowerCase() === 'auto' ? 'auto' : Number(v))),
+    ALLOW_VMAIL_WITHOUT_CRYPT: withDefault('ALLOW_VMAIL_WITHOUT_CRYPT', bool()),
+    VMAIL_VOLUME_PATH: optional(absPath()),
+    THREADS: withDefault(
+      'THREADS',
+      preprocessed(
+        z.pipe(
+          z.string().check(z.regex(/^(auto|[1-9][0-9]?)$/i, { error: "must be 'auto' or a whole number from 1 to 99" })),
+          z.transform((v: string): number | 'auto' => (v.toLowerCase() === 'auto' ? 'auto' : Number(v))),
+        ),
+      ),
     ),
-  ),
-  ENCRYPT_RECIPIENTS: optional(encryptRecipients()).describe(docOf('ENCRYPT_RECIPIENTS').help),
-  TEMP_BACKUP_DIR: withDefault('TEMP_BACKUP_DIR', absPath()),
-  LOCAL_RETENTION_DAYS: withDefault('LOCAL_RETENTION_DAYS', int(0, 3650)),
-  STATE_DIR: withDefault('STATE_DIR', absPath()),
-  LOCK_TIMEOUT_HOURS: withDefault('LOCK_TIMEOUT_HOURS', int(1, 720)),
-  LOG_FILE: withDefault('LOG_FILE', absPath()),
-  REMOTE_RETENTION_DAYS: withDefault('REMOTE_RETENTION_DAYS', int(0, 36500)),
-  KEEP_DAILY: withDefault('KEEP_DAILY', int(0, 3650)),
-  KEEP_WEEKLY: withDefault('KEEP_WEEKLY', int(0, 520)),
-  KEEP_MONTHLY: withDefault('KEEP_MONTHLY', int(0, 1200)),
-  SCRUB_BUDGET_MINUTES: withDefault('SCRUB_BUDGET_MINUTES', int(0, 1440)),
-  EMAIL_NOTIFICATIONS: withDefault('EMAIL_NOTIFICATIONS', bool()),
-  NOTIFICATION_EMAIL: optional(email).describe(docOf('NOTIFICATION_EMAIL').help),
-  NOTIFICATION_FROM: optional(email).describe(docOf('NOTIFICATION_FROM').help),
-  NOTIFY_ON: withDefault('NOTIFY_ON', z.preprocess(unsetIfEmpty, z.enum(['always', 'failure'], { error: "must be 'always' or 'failure'" }))),
-  SMTP_HOST: withDefault('SMTP_HOST', z.preprocess(unsetIfEmpty, z.string().refine(isHost, { error: HOST_ERROR }))),
-  SMTP_PORT: withDefault('SMTP_PORT', int(1, 65535)),
-  SMTP_USER: optional(z.string().max(256)).describe(docOf('SMTP_USER').help),
-  SMTP_PASSWORD: optional(z.string().max(1024)).describe(docOf('SMTP_PASSWORD').help),
-  SMTP_TLS_CA: optional(absPath()).describe(docOf('SMTP_TLS_CA').help),
-  HEALTHCHECK_URL: optional(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })).describe(docOf('HEALTHCHECK_URL').help),
-  STATUS_FILE: withDefault('STATUS_FILE', absPath()),
-  PROMETHEUS_TEXTFILE: optional(absPath()).describe(docOf('PROMETHEUS_TEXTFILE').help),
-  STALE_AFTER_HOURS: withDefault('STALE_AFTER_HOURS', int(1, 8760)),
-}).superRefine((c, ctx) => {
-  if (c.EMAIL_NOTIFICATIONS && !c.NOTIFICATION_EMAIL) {
-    ctx.addIssue({ code: 'custom', path: ['NOTIFICATION_EMAIL'], message: 'is required when EMAIL_NOTIFICATIONS is on' });
-  }
-  if (c.SMTP_PASSWORD && !c.SMTP_USER) {
-    ctx.addIssue({ code: 'custom', path: ['SMTP_USER'], message: 'is required when SMTP_PASSWORD is set' });
-  }
-});
+    ENCRYPT_RECIPIENTS: optional(encryptRecipients()),
+    TEMP_BACKUP_DIR: withDefault('TEMP_BACKUP_DIR', absPath()),
+    LOCAL_RETENTION_DAYS: withDefault('LOCAL_RETENTION_DAYS', int(0, 3650)),
+    STATE_DIR: withDefault('STATE_DIR', absPath()),
+    LOCK_TIMEOUT_HOURS: withDefault('LOCK_TIMEOUT_HOURS', int(1, 720)),
+    LOG_FILE: withDefault('LOG_FILE', absPath()),
+    REMOTE_RETENTION_DAYS: withDefault('REMOTE_RETENTION_DAYS', int(0, 36500)),
+    KEEP_DAILY: withDefault('KEEP_DAILY', int(0, 3650)),
+    KEEP_WEEKLY: withDefault('KEEP_WEEKLY', int(0, 520)),
+    KEEP_MONTHLY: withDefault('KEEP_MONTHLY', int(0, 1200)),
+    SCRUB_BUDGET_MINUTES: withDefault('SCRUB_BUDGET_MINUTES', int(0, 1440)),
+    EMAIL_NOTIFICATIONS: withDefault('EMAIL_NOTIFICATIONS', bool()),
+    NOTIFICATION_EMAIL: optional(email),
+    NOTIFICATION_FROM: optional(email),
+    NOTIFY_ON: withDefault('NOTIFY_ON', preprocessed(z.enum(['always', 'failure'], { error: "must be 'always' or 'failure'" }))),
+    SMTP_HOST: withDefault('SMTP_HOST', preprocessed(z.string().check(z.refine(isHost, { error: HOST_ERROR })))),
+    SMTP_PORT: withDefault('SMTP_PORT', int(1, 65535)),
+    SMTP_USER: optional(z.string().check(z.maxLength(256))),
+    SMTP_PASSWORD: optional(z.string().check(z.maxLength(1024))),
+    SMTP_TLS_CA: optional(absPath()),
+    HEALTHCHECK_URL: optional(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })),
+    STATUS_FILE: withDefault('STATUS_FILE', absPath()),
+    PROMETHEUS_TEXTFILE: optional(absPath()),
+    STALE_AFTER_HOURS: withDefault('STALE_AFTER_HOURS', int(1, 8760)),
+  })
+  .check(
+    z.superRefine((c, ctx) => {
+      if (c.EMAIL_NOTIFICATIONS && !c.NOTIFICATION_EMAIL) {
+        ctx.addIssue({ code: 'custom', path: ['NOTIFICATION_EMAIL'], message: 'is required when EMAIL_NOTIFICATIONS is on' });
+      }
+      if (c.SMTP_PASSWORD && !c.SMTP_USER) {
+        ctx.addIssue({ code: 'custom', path: ['SMTP_USER'], message: 'is required when SMTP_PASSWORD is set' });
+      }
+    }),
+  );
 
 export type Config = z.infer<typeof configSchema>;
 
