@@ -152,7 +152,7 @@ export async function verifyOnBox(
     return { source: s, rel: s.prefix ? p.slice(s.prefix.length + 1) : p, abs: join(s.root, s.prefix ? p.slice(s.prefix.length + 1) : p) };
   };
 
-  const check = async (list: Iterable<string>): Promise<{ bad: string[]; boxHash: Map<string, string> }> => {
+  const check = async (list: Iterable<string>): Promise<{ checked: number; bad: string[]; boxHash: Map<string, string> }> => {
     const unsafe: string[] = [];
     // The box's answers are compared chunk by chunk and only differences are kept: memory
     // stays flat however many files a first backup verifies.
@@ -160,6 +160,7 @@ export async function verifyOnBox(
     const bad: string[] = [];
     let chunk: string[] = [];
     let done = 0;
+    let checked = 0;
     const flush = async () => {
       const got = await ctx.box.sha256(chunk.map((p) => `${staging}/${p}`), (n) => ctx.log.debug(`verified ${done + n} on the box`));
       for (const p of chunk) {
@@ -172,7 +173,7 @@ export async function verifyOnBox(
       chunk = [];
     };
     for (const p of list) {
-      out.checked++;
+      checked++;
       if (!isShellSafe(`${staging}/${p}`)) unsafe.push(p);
       else if (chunk.push(p) >= 2000) await flush();
     }
@@ -183,10 +184,11 @@ export async function verifyOnBox(
       out.viaRsyncChecksum += unsafe.length;
       bad.push(...(await rsyncChecksumDiff(ctx, staging, unsafe.map(localOf), runDir)));
     }
-    return { bad, boxHash };
+    return { checked, bad, boxHash };
   };
 
   const first = await check(paths);
+  out.checked = first.checked;
   if (first.bad.length === 0) return out;
 
   const pool = createHashPool();
@@ -233,7 +235,6 @@ export async function verifyOnBox(
       if (mine.length) await uploadSource(ctx, { ...s, list: mine }, staging, [], runDir, { ignoreTimes: true });
     }
     const second = await check(resend);
-    out.checked -= resend.length;
     for (const p of second.bad) {
       const h = second.boxHash.get(p);
       if (badBasis.has(p)) throw new UserError('verify', `${p} is still different on the Storage Box after it was sent again; nothing was published`);
