@@ -4,6 +4,7 @@
 export type ErrorKind =
   | 'config' // bad configuration or command line
   | 'locked' // another run holds the lock
+  | 'dump-busy' // mailcow's dump container exists and is not ours (mailcow's script run by hand)
   | 'preflight' // something the run needs is missing: disk, mailcow, the box, the host key
   | 'failed' // a step of the run failed; nothing was published
   | 'verify' // data on the box does not match the manifest; nothing was published

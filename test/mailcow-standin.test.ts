@@ -4,13 +4,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promises as fsp, readdirSync, statSync } from 'node:fs';
+import { promises as fsp, readFileSync, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createStandinMailcow, mutateDatabases, type StandinMailcow } from '../src/sandbox/mailcow-standin.js';
 import { generateMaildir, mutateMaildir } from '../src/sandbox/maildir-fixture.js';
+import { fakeBinDir } from '../src/sandbox/sandbox.js';
 
 const ARCHIVES = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mariadb'];
 const VOLUME_OF: Record<string, Parameters<StandinMailcow['volume']>[0]> = {
@@ -24,6 +25,8 @@ function run(mc: StandinMailcow, args: string[], env: Record<string, string | un
   return new Promise((resolve, reject) => {
     const fullEnv: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('STANDIN_') && k !== 'MAILCOW_BACKUP_LOCATION' && k !== 'THREADS') fullEnv[k] = v;
+    // Backups run docker as the real script does: the fake docker CLI of the sandbox.
+    Object.assign(fullEnv, dockerEnv(mc));
     for (const [k, v] of Object.entries(env)) if (v !== undefined) fullEnv[k] = v;
     const child = spawn(mc.script, args, { env: fullEnv, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -36,6 +39,28 @@ function run(mc: StandinMailcow, args: string[], env: Record<string, string | un
     const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
     child.on('error', reject);
     child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr, timedOut }); });
+  });
+}
+
+const dockerEnv = (mc: StandinMailcow) => ({ PATH: `${fakeBinDir()}:${process.env.PATH ?? '/usr/bin:/bin'}`, STANDIN_MAILCOW_PATH: mc.path });
+
+/** The fake docker CLI, as mailcow's script and this tool call docker. */
+function docker(mc: StandinMailcow, args: string[]) {
+  return spawnSync('docker', args, { env: { ...process.env, ...dockerEnv(mc) }, encoding: 'utf8' });
+}
+
+/**
+ * `docker run --name mailcow-backup` of a container that says "up" and then runs until removed,
+ * started as an admin would start one; resolves once the container runs.
+ */
+function startContainer(mc: StandinMailcow, backupDir: string): Promise<ChildProcess> {
+  const cli = spawn('docker', ['run', '--name', 'mailcow-backup', '--rm', '-v', `${backupDir}:/backup:z`, 'ghcr.io/mailcow/backup:latest', 'sh', '-c', 'echo up; exec sleep 600'], {
+    env: { ...process.env, ...dockerEnv(mc) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return new Promise((resolve, reject) => {
+    cli.stdout!.setEncoding('utf8').on('data', (d: string) => d.includes('up') && resolve(cli));
+    cli.on('exit', (code) => reject(new Error(`docker run exited ${code} before the container ran`)));
   });
 }
 
@@ -308,6 +333,87 @@ describe('stand-in backup', () => {
     assert.ok(!left.includes('mailcow-2020-01-01-00-00-00'));
     assert.ok(left.includes('mailcow-2020-01-02-00-00-00'));
     assert.equal(left.length, 2);
+  });
+});
+
+describe('the fake docker: mailcow\'s dump container', () => {
+  const CONFLICT = /^docker: Error response from daemon: Conflict\. The container name "\/mailcow-backup" is already in use by container "[0-9a-f]{64}"\. You have to remove \(or rename\) that container to be able to reuse that name\.$/m;
+  const listed = () => docker(mc, ['ps', '-a', '--filter', 'name=^mailcow-backup$', '--format', '{{.ID}}\t{{.State}}\t{{.Names}}']).stdout.trim();
+  /** Runs, and is not a zombie that its new parent has yet to reap. */
+  const alive = (pid: number) => {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+    } catch {
+      return false;
+    }
+  };
+
+  it('a named container outlives its killed CLI; a second run --name fails with exit 125; inspect and rm -f work as docker\'s', async () => {
+    const loc = await freshLocation(tmp, 'loc-manual');
+    const cli = await startContainer(mc, loc);
+    const [id, state, name] = listed().split('\t');
+    assert.equal(state, 'running');
+    assert.equal(name, 'mailcow-backup');
+    assert.match(id!, /^[0-9a-f]{12}$/);
+    const [info] = JSON.parse(docker(mc, ['inspect', 'mailcow-backup']).stdout) as { Id: string; Name: string; State: { Status: string; Pid: number; StartedAt: string }; Mounts: { Source: string; Destination: string }[] }[];
+    assert.equal(info!.Name, '/mailcow-backup');
+    assert.ok(info!.Id.startsWith(id!));
+    assert.ok(Date.parse(info!.State.StartedAt) > Date.now() - 600_000);
+    assert.deepEqual(info!.Mounts.map((m) => [m.Source, m.Destination]), [[loc, '/backup']]);
+    // The CLI dies (SIGKILL): the container, under the "daemon", runs on.
+    const gone = new Promise((r) => cli.on('exit', r));
+    cli.kill('SIGKILL');
+    await gone;
+    assert.equal(listed(), `${id}\trunning\tmailcow-backup`);
+    assert.ok(alive(info!.State.Pid), 'the container process runs on');
+    const second = docker(mc, ['run', '--name', 'mailcow-backup', '--rm', 'ghcr.io/mailcow/backup:latest', 'true']);
+    assert.equal(second.status, 125);
+    assert.match(second.stderr, CONFLICT);
+    assert.ok(second.stderr.includes(info!.Id));
+    // rm without -f refuses a running container; rm -f kills and removes it.
+    assert.equal(docker(mc, ['rm', 'mailcow-backup']).status, 1);
+    const rm = docker(mc, ['rm', '-f', 'mailcow-backup']);
+    assert.equal(rm.status, 0, rm.stderr);
+    assert.equal(listed(), '');
+    assert.ok(!alive(info!.State.Pid), 'rm -f killed the container process');
+    assert.match(docker(mc, ['inspect', 'mailcow-backup']).stderr, /No such object: mailcow-backup/);
+    assert.equal(docker(mc, ['run', '--name', 'mailcow-backup', '--rm', 'ghcr.io/mailcow/backup:latest', 'true']).status, 0);
+    assert.equal(listed(), '', '--rm removed it when it ended');
+  });
+
+  it('backup runs each component in docker run --name mailcow-backup: a leftover container fails every one, yet exit 0', async () => {
+    const cli = await startContainer(mc, await freshLocation(tmp, 'loc-manual2'));
+    try {
+      const loc = await freshLocation(tmp, 'loc-conflict');
+      const r = await run(mc, ['backup', 'crypt', 'redis', 'mysql'], { MAILCOW_BACKUP_LOCATION: loc });
+      assert.equal(r.code, 0, 'the real script does not check docker run');
+      assert.equal(r.stderr.split('\n').filter((l) => CONFLICT.test(l)).length, 3, r.stderr);
+      assert.deepEqual(readdirSync(backupFolders(loc)[0]!).filter((n) => n.startsWith('backup_')), []);
+    } finally {
+      docker(mc, ['rm', '-f', 'mailcow-backup']);
+      cli.kill('SIGKILL');
+    }
+  });
+
+  it('STANDIN_HANG_COMPONENT=crypt: its container writes the archive, then never ends; killing the script leaves it running', async () => {
+    const loc = await freshLocation(tmp, 'loc-hang');
+    const script = spawn(mc.script, ['backup', 'crypt', 'redis'], { env: { ...process.env, ...dockerEnv(mc), MAILCOW_BACKUP_LOCATION: loc, STANDIN_HANG_COMPONENT: 'crypt' }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        let err = '';
+        script.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d).includes('standin: the container of crypt hangs now') && resolve());
+        script.on('exit', () => reject(new Error(`the script ended: ${err}`)));
+      });
+      const exited = new Promise((r) => script.on('exit', r));
+      process.kill(-script.pid!, 'SIGKILL');
+      await exited;
+      assert.match(listed(), /\trunning\tmailcow-backup$/);
+      assert.equal(spawnSync('zstd', ['-t', '-q', path.join(backupFolders(loc)[0]!, 'backup_crypt.tar.zst')]).status, 0);
+    } finally {
+      docker(mc, ['rm', '-f', 'mailcow-backup']);
+    }
+    assert.equal(listed(), '');
   });
 });
 

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { parse } from 'dotenv';
 import { UserError } from '../errors.js';
 import type { Component } from '../config/schema.js';
+import { conflictMessage, CONFLICT_LINE } from '../plan/dump-container.js';
 import type { Exec } from './exec.js';
 import type { Logger } from './logger.js';
 
@@ -105,6 +106,8 @@ export async function runMailcowBackup(
   opts: { mailcowPath: string; location: string; components: Component[]; threads: number; timeoutMs: number },
 ): Promise<DumpResult> {
   let lines = 0;
+  // docker refusing the container's name: the reason every archive after it is missing.
+  let conflict: string | undefined;
   const before = new Set(await readdir(opts.location));
   await exec('bash', [join(opts.mailcowPath, SCRIPT), 'backup', ...opts.components], {
     what: "mailcow's backup script",
@@ -114,13 +117,15 @@ export async function runMailcowBackup(
     tailLines: 30,
     onLine: (line) => {
       lines++;
+      if (!conflict && CONFLICT_LINE.test(line)) conflict = line;
       // tar -v lists every archived path: only the rest is worth the log's space.
       if (!/^\.?\//.test(line)) log.debug(`mailcow: ${line}`);
     },
   });
   const created = (await readdir(opts.location)).filter((n) => /^mailcow-\d{4}(-\d{2}){5}$/.test(n) && !before.has(n));
+  const refused = (details: string[] = []) => (conflict ? new UserError('dump-busy', conflictMessage(conflict), details) : undefined);
   if (created.length !== 1) {
-    throw new UserError('failed', `mailcow's backup script made ${created.length === 0 ? 'no' : created.length} backup folder${created.length === 1 ? '' : 's'} in ${opts.location}; see the log for its output`);
+    throw refused() ?? new UserError('failed', `mailcow's backup script made ${created.length === 0 ? 'no' : created.length} backup folder${created.length === 1 ? '' : 's'} in ${opts.location}; see the log for its output`);
   }
   const folder = join(opts.location, created[0]!);
   const archives: DumpResult['archives'] = [];
@@ -146,7 +151,7 @@ export async function runMailcowBackup(
     archives.push({ component, file, bytes });
   }
   if (problems.length) {
-    throw new UserError('failed', `mailcow's backup script did not produce a good archive for ${problems.length} component${problems.length === 1 ? '' : 's'}: ${problems.join('; ')}`, problems);
+    throw refused(problems) ?? new UserError('failed', `mailcow's backup script did not produce a good archive for ${problems.length} component${problems.length === 1 ? '' : 's'}: ${problems.join('; ')}`, problems);
   }
   return { folder, name: created[0]!, archives, outputLines: lines };
 }

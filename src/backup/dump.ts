@@ -20,8 +20,8 @@ export async function makeRunDir(ctx: RunContext): Promise<string> {
   return dir;
 }
 
-/** Run folders left by dead runs (found after taking over their lock). */
-export async function removeStaleRunDirs(ctx: RunContext, keep: string): Promise<string[]> {
+/** Run folders left by dead runs (found after taking over their lock, or their dump container). */
+export async function removeStaleRunDirs(ctx: RunContext, keep?: string): Promise<string[]> {
   const removed: string[] = [];
   const names = await readdir(ctx.config.TEMP_BACKUP_DIR).catch(() => [] as string[]);
   for (const n of names) {

@@ -9,6 +9,7 @@ import { freeBytes } from '../adapters/disk.js';
 import { checkMailcowFolder, folderBytes, readMailcowConf, secretsOf, volumePath } from '../adapters/mailcow.js';
 import { bytes } from '../plan/human.js';
 import type { RunContext } from './context.js';
+import { clearLeftoverContainer } from './leftover-container.js';
 
 export interface Preflight {
   mailcowConf: Record<string, string>;
@@ -17,6 +18,8 @@ export interface Preflight {
   threads: number;
   dumpEstimate?: number;
   tempFree: number;
+  /** mailcow's dump container that a dead run left, removed (for the report). */
+  removedContainer?: string;
 }
 
 export const DUMP_MARGIN = 1.1;
@@ -59,7 +62,7 @@ function existingAncestor(p: string): string {
   return cur;
 }
 
-export async function preflight(ctx: RunContext): Promise<Preflight> {
+export async function preflight(ctx: RunContext, tookOver?: string): Promise<Preflight> {
   const c = ctx.config;
   checkComponents(c);
   checkMailcowFolder(c.MAILCOW_PATH);
@@ -77,6 +80,8 @@ export async function preflight(ctx: RunContext): Promise<Preflight> {
   }
 
   const archiveComponents = c.BACKUP_COMPONENTS.filter((x) => x !== 'vmail');
+  // Before the space check: a dead run's half-written dump is removed with its container.
+  const removedContainer = archiveComponents.length ? await clearLeftoverContainer(ctx, tookOver) : undefined;
   let sourceBytes = 0;
   let largest = 0;
   let known = true;
@@ -106,7 +111,7 @@ export async function preflight(ctx: RunContext): Promise<Preflight> {
   checkKeyFile(c.SSH_KEY_PATH);
   checkKnownHosts(c.SSH_KNOWN_HOSTS);
   await ctx.box.connect();
-  return { mailcowConf, archiveComponents, vmailPath, threads: threadsFor(c), dumpEstimate, tempFree: free };
+  return { mailcowConf, archiveComponents, vmailPath, threads: threadsFor(c), dumpEstimate, tempFree: free, removedContainer };
 }
 
 export const cachePath = (c: Config) => join(c.STATE_DIR, 'hash-cache.jsonl');

@@ -16,6 +16,7 @@ import { phase, type PhaseTiming, type RunContext } from './context.js';
 import { encryptDump } from './encrypt.js';
 import type { LockPhase } from './lock-phase.js';
 import { dump, makeRunDir, removeStaleRunDirs } from './dump.js';
+import { withDumpRecord } from './leftover-container.js';
 import { hashFiles, hashIndex, PreviousManifest, saveHashCache, walkTree, type TreeWalk } from './manifest-step.js';
 import { cachePath, preflight } from './preflight.js';
 import { pruneLocal, pruneRemote } from './prune.js';
@@ -48,10 +49,11 @@ export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<Run
     if (lock.tookOver) summary.warnings.push(`took over a stale lock: ${lock.tookOver}`);
 
     const pre = await phase(timings, 'preflight', ctx.log, async () => {
-      const p = await preflight(ctx);
+      const p = await preflight(ctx, lock!.tookOver);
       await ctx.box.mkdirp(root);
       return p;
     });
+    if (pre.removedContainer) summary.warnings.push(pre.removedContainer);
     runDir = await makeRunDir(ctx);
     if (lock.tookOver) for (const d of await removeStaleRunDirs(ctx, runDir)) ctx.log.info(`removed the leftover ${d} of the dead run`);
 
@@ -60,7 +62,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<Run
     const staleStagings = entries.filter((e) => e.type === 'dir' && isStagingName(e.name)).map((e) => e.name);
     const prev = publishedNames[0];
 
-    const dumped = await phase(timings, 'dump', ctx.log, () => dump(ctx, pre, runDir!));
+    const dumped = await phase(timings, 'dump', ctx.log, () => withDumpRecord(ctx, runDir!, () => dump(ctx, pre, runDir!)));
     const name = dumped.name;
     summary.backupName = name;
     if (publishedNames.includes(name)) throw new UserError('failed', `a backup named ${name} is already on the box; wait a second and run again`);

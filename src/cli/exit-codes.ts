@@ -10,6 +10,7 @@ export const EXIT = {
   preflight: 4,
   verify: 5,
   unhealthy: 6,
+  dumpBusy: 7,
   internal: 70,
   locked: 75,
   interrupted: 130,
@@ -24,6 +25,7 @@ export const EXIT_DOCS: [code: number, meaning: string][] = [
   [EXIT.preflight, 'A precondition failed before anything was written: disk space, mailcow folder, the box, its host key; restore: a pre-restore check failed or the age identity does not decrypt the backup, nothing was changed.'],
   [EXIT.verify, 'Data on the box does not match the manifest; nothing was published (restore: the download does not match checksums.sha256, nothing was changed).'],
   [EXIT.unhealthy, "'status' or 'verify': the newest backup is too old, a run failed, or a backup on the box is damaged."],
+  [EXIT.dumpBusy, "Backup: mailcow's dump container (mailcow-backup) exists and no dead run of this tool left it: mailcow's script is running by hand, or its container is stuck (the message names it and how to remove it); nothing was dumped."],
   [EXIT.internal, 'An internal error (a bug): the message carries the details; please report it.'],
   [EXIT.locked, 'Another run holds the lock; try again later (sysexits TEMPFAIL).'],
   [EXIT.interrupted, 'Interrupted by SIGINT (Ctrl-C); children stopped, lock released, temp files removed.'],
@@ -36,6 +38,8 @@ export function exitCodeFor(kind: ErrorKind): number {
       return EXIT.config;
     case 'locked':
       return EXIT.locked;
+    case 'dump-busy':
+      return EXIT.dumpBusy;
     case 'preflight':
       return EXIT.preflight;
     case 'failed':

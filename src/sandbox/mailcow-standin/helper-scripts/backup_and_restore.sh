@@ -16,12 +16,16 @@
 #  STANDIN_NO_DOCKER=1             docker "not in PATH": backup/restore exit 1 where the real one checks
 #  STANDIN_NO_IMAGE=1              backup image unavailable (no network, not cached): exit 1 early
 #  STANDIN_FAIL_COMPONENT=x[,y]    that component's archive is not written; the run still exits 0
+#  STANDIN_HANG_COMPONENT=x        that component's container never ends (its compressor hangs once
+#                                  the archive is written, as a tar on a dead filesystem would)
 #  STANDIN_TRUNCATE_COMPONENT=x[,y] archive written then truncated to half its size; exit 0
 #  STANDIN_ARCH=aarch64            pretend `uname -m` says this
 #  STANDIN_PROMPTS=tty             real `read -p` semantics (prompt on stderr, only if stdin is a tty)
 #  STANDIN_DATASET_ORDER=sorted    dataset menu in sorted order instead of a random one
 #  STANDIN_SLOW_SECONDS=N          sleep N seconds before each component (to test timeouts/locks)
-# Every simulated docker action is appended to $MAILCOW_PATH/standin-actions.log.
+# Every simulated docker action is appended to $MAILCOW_PATH/standin-actions.log. Backups run each
+# component in `docker run --name mailcow-backup --rm …` like the real script, so they need the
+# fake docker CLI (src/sandbox/fake-bin) on PATH and STANDIN_MAILCOW_PATH set.
 
 DEBIAN_DOCKER_IMAGE="ghcr.io/mailcow/backup:latest"
 
@@ -168,23 +172,27 @@ if [[ "${STANDIN_NO_IMAGE:-}" == "1" ]]; then
 fi
 
 # backup_volume COMPONENT VOLUME ARCHIVE_NAME
+# One `docker run --name mailcow-backup --rm` per component, as the real script does (the fake
+# docker CLI runs the command with the mounts mapped to host folders). Its exit status is not
+# checked, as in the real script: a failed component leaves its archive missing, the loop goes on.
 backup_volume() {
-  local comp="$1" vol="${VOLUMES}/$2" out="${BACKUP_LOCATION}/mailcow-${DATE}/$3"
+  local comp="$1" out="backup/$3" compress="zstd --rsyncable -T${THREADS}"
   if [[ -n "${STANDIN_SLOW_SECONDS:-}" ]]; then sleep "${STANDIN_SLOW_SECONDS}"; fi
   action "run mailcow-backup backup ${comp} (${CMPS_PRJ}_$2)"
   if in_list "${comp}" "${STANDIN_FAIL_COMPONENT:-}"; then
-    >&2 echo "docker: Error response from daemon: Conflict. The container name \"/mailcow-backup\" is already in use (standin: ${comp} failed on purpose)."
+    >&2 echo "docker: Error response from daemon: failed to create task for container: failed to create shim task: OCI runtime create failed (standin: ${comp} failed on purpose)."
     return 0
   fi
-  if [[ ! -d "${vol}" ]]; then
-    >&2 echo "docker: Error response from daemon: invalid volume specification: ':/${comp}:ro,z' (standin: ${vol} missing)."
-    return 0
+  if in_list "${comp}" "${STANDIN_HANG_COMPONENT:-}"; then
+    compress="sh -c 'zstd --rsyncable -T1 && echo \"standin: the container of ${comp} hangs now\" >&2 && exec sleep 2147483647'"
   fi
-  # -v listing goes to stdout because the archive is written with -f <file>, like the real one.
-  tar --warning='no-file-ignored' --use-compress-program="zstd --rsyncable -T${THREADS}" \
-    -cvpf "${out}" -C "${vol}" .
-  if in_list "${comp}" "${STANDIN_TRUNCATE_COMPONENT:-}" && [[ -f "${out}" ]]; then
-    truncate -s $(( $(stat -c %s "${out}") / 2 )) "${out}"
+  # Archives hold paths relative to the volume (-C), the real ones absolute paths (-P).
+  docker run --name mailcow-backup --rm \
+    -v "${BACKUP_LOCATION}/mailcow-${DATE}":/backup:z \
+    -v "$(docker volume ls -qf "name=^${CMPS_PRJ}_$2$")":/${comp}:ro,z \
+    ${DEBIAN_DOCKER_IMAGE} /bin/tar --warning='no-file-ignored' --use-compress-program="${compress}" -cvpf "/${out}" -C "/${comp}" .
+  if in_list "${comp}" "${STANDIN_TRUNCATE_COMPONENT:-}" && [[ -f "${BACKUP_LOCATION}/mailcow-${DATE}/$3" ]]; then
+    truncate -s $(( $(stat -c %s "${BACKUP_LOCATION}/mailcow-${DATE}/$3") / 2 )) "${BACKUP_LOCATION}/mailcow-${DATE}/$3"
   fi
   return 0
 }
