@@ -5,7 +5,7 @@
 // the lock recovered, the next run succeeds. Prints a scenario/trials/outcome table at the end.
 // FAULT_TRIALS=N repeats each scenario N times (default 1).
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -19,7 +19,7 @@ import { planRetention } from '../src/plan/retention.js';
 import { backupNameFor, parseBackupName } from '../src/plan/names.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { startStorageBox } from '../src/sandbox/storage-box.js';
-import { backup, BACKUP_CLI, publishedOnBox, sleep, flipByte } from './support/cli.js';
+import { backup, publishedOnBox, sleep, flipByte, spawnBackup, type Spawned } from './support/cli.js';
 
 const TRIALS = Math.max(1, Number(process.env.FAULT_TRIALS ?? 1) || 1);
 let sb: Sandbox;
@@ -39,44 +39,8 @@ function record(scenario: string, trials: number, outcome: string) {
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-interface Spawned {
-  p: ChildProcess;
-  stderr: () => string;
-  waitFor: (re: RegExp, ms?: number) => Promise<void>;
-  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
-}
-
 function spawnRun(env: Record<string, string> = {}, config = sb.configPath, args: string[] = []): Spawned {
-  const t0 = Date.now();
-  const p = spawn(process.execPath, [BACKUP_CLI, 'run', '--debug', '--config', config, ...args], {
-    env: { ...process.env, ...sb.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  let err = '';
-  const waiters: { re: RegExp; resolve: () => void }[] = [];
-  const onData = (d: Buffer) => {
-    err += d;
-    for (const w of [...waiters]) if (w.re.test(err)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve();
-    }
-  };
-  p.stderr!.on('data', onData);
-  p.stdout!.on('data', onData);
-  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((resolve) => p.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - t0 })));
-  return {
-    p,
-    stderr: () => err,
-    exit,
-    waitFor: (re, ms = 60_000) =>
-      new Promise<void>((resolve, reject) => {
-        if (re.test(err)) return resolve();
-        const t = setTimeout(() => reject(new Error(`no ${re} within ${ms} ms:\n${err.slice(-3000)}`)), ms);
-        waiters.push({ re, resolve: () => (clearTimeout(t), resolve()) });
-        void exit.then(() => setTimeout(() => reject(new Error(`exited before ${re}:\n${err.slice(-3000)}`)), 50));
-      }),
-  };
+  return spawnBackup(['run', '--debug', '--config', config, ...args], { ...sb.env, ...env });
 }
 
 /** sha256sum -c in every published folder (the README's command), on the box's disk: the names of broken ones. */

@@ -4,14 +4,14 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { promises as fsp, readFileSync, readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createStandinMailcow, mutateDatabases, type StandinMailcow } from '../src/sandbox/mailcow-standin.js';
 import { generateMaildir, mutateMaildir } from '../src/sandbox/maildir-fixture.js';
-import { fakeBinDir } from '../src/sandbox/sandbox.js';
+import { docker as fakeDocker, dockerEnv, startDumpContainer } from './support/docker.js';
 
 const ARCHIVES = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mariadb'];
 const VOLUME_OF: Record<string, Parameters<StandinMailcow['volume']>[0]> = {
@@ -26,7 +26,7 @@ function run(mc: StandinMailcow, args: string[], env: Record<string, string | un
     const fullEnv: Record<string, string> = {};
     for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('STANDIN_') && k !== 'MAILCOW_BACKUP_LOCATION' && k !== 'THREADS') fullEnv[k] = v;
     // Backups run docker as the real script does: the fake docker CLI of the sandbox.
-    Object.assign(fullEnv, dockerEnv(mc));
+    Object.assign(fullEnv, dockerEnv(mc.path));
     for (const [k, v] of Object.entries(env)) if (v !== undefined) fullEnv[k] = v;
     const child = spawn(mc.script, args, { env: fullEnv, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -39,28 +39,6 @@ function run(mc: StandinMailcow, args: string[], env: Record<string, string | un
     const timer = setTimeout(() => { timedOut = true; child.kill('SIGKILL'); }, timeoutMs);
     child.on('error', reject);
     child.on('close', (code) => { clearTimeout(timer); resolve({ code, stdout, stderr, timedOut }); });
-  });
-}
-
-const dockerEnv = (mc: StandinMailcow) => ({ PATH: `${fakeBinDir()}:${process.env.PATH ?? '/usr/bin:/bin'}`, STANDIN_MAILCOW_PATH: mc.path });
-
-/** The fake docker CLI, as mailcow's script and this tool call docker. */
-function docker(mc: StandinMailcow, args: string[]) {
-  return spawnSync('docker', args, { env: { ...process.env, ...dockerEnv(mc) }, encoding: 'utf8' });
-}
-
-/**
- * `docker run --name mailcow-backup` of a container that says "up" and then runs until removed,
- * started as an admin would start one; resolves once the container runs.
- */
-function startContainer(mc: StandinMailcow, backupDir: string): Promise<ChildProcess> {
-  const cli = spawn('docker', ['run', '--name', 'mailcow-backup', '--rm', '-v', `${backupDir}:/backup:z`, 'ghcr.io/mailcow/backup:latest', 'sh', '-c', 'echo up; exec sleep 600'], {
-    env: { ...process.env, ...dockerEnv(mc) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    cli.stdout!.setEncoding('utf8').on('data', (d: string) => d.includes('up') && resolve(cli));
-    cli.on('exit', (code) => reject(new Error(`docker run exited ${code} before the container ran`)));
   });
 }
 
@@ -337,8 +315,9 @@ describe('stand-in backup', () => {
 });
 
 describe('the fake docker: mailcow\'s dump container', () => {
+  const docker = (args: string[]) => fakeDocker(mc.path, args);
   const CONFLICT = /^docker: Error response from daemon: Conflict\. The container name "\/mailcow-backup" is already in use by container "[0-9a-f]{64}"\. You have to remove \(or rename\) that container to be able to reuse that name\.$/m;
-  const listed = () => docker(mc, ['ps', '-a', '--filter', 'name=^mailcow-backup$', '--format', '{{.ID}}\t{{.State}}\t{{.Names}}']).stdout.trim();
+  const listed = () => docker(['ps', '-a', '--filter', 'name=^mailcow-backup$', '--format', '{{.ID}}\t{{.State}}\t{{.Names}}']).stdout.trim();
   /** Runs, and is not a zombie that its new parent has yet to reap. */
   const alive = (pid: number) => {
     try {
@@ -351,12 +330,12 @@ describe('the fake docker: mailcow\'s dump container', () => {
 
   it('a named container outlives its killed CLI; a second run --name fails with exit 125; inspect and rm -f work as docker\'s', async () => {
     const loc = await freshLocation(tmp, 'loc-manual');
-    const cli = await startContainer(mc, loc);
+    const cli = await startDumpContainer(mc.path, loc);
     const [id, state, name] = listed().split('\t');
     assert.equal(state, 'running');
     assert.equal(name, 'mailcow-backup');
     assert.match(id!, /^[0-9a-f]{12}$/);
-    const [info] = JSON.parse(docker(mc, ['inspect', 'mailcow-backup']).stdout) as { Id: string; Name: string; State: { Status: string; Pid: number; StartedAt: string }; Mounts: { Source: string; Destination: string }[] }[];
+    const [info] = JSON.parse(docker(['inspect', 'mailcow-backup']).stdout) as { Id: string; Name: string; State: { Status: string; Pid: number; StartedAt: string }; Mounts: { Source: string; Destination: string }[] }[];
     assert.equal(info!.Name, '/mailcow-backup');
     assert.ok(info!.Id.startsWith(id!));
     assert.ok(Date.parse(info!.State.StartedAt) > Date.now() - 600_000);
@@ -367,23 +346,23 @@ describe('the fake docker: mailcow\'s dump container', () => {
     await gone;
     assert.equal(listed(), `${id}\trunning\tmailcow-backup`);
     assert.ok(alive(info!.State.Pid), 'the container process runs on');
-    const second = docker(mc, ['run', '--name', 'mailcow-backup', '--rm', 'ghcr.io/mailcow/backup:latest', 'true']);
+    const second = docker(['run', '--name', 'mailcow-backup', '--rm', 'ghcr.io/mailcow/backup:latest', 'true']);
     assert.equal(second.status, 125);
     assert.match(second.stderr, CONFLICT);
     assert.ok(second.stderr.includes(info!.Id));
     // rm without -f refuses a running container; rm -f kills and removes it.
-    assert.equal(docker(mc, ['rm', 'mailcow-backup']).status, 1);
-    const rm = docker(mc, ['rm', '-f', 'mailcow-backup']);
+    assert.equal(docker(['rm', 'mailcow-backup']).status, 1);
+    const rm = docker(['rm', '-f', 'mailcow-backup']);
     assert.equal(rm.status, 0, rm.stderr);
     assert.equal(listed(), '');
     assert.ok(!alive(info!.State.Pid), 'rm -f killed the container process');
-    assert.match(docker(mc, ['inspect', 'mailcow-backup']).stderr, /No such object: mailcow-backup/);
-    assert.equal(docker(mc, ['run', '--name', 'mailcow-backup', '--rm', 'ghcr.io/mailcow/backup:latest', 'true']).status, 0);
+    assert.match(docker(['inspect', 'mailcow-backup']).stderr, /No such object: mailcow-backup/);
+    assert.equal(docker(['run', '--name', 'mailcow-backup', '--rm', 'ghcr.io/mailcow/backup:latest', 'true']).status, 0);
     assert.equal(listed(), '', '--rm removed it when it ended');
   });
 
   it('backup runs each component in docker run --name mailcow-backup: a leftover container fails every one, yet exit 0', async () => {
-    const cli = await startContainer(mc, await freshLocation(tmp, 'loc-manual2'));
+    const cli = await startDumpContainer(mc.path, await freshLocation(tmp, 'loc-manual2'));
     try {
       const loc = await freshLocation(tmp, 'loc-conflict');
       const r = await run(mc, ['backup', 'crypt', 'redis', 'mysql'], { MAILCOW_BACKUP_LOCATION: loc });
@@ -391,14 +370,14 @@ describe('the fake docker: mailcow\'s dump container', () => {
       assert.equal(r.stderr.split('\n').filter((l) => CONFLICT.test(l)).length, 3, r.stderr);
       assert.deepEqual(readdirSync(backupFolders(loc)[0]!).filter((n) => n.startsWith('backup_')), []);
     } finally {
-      docker(mc, ['rm', '-f', 'mailcow-backup']);
+      docker(['rm', '-f', 'mailcow-backup']);
       cli.kill('SIGKILL');
     }
   });
 
   it('STANDIN_HANG_COMPONENT=crypt: its container writes the archive, then never ends; killing the script leaves it running', async () => {
     const loc = await freshLocation(tmp, 'loc-hang');
-    const script = spawn(mc.script, ['backup', 'crypt', 'redis'], { env: { ...process.env, ...dockerEnv(mc), MAILCOW_BACKUP_LOCATION: loc, STANDIN_HANG_COMPONENT: 'crypt' }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
+    const script = spawn(mc.script, ['backup', 'crypt', 'redis'], { env: { ...process.env, ...dockerEnv(mc.path), MAILCOW_BACKUP_LOCATION: loc, STANDIN_HANG_COMPONENT: 'crypt' }, stdio: ['ignore', 'ignore', 'pipe'], detached: true });
     try {
       await new Promise<void>((resolve, reject) => {
         let err = '';
@@ -411,7 +390,7 @@ describe('the fake docker: mailcow\'s dump container', () => {
       assert.match(listed(), /\trunning\tmailcow-backup$/);
       assert.equal(spawnSync('zstd', ['-t', '-q', path.join(backupFolders(loc)[0]!, 'backup_crypt.tar.zst')]).status, 0);
     } finally {
-      docker(mc, ['rm', '-f', 'mailcow-backup']);
+      docker(['rm', '-f', 'mailcow-backup']);
     }
     assert.equal(listed(), '');
   });

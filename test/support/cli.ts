@@ -1,6 +1,6 @@
 // Runs the compiled commands as an admin (or systemd) would, and small helpers for asserting on
 // what landed on the loopback Storage Box.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { copyFile, lstat, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -37,6 +37,47 @@ export function runCli(cli: string, args: string[], env: Record<string, string> 
 }
 
 export const backup = (args: string[], env: Record<string, string>, timeoutMs?: number) => runCli(BACKUP_CLI, args, env, timeoutMs);
+
+export interface Spawned {
+  p: ChildProcess;
+  stderr: () => string;
+  waitFor: (re: RegExp, ms?: number) => Promise<void>;
+  exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>;
+}
+
+/** backup-to-hetzner in a process group of its own (to be killed as systemd kills a unit), watched as it runs. */
+export function spawnBackup(args: string[], env: Record<string, string>): Spawned {
+  const t0 = Date.now();
+  const p = spawn(process.execPath, [BACKUP_CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  let err = '';
+  const waiters: { re: RegExp; resolve: () => void }[] = [];
+  const onData = (d: Buffer) => {
+    err += d;
+    for (const w of [...waiters]) if (w.re.test(err)) {
+      waiters.splice(waiters.indexOf(w), 1);
+      w.resolve();
+    }
+  };
+  p.stderr!.on('data', onData);
+  p.stdout!.on('data', onData);
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((resolve) => p.on('exit', (code, signal) => resolve({ code, signal, ms: Date.now() - t0 })));
+  return {
+    p,
+    stderr: () => err,
+    exit,
+    waitFor: (re, ms = 60_000) =>
+      new Promise<void>((resolve, reject) => {
+        if (re.test(err)) return resolve();
+        const t = setTimeout(() => reject(new Error(`no ${re} within ${ms} ms:\n${err.slice(-3000)}`)), ms);
+        waiters.push({ re, resolve: () => (clearTimeout(t), resolve()) });
+        void exit.then(() => setTimeout(() => reject(new Error(`exited before ${re}:\n${err.slice(-3000)}`)), 50));
+      }),
+  };
+}
 
 export async function sha256File(p: string): Promise<string> {
   return createHash('sha256').update(await readFile(p)).digest('hex');
