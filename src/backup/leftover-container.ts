@@ -16,13 +16,12 @@ const recordPath = (stateDir: string) => join(stateDir, 'dump-running.json');
 interface DumpRecord {
   pid: number;
   startedAt: string;
-  runDir: string;
 }
 
 /** Runs mailcow's script with a record of it in STATE_DIR, so a run killed meanwhile is known later. */
-export async function withDumpRecord<T>(ctx: RunContext, runDir: string, fn: () => Promise<T>): Promise<T> {
+export async function withDumpRecord<T>(ctx: RunContext, fn: () => Promise<T>): Promise<T> {
   const path = recordPath(ctx.config.STATE_DIR);
-  const me: DumpRecord = { pid: process.pid, startedAt: ctx.now().toISOString(), runDir };
+  const me: DumpRecord = { pid: process.pid, startedAt: ctx.now().toISOString() };
   writeFileSync(path, JSON.stringify(me) + '\n', { mode: 0o600 });
   try {
     return await fn();

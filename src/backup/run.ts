@@ -62,7 +62,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<Run
     const staleStagings = entries.filter((e) => e.type === 'dir' && isStagingName(e.name)).map((e) => e.name);
     const prev = publishedNames[0];
 
-    const dumped = await phase(timings, 'dump', ctx.log, () => withDumpRecord(ctx, runDir!, () => dump(ctx, pre, runDir!)));
+    const dumped = await phase(timings, 'dump', ctx.log, () => withDumpRecord(ctx, () => dump(ctx, pre, runDir!)));
     const name = dumped.name;
     summary.backupName = name;
     if (publishedNames.includes(name)) throw new UserError('failed', `a backup named ${name} is already on the box; wait a second and run again`);
