@@ -21,6 +21,7 @@ import { cachePath, preflight } from './preflight.js';
 import { pruneLocal, pruneRemote } from './prune.js';
 import { runScrub } from './scrub.js';
 import { checkHardLinks, linkRenamesOnBox, uploadManifest, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
+import { mailboxTotals, recordedMailboxes } from '../plan/mailboxes.js';
 
 export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<RunSummary> {
   const c = ctx.config;
@@ -165,7 +166,9 @@ export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<Run
         files: totals.files,
         bytes: summary.backupBytes,
         archives: dumped.archives.map((a) => ({ component: a.component, file: a.file.split('/').pop(), bytes: a.bytes })),
-        vmail: walk ? { dir: VMAIL_DIR, ...walk.index.totals(), dirs: walk.index.dirCount, owner: walk.index.ownership(), modes: walk.index.dirModes() } : undefined,
+        vmail: walk
+          ? { dir: VMAIL_DIR, ...walk.index.totals(), dirs: walk.index.dirCount, owner: walk.index.ownership(), modes: walk.index.dirModes(), mailboxes: recordedMailboxes(mailboxTotals(walk.index.entries(), VMAIL_DIR)) }
+          : undefined,
         basedOn: prev ?? null,
         encryption,
       };
