@@ -89,6 +89,11 @@ describe('restore wizard in a pseudo-terminal', { timeout: 120_000 }, () => {
     screen = await t.waitFor(/Type RESTORE to start/);
     assert.match(screen, /alice@example\.com: replace this mailbox/);
     assert.doesNotMatch(screen, /watchdog/, 'a mailbox restore does not touch the watchdog; the plan must not say it does');
+    // The disk check counts alice's mail (plus the fixed room for the backup's small files), not the whole backup.
+    const aliceBytes = (await Promise.all([...aliceThen.keys()].map((k) => fsp.stat(path.join(onBox, 'example.com/alice', k))))).reduce((n, st) => n + st.size, 0);
+    const need = /local disk\s+([\d.]+) MiB needed/.exec(screen);
+    assert.ok(need, screen);
+    assert.ok(Number(need[1]) <= (16 * 1024 * 1024 + 1.05 * aliceBytes) / 1024 / 1024 + 0.06, `${need[0]} for a mailbox of ${aliceBytes} B`);
     t.type('RESTORE');
     t.keys('Enter');
     const done = await t.waitFor(/WIZARD-EXIT=\d+/, 60_000);
