@@ -7,8 +7,11 @@ import path from 'node:path';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { backup, publishedOnBox, RESTORE_CLI, treeHashes } from './support/cli.js';
+import { bytes } from '../src/plan/human.js';
 import { openComponentList, startWizard, type Terminal } from './support/tmux.js';
 
+
+const treeBytes = async (dir: string) => (await Promise.all([...(await treeHashes(dir)).keys()].map((k) => fsp.stat(path.join(dir, k))))).reduce((n, st) => n + st.size, 0);
 
 describe('restore wizard in a pseudo-terminal', { timeout: 120_000 }, () => {
   let dir: string;
@@ -73,7 +76,7 @@ describe('restore wizard in a pseudo-terminal', { timeout: 120_000 }, () => {
     // The list once the whole term is typed: narrowed to that domain.
     screen = await t.waitFor(/removes one example\.com\n((?!example\.org)[\s\S])*bob@example\.com((?!example\.org)[\s\S])*navigate/);
     // Every row of the search is a mailbox of the backup with its size and message count.
-    const bob = new RegExp(`bob@example\\.com\\s+[\\d.]+ (B|KiB|MiB)\\s+${await messages('example.com/bob')} messages(?!\\s+NOT ON THIS HOST)`);
+    const bob = new RegExp(`bob@example\\.com\\s+${bytes(await treeBytes(path.join(onBox, 'example.com/bob')))}\\s+${await messages('example.com/bob')} messages(?!\\s+NOT ON THIS HOST)`);
     assert.match(screen, bob, screen);
     assert.match(screen, new RegExp(`alice@example\\.com\\s+[\\d.]+ (B|KiB|MiB)\\s+${await messages('example.com/alice')} messages\\s+NOT ON THIS HOST`), screen);
     t.keys('C-u');
@@ -90,7 +93,7 @@ describe('restore wizard in a pseudo-terminal', { timeout: 120_000 }, () => {
     assert.match(screen, /alice@example\.com: replace this mailbox/);
     assert.doesNotMatch(screen, /watchdog/, 'a mailbox restore does not touch the watchdog; the plan must not say it does');
     // The disk check counts alice's mail (plus the fixed room for the backup's small files), not the whole backup.
-    const aliceBytes = (await Promise.all([...aliceThen.keys()].map((k) => fsp.stat(path.join(onBox, 'example.com/alice', k))))).reduce((n, st) => n + st.size, 0);
+    const aliceBytes = await treeBytes(path.join(onBox, 'example.com/alice'));
     const need = /local disk\s+([\d.]+) MiB needed/.exec(screen);
     assert.ok(need, screen);
     assert.ok(Number(need[1]) <= (16 * 1024 * 1024 + 1.05 * aliceBytes) / 1024 / 1024 + 0.06, `${need[0]} for a mailbox of ${aliceBytes} B`);
