@@ -86,6 +86,9 @@ export interface RestoreReport {
 const VMAIL = 'vmail';
 const archiveComponents = (cs: Component[]) => cs.filter((c) => c !== 'vmail');
 
+/** Where a restore downloads to (a folder per backup inside). */
+const restoreDir = (ctx: RunContext) => join(ctx.config.TEMP_BACKUP_DIR, 'restore');
+
 /** Published backup names on the box (staging folders and foreign names never show). */
 export async function publishedNames(ctx: RunContext): Promise<string[]> {
   const entries = await ctx.box.list(ctx.config.HETZNER_REMOTE_PATH);
@@ -103,7 +106,7 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
     if (!d) throw new UserError('config', `--mailbox ${m} is not a mailbox address (user@domain)`);
     return d;
   });
-  const location = req.downloadOnly ? resolve(req.downloadOnly) : join(c.TEMP_BACKUP_DIR, 'restore');
+  const location = req.downloadOnly ? resolve(req.downloadOnly) : restoreDir(ctx);
   await mkdir(location, { recursive: true, mode: 0o700 });
   // mailcow's script must be offered this backup and only it.
   for (const n of await readdir(location)) if (n.startsWith('mailcow-') && n !== name) {
@@ -178,7 +181,7 @@ async function fetchIndex(ctx: RunContext, name: string, folder: string): Promis
 
 /** The mailboxes a published backup holds (for the wizard), each marked whether this host has it. */
 export async function listBackupMailboxes(ctx: RunContext, name: string): Promise<BackupMailbox[]> {
-  const { record, checksums } = await fetchIndex(ctx, name, join(ctx.config.TEMP_BACKUP_DIR, 'restore', name));
+  const { record, checksums } = await fetchIndex(ctx, name, join(restoreDir(ctx), name));
   const list = backupMailboxes(record, checksums.keys());
   let vol: string | undefined;
   try {
