@@ -103,6 +103,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<Run
     // folders of dead runs, whose files then need a full check since nobody verified them): what
     // a broken upload had sent is linked, the file it was cut in is the basis of a delta.
     const linkBases = [...(prev ? [`${root}/${prev}`] : []), ...staleStagings.map((s) => `${root}/${s}`)];
+    if (staleStagings.length) ctx.log.info(`resuming: ${staleStagings.length} staging folder(s) of failed runs lend what they received; all of it is hashed on the box before publishing`);
     const sources: Source[] = [{ root: dumped.folder, prefix: '' }];
     if (pre.vmailPath && walk) sources.push({ root: pre.vmailPath, prefix: VMAIL_DIR, tree: true });
     const sent = await phase(timings, 'upload', ctx.log, async () => {
