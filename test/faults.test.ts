@@ -249,18 +249,21 @@ describe('the link to the box fails mid-upload', () => {
     for (let i = 0; i < 6; i++) await writeFile(join(folder, `${Date.now()}.${tag}${i}.host:2,S`), randomBytes(2 * 1024 * 1024));
     return 6 * 2 * 1024 * 1024;
   };
-  /** The big mail tagged `tag` in a staging folder on the box: files under their own name (whole, or kept by --partial) and rsync's temp file. */
+  /**
+   * The big mail tagged `tag` in a staging folder on the box: files under their own name (whole, or
+   * kept by --partial), and rsync's temp file (`.NAME.XXXXXX`) of the one being received.
+   */
   const bigOnBox = (staging: string, tag: string) => {
     const folder = join(boxBackups, staging, 'vmail', ...BIG);
     const named = new Map<string, number>();
-    let temp = 0;
+    let temp: { of: string; size: number } | undefined;
     for (const n of existsSync(folder) ? readdirSync(folder) : []) {
       if (!n.includes(`.${tag}`)) continue;
       const size = statSync(join(folder, n)).size;
-      if (n.startsWith('.')) temp = Math.max(temp, size);
+      if (n.startsWith('.')) temp = { of: n.slice(1, n.lastIndexOf('.')), size };
       else named.set(n, size);
     }
-    return { named, temp };
+    return { named, temp, tempSize: temp?.size ?? 0 };
   };
   /** Polls the box's disk until `probe` answers (the upload's progress is the event), failing if the run ends first. */
   const until = async <T>(what: string, run: Spawned | undefined, probe: () => T | undefined): Promise<T> => {
@@ -288,7 +291,7 @@ describe('the link to the box fails mid-upload', () => {
   };
   /** What the box's rsync had received when its connection died, once it has kept the cut file (--partial). */
   const arrivedIn = async (stagingsOfRun: string[], tag: string) => {
-    for (const st of stagingsOfRun) await until(`the cut file kept under its name in ${st}`, undefined, () => (bigOnBox(st, tag).temp === 0 ? true : undefined));
+    for (const st of stagingsOfRun) await until(`the cut file kept under its name in ${st}`, undefined, () => (bigOnBox(st, tag).temp ? undefined : true));
     const best = new Map<string, number>();
     for (const st of stagingsOfRun) for (const [n, size] of bigOnBox(st, tag).named) best.set(n, Math.max(best.get(n) ?? 0, size));
     return [...best.values()].reduce((a, b) => a + b, 0);
@@ -334,7 +337,7 @@ describe('the link to the box fails mid-upload', () => {
       const staging = await until('the new mail arriving on the box', run, () => {
         const st = stagings()[0];
         const b = st ? bigOnBox(st, tag) : undefined;
-        return b && b.named.size >= 1 && b.temp >= 256 * 1024 ? st : undefined;
+        return b && b.named.size >= 1 && b.tempSize >= 256 * 1024 ? st : undefined;
       });
       cutConnection();
       const ex = await Promise.race([run.exit, sleep(90_000).then(() => undefined)]);
@@ -363,7 +366,7 @@ describe('the link to the box fails mid-upload', () => {
       const run = spawnRun({}, slowConfig);
       const staging = await until('the new mail arriving on the box', run, () => {
         const st = stagings()[0];
-        return st && bigOnBox(st, tag).temp >= 256 * 1024 ? st : undefined;
+        return st && bigOnBox(st, tag).tempSize >= 256 * 1024 ? st : undefined;
       });
       const { sessions } = boxProcesses();
       for (const p of sessions) {
@@ -413,25 +416,26 @@ describe('the link to the box fails mid-upload', () => {
       const tag = `twice${t}`;
       const size = await addBigMail(tag);
       const before = await publishedOnBox(sb.box.root, sb.remotePath);
-      const cutRun = async (moreThan: number) => {
+      /** A slow run cut once more than `moreThan` B of a message (`name`, or any) are on the box: that message and how much of it is kept. */
+      const cutRun = async (moreThan: number, name?: string) => {
         await writeSlow();
         const old = new Set(stagings());
         const run = spawnRun({}, slowConfig);
-        const staging = await until(`more than ${moreThan} B of a message on the box`, run, () => {
+        const [staging, cut] = await until(`more than ${moreThan} B of ${name ?? 'a message'} on the box`, run, () => {
           const st = stagings().find((n) => !old.has(n));
-          return st && bigOnBox(st, tag).temp > moreThan ? st : undefined;
+          const temp = st ? bigOnBox(st, tag).temp : undefined;
+          return temp && temp.size > moreThan && (name ?? temp.of) === temp.of ? ([st!, temp.of] as const) : undefined;
         });
         cutConnection();
         const ex = await run.exit;
         assert.equal(ex.code, 1, run.stderr().slice(-3000));
         await arrivedIn([staging], tag);
         await restartBox();
-        // The cut message, kept by --partial: the only file of the new mail not whole on the box.
-        return Math.max(...[...bigOnBox(staging, tag).named.values()].filter((n) => n < 2 * 1024 * 1024), 0);
+        return { name: cut, kept: bigOnBox(staging, tag).named.get(cut) ?? 0 };
       };
       const first = await cutRun(256 * 1024);
-      const second = await cutRun(first + 768 * 1024);
-      assert.ok(second > first + 768 * 1024, `the second run resumed the cut message (${first} B), then got ${second} B of it`);
+      const second = await cutRun(first.kept + 512 * 1024, first.name);
+      assert.ok(second.kept > first.kept + 512 * 1024, `the second run resumed ${first.name} (${first.kept} B kept), then kept ${second.kept} B of it`);
       const dead = stagings();
       assert.equal(dead.length, 2);
       const listed = await backup(['list', '--config', sb.configPath], sb.env);
@@ -442,7 +446,7 @@ describe('the link to the box fails mid-upload', () => {
       for (const d of dead) assert.ok(!shown.includes(d.replace('.incomplete-', '')), `list shows the dead run's ${d}:\n${shown}`);
       const missing = size - (await arrivedIn(dead, tag));
       const sent = await resumeSendsOnlyTheRest(missing, size);
-      outcomes.push(`cut at ${first} B and ${second} B of one message; ${missing} B of ${size} had not arrived, the third run sent ${sent} B of mail`);
+      outcomes.push(`cut at ${first.kept} B and ${second.kept} B of one message; ${missing} B of ${size} had not arrived, the third run sent ${sent} B of mail`);
     }
     record('SSH server dies twice in one message', TRIALS, outcomes.join(' | '));
   });
