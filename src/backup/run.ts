@@ -18,6 +18,7 @@ import type { LockPhase } from './lock-phase.js';
 import { dump, makeRunDir, removeStaleRunDirs } from './dump.js';
 import { hashFiles, hashIndex, PreviousManifest, saveHashCache, walkTree, type TreeWalk } from './manifest-step.js';
 import { cachePath, preflight } from './preflight.js';
+import { unitPathWarnings } from './unit-paths.js';
 import { pruneLocal, pruneRemote } from './prune.js';
 import { runScrub } from './scrub.js';
 import { checkHardLinks, linkRenamesOnBox, uploadManifest, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
@@ -48,6 +49,10 @@ export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<Run
     if (lock.tookOver) summary.warnings.push(`took over a stale lock: ${lock.tookOver}`);
 
     const pre = await phase(timings, 'preflight', ctx.log, async () => {
+      for (const w of unitPathWarnings(c, Boolean(process.env.INVOCATION_ID))) {
+        ctx.log.warn(w);
+        summary.warnings.push(w);
+      }
       const p = await preflight(ctx);
       await ctx.box.mkdirp(root);
       return p;

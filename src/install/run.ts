@@ -17,6 +17,7 @@ import { binsOf, installProgram, linkCommands } from './program.js';
 import type { Asker } from './prompts.js';
 import { ensureKey, offerKeyUpload, pinBoxHostKey } from './ssh-setup.js';
 import { checkCalendar, enableTimer, runCheck, startFirstBackup } from './systemctl.js';
+import { installedSettings, settleSettings } from './installed-units.js';
 import { renderUnits } from './units.js';
 
 export interface InstallDeps {
@@ -37,10 +38,12 @@ export function unrooted(root: string, real: string): string {
   return real.slice(root.length);
 }
 
-export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promise<number> {
+export async function runInstall(given: InstallOptions, deps: InstallDeps): Promise<number> {
   const { exec, asker, out } = deps;
   const nodePath = deps.nodePath ?? process.execPath;
-  const layout: Layout = layoutFor(opts.root, opts.installDir, opts.configPath);
+  const layout: Layout = layoutFor(given.root, given.installDir, given.configPath);
+  const settled = settleSettings(given, installedSettings(rooted(given.root, layout.unitDir)));
+  const opts: InstallOptions = { ...given, ...settled.values };
   const secretKeys = KEY_DOCS.filter((d) => d.secret).map((d) => d.key);
   const ops = new Ops(opts.dryRun, exec, out, secretKeys);
   const R = (p: string) => rooted(opts.root, p);
@@ -48,6 +51,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   if (opts.root !== '/') out.info(`installing below ${opts.root} (no systemctl${opts.check ? '' : ', no check'})`);
 
   out.step('Preflight');
+  for (const w of opts.warnings) out.warn(w);
+  for (const l of settled.lines) (l.warn ? out.warn : out.ok)(l.text);
   await checkBasics({ root: opts.root, dryRun: opts.dryRun, euid: deps.euid, pathEnv: deps.pathEnv }, out);
   await checkTools({ root: opts.root, dryRun: opts.dryRun, pathEnv: deps.pathEnv }, asker, exec, out);
   const cal = await checkCalendar(exec, opts.onCalendar, opts.root === '/');
