@@ -329,6 +329,33 @@ describe('installer', () => {
     });
   });
 
+  it('installing again keeps the installed schedule, delay and timeout unless a flag changes them, and says what changes; --env-file typos are named', async () => {
+    const root = await makeRoot('reinstall');
+    const envFile = path.join(root, 'old.env');
+    fs.writeFileSync(envFile, 'REMOTE_RETENTION_DAYS=14\nBWLIMIT_KPBS=5000\n');
+    const timer = () => fs.readFileSync(path.join(root, 'etc/systemd/system/mailcow-backup.timer'), 'utf8');
+    const service = () => fs.readFileSync(path.join(root, 'etc/systemd/system/mailcow-backup.service'), 'utf8');
+    const first = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--env-file', envFile, '--on-calendar', '*-*-* 02:30:00', '--timeout', '6h']);
+    assert.equal(first.code, 0, first.stdout + first.stderr);
+    assert.ok(first.stdout.includes(`WARN  ${envFile}: unknown key BWLIMIT_KPBS is ignored (a typo?)`), first.stdout);
+    assert.equal(parse(fs.readFileSync(path.join(root, 'etc/mailcow-backup/.env'), 'utf8')).REMOTE_RETENTION_DAYS, '14');
+    assert.match(timer(), /^OnCalendar=\*-\*-\* 02:30:00$/m);
+
+    const again = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint]);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.match(timer(), /^OnCalendar=\*-\*-\* 02:30:00$/m, 'the schedule survives an upgrade');
+    assert.match(service(), /^TimeoutStartSec=6h$/m);
+    assert.match(again.stdout, /^ok    schedule '\*-\*-\* 02:30:00' kept from the installed mailcow-backup\.timer \(--on-calendar changes it\)$/m);
+    assert.match(again.stdout, /^ok    start timeout '6h' kept from the installed mailcow-backup\.service \(--timeout changes it\)$/m);
+    assert.match(again.stdout, /mailcow-backup\.timer \(unchanged\)/);
+
+    const changed = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--on-calendar', '*-*-* 04:15:00']);
+    assert.equal(changed.code, 0, changed.stdout + changed.stderr);
+    assert.match(changed.stdout, /^ok    schedule changes: '\*-\*-\* 02:30:00' -> '\*-\*-\* 04:15:00' \(--on-calendar\)$/m);
+    assert.match(timer(), /^OnCalendar=\*-\*-\* 04:15:00$/m);
+    assert.match(service(), /^TimeoutStartSec=6h$/m);
+  });
+
   it('asks interactively (scripted answers through the real prompt definitions) and pins after confirmation', async () => {
     const root = await makeRoot('interactive');
     const asked: string[] = [];
