@@ -26,7 +26,7 @@ unattended use:
                             state, logs and local dumps (backups on the box are never touched)
   --purge                   with --uninstall: also remove config, state, logs and local dumps
 
-schedule:
+schedule (installing again keeps what the installed units have unless one of these is given):
   --on-calendar SPEC        when the timer runs (default '${DEFAULT_ON_CALENDAR}'; systemd.time(7))
   --randomized-delay SPAN   RandomizedDelaySec= of the timer (default ${DEFAULT_RANDOMIZED_DELAY})
   --timeout SPAN            TimeoutStartSec= of the service (default ${DEFAULT_TIMEOUT_START})
