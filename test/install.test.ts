@@ -404,6 +404,7 @@ describe('installer', () => {
     assert.match(r.stdout, /== backup-to-hetzner check/);
     assert.match(r.stdout, /(OK|WARN)\s+host key\s+pinned/);
     assert.match(r.stdout, /OK\s+connection\s/);
+    assert.match(r.stdout, /OK\s+unit paths\s+.*\/etc\/systemd\/system\/mailcow-backup\.service lets the timer's runs write every path the config names/, 'compared with the unit just written');
     if (r.code === 4) assert.match(r.stdout, /tonight's backup would fail/);
   });
 });

@@ -134,7 +134,7 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
   if (shouldCheck) {
     out.step('backup-to-hetzner check');
     const cli = binsOf(deps.packageRoot)['backup-to-hetzner'] ?? 'dist/src/cli/backup-to-hetzner.js';
-    checked = await runCheck(exec, ops, nodePath, join(R(layout.installDir), cli), R(layout.configPath));
+    checked = await runCheck(exec, ops, nodePath, join(R(layout.installDir), cli), R(layout.configPath), R(layout.unitDir));
   }
 
   if (checked && opts.root === '/' && !opts.dryRun) {
