@@ -329,13 +329,13 @@ describe('installer', () => {
     });
   });
 
-  it('installing again keeps the installed schedule, delay and timeout unless a flag changes them, and says what changes; --env-file typos are named', async () => {
+  it('installing again keeps the installed schedule, delay, timeout and program folder unless a flag changes them, and says what changes; --env-file typos are named', async () => {
     const root = await makeRoot('reinstall');
     const envFile = path.join(root, 'old.env');
     fs.writeFileSync(envFile, 'REMOTE_RETENTION_DAYS=14\nBWLIMIT_KPBS=5000\n');
     const timer = () => fs.readFileSync(path.join(root, 'etc/systemd/system/mailcow-backup.timer'), 'utf8');
     const service = () => fs.readFileSync(path.join(root, 'etc/systemd/system/mailcow-backup.service'), 'utf8');
-    const first = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--env-file', envFile, '--on-calendar', '*-*-* 02:30:00', '--timeout', '6h']);
+    const first = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--env-file', envFile, '--on-calendar', '*-*-* 02:30:00', '--timeout', '6h', '--install-dir', '/opt/mcs-custom']);
     assert.equal(first.code, 0, first.stdout + first.stderr);
     assert.ok(first.stdout.includes(`WARN  ${envFile}: unknown key BWLIMIT_KPBS is ignored (a typo?)`), first.stdout);
     assert.equal(parse(fs.readFileSync(path.join(root, 'etc/mailcow-backup/.env'), 'utf8')).REMOTE_RETENTION_DAYS, '14');
@@ -348,6 +348,9 @@ describe('installer', () => {
     assert.match(again.stdout, /^ok    schedule '\*-\*-\* 02:30:00' kept from the installed mailcow-backup\.timer \(--on-calendar changes it\)$/m);
     assert.match(again.stdout, /^ok    start timeout '6h' kept from the installed mailcow-backup\.service \(--timeout changes it\)$/m);
     assert.match(again.stdout, /mailcow-backup\.timer \(unchanged\)/);
+    assert.match(again.stdout, /^ok    program folder \/opt\/mcs-custom kept from the last install \(--install-dir changes it\)$/m);
+    assert.match(service(), /^ExecStart=\S+ .*\/opt\/mcs-custom\/dist\/src\/cli\/backup-to-hetzner\.js run /m);
+    assert.ok(!fs.existsSync(path.join(root, 'opt/mailcow-cold-standby')), 'no second copy of the program in the default folder');
 
     const changed = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--on-calendar', '*-*-* 04:15:00']);
     assert.equal(changed.code, 0, changed.stdout + changed.stderr);

@@ -1,6 +1,7 @@
 // Installing again is how the tool is upgraded: the schedule, delay and timeout of the units
-// already installed (set by an earlier install's flags, or edited in the unit) are kept unless a
-// flag changes them, and every value that changes is said.
+// already installed (set by an earlier install's flags, or edited in the unit), and the program
+// folder of the last install, are kept unless a flag changes them, and every value that changes
+// is said.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UNIT_NAMES } from './layout.js';
@@ -57,4 +58,11 @@ export function settleSettings(opts: Pick<InstallOptions, UnitSetting | 'fromFla
     }
   }
   return { values, lines };
+}
+
+/** Pure: the program folder: --install-dir, else the last install's (its manifest), else the default. */
+export function settleInstallDir(opts: Pick<InstallOptions, 'installDir' | 'fromFlags'>, previous: string | undefined): { installDir: string; line?: string } {
+  if (previous === undefined || previous === opts.installDir) return { installDir: opts.installDir };
+  if (!opts.fromFlags.installDir) return { installDir: previous, line: `program folder ${previous} kept from the last install (--install-dir changes it)` };
+  return { installDir: opts.installDir, line: `program folder changes: ${previous} -> ${opts.installDir} (--install-dir); the old folder is left as it is: remove it with rm -r ${previous}` };
 }

@@ -131,8 +131,8 @@ export interface InstallOptions {
   envFile?: string;
   /** Problems worth a WARN line that do not stop the install (unknown keys in --env-file). */
   warnings: string[];
-  /** Which unit values a flag set; the others keep what the installed units have. */
-  fromFlags: Record<UnitSetting, boolean>;
+  /** Which values a flag set; the others keep what the installed units (and the last install) have. */
+  fromFlags: Record<UnitSetting | 'installDir', boolean>;
 }
 
 export type UnitSetting = 'onCalendar' | 'randomizedDelay' | 'timeoutStart';
@@ -218,6 +218,6 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
     givenFrom,
     envFile,
     warnings,
-    fromFlags: { onCalendar: flags['on-calendar'] !== undefined, randomizedDelay: flags['randomized-delay'] !== undefined, timeoutStart: flags.timeout !== undefined },
+    fromFlags: { onCalendar: flags['on-calendar'] !== undefined, randomizedDelay: flags['randomized-delay'] !== undefined, timeoutStart: flags.timeout !== undefined, installDir: flags['install-dir'] !== undefined },
   };
 }

@@ -17,7 +17,7 @@ import { binsOf, installProgram, linkCommands } from './program.js';
 import type { Asker } from './prompts.js';
 import { ensureKey, offerKeyUpload, pinBoxHostKey } from './ssh-setup.js';
 import { checkCalendar, enableTimer, runCheck, startFirstBackup } from './systemctl.js';
-import { installedSettings, settleSettings } from './installed-units.js';
+import { installedSettings, settleInstallDir, settleSettings } from './installed-units.js';
 import { renderUnits } from './units.js';
 
 export interface InstallDeps {
@@ -41,9 +41,12 @@ export function unrooted(root: string, real: string): string {
 export async function runInstall(given: InstallOptions, deps: InstallDeps): Promise<number> {
   const { exec, asker, out } = deps;
   const nodePath = deps.nodePath ?? process.execPath;
-  const layout: Layout = layoutFor(given.root, given.installDir, given.configPath);
+  const previous = readManifest(rooted(given.root, layoutFor(given.root, given.installDir, given.configPath).configDir));
+  const dir = settleInstallDir(given, previous?.installDir);
+  const layout: Layout = layoutFor(given.root, dir.installDir, given.configPath);
   const settled = settleSettings(given, installedSettings(rooted(given.root, layout.unitDir)));
-  const opts: InstallOptions = { ...given, ...settled.values };
+  const opts: InstallOptions = { ...given, ...settled.values, installDir: dir.installDir };
+  if (dir.line) settled.lines.push({ warn: false, text: dir.line });
   const secretKeys = KEY_DOCS.filter((d) => d.secret).map((d) => d.key);
   const ops = new Ops(opts.dryRun, exec, out, secretKeys);
   const R = (p: string) => rooted(opts.root, p);
@@ -76,7 +79,6 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
 
   out.step(`Program ${R(layout.installDir)}`);
   const programParams = { packageRoot: deps.packageRoot, layout, nodePath, skipNpm: opts.skipNpm };
-  const previous = readManifest(R(layout.configDir));
   await installProgram(programParams, ops);
   const links = await linkCommands(programParams, ops);
 
