@@ -4,6 +4,7 @@
 // the sandbox (real sshd, real rsync), with the unit the installer renders, and name the fix.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,7 +12,7 @@ import { parseConfigText } from '../src/config/load.js';
 import { renderUnits } from '../src/install/units.js';
 import { installerCommand, notAllowed, unitWritablePaths, writablePaths } from '../src/plan/unit-paths.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
-import { backup } from './support/cli.js';
+import { BACKUP_CLI, backup } from './support/cli.js';
 
 describe('the installed unit against the configured paths', { timeout: 240_000 }, () => {
   let dir: string;
@@ -74,6 +75,21 @@ describe('the installed unit against the configured paths', { timeout: 240_000 }
     assert.ok(r.stderr.includes(`TEMP_BACKUP_DIR=${moved}: it is not in ReadWritePaths=`) && r.stderr.includes(fix()), r.stderr);
     assert.deepEqual((await fsp.readdir(path.join(sb.box.root, sb.remotePath))).sort(), boxBefore, 'nothing new on the box');
     assert.ok(!existsSync(moved) || (await fsp.readdir(moved)).length === 0, 'no dump was made');
+  });
+
+  it('STATE_DIR moved in .env: the timer\'s run, its new state folder read-only as under ProtectSystem=strict, stops at the lock with the fix (exit 4)', async (t) => {
+    if (spawnSync('unshare', ['-m', 'true']).status !== 0) return t.skip('needs unshare -m (a private mount namespace) to make a read-only folder as systemd does');
+    const moved = path.join(dir, 'state-elsewhere');
+    await fsp.mkdir(moved);
+    await fsp.writeFile(sb.configPath, (await fsp.readFile(sb.configPath, 'utf8')).replace(/^STATE_DIR=.*$/m, `STATE_DIR=${moved}`));
+    // In its own mount namespace, the folder is a read-only file system, as the service sees it.
+    const r = spawnSync('unshare', ['-m', 'sh', '-c', 'mount -t tmpfs -o ro tmpfs "$1" && shift && exec "$@"', 'sh', moved, process.execPath, BACKUP_CLI, 'run', '--config', sb.configPath], {
+      env: { ...process.env, ...env, INVOCATION_ID: 'f00d' },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    assert.equal(r.status, 4, r.stdout + r.stderr);
+    assert.ok(r.stderr.includes(`STATE_DIR=${moved}: it is not in ReadWritePaths=`) && r.stderr.includes(fix()), r.stderr);
   });
 });
 
