@@ -22,6 +22,7 @@ import { unitPathWarnings } from './unit-paths.js';
 import { pruneLocal, pruneRemote } from './prune.js';
 import { runScrub } from './scrub.js';
 import { checkHardLinks, linkRenamesOnBox, uploadManifest, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
+import { mailboxTotals, recordedMailboxes } from '../plan/mailboxes.js';
 
 export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<RunSummary> {
   const c = ctx.config;
@@ -62,7 +63,9 @@ export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<Run
 
     const entries = await ctx.box.list(root);
     const publishedNames = publishedBackups(entries).reverse();
-    const staleStagings = entries.filter((e) => e.type === 'dir' && isStagingName(e.name)).map((e) => e.name);
+    // Newest first: rsync takes the first basis that holds a file as its delta basis, and a file
+    // cut twice is furthest along (kept by --partial) in the newest dead run's staging folder.
+    const staleStagings = entries.filter((e) => e.type === 'dir' && isStagingName(e.name)).map((e) => e.name).sort().reverse();
     const prev = publishedNames[0];
 
     const dumped = await phase(timings, 'dump', ctx.log, () => dump(ctx, pre, runDir!));
@@ -103,8 +106,10 @@ export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<Run
     });
 
     // Upload into the staging folder, against the newest published backup (and the staging
-    // folders of dead runs, whose files then need a full check since nobody verified them).
+    // folders of dead runs, whose files then need a full check since nobody verified them): what
+    // a broken upload had sent is linked, the file it was cut in is the basis of a delta.
     const linkBases = [...(prev ? [`${root}/${prev}`] : []), ...staleStagings.map((s) => `${root}/${s}`)];
+    if (staleStagings.length) ctx.log.info(`resuming: ${staleStagings.length} staging folder(s) of failed runs lend what they received; all of it is hashed on the box before publishing`);
     const sources: Source[] = [{ root: dumped.folder, prefix: '' }];
     if (pre.vmailPath && walk) sources.push({ root: pre.vmailPath, prefix: VMAIL_DIR, tree: true });
     const sent = await phase(timings, 'upload', ctx.log, async () => {
@@ -170,7 +175,9 @@ export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<Run
         files: totals.files,
         bytes: summary.backupBytes,
         archives: dumped.archives.map((a) => ({ component: a.component, file: a.file.split('/').pop(), bytes: a.bytes })),
-        vmail: walk ? { dir: VMAIL_DIR, ...walk.index.totals(), dirs: walk.index.dirCount, owner: walk.index.ownership(), modes: walk.index.dirModes() } : undefined,
+        vmail: walk
+          ? { dir: VMAIL_DIR, ...walk.index.totals(), dirs: walk.index.dirCount, owner: walk.index.ownership(), modes: walk.index.dirModes(), mailboxes: recordedMailboxes(mailboxTotals(walk.index.entries(), VMAIL_DIR)) }
+          : undefined,
         basedOn: prev ?? null,
         encryption,
       };
