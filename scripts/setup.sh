@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pair in sshd:openssh-server ssh:openssh-client sftp:openssh-client rsync:rsync zstd:zstd tmux:tmux logrotate:logrotate openssl:openssl; do
+for pair in sshd:openssh-server ssh:openssh-client sftp:openssh-client rsync:rsync zstd:zstd tmux:tmux logrotate:logrotate openssl:openssl systemd-analyze:systemd; do
   cmd=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then need+=("$pkg"); fi
 done

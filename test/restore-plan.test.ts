@@ -8,6 +8,7 @@ import { mailboxDir, parseComponents, planText, preRestoreChecks, resolveBackup,
 import { backupMailboxes, chosenMailboxBytes, DONE, mailboxRows } from '../src/restore/mailbox-list.js';
 import { downloadFilters } from '../src/restore/download.js';
 import { mergedFolderName } from '../src/restore/mailbox.js';
+import { backupMessageKeys, replaceLoss } from '../src/restore/replace-loss.js';
 
 const LABELS: Record<string, string> = { vmail: 'Mail directory (/var/vmail)', crypt: 'Crypt data', redis: 'Redis DB', rspamd: 'Rspamd data', postfix: 'Postfix data', mysql: 'SQL DB' };
 
@@ -92,6 +93,26 @@ describe('restore plan', () => {
     assert.equal(mailboxDir('a/b@example.com'), undefined);
     assert.equal(mergedFolderName('.Sent', 'Restored-2026-11-23'), '.Restored-2026-11-23.Sent');
     assert.ok(downloadFilters({ components: [], mailboxDirs: ['example.com/alice'], vmailDir: 'vmail' }).includes('--include=/vmail/example.com/alice/***'));
+  });
+  it('replace: counts as removed only messages the backup does not hold (a flag change or a move is not a loss), and the plan names them', () => {
+    const keys = backupMessageKeys(['cur/100.M1P1.h:2,', 'cur/200.M2P2.h:2,S', '.Sent/cur/300.M3P3.h:2,S', 'dovecot-uidlist', 'subscriptions']);
+    const t = Date.UTC(2026, 11, 5, 9, 30);
+    const loss = replaceLoss(
+      [
+        { path: 'cur/100.M1P1.h:2,S', bytes: 10, mtimeMs: t - 1000 }, // flagged since
+        { path: '.Archive/cur/200.M2P2.h:2,S', bytes: 10, mtimeMs: t - 1000 }, // moved since
+        { path: 'new/400.M4P4.h', bytes: 2048, mtimeMs: t }, // arrived since
+        { path: '.Sent/cur/500.M5P5.h:2,S', bytes: 1024, mtimeMs: t - 60_000 }, // sent since
+        { path: 'dovecot-uidlist', bytes: 5, mtimeMs: t },
+      ],
+      keys,
+    );
+    assert.deepEqual({ ...loss, sample: loss.sample }, { messages: 2, bytes: 3072, folders: [['INBOX', 1], ['Sent', 1]], sample: ['new/400.M4P4.h', '.Sent/cur/500.M5P5.h:2,S'], newestMs: t });
+    const record = { name: 'mailcow-2026-12-01-03-00-00', components: [], archives: [], vmail: { dir: 'vmail', files: 1, dirs: 1, bytes: 1, owner: { uid: 5000, gid: 5000, exceptions: [] }, modes: {} } } as BackupRecord;
+    const lines = planText(record, { components: [], mailboxes: ['a@example.com'], mode: 'replace' }, { liveConf: {}, backupConf: {}, replaceLoss: { 'a@example.com': loss } }, '/opt/mailcow-dockerized');
+    assert.ok(lines.includes('    REMOVES 2 messages (3.00 KiB) the backup does not hold (INBOX 1, Sent 1); the newest from 2026-12-05 09:30 UTC: new/400.M4P4.h, .Sent/cur/500.M5P5.h:2,S; --mode merge keeps them'), lines.join('\n'));
+    const merge = planText(record, { components: [], mailboxes: ['a@example.com'], mode: 'merge' }, { liveConf: {}, backupConf: {} }, '/x');
+    assert.ok(merge.some((l) => /a@example\.com: add the backup's mail as folder "Restored-2026-12-01" next to the current mail \(nothing is removed\)/.test(l)), merge.join('\n'));
   });
   it('a plan lists only what will happen: the watchdog only around archive components', () => {
     const mailboxOnly = planText(record, { components: [], mailboxes: ['alice@example.com'], mode: 'merge' }, facts(), '/opt/mailcow-dockerized');

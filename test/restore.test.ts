@@ -152,6 +152,25 @@ describe('restore-from-hetzner on the sandbox', { timeout: 240_000 }, () => {
     assert.equal(await fsp.readFile(bobNew, 'utf8'), 'new mail!');
   });
 
+  it('--mailbox without --mode merges (mail that arrived since stays); --mode replace names in the plan the mail it would remove', async () => {
+    const vm = sb.mailcow.volume('vmail');
+    const arrived = path.join(vm, 'example.com/alice/Maildir/new/1800000000.M7P7.host,S=13');
+    await fsp.writeFile(arrived, 'arrived later');
+    const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--mailbox', 'alice@example.com', '--yes', '--config', sb.configPath], env);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await fsp.readFile(arrived, 'utf8'), 'arrived later', 'the unattended default removes nothing');
+    assert.match(r.stdout, /mailbox mode: merge \(the default; nothing in the mailbox is removed\)/);
+    assert.match(r.stdout, /restored from mailcow-\S+: mailbox alice@example\.com \(merge, /);
+
+    const c = await runCli(RESTORE_CLI, ['--backup', 'latest', '--mailbox', 'alice@example.com', '--mode', 'replace', '--check-only', '--config', sb.configPath], env);
+    assert.equal(c.code, 0, c.stdout + c.stderr);
+    const loss = c.stdout.split('\n').find((l) => l.includes('REMOVES'));
+    assert.ok(loss, c.stdout);
+    assert.match(loss, /REMOVES 1 message \(\d+ B\) the backup does not hold \(INBOX 1\); the newest from \d{4}-\d\d-\d\d \d\d:\d\d UTC: new\/1800000000\.M7P7\.host,S=13; --mode merge keeps them/);
+    assert.equal(await fsp.readFile(arrived, 'utf8'), 'arrived later', '--check-only changes nothing');
+    await fsp.rm(arrived);
+  });
+
   it('--download-only gives a folder mailcow\'s own script can restore (vmail packed)', async () => {
     const out = path.join(dir, 'dl');
     const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--download-only', out, '--config', sb.configPath], env, 120_000);

@@ -16,6 +16,7 @@ import { recipientFingerprint } from '../plan/age-keys.js';
 import { mailCryptVerdict } from '../plan/mail-crypt.js';
 import type { RunContext } from './context.js';
 import { checkComponents, checkKeyFile, checkKnownHosts } from './preflight.js';
+import { unitPathReport } from './unit-paths.js';
 
 export type CheckStatus = 'OK' | 'WARN' | 'FAIL' | 'SKIP';
 export interface CheckResult {
@@ -77,6 +78,13 @@ export async function runChecks(ctx: RunContext, onResult: (r: CheckResult) => v
     while (!existsSync(dir)) dir = join(dir, '..');
     return `${bytes(await freeBytes(dir))} free for ${c.TEMP_BACKUP_DIR}`;
   });
+  try {
+    const unit = unitPathReport(c);
+    if (unit && !unit.missing.length) add('unit paths', 'OK', `${unit.unitPath} lets the timer's runs write every path the config names`);
+    unit?.missing.forEach((m, i) => add('unit paths', m.neededBy === 'run' ? 'FAIL' : 'WARN', unit.lines[i]!));
+  } catch (e) {
+    add('unit paths', 'WARN', `cannot read the installed unit: ${errorText(e)}`);
+  }
   await attempt('ssh key', async () => {
     checkKeyFile(c.SSH_KEY_PATH);
     return c.SSH_KEY_PATH;

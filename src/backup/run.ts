@@ -19,6 +19,7 @@ import { dump, makeRunDir, removeStaleRunDirs } from './dump.js';
 import { withDumpRecord } from './leftover-container.js';
 import { hashFiles, hashIndex, PreviousManifest, saveHashCache, walkTree, type TreeWalk } from './manifest-step.js';
 import { cachePath, preflight } from './preflight.js';
+import { unitPathWarnings } from './unit-paths.js';
 import { pruneLocal, pruneRemote } from './prune.js';
 import { runScrub } from './scrub.js';
 import { checkHardLinks, linkRenamesOnBox, uploadManifest, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
@@ -50,6 +51,10 @@ export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<Run
     if (lock.tookOver) summary.warnings.push(`took over a stale lock: ${lock.tookOver}`);
 
     const pre = await phase(timings, 'preflight', ctx.log, async () => {
+      for (const w of unitPathWarnings(c, Boolean(process.env.INVOCATION_ID))) {
+        ctx.log.warn(w);
+        summary.warnings.push(w);
+      }
       const p = await preflight(ctx, lock!.tookOver);
       await ctx.box.mkdirp(root);
       return p;

@@ -26,7 +26,9 @@ options:
   --backup NAME        a published backup (mailcow-YYYY-MM-DD-HH-MM-SS) or 'latest'
   --components LIST    ${COMPONENTS.join(',')} or all
   --mailbox ADDR       restore one user's mail only (repeat it or give a comma list)
-  --mode MODE          mailbox restore: replace (default) or merge (as a "Restored-<date>" folder)
+  --mode MODE          mailbox restore: merge (default: the backup's mail comes back as a
+                       "Restored-<date>" folder, nothing is removed) or replace (the mailbox
+                       becomes the backup: the plan names the mail that is removed)
   --yes                run without questions (required without a terminal)
   --check-only         print the pre-restore checks and the plan, change nothing
   --download-only DIR  fetch and verify into DIR for mailcow's own script; touch nothing else
@@ -85,7 +87,8 @@ async function main(argv: string[]): Promise<number> {
   } catch (e) {
     return bad(`--components: ${(e as Error).message}`);
   }
-  const mode = (values.mode ?? 'replace') as Mode;
+  // Unattended, nothing is removed unless asked for: the default keeps the mail that arrived since.
+  const mode = (values.mode ?? 'merge') as Mode;
   if (mode !== 'replace' && mode !== 'merge') return bad(`--mode must be replace or merge, not '${values.mode}'`);
   const downloadOnly = values['download-only'];
   const identity = values.identity;
@@ -123,6 +126,7 @@ async function main(argv: string[]): Promise<number> {
         }
         out(`pre-restore checks for ${prep.name}:`);
         for (const c of prep.checks) out(`  ${checkLine(c)}`);
+        if (mailboxes.length && values.mode === undefined) out(`mailbox mode: merge (the default; nothing in the mailbox is removed). --mode replace makes it exactly as in the backup`);
         out('plan:');
         for (const l of prep.plan) out(`  ${l}`);
         if (values['check-only']) {

@@ -34,13 +34,17 @@ export function loadConfig(path: string): LoadedConfig {
   return { path, config, warnings };
 }
 
+/** One line per key that is not a config key (the run and the installer's --env-file say the same). */
+export function unknownKeyWarnings(raw: Record<string, string>, path: string): string[] {
+  const known = new Set(KEY_DOCS.map((k) => k.key));
+  return Object.keys(raw)
+    .filter((key) => !known.has(key))
+    .map((key) => `${path}: unknown key ${key} is ignored (a typo?)`);
+}
+
 export function parseConfigText(text: string, path: string): { config: Config; warnings: string[] } {
   const raw = parse(text);
-  const warnings: string[] = [];
-  const known = new Set(KEY_DOCS.map((k) => k.key));
-  for (const key of Object.keys(raw)) {
-    if (!known.has(key)) warnings.push(`${path}: unknown key ${key} is ignored (a typo?)`);
-  }
+  const warnings = unknownKeyWarnings(raw, path);
   // dotenv gives `KEY=` as "": unset, so the key's default applies (as the bash tool did).
   const given = Object.fromEntries(Object.entries(raw).filter(([, v]) => v.trim() !== ''));
   // jitless: zod would compile a fast path for the object (new Function) on this one parse: it

@@ -131,8 +131,9 @@ export async function ensureConfig(opts: InstallOptions, asker: Asker, ops: Ops,
 async function useExisting(opts: InstallOptions, ops: Ops, realPath: string): Promise<ConfigResult> {
   const text = readFileSync(realPath, 'utf8');
   let config: Config;
+  let warnings: string[];
   try {
-    config = parseConfigText(text, realPath).config;
+    ({ config, warnings } = parseConfigText(text, realPath));
   } catch (e) {
     if (e instanceof UserError) {
       throw new UserError('config', `${realPath} exists but is not valid; the installer never overwrites it: fix it and run the installer again`, e.details);
@@ -140,6 +141,7 @@ async function useExisting(opts: InstallOptions, ops: Ops, realPath: string): Pr
     throw e;
   }
   ops.out.ok(`${realPath} exists: kept as it is (never overwritten)`);
+  for (const w of warnings) ops.out.warn(w);
   const raw = parse(text);
   // Keys the file does not mention at all, not even commented out: new since it was written.
   const newKeys = KEY_DOCS.filter((d) => !new RegExp(`^[ \\t]*#?[ \\t]*(export[ \\t]+)?${d.key}[ \\t]*=`, 'm').test(text)).map((d) => d.key);

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse } from 'dotenv';
+import { unknownKeyWarnings } from '../config/load.js';
 import { KEY_DOCS } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { DEFAULTS } from './layout.js';
@@ -25,7 +26,7 @@ unattended use:
                             state, logs and local dumps (backups on the box are never touched)
   --purge                   with --uninstall: also remove config, state, logs and local dumps
 
-schedule:
+schedule (installing again keeps what the installed units have unless one of these is given):
   --on-calendar SPEC        when the timer runs (default '${DEFAULT_ON_CALENDAR}'; systemd.time(7))
   --randomized-delay SPAN   RandomizedDelaySec= of the timer (default ${DEFAULT_RANDOMIZED_DELAY})
   --timeout SPAN            TimeoutStartSec= of the service (default ${DEFAULT_TIMEOUT_START})
@@ -128,7 +129,13 @@ export interface InstallOptions {
   /** Where each given value came from, for messages. */
   givenFrom: Record<string, string>;
   envFile?: string;
+  /** Problems worth a WARN line that do not stop the install (unknown keys in --env-file). */
+  warnings: string[];
+  /** Which values a flag set; the others keep what the installed units (and the last install) have. */
+  fromFlags: Record<UnitSetting | 'installDir', boolean>;
 }
+
+export type UnitSetting = 'onCalendar' | 'randomizedDelay' | 'timeoutStart';
 
 const KNOWN_KEYS = new Set(KEY_DOCS.map((k) => k.key));
 const SPAN = /^[0-9]+(\.[0-9]+)?\s*(us|ms|s|sec|m|min|h|hr|d|day|w|week)?(\s+[0-9]+(\.[0-9]+)?\s*(us|ms|s|sec|m|min|h|hr|d|day|w|week)?)*$|^infinity$/;
@@ -161,6 +168,7 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
     givenFrom[key] = from;
   };
   let envFile: string | undefined;
+  const warnings: string[] = [];
   if (flags['env-file'] !== undefined) {
     envFile = resolve(flags['env-file']);
     let text: string;
@@ -169,7 +177,9 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
     } catch (e) {
       throw new UserError('config', `--env-file ${envFile} cannot be read (${(e as NodeJS.ErrnoException).code}); give the path of an existing .env`);
     }
-    for (const [k, v] of Object.entries(parse(text))) if (KNOWN_KEYS.has(k) && v.trim() !== '') put(k, v, envFile);
+    const raw = parse(text);
+    warnings.push(...unknownKeyWarnings(raw, envFile));
+    for (const [k, v] of Object.entries(raw)) if (KNOWN_KEYS.has(k) && v.trim() !== '') put(k, v, envFile);
   }
   for (const k of KNOWN_KEYS) {
     const v = env[`MCB_${k}`];
@@ -207,5 +217,7 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
     given,
     givenFrom,
     envFile,
+    warnings,
+    fromFlags: { onCalendar: flags['on-calendar'] !== undefined, randomizedDelay: flags['randomized-delay'] !== undefined, timeoutStart: flags.timeout !== undefined, installDir: flags['install-dir'] !== undefined },
   };
 }

@@ -17,6 +17,7 @@ import { binsOf, installProgram, linkCommands } from './program.js';
 import type { Asker } from './prompts.js';
 import { ensureKey, offerKeyUpload, pinBoxHostKey } from './ssh-setup.js';
 import { checkCalendar, enableTimer, runCheck, startFirstBackup } from './systemctl.js';
+import { installedSettings, settleInstallDir, settleSettings } from './installed-units.js';
 import { renderUnits } from './units.js';
 
 export interface InstallDeps {
@@ -37,10 +38,15 @@ export function unrooted(root: string, real: string): string {
   return real.slice(root.length);
 }
 
-export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promise<number> {
+export async function runInstall(given: InstallOptions, deps: InstallDeps): Promise<number> {
   const { exec, asker, out } = deps;
   const nodePath = deps.nodePath ?? process.execPath;
-  const layout: Layout = layoutFor(opts.root, opts.installDir, opts.configPath);
+  const previous = readManifest(rooted(given.root, layoutFor(given.root, given.installDir, given.configPath).configDir));
+  const dir = settleInstallDir(given, previous?.installDir);
+  const layout: Layout = layoutFor(given.root, dir.installDir, given.configPath);
+  const settled = settleSettings(given, installedSettings(rooted(given.root, layout.unitDir)));
+  const opts: InstallOptions = { ...given, ...settled.values, installDir: dir.installDir };
+  if (dir.line) settled.lines.push({ warn: false, text: dir.line });
   const secretKeys = KEY_DOCS.filter((d) => d.secret).map((d) => d.key);
   const ops = new Ops(opts.dryRun, exec, out, secretKeys);
   const R = (p: string) => rooted(opts.root, p);
@@ -48,6 +54,8 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   if (opts.root !== '/') out.info(`installing below ${opts.root} (no systemctl${opts.check ? '' : ', no check'})`);
 
   out.step('Preflight');
+  for (const w of opts.warnings) out.warn(w);
+  for (const l of settled.lines) (l.warn ? out.warn : out.ok)(l.text);
   await checkBasics({ root: opts.root, dryRun: opts.dryRun, euid: deps.euid, pathEnv: deps.pathEnv }, out);
   await checkTools({ root: opts.root, dryRun: opts.dryRun, pathEnv: deps.pathEnv }, asker, exec, out);
   const cal = await checkCalendar(exec, opts.onCalendar, opts.root === '/');
@@ -71,7 +79,6 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
 
   out.step(`Program ${R(layout.installDir)}`);
   const programParams = { packageRoot: deps.packageRoot, layout, nodePath, skipNpm: opts.skipNpm };
-  const previous = readManifest(R(layout.configDir));
   await installProgram(programParams, ops);
   const links = await linkCommands(programParams, ops);
 
@@ -129,7 +136,7 @@ export async function runInstall(opts: InstallOptions, deps: InstallDeps): Promi
   if (shouldCheck) {
     out.step('backup-to-hetzner check');
     const cli = binsOf(deps.packageRoot)['backup-to-hetzner'] ?? 'dist/src/cli/backup-to-hetzner.js';
-    checked = await runCheck(exec, ops, nodePath, join(R(layout.installDir), cli), R(layout.configPath));
+    checked = await runCheck(exec, ops, nodePath, join(R(layout.installDir), cli), R(layout.configPath), R(layout.unitDir));
   }
 
   if (checked && opts.root === '/' && !opts.dryRun) {

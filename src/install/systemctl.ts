@@ -32,7 +32,8 @@ export async function enableTimer(ops: Ops): Promise<void> {
 }
 
 /** `backup-to-hetzner check` with the installed program; true when nothing failed. */
-export async function runCheck(exec: Exec, ops: Ops, nodePath: string, cliPath: string, configPath: string): Promise<boolean> {
+/** `unitDir`: where the units were just written (below --root too), for the check's unit-path comparison. */
+export async function runCheck(exec: Exec, ops: Ops, nodePath: string, cliPath: string, configPath: string, unitDir: string): Promise<boolean> {
   if (ops.dryRun) {
     ops.out.info(`would run: ${nodePath} ${cliPath} check --config ${configPath}`);
     return true;
@@ -42,7 +43,7 @@ export async function runCheck(exec: Exec, ops: Ops, nodePath: string, cliPath: 
     onLine: (l) => ops.out.info(l),
     okCodes: [0, 1, 2, 4, 70],
     timeoutMs: 5 * 60_000,
-    env: { MAILCOW_BACKUP_CONFIG: configPath },
+    env: { MAILCOW_BACKUP_CONFIG: configPath, MAILCOW_BACKUP_UNIT_DIR: unitDir },
   });
   return r.exitCode === 0;
 }

@@ -1,6 +1,7 @@
 // The three systemd units, rendered from the templates in systemd/. Pure: no file is written here.
 import { dirname } from 'node:path';
 import type { Config } from '../config/schema.js';
+import { writablePaths } from '../plan/unit-paths.js';
 import { UNIT_NAMES } from './layout.js';
 import { fillTemplate, readTemplate } from './templates.js';
 
@@ -29,9 +30,7 @@ const under = (p: string, dir: string) => p === dir || p.startsWith(dir + '/');
 
 /** Paths the service may write; '-' means "ignore if missing" (a file the admin removed). */
 export function readWritePaths(c: UnitParams['config']): string[] {
-  const paths = [c.TEMP_BACKUP_DIR, c.STATE_DIR, c.LOG_FILE, dirname(c.STATUS_FILE)];
-  if (c.PROMETHEUS_TEXTFILE) paths.push(dirname(c.PROMETHEUS_TEXTFILE));
-  return unique(paths);
+  return unique(writablePaths(c).map((p) => p.path));
 }
 
 /**
@@ -67,7 +66,7 @@ function checkPath(what: string, p: string): string {
 
 export function renderUnits(p: UnitParams, templates: { service: string; timer: string; failure: string } = loadUnitTemplates()): RenderedUnits {
   const c = p.config;
-  for (const [what, v] of Object.entries({ node: p.nodePath, 'install folder': p.installDir, config: p.configPath, TEMP_BACKUP_DIR: c.TEMP_BACKUP_DIR, STATE_DIR: c.STATE_DIR, LOG_FILE: c.LOG_FILE, STATUS_FILE: c.STATUS_FILE, SSH_KEY_PATH: c.SSH_KEY_PATH, ...(c.PROMETHEUS_TEXTFILE ? { PROMETHEUS_TEXTFILE: c.PROMETHEUS_TEXTFILE } : {}) })) {
+  for (const [what, v] of Object.entries({ node: p.nodePath, 'motd file': p.motdFile, 'install folder': p.installDir, config: p.configPath, TEMP_BACKUP_DIR: c.TEMP_BACKUP_DIR, STATE_DIR: c.STATE_DIR, LOG_FILE: c.LOG_FILE, STATUS_FILE: c.STATUS_FILE, SSH_KEY_PATH: c.SSH_KEY_PATH, ...(c.PROMETHEUS_TEXTFILE ? { PROMETHEUS_TEXTFILE: c.PROMETHEUS_TEXTFILE } : {}) })) {
     checkPath(what, v);
   }
   const values: Record<string, string> = {
@@ -78,6 +77,7 @@ export function renderUnits(p: UnitParams, templates: { service: string; timer: 
     RANDOMIZED_DELAY: p.randomizedDelay,
     TIMEOUT_START: p.timeoutStart,
     MOTD_FILE: p.motdFile,
+    MOTD_DIR: dirname(p.motdFile),
     STATE_DIR: c.STATE_DIR,
     READ_WRITE_PATHS: readWritePaths(c).map((x) => `-${x}`).join(' '),
     HOME_BINDS: homeBinds(c.SSH_KEY_PATH, p.nodePath).join(' '),

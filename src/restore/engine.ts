@@ -14,8 +14,9 @@ import { errorText, isUserError, UserError } from '../errors.js';
 import { RECORD_FILE } from '../plan/manifest.js';
 import { publishedBackups } from '../plan/names.js';
 import { downloadBackup, downloadFilters, META_FILES } from './download.js';
-import { restoreMailbox } from './mailbox.js';
+import { liveMessages, restoreMailbox } from './mailbox.js';
 import { backupMailboxes, chosenMailboxBytes, type BackupMailbox } from './mailbox-list.js';
+import { backupMessageKeys, replaceLoss, type ReplaceLoss } from './replace-loss.js';
 import { runMailcowRestore } from './mailcow-restore.js';
 import {
   archiveOrder,
@@ -34,7 +35,7 @@ import {
 import { readChecksums, verifyDownload } from './verify-local.js';
 import { loadIdentities, type Identities } from '../adapters/age.js';
 import { isEncryptedName, recipientFingerprint } from '../plan/age-keys.js';
-import { compose, packVmail, restoreVmail } from './vmail.js';
+import { compose, packVmail, restoreVmail, vmailVolume } from './vmail.js';
 
 export interface RestoreRequest {
   /** A published backup name or 'latest'. */
@@ -157,9 +158,25 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
   const backupArch = ['x86_64', 'aarch64'].find((a) => existsSync(join(folder, `.${a}`)));
   let cryptKeysMatch: boolean | undefined;
   if (needCryptForCheck) cryptKeysMatch = await compareCryptKeys(ctx, folder, liveConf.COMPOSE_PROJECT_NAME ?? 'mailcowdockerized');
-  const facts: HostFacts = { liveConf, backupConf, backupArch, hostArch: hostArchMarker(process.env.RESTORE_HOST_ARCH ?? process.arch), cryptKeysMatch, freeBytes: free, needBytes, downloadDir: location, missingMailboxes };
+  const replaceLossOf = req.mode === 'replace' && req.mailboxes.length ? await mailboxLoss(ctx, req.mailboxes, mailboxDirs, checksums, liveConf, backupConf) : undefined;
+  const facts: HostFacts = { liveConf, backupConf, backupArch, hostArch: hostArchMarker(process.env.RESTORE_HOST_ARCH ?? process.arch), cryptKeysMatch, freeBytes: free, needBytes, downloadDir: location, missingMailboxes, replaceLoss: replaceLossOf };
   const checks = [...preRestoreChecks(record, choices, facts), ...encryptionCheck(identities)];
   return { name, record, choices, checks, plan: planText(record, choices, facts, c.MAILCOW_PATH), facts, location, folder, checksums, request: req, identities };
+}
+
+/** Per mailbox, the live messages --mode replace would remove; a mailbox that cannot be listed is left out (the plan says so). */
+async function mailboxLoss(ctx: RunContext, mailboxes: string[], dirs: string[], checksums: Map<string, string>, liveConf: Record<string, string>, backupConf: Record<string, string>): Promise<Record<string, ReplaceLoss>> {
+  const out: Record<string, ReplaceLoss> = {};
+  const vol = await vmailVolume(ctx.exec, liveConf.COMPOSE_PROJECT_NAME ?? 'mailcowdockerized').catch((e) => ctx.log.warn(`cannot list the current mailboxes: ${errorText(e)}`));
+  if (!vol) return out;
+  const backupSub = backupConf.MAILDIR_SUB ?? 'Maildir';
+  const liveSub = liveConf.MAILDIR_SUB ?? 'Maildir';
+  for (const [i, m] of mailboxes.entries()) {
+    const prefix = `${VMAIL}/${dirs[i]}/${backupSub}/`;
+    const keys = backupMessageKeys([...checksums.keys()].filter((p) => p.startsWith(prefix)).map((p) => p.slice(prefix.length)));
+    out[m] = replaceLoss(await liveMessages(join(vol, dirs[i]!, liveSub)), keys);
+  }
+  return out;
 }
 
 /** The backup's small files (record, manifest, mailcow.conf; `archives` too) into `folder`. */

@@ -9,6 +9,7 @@ import type { Logger } from '../adapters/logger.js';
 import { UserError } from '../errors.js';
 import { applyOwnership, compose, mirror, vmailVolume } from './vmail.js';
 import { mailboxDir, restoredFolderName, type BackupRecord, type Mode } from './plan.js';
+import type { LiveMessage } from './replace-loss.js';
 
 /** Maildir++ folders of a maildir: '' (INBOX) and `.Name` folders holding cur/ or new/. */
 export async function maildirFolders(maildir: string): Promise<string[]> {
@@ -16,6 +17,21 @@ export async function maildirFolders(maildir: string): Promise<string[]> {
   if (existsSync(join(maildir, 'cur')) || existsSync(join(maildir, 'new'))) out.push('');
   for (const n of await readdir(maildir).catch(() => [] as string[])) {
     if (n.startsWith('.') && n !== '.' && n !== '..' && (await stat(join(maildir, n)).catch(() => undefined))?.isDirectory()) out.push(n);
+  }
+  return out;
+}
+
+/** The messages of a live maildir (cur/ and new/ of every folder), for the replace plan; none if it is missing. */
+export async function liveMessages(maildir: string): Promise<LiveMessage[]> {
+  const out: LiveMessage[] = [];
+  for (const f of await maildirFolders(maildir)) {
+    for (const d of ['cur', 'new']) {
+      const rel = f ? `${f}/${d}` : d;
+      for (const n of await readdir(join(maildir, rel)).catch(() => [] as string[])) {
+        const st = await stat(join(maildir, rel, n)).catch(() => undefined);
+        if (st?.isFile()) out.push({ path: `${rel}/${n}`, bytes: st.size, mtimeMs: st.mtimeMs });
+      }
+    }
   }
   return out;
 }

@@ -4,6 +4,7 @@
 import { COMPONENTS, type Component } from '../config/schema.js';
 import { bytes } from '../plan/human.js';
 import { BACKUP_NAME, isBackupName } from '../plan/names.js';
+import type { ReplaceLoss } from './replace-loss.js';
 
 export interface BackupRecord {
   name: string;
@@ -50,6 +51,8 @@ export interface HostFacts {
   downloadDir: string;
   /** Mailboxes asked for that the backup does not hold. */
   missingMailboxes: string[];
+  /** --mode replace: per mailbox, the live messages the backup does not hold (they are removed). */
+  replaceLoss?: Record<string, ReplaceLoss>;
 }
 
 export type Status = 'OK' | 'WARN' | 'FAIL';
@@ -168,7 +171,7 @@ export function bytesNeeded(record: BackupRecord, choices: Choices, mailboxBytes
 }
 
 /** Plan lines: what will be stopped, replaced, rewritten. */
-export function planText(record: BackupRecord, choices: Choices, f: Pick<HostFacts, 'liveConf' | 'backupConf'>, mailcowPath: string): string[] {
+export function planText(record: BackupRecord, choices: Choices, f: Pick<HostFacts, 'liveConf' | 'backupConf' | 'replaceLoss'>, mailcowPath: string): string[] {
   const lines: string[] = [`restore from ${record.name}${record.host ? ` (made on ${record.host})` : ''}:`];
   const archiveOrder: Component[] = ['crypt', 'mysql', 'redis', 'rspamd', 'postfix'];
   for (const c of archiveOrder.filter((c) => choices.components.includes(c))) {
@@ -194,14 +197,26 @@ export function planText(record: BackupRecord, choices: Choices, f: Pick<HostFac
   }
   if (choices.components.includes('vmail'))
     lines.push(`  vmail    stop dovecot, make the vmail volume identical to the backup (${record.vmail?.files ?? '?'} files; mail that arrived later is removed), owner ${record.vmail?.owner.uid}:${record.vmail?.owner.gid}, start dovecot, doveadm force-resync -A`);
-  for (const m of choices.mailboxes)
-    lines.push(
-      choices.mode === 'replace'
-        ? `  ${m}: replace this mailbox's folder with the backup's (its newer mail is removed), fix owner, doveadm force-resync -u ${m}`
-        : `  ${m}: add the backup's mail as folder "${restoredFolderName(record.name)}" next to the current mail, fix owner, doveadm force-resync -u ${m}`,
-    );
+  for (const m of choices.mailboxes) {
+    if (choices.mode === 'merge') {
+      lines.push(`  ${m}: add the backup's mail as folder "${restoredFolderName(record.name)}" next to the current mail (nothing is removed), fix owner, doveadm force-resync -u ${m}`);
+      continue;
+    }
+    lines.push(`  ${m}: replace this mailbox's folder with the backup's, fix owner, doveadm force-resync -u ${m}`);
+    lines.push(`    ${lossText(f.replaceLoss?.[m])}`);
+  }
   if (archiveOrder.some((c) => choices.components.includes(c))) lines.push("  watchdog-mailcow is stopped and started by mailcow's script around each archive component");
   return lines;
+}
+
+/** What --mode replace removes from one mailbox, in one line of the plan. */
+function lossText(loss: ReplaceLoss | undefined): string {
+  if (!loss) return 'REMOVES every message that arrived after the backup (the current mailbox could not be listed to say which); --mode merge keeps them';
+  if (loss.messages === 0) return 'removes no message: every message in the mailbox is in the backup (flag changes and moves since the backup are undone)';
+  const folders = loss.folders.map(([name, n]) => `${name} ${n}`).join(', ');
+  const newest = loss.newestMs !== undefined ? `; the newest from ${new Date(loss.newestMs).toISOString().slice(0, 16).replace('T', ' ')} UTC` : '';
+  const more = loss.messages > loss.sample.length ? `, … ${loss.messages - loss.sample.length} more` : '';
+  return `REMOVES ${loss.messages} message${loss.messages === 1 ? '' : 's'} (${bytes(loss.bytes)}) the backup does not hold (${folders})${newest}: ${loss.sample.join(', ')}${more}; --mode merge keeps them`;
 }
 
 /** The Maildir++ folder a merged mailbox restore creates: `Restored-2026-11-23`. */

@@ -68,6 +68,8 @@ export async function createSandbox(o: SandboxOptions): Promise<Sandbox> {
     const env = {
       PATH: `${fakeBinDir()}:${process.env.PATH ?? '/usr/bin:/bin'}`,
       STANDIN_MAILCOW_PATH: mailcow.path,
+      // The sandbox's paths are not judged against a unit this machine may have installed.
+      MAILCOW_BACKUP_UNIT_DIR: join(o.dir, 'no-units'),
     };
     return { dir: o.dir, box, mailcow, configPath, env, remotePath, stop: () => box.stop() };
   } catch (e) {
