@@ -9,6 +9,7 @@ import { errorText, isUserError, UserError } from '../errors.js';
 import { BackupManifest } from '../plan/backup-manifest.js';
 import { planRenameLinks, type RenameLink } from '../plan/manifest.js';
 import { isStagingName, publishedBackups, stagingNameFor } from '../plan/names.js';
+import { countMailboxes } from '../plan/shrink.js';
 import type { VmailIndex } from '../plan/vmail-index.js';
 import type { RunSummary } from '../plan/report.js';
 import { TOOL_VERSION } from '../version.js';
@@ -20,9 +21,15 @@ import { hashFiles, hashIndex, PreviousManifest, saveHashCache, walkTree, type T
 import { cachePath, preflight } from './preflight.js';
 import { pruneLocal, pruneRemote } from './prune.js';
 import { runScrub } from './scrub.js';
+import { guardShrink } from './shrink-guard.js';
 import { checkHardLinks, linkRenamesOnBox, uploadManifest, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
 
-export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<RunSummary> {
+export interface RunOptions {
+  /** Publish even a backup far smaller than the newest one (SHRINK_GUARD_PERCENT). */
+  acceptShrink?: boolean;
+}
+
+export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOptions = {}): Promise<RunSummary> {
   const c = ctx.config;
   const timings: PhaseTiming[] = [];
   const summary: RunSummary = {
@@ -96,6 +103,18 @@ export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<Run
       if (vanished) ctx.log.info(`${vanished} file(s) vanished before they were hashed (mail deleted meanwhile)`);
       return new BackupManifest(other, walk?.index);
     });
+    const mailboxes = walk ? countMailboxes(walk.index.folders.map((f) => f.path)) : undefined;
+
+    // Before a byte is sent: a nearly empty mailcow (a fresh host, a lost disk) must not become `latest`.
+    if (prev) {
+      await phase(timings, 'compare', ctx.log, async () => {
+        const accepted = await guardShrink(
+          { box: ctx.box, log: ctx.log, root, newest: prev, localDir: runDir!, percent: c.SHRINK_GUARD_PERCENT, accept: !!opts.acceptShrink },
+          { mailboxes, mailFiles: walk?.index.totals().files, bytes: manifest.totals().bytes },
+        );
+        if (accepted) summary.warnings.push(accepted);
+      });
+    }
 
     // Upload into the staging folder, against the newest published backup (and the staging
     // folders of dead runs, whose files then need a full check since nobody verified them).
@@ -165,7 +184,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<Run
         files: totals.files,
         bytes: summary.backupBytes,
         archives: dumped.archives.map((a) => ({ component: a.component, file: a.file.split('/').pop(), bytes: a.bytes })),
-        vmail: walk ? { dir: VMAIL_DIR, ...walk.index.totals(), dirs: walk.index.dirCount, owner: walk.index.ownership(), modes: walk.index.dirModes() } : undefined,
+        vmail: walk ? { dir: VMAIL_DIR, ...walk.index.totals(), dirs: walk.index.dirCount, mailboxes, owner: walk.index.ownership(), modes: walk.index.dirModes() } : undefined,
         basedOn: prev ?? null,
         encryption,
       };

@@ -17,6 +17,8 @@ export interface BackupRecord {
     dir: string;
     files: number;
     dirs: number;
+    /** Since the shrink guard; older records lack it. */
+    mailboxes?: number;
     bytes: number;
     owner: { uid: number; gid: number; exceptions: { path: string; uid: number; gid: number }[] };
     modes: Record<string, number>;
