@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'dotenv';
 import { startStorageBox, type StorageBox } from '../src/sandbox/storage-box.js';
 import { createStandinMailcow } from '../src/sandbox/mailcow-standin.js';
+import { generateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { createExec } from '../src/adapters/exec.js';
 import { HETZNER_FINGERPRINTS } from '../src/adapters/host-key.js';
 import { envValue, renderEnv } from '../src/install/config-file.js';
@@ -357,6 +358,66 @@ describe('installer', () => {
     assert.match(r.stdout, /(OK|WARN)\s+host key\s+pinned/);
     assert.match(r.stdout, /OK\s+connection\s/);
     if (r.code === 4) assert.match(r.stdout, /tonight's backup would fail/);
+  });
+  describe('on a host whose mailcow looks freshly installed while the box holds backups', () => {
+    const newest = 'mailcow-2026-11-23-03-00-00';
+    const boxFolder = () => path.join(box.root, 'backups/mailcow', newest);
+    const installWithCheck = (root: string, extra: string[] = []) => {
+      const R = (p: string) => path.join(root, p);
+      return installer([
+        '--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--check',
+        '--mailcow-path', R('opt/mailcow-dockerized'),
+        '--ssh-key', R('root/.ssh/id_ed25519'),
+        '--set', `SSH_KNOWN_HOSTS=${R('etc/mailcow-backup/known_hosts')}`,
+        '--set', `STATE_DIR=${R('var/lib/mailcow-backup')}`,
+        '--set', `STATUS_FILE=${R('var/lib/mailcow-backup/status.json')}`,
+        '--set', `TEMP_BACKUP_DIR=${R('var/tmp/mailcow-backup')}`,
+        '--set', `LOG_FILE=${R('var/log/mailcow-backup.log')}`,
+        '--set', `VMAIL_VOLUME_PATH=${vmailOf.get(root)}`,
+        ...extra,
+      ]);
+    };
+    /** The newest backup on the box, as a run records it: `files` mail files in `mailboxes` mailboxes. */
+    const publishOnBox = (mailboxes: number, files: number) => {
+      fs.mkdirSync(boxFolder(), { recursive: true });
+      fs.writeFileSync(path.join(boxFolder(), 'backup.json'), JSON.stringify({ name: newest, bytes: 50 << 20, files: files + 7, vmail: { dir: 'vmail', files, bytes: 40 << 20, dirs: 90, mailboxes } }));
+    };
+    after(() => fs.rmSync(path.join(box.root, 'backups'), { recursive: true, force: true }));
+
+    it('writes everything but holds the timer back, with one line saying to restore first and how to enable it', async () => {
+      publishOnBox(6, 400);
+      const root = await makeRoot('fresh-standby');
+      // A fresh mailcow: the vmail volume holds no mailbox yet.
+      for (const n of fs.readdirSync(vmailOf.get(root)!)) fs.rmSync(path.join(vmailOf.get(root)!, n), { recursive: true });
+      const r = await installWithCheck(root);
+      assert.ok(r.code === 0 || r.code === 4, r.stdout + r.stderr);
+      const held = r.stdout.split('\n').filter((l) => /looks freshly installed/.test(l));
+      assert.equal(held.length, 1, r.stdout);
+      assert.match(held[0]!, new RegExp(`against ${newest}: mailboxes 6 → 0 \\(-100 %\\), mail files 400 → 0 \\(-100 %\\)\\), so mailcow-backup\\.timer is NOT enabled`));
+      assert.match(held[0]!, /Restore first \(sudo restore-from-hetzner\), then enable it: systemctl enable --now mailcow-backup\.timer$/);
+      assert.match(r.stdout, /skipped under --root: systemctl daemon-reload$/m, 'no enable step');
+      assert.doesNotMatch(r.stdout, /the timer runs/);
+      for (const f of ['etc/mailcow-backup/.env', 'etc/systemd/system/mailcow-backup.service', 'etc/systemd/system/mailcow-backup.timer', 'usr/local/bin/backup-to-hetzner']) assert.ok(fs.lstatSync(path.join(root, f), { throwIfNoEntry: false }), f);
+
+      // --enable-timer: the admin's deliberate choice.
+      const forced = await installWithCheck(root, ['--enable-timer']);
+      assert.ok(forced.code === 0 || forced.code === 4, forced.stdout + forced.stderr);
+      assert.doesNotMatch(forced.stdout, /looks freshly installed/);
+      assert.match(forced.stdout, /skipped under --root: systemctl daemon-reload; systemctl enable --now mailcow-backup\.timer/);
+    });
+
+    it('enables the timer on a host that holds about what the newest backup holds', async () => {
+      const root = await makeRoot('primary');
+      const mail = await generateMaildir(vmailOf.get(root)!, { seed: 3, totalBytes: 256 * 1024 });
+      assert.ok(mail.files > 10);
+      // A day's worth of mail less than the newest backup: well within the threshold.
+      publishOnBox(6, mail.files + 5);
+      const r = await installWithCheck(root);
+      assert.ok(r.code === 0 || r.code === 4, r.stdout + r.stderr);
+      assert.doesNotMatch(r.stdout, /looks freshly installed/);
+      assert.match(r.stdout, new RegExp(`not far smaller than ${newest}`));
+      assert.match(r.stdout, /skipped under --root: systemctl daemon-reload; systemctl enable --now mailcow-backup\.timer/);
+    });
   });
 });
 
