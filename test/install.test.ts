@@ -339,10 +339,10 @@ describe('installer', () => {
     assert.ok(!fs.existsSync(path.join(root, 'etc/mailcow-backup/known_hosts')));
   });
 
-  it('with --check under --root runs backup-to-hetzner check against the loopback box', async () => {
-    const root = await makeRoot('check');
+  /** An install under --root with --check, every path the check needs below the root. */
+  const installWithCheck = (root: string, extra: string[] = []) => {
     const R = (p: string) => path.join(root, p);
-    const r = await installer([
+    return installer([
       '--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--check',
       '--mailcow-path', R('opt/mailcow-dockerized'),
       '--ssh-key', R('root/.ssh/id_ed25519'),
@@ -352,7 +352,13 @@ describe('installer', () => {
       '--set', `TEMP_BACKUP_DIR=${R('var/tmp/mailcow-backup')}`,
       '--set', `LOG_FILE=${R('var/log/mailcow-backup.log')}`,
       '--set', `VMAIL_VOLUME_PATH=${vmailOf.get(root)}`,
+      ...extra,
     ]);
+  };
+
+  it('with --check under --root runs backup-to-hetzner check against the loopback box', async () => {
+    const root = await makeRoot('check');
+    const r = await installWithCheck(root);
     assert.ok(r.code === 0 || r.code === 4, r.stdout + r.stderr);
     assert.match(r.stdout, /== backup-to-hetzner check/);
     assert.match(r.stdout, /(OK|WARN)\s+host key\s+pinned/);
@@ -362,21 +368,6 @@ describe('installer', () => {
   describe('on a host whose mailcow looks freshly installed while the box holds backups', () => {
     const newest = 'mailcow-2026-11-23-03-00-00';
     const boxFolder = () => path.join(box.root, 'backups/mailcow', newest);
-    const installWithCheck = (root: string, extra: string[] = []) => {
-      const R = (p: string) => path.join(root, p);
-      return installer([
-        '--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--check',
-        '--mailcow-path', R('opt/mailcow-dockerized'),
-        '--ssh-key', R('root/.ssh/id_ed25519'),
-        '--set', `SSH_KNOWN_HOSTS=${R('etc/mailcow-backup/known_hosts')}`,
-        '--set', `STATE_DIR=${R('var/lib/mailcow-backup')}`,
-        '--set', `STATUS_FILE=${R('var/lib/mailcow-backup/status.json')}`,
-        '--set', `TEMP_BACKUP_DIR=${R('var/tmp/mailcow-backup')}`,
-        '--set', `LOG_FILE=${R('var/log/mailcow-backup.log')}`,
-        '--set', `VMAIL_VOLUME_PATH=${vmailOf.get(root)}`,
-        ...extra,
-      ]);
-    };
     /** The newest backup on the box, as a run records it: `files` mail files in `mailboxes` mailboxes. */
     const publishOnBox = (mailboxes: number, files: number) => {
       fs.mkdirSync(boxFolder(), { recursive: true });
