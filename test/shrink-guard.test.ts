@@ -11,6 +11,8 @@ import { simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import { countMailboxes, describeShrink, mailboxOf, measuresOfRecord, shrinkOf, shrinkRefusal } from '../src/plan/shrink.js';
 import { configSchema } from '../src/config/schema.js';
+import { parseConfigText } from '../src/config/load.js';
+import type { UserError } from '../src/errors.js';
 import { backup, backupsOnBox, publishedOnBox, removeSandbox, sleep } from './support/cli.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { tmpdir } from 'node:os';
@@ -54,9 +56,9 @@ describe('shrink comparison (pure)', () => {
     const base = { HETZNER_HOST: 'u1.your-storagebox.de', HETZNER_USER: 'u1' };
     assert.equal(configSchema.parse(base).SHRINK_GUARD_PERCENT, 50);
     assert.equal(configSchema.parse({ ...base, SHRINK_GUARD_PERCENT: '0' }).SHRINK_GUARD_PERCENT, 0);
-    for (const bad of ['100', 'half', '-5']) {
-      const r = configSchema.safeParse({ ...base, SHRINK_GUARD_PERCENT: bad });
-      assert.equal(r.success, false, bad);
+    for (const [bad, why] of [['100', /must be at most 99/], ['half', /must be a whole number from 0 to 99/]] as const) {
+      const text = `HETZNER_HOST=u1.your-storagebox.de\nHETZNER_USER=u1\nSHRINK_GUARD_PERCENT=${bad}\n`;
+      assert.throws(() => parseConfigText(text, '/etc/x.env'), (e: UserError) => e.details.length === 1 && /^\/etc\/x\.env: SHRINK_GUARD_PERCENT must .*\(example: SHRINK_GUARD_PERCENT=50\)$/.test(e.details[0]!) && why.test(e.details[0]!));
     }
   });
 });

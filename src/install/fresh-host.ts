@@ -16,8 +16,7 @@ import type { Config } from '../config/schema.js';
 import { errorText } from '../errors.js';
 import { publishedBackups } from '../plan/names.js';
 import { describeShrink, mailboxOf, shrinkOf, SHRINK_KEY } from '../plan/shrink.js';
-import { UNIT_NAMES } from './layout.js';
-import { rooted } from './layout.js';
+import { rooted, UNIT_NAMES } from './layout.js';
 
 export interface FreshHostVerdict {
   /** Set when the timer must wait: the one line to print. */
