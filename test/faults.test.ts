@@ -6,7 +6,7 @@
 // FAULT_TRIALS=N repeats each scenario N times (default 1).
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
@@ -19,7 +19,7 @@ import { planRetention } from '../src/plan/retention.js';
 import { backupNameFor, parseBackupName } from '../src/plan/names.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { startStorageBox } from '../src/sandbox/storage-box.js';
-import { backup, BACKUP_CLI, publishedOnBox, sleep, flipByte } from './support/cli.js';
+import { backup, BACKUP_CLI, publishedOnBox, sleep, flipByte, treeHashes } from './support/cli.js';
 
 const TRIALS = Math.max(1, Number(process.env.FAULT_TRIALS ?? 1) || 1);
 let sb: Sandbox;
@@ -162,9 +162,9 @@ async function restartBox(): Promise<void> {
   await writeFile(sb.configPath, cfg.replace(/^HETZNER_PORT=.*$/m, `HETZNER_PORT=${box.port}`), { mode: 0o600 });
 }
 
-async function nextRunSucceeds(env: Record<string, string> = {}): Promise<{ stderr: string; bytesSent: number }> {
+async function nextRunSucceeds(env: Record<string, string> = {}, args: string[] = []): Promise<{ stderr: string; bytesSent: number }> {
   await sleep(1100);
-  const r = await backup(['run', '--config', sb.configPath], { ...sb.env, ...env }, 120_000);
+  const r = await backup(['run', '--config', sb.configPath, ...args], { ...sb.env, ...env }, 120_000);
   assert.equal(r.code, 0, `next run: ${r.stderr.slice(-3000)}`);
   assert.deepEqual(stagings(), [], 'the next run removed dead staging folders');
   assert.deepEqual(runDirs(), [], 'temp cleaned');
@@ -242,11 +242,79 @@ describe('killed at each phase', () => {
 describe('the link to the box fails mid-upload', () => {
   // A slow upload of fresh, incompressible mail: 12 MiB at 1 MiB/s.
   let slowConfig: string;
+  const BIG = ['example.com', 'big', 'Maildir', 'cur'];
   const addBigMail = async (tag: string) => {
-    const folder = join(sb.mailcow.volume('vmail'), 'example.com', 'big', 'Maildir', 'cur');
+    const folder = join(sb.mailcow.volume('vmail'), ...BIG);
     await mkdir(folder, { recursive: true });
     for (let i = 0; i < 6; i++) await writeFile(join(folder, `${Date.now()}.${tag}${i}.host:2,S`), randomBytes(2 * 1024 * 1024));
     return 6 * 2 * 1024 * 1024;
+  };
+  /**
+   * The big mail tagged `tag` in a staging folder on the box: files under their own name (whole, or
+   * kept by --partial), and rsync's temp file (`.NAME.XXXXXX`) of the one being received.
+   */
+  const bigOnBox = (staging: string, tag: string) => {
+    const folder = join(boxBackups, staging, 'vmail', ...BIG);
+    const named = new Map<string, number>();
+    let temp: { of: string; size: number } | undefined;
+    for (const n of existsSync(folder) ? readdirSync(folder) : []) {
+      if (!n.includes(`.${tag}`)) continue;
+      const size = statSync(join(folder, n)).size;
+      if (n.startsWith('.')) temp = { of: n.slice(1, n.lastIndexOf('.')), size };
+      else named.set(n, size);
+    }
+    return { named, temp, tempSize: temp?.size ?? 0 };
+  };
+  /** Polls the box's disk until `probe` answers (the upload's progress is the event), failing if the run ends first. */
+  const until = async <T>(what: string, run: Spawned | undefined, probe: () => T | undefined): Promise<T> => {
+    let ended = false;
+    void run?.exit.then(() => (ended = true));
+    const t0 = Date.now();
+    for (;;) {
+      const v = probe();
+      if (v !== undefined) return v;
+      if (ended) throw new Error(`the run ended before ${what}:\n${run!.stderr().slice(-3000)}`);
+      if (Date.now() - t0 > 60_000) throw new Error(`no ${what} within 60 s`);
+      await sleep(20);
+    }
+  };
+  /** The server dies: the listener and every sshd session, at once (its children see EOF). */
+  const cutConnection = () => {
+    const { listener, sessions } = boxProcesses();
+    for (const p of [listener, ...sshdSessions(sessions)]) {
+      try {
+        process.kill(p, 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  };
+  /** What the box's rsync had received when its connection died, once it has kept the cut file (--partial). */
+  const arrivedIn = async (stagingsOfRun: string[], tag: string) => {
+    for (const st of stagingsOfRun) await until(`the cut file kept under its name in ${st}`, undefined, () => (bigOnBox(st, tag).temp ? undefined : true));
+    const best = new Map<string, number>();
+    for (const st of stagingsOfRun) for (const [n, size] of bigOnBox(st, tag).named) best.set(n, Math.max(best.get(n) ?? 0, size));
+    return [...best.values()].reduce((a, b) => a + b, 0);
+  };
+  /** Bytes rsync sent for the mail tree (the dump is new every run and delta'd against yesterday's). */
+  const vmailSent = (stderr: string) => {
+    const m = /uploading vmail to the Storage Box: (\d+) B sent/.exec(stderr);
+    assert.ok(m, `no upload statistics for vmail in:\n${stderr.slice(-3000)}`);
+    return Number(m[1]);
+  };
+  /** rsync's file list and the block checksums' replies for a few hundred files. */
+  const MARGIN = 64 * 1024;
+  /** The run after the broken ones: it sends no more than what had not arrived, and publishes the mail exactly. */
+  const resumeSendsOnlyTheRest = async (missing: number, size: number): Promise<number> => {
+    const next = await nextRunSucceeds({}, ['--debug']);
+    const sent = vmailSent(next.stderr);
+    assert.ok(sent <= missing + MARGIN, `the resumed run sent ${sent} B of mail; ${missing} B of ${size} had not arrived`);
+    assert.deepEqual(brokenBackups(), []);
+    const newest = (await publishedOnBox(sb.box.root, sb.remotePath)).pop()!;
+    const box = await treeHashes(join(boxBackups, newest, 'vmail'));
+    const src = await treeHashes(sb.mailcow.volume('vmail'));
+    assert.deepEqual([...box].sort(), [...src].sort(), `the published ${newest} holds the mail tree exactly (no partial or temp file)`);
+    return sent;
   };
   before(async () => {
     slowConfig = join(dir, 'slow.env');
@@ -260,21 +328,18 @@ describe('the link to the box fails mid-upload', () => {
     const outcomes: string[] = [];
     for (let t = 0; t < TRIALS; t++) {
       await sleep(1100);
-      const size = await addBigMail(`dies${t}`);
+      const tag = `dies${t}`;
+      const size = await addBigMail(tag);
       await writeSlow();
       const before = await publishedOnBox(sb.box.root, sb.remotePath);
       const run = spawnRun({}, slowConfig);
-      await run.waitFor(/phase upload: start/);
-      await sleep(4000);
-      const { listener, sessions } = boxProcesses();
-      // The server dies: the listener and every sshd session, at once (its children see EOF).
-      for (const p of [listener, ...sshdSessions(sessions)]) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          /* gone */
-        }
-      }
+      // Cut once one new message has arrived whole and the next one is on its way.
+      const staging = await until('the new mail arriving on the box', run, () => {
+        const st = stagings()[0];
+        const b = st ? bigOnBox(st, tag) : undefined;
+        return b && b.named.size >= 1 && b.tempSize >= 256 * 1024 ? st : undefined;
+      });
+      cutConnection();
       const ex = await Promise.race([run.exit, sleep(90_000).then(() => undefined)]);
       assert.ok(ex, `no exit within 90 s after the server died:\n${run.stderr().slice(-2000)}`);
       assert.equal(ex.code, 1, run.stderr().slice(-3000));
@@ -282,12 +347,10 @@ describe('the link to the box fails mid-upload', () => {
       const msg = failLine(run.stderr());
       assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before);
       assert.deepEqual(runDirs(), []);
-      await sleep(1000);
+      const missing = size - (await arrivedIn([staging], tag));
       await restartBox();
-      const next = await nextRunSucceeds();
-      assert.ok(next.bytesSent < size * 0.9, `the next run sent ${next.bytesSent} bytes of ${size}: it started over`);
-      assert.deepEqual(brokenBackups(), []);
-      outcomes.push(`exit 1 after ${(ex.ms / 1000).toFixed(0)} s ("${msg.slice(0, 140)}"); next run sent ${(next.bytesSent / size * 100).toFixed(0)} % of the new mail`);
+      const sent = await resumeSendsOnlyTheRest(missing, size);
+      outcomes.push(`exit 1 after ${(ex.ms / 1000).toFixed(0)} s ("${msg.slice(0, 140)}"); ${missing} B of ${size} had not arrived, the next run sent ${sent} B of mail`);
     }
     record('SSH server dies mid-upload', TRIALS, outcomes.join(' | '));
   });
@@ -296,12 +359,15 @@ describe('the link to the box fails mid-upload', () => {
     const outcomes: string[] = [];
     for (let t = 0; t < TRIALS; t++) {
       await sleep(1100);
-      const size = await addBigMail(`stall${t}`);
+      const tag = `stall${t}`;
+      const size = await addBigMail(tag);
       await writeSlow();
       const before = await publishedOnBox(sb.box.root, sb.remotePath);
       const run = spawnRun({}, slowConfig);
-      await run.waitFor(/phase upload: start/);
-      await sleep(4000);
+      const staging = await until('the new mail arriving on the box', run, () => {
+        const st = stagings()[0];
+        return st && bigOnBox(st, tag).tempSize >= 256 * 1024 ? st : undefined;
+      });
       const { sessions } = boxProcesses();
       for (const p of sessions) {
         try {
@@ -313,9 +379,17 @@ describe('the link to the box fails mid-upload', () => {
       const t0 = Date.now();
       const ex = await Promise.race([run.exit, sleep(120_000).then(() => undefined)]);
       const stalledFor = (Date.now() - t0) / 1000;
-      for (const p of sessions) {
+      // The box's side learns that the link is dead (its sshd drops the session); its rsync then
+      // sees EOF and ends as a real one would, keeping the cut file (--partial).
+      for (const p of sshdSessions(sessions)) {
         try {
           process.kill(p, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+      for (const p of sessions) {
+        try {
           process.kill(p, 'SIGCONT');
         } catch {
           /* gone */
@@ -327,12 +401,54 @@ describe('the link to the box fails mid-upload', () => {
       assert.doesNotMatch(run.stderr(), /internal error|^\s+at /m);
       const msg = failLine(run.stderr());
       assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before);
+      const missing = size - (await arrivedIn([staging], tag));
       await restartBox();
-      const next = await nextRunSucceeds();
-      assert.ok(next.bytesSent < size * 0.9, `the next run sent ${next.bytesSent} bytes of ${size}: it started over`);
-      outcomes.push(`exit 1 ${stalledFor.toFixed(0)} s after the stall ("${msg.slice(0, 140)}"); next run sent ${(next.bytesSent / size * 100).toFixed(0)} % of the new mail`);
+      const sent = await resumeSendsOnlyTheRest(missing, size);
+      outcomes.push(`exit 1 ${stalledFor.toFixed(0)} s after the stall ("${msg.slice(0, 140)}"); ${missing} B of ${size} had not arrived, the next run sent ${sent} B of mail`);
     }
     record('link stalls mid-upload', TRIALS, outcomes.join(' | '));
+  });
+
+  test('the connection dies twice in the same message: the third run sends only what never arrived', async () => {
+    const outcomes: string[] = [];
+    for (let t = 0; t < TRIALS; t++) {
+      await sleep(1100);
+      const tag = `twice${t}`;
+      const size = await addBigMail(tag);
+      const before = await publishedOnBox(sb.box.root, sb.remotePath);
+      /** A slow run cut once more than `moreThan` B of a message (`name`, or any) are on the box: that message and how much of it is kept. */
+      const cutRun = async (moreThan: number, name?: string) => {
+        await writeSlow();
+        const old = new Set(stagings());
+        const run = spawnRun({}, slowConfig);
+        const [staging, cut] = await until(`more than ${moreThan} B of ${name ?? 'a message'} on the box`, run, () => {
+          const st = stagings().find((n) => !old.has(n));
+          const temp = st ? bigOnBox(st, tag).temp : undefined;
+          return temp && temp.size > moreThan && (name ?? temp.of) === temp.of ? ([st!, temp.of] as const) : undefined;
+        });
+        cutConnection();
+        const ex = await run.exit;
+        assert.equal(ex.code, 1, run.stderr().slice(-3000));
+        await arrivedIn([staging], tag);
+        await restartBox();
+        return { name: cut, kept: bigOnBox(staging, tag).named.get(cut) ?? 0 };
+      };
+      const first = await cutRun(256 * 1024);
+      const second = await cutRun(first.kept + 512 * 1024, first.name);
+      assert.ok(second.kept > first.kept + 512 * 1024, `the second run resumed ${first.name} (${first.kept} B kept), then kept ${second.kept} B of it`);
+      const dead = stagings();
+      assert.equal(dead.length, 2);
+      const listed = await backup(['list', '--config', sb.configPath], sb.env);
+      assert.equal(listed.code, 0, listed.stderr);
+      assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before, 'nothing published by the cut runs');
+      const shown = listed.stdout + listed.stderr;
+      assert.ok(before.every((n) => shown.includes(n)), `list shows the published backups:\n${shown}`);
+      for (const d of dead) assert.ok(!shown.includes(d.replace('.incomplete-', '')), `list shows the dead run's ${d}:\n${shown}`);
+      const missing = size - (await arrivedIn(dead, tag));
+      const sent = await resumeSendsOnlyTheRest(missing, size);
+      outcomes.push(`cut at ${first.kept} B and ${second.kept} B of one message; ${missing} B of ${size} had not arrived, the third run sent ${sent} B of mail`);
+    }
+    record('SSH server dies twice in one message', TRIALS, outcomes.join(' | '));
   });
 });
 

@@ -371,7 +371,8 @@ describe('installer', () => {
     /** The newest backup on the box, as a run records it: `files` mail files in `mailboxes` mailboxes. */
     const publishOnBox = (mailboxes: number, files: number) => {
       fs.mkdirSync(boxFolder(), { recursive: true });
-      fs.writeFileSync(path.join(boxFolder(), 'backup.json'), JSON.stringify({ name: newest, bytes: 50 << 20, files: files + 7, vmail: { dir: 'vmail', files, bytes: 40 << 20, dirs: 90, mailboxes } }));
+      const perMailbox = Object.fromEntries(Array.from({ length: mailboxes }, (_, i) => [`example.com/user${i}`, { messages: Math.floor(files / mailboxes), bytes: 1000 }]));
+      fs.writeFileSync(path.join(boxFolder(), 'backup.json'), JSON.stringify({ name: newest, bytes: 50 << 20, files: files + 7, vmail: { dir: 'vmail', files, bytes: 40 << 20, dirs: 90, mailboxes: perMailbox } }));
     };
     after(() => fs.rmSync(path.join(box.root, 'backups'), { recursive: true, force: true }));
 

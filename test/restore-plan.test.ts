@@ -4,7 +4,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { COMPONENTS } from '../src/config/schema.js';
 import { menuKind, parseMenuLine, pickDataset, pickRestorePoint, stripAnsi } from '../src/restore/menu.js';
-import { mailboxDir, parseComponents, preRestoreChecks, resolveBackup, type BackupRecord, type HostFacts } from '../src/restore/plan.js';
+import { mailboxDir, parseComponents, planText, preRestoreChecks, resolveBackup, type BackupRecord, type HostFacts } from '../src/restore/plan.js';
+import { backupMailboxes, chosenMailboxBytes, DONE, mailboxRows } from '../src/restore/mailbox-list.js';
 import { downloadFilters } from '../src/restore/download.js';
 import { mergedFolderName } from '../src/restore/mailbox.js';
 
@@ -91,5 +92,41 @@ describe('restore plan', () => {
     assert.equal(mailboxDir('a/b@example.com'), undefined);
     assert.equal(mergedFolderName('.Sent', 'Restored-2026-11-23'), '.Restored-2026-11-23.Sent');
     assert.ok(downloadFilters({ components: [], mailboxDirs: ['example.com/alice'], vmailDir: 'vmail' }).includes('--include=/vmail/example.com/alice/***'));
+  });
+  it('a plan lists only what will happen: the watchdog only around archive components', () => {
+    const mailboxOnly = planText(record, { components: [], mailboxes: ['alice@example.com'], mode: 'merge' }, facts(), '/opt/mailcow-dockerized');
+    assert.ok(!mailboxOnly.some((l) => /watchdog/.test(l)), mailboxOnly.join('\n'));
+    const withCrypt = planText(record, { components: ['crypt'], mailboxes: [], mode: 'replace' }, facts(), '/opt/mailcow-dockerized');
+    assert.ok(withCrypt.some((l) => /watchdog-mailcow is stopped and started/.test(l)));
+  });
+});
+
+describe('the mailboxes of a backup', () => {
+  const record: BackupRecord = { name: 'mailcow-2026-11-23-10-00-00', components: ['vmail'], archives: [], vmail: { dir: 'vmail', files: 5, dirs: 9, bytes: 1e9, owner: { uid: 5000, gid: 5000, exceptions: [] }, modes: {} } };
+  const paths = [
+    'vmail/example.com/alice/Maildir/cur/1700000000.M1P1.mail,S=1000,W=1020:2,S',
+    'vmail/example.com/alice/Maildir/.Sent/cur/1700000001.M2P1.mail,S=2000,W=2040:2,S',
+    'vmail/example.com/alice/Maildir/new/1700000002.M3P1.mail,S=500,W=510',
+    'vmail/example.com/alice/Maildir/dovecot-uidlist',
+    'vmail/example.org/bob/Maildir/cur/1700000003.M4P1.mail,S=300,W=310:2,',
+    'vmail/example.org/README',
+    'backup_crypt.tar.zst',
+  ];
+  it('from an older backup\'s manifest: messages counted, size from dovecot\'s S= in the names', () => {
+    const list = backupMailboxes(record, paths);
+    assert.deepEqual(list.map((m) => [m.address, m.messages, m.bytes, m.exact]), [['alice@example.com', 3, 3500, false], ['bob@example.org', 1, 300, false]]);
+    // The disk check of a mailbox restore counts the chosen mailbox, not the 1 GB tree.
+    assert.equal(chosenMailboxBytes(list, ['bob@example.org']), 300);
+  });
+  it('from the sizes the backup recorded, when it did', () => {
+    const list = backupMailboxes({ ...record, vmail: { ...record.vmail!, mailboxes: { 'example.com/alice': { messages: 3, bytes: 4096 } } } }, paths);
+    assert.deepEqual(list.map((m) => [m.address, m.messages, m.bytes, m.exact]), [['alice@example.com', 3, 4096, true]]);
+  });
+  it('search rows: narrowed by the term, a typed address offered, "done" once something is chosen', () => {
+    const list = backupMailboxes(record, paths).map((m) => ({ ...m, onHost: m.address !== 'bob@example.org' }));
+    assert.deepEqual(mailboxRows(list, 'example.org', []).map((r) => r.value), ['bob@example.org']);
+    assert.match(mailboxRows(list, 'example.org', [])[0]!.name, /NOT ON THIS HOST/);
+    assert.deepEqual(mailboxRows(list, 'carol@example.net', []).map((r) => r.value), ['carol@example.net']);
+    assert.deepEqual(mailboxRows(list, undefined, ['bob@example.org']).map((r) => r.value), [DONE, 'alice@example.com', 'bob@example.org']);
   });
 });

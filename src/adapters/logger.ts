@@ -16,6 +16,11 @@ export interface Logger {
   /** Registers a value that must never be written anywhere (a DB password, an SMTP password). */
   addSecret(value: string | undefined): void;
   redact(text: string): string;
+  /**
+   * A progress line on a terminal (rewritten in place; nothing elsewhere); undefined clears it.
+   * The next log line clears it first, so the two never share a line.
+   */
+  progress(text: string | undefined): void;
   /** The last lines logged, redacted: for failure reports. */
   tail(n: number): string[];
   /** Starts writing LOG_FILE (loads winston); earlier lines are written first. Idempotent. */
@@ -95,6 +100,12 @@ export function createLogger(opts: LoggerOptions): Logger {
     else void file?.then((f) => f?.w.log(e));
   };
 
+  // A progress line is on the terminal (no newline yet): clear it before anything else is written.
+  let progressShown = false;
+  const clearProgress = () => {
+    if (progressShown) process.stderr.write('\r\x1b[K');
+    progressShown = false;
+  };
   const log = (level: Level) => (msg: string) => {
     const line = redact(msg);
     if (level !== 'debug') {
@@ -102,7 +113,10 @@ export function createLogger(opts: LoggerOptions): Logger {
       if (recent.length > 200) recent.shift();
     }
     if (level === 'debug' && !opts.debug) return;
-    if (mode !== 'silent') process.stderr.write(consoleLine(mode, level, line) + '\n');
+    if (mode !== 'silent') {
+      clearProgress();
+      process.stderr.write(consoleLine(mode, level, line) + '\n');
+    }
     toFile({ level, message: line, timestamp: new Date().toISOString() });
   };
   const logger: Logger = {
@@ -115,6 +129,13 @@ export function createLogger(opts: LoggerOptions): Logger {
       if (value && value.length >= 4) secrets.add(value);
     },
     redact,
+    progress(text) {
+      if (mode !== 'tty') return;
+      clearProgress();
+      if (text === undefined) return;
+      process.stderr.write(redact(text));
+      progressShown = true;
+    },
     tail: (n) => recent.slice(-n),
     openFile,
     async close() {

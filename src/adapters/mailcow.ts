@@ -69,9 +69,10 @@ export async function volumePath(exec: Exec, project: string, component: Compone
 
 /**
  * Files and bytes under a folder (apparent sizes), walking it without holding the tree in memory.
- * `onFolder` sees each folder (relative, '' for the root) with the totals so far; true stops the walk.
+ * `onFolder` sees each folder (relative, '' for the root) once its files are counted, with their
+ * number and the totals so far; true stops the walk.
  */
-export async function folderTotals(root: string, onFolder?: (rel: string, sofar: { files: number; bytes: number }) => boolean | void): Promise<{ files: number; bytes: number }> {
+export async function folderTotals(root: string, onFolder?: (rel: string, files: number, sofar: { files: number; bytes: number }) => boolean | void): Promise<{ files: number; bytes: number }> {
   const t = { files: 0, bytes: 0 };
   const stack = [''];
   while (stack.length) {
@@ -82,15 +83,16 @@ export async function folderTotals(root: string, onFolder?: (rel: string, sofar:
     } catch {
       continue;
     }
-    if (onFolder?.(rel, t)) break;
+    let here = 0;
     for (const e of entries) {
       const p = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) stack.push(p);
       else if (e.isFile()) {
         const st = await stat(join(root, p)).catch(() => undefined);
-        if (st) (t.files++, (t.bytes += st.size));
+        if (st) (here++, t.files++, (t.bytes += st.size));
       }
     }
+    if (onFolder?.(rel, here, t)) break;
   }
   return t;
 }

@@ -70,5 +70,6 @@ export async function rsyncUpload(exec: Exec, log: Logger, a: UploadArgs, what: 
     throw new UserError('failed', `${what} failed: ${errors[0]}`, errors.slice(0, 20));
   }
   const stats = parseStats(statLines);
+  log.debug(`${what}: ${stats.bytesSent} B sent for ${stats.transferredSize} B of changed files`);
   return { transferred, vanished, bytesSent: stats.bytesSent, totalSize: stats.totalSize, exitCode: res.exitCode };
 }

@@ -9,7 +9,6 @@ import { errorText, isUserError, UserError } from '../errors.js';
 import { BackupManifest } from '../plan/backup-manifest.js';
 import { planRenameLinks, type RenameLink } from '../plan/manifest.js';
 import { isStagingName, publishedBackups, stagingNameFor } from '../plan/names.js';
-import { countMailboxes } from '../plan/shrink.js';
 import type { VmailIndex } from '../plan/vmail-index.js';
 import type { RunSummary } from '../plan/report.js';
 import { TOOL_VERSION } from '../version.js';
@@ -23,6 +22,7 @@ import { pruneLocal, pruneRemote } from './prune.js';
 import { runScrub } from './scrub.js';
 import { guardShrink } from './shrink-guard.js';
 import { checkHardLinks, linkRenamesOnBox, uploadManifest, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
+import { mailboxTotals, recordedMailboxes } from '../plan/mailboxes.js';
 
 export interface RunOptions {
   /** Publish even a backup far smaller than the newest one (SHRINK_GUARD_PERCENT). */
@@ -64,7 +64,9 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
 
     const entries = await ctx.box.list(root);
     const publishedNames = publishedBackups(entries).reverse();
-    const staleStagings = entries.filter((e) => e.type === 'dir' && isStagingName(e.name)).map((e) => e.name);
+    // Newest first: rsync takes the first basis that holds a file as its delta basis, and a file
+    // cut twice is furthest along (kept by --partial) in the newest dead run's staging folder.
+    const staleStagings = entries.filter((e) => e.type === 'dir' && isStagingName(e.name)).map((e) => e.name).sort().reverse();
     const prev = publishedNames[0];
 
     const dumped = await phase(timings, 'dump', ctx.log, () => dump(ctx, pre, runDir!));
@@ -103,22 +105,23 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       if (vanished) ctx.log.info(`${vanished} file(s) vanished before they were hashed (mail deleted meanwhile)`);
       return new BackupManifest(other, walk?.index);
     });
-    const mailboxes = walk ? countMailboxes(walk.index.folders.map((f) => f.path)) : undefined;
 
     // Before a byte is sent: a nearly empty mailcow (a fresh host, a lost disk) must not become `latest`.
     if (prev) {
       await phase(timings, 'compare', ctx.log, async () => {
         const accepted = await guardShrink(
           { box: ctx.box, log: ctx.log, root, newest: prev, localDir: runDir!, percent: c.SHRINK_GUARD_PERCENT, accept: !!opts.acceptShrink },
-          { mailboxes, mailFiles: walk?.index.totals().files, bytes: manifest.totals().bytes },
+          { mailboxes: walk && mailboxTotals(walk.index.entries(), VMAIL_DIR).size, mailFiles: walk?.index.totals().files, bytes: manifest.totals().bytes },
         );
         if (accepted) summary.warnings.push(accepted);
       });
     }
 
     // Upload into the staging folder, against the newest published backup (and the staging
-    // folders of dead runs, whose files then need a full check since nobody verified them).
+    // folders of dead runs, whose files then need a full check since nobody verified them): what
+    // a broken upload had sent is linked, the file it was cut in is the basis of a delta.
     const linkBases = [...(prev ? [`${root}/${prev}`] : []), ...staleStagings.map((s) => `${root}/${s}`)];
+    if (staleStagings.length) ctx.log.info(`resuming: ${staleStagings.length} staging folder(s) of failed runs lend what they received; all of it is hashed on the box before publishing`);
     const sources: Source[] = [{ root: dumped.folder, prefix: '' }];
     if (pre.vmailPath && walk) sources.push({ root: pre.vmailPath, prefix: VMAIL_DIR, tree: true });
     const sent = await phase(timings, 'upload', ctx.log, async () => {
@@ -184,7 +187,9 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
         files: totals.files,
         bytes: summary.backupBytes,
         archives: dumped.archives.map((a) => ({ component: a.component, file: a.file.split('/').pop(), bytes: a.bytes })),
-        vmail: walk ? { dir: VMAIL_DIR, ...walk.index.totals(), dirs: walk.index.dirCount, mailboxes, owner: walk.index.ownership(), modes: walk.index.dirModes() } : undefined,
+        vmail: walk
+          ? { dir: VMAIL_DIR, ...walk.index.totals(), dirs: walk.index.dirCount, owner: walk.index.ownership(), modes: walk.index.dirModes(), mailboxes: recordedMailboxes(mailboxTotals(walk.index.entries(), VMAIL_DIR)) }
+          : undefined,
         basedOn: prev ?? null,
         encryption,
       };

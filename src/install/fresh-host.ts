@@ -15,7 +15,7 @@ import { boxTargetOf } from '../cli/context.js';
 import type { Config } from '../config/schema.js';
 import { errorText } from '../errors.js';
 import { publishedBackups } from '../plan/names.js';
-import { describeShrink, mailboxOf, shrinkOf, SHRINK_KEY } from '../plan/shrink.js';
+import { describeShrink, shrinkOf, SHRINK_KEY } from '../plan/shrink.js';
 import { rooted, UNIT_NAMES } from './layout.js';
 
 export interface FreshHostVerdict {
@@ -53,9 +53,10 @@ export async function freshHostVerdict(config: Config, root: string, exec: Exec)
     const enough = (n: number | undefined, have: number) => n === undefined || have >= n * (1 - percent / 100);
     // Stops as soon as this host holds enough: a re-install on a large primary walks a little.
     const t = vmail
-      ? await folderTotals(rooted(root, vmail), (rel, sofar) => {
-          const m = mailboxOf(rel);
-          if (m) mailboxes.add(m);
+      ? await folderTotals(rooted(root, vmail), (rel, files, sofar) => {
+          // As mailboxTotals counts them for the record: `domain/user` of the files below it.
+          const parts = rel.split('/');
+          if (files > 0 && parts.length >= 2) mailboxes.add(`${parts[0]}/${parts[1]}`);
           return enough(need.mailboxes, mailboxes.size) && enough(need.mailFiles, sofar.files) && sofar.files > 0;
         })
       : { files: 0, bytes: 0 };

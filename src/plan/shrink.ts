@@ -7,7 +7,7 @@ import { bytes } from './human.js';
 
 /** What is compared; a measure one side does not know (an older record) is left out. */
 export interface BackupMeasures {
-  /** `<domain>/<local part>` folders of the mail tree (mailcow's mail_home is /var/vmail/%d/%n). */
+  /** `<domain>/<user>` folders holding files (mailcow's mail_home is /var/vmail/%d/%n; see mailboxTotals). */
   mailboxes?: number;
   /** Files of the mail tree. */
   mailFiles?: number;
@@ -22,29 +22,10 @@ export interface Shrunk {
 
 export const SHRINK_KEY = 'SHRINK_GUARD_PERCENT';
 
-/**
- * The mailbox a folder of the mail tree (relative to the volume, '/'-separated) belongs to, if
- * any: its first two components, when the first looks like a domain. Folders such as mailcow's
- * `_garbage` (deleted mailboxes) or `sieve` hold no mailbox.
- */
-export function mailboxOf(rel: string): string | undefined {
-  const [domain, local] = rel.split('/');
-  if (!domain || !local || !domain.includes('.') || domain.startsWith('_') || domain.startsWith('.')) return undefined;
-  return `${domain}/${local}`;
-}
-
-export function countMailboxes(folders: Iterable<string>): number {
-  const seen = new Set<string>();
-  for (const f of folders) {
-    const m = mailboxOf(f);
-    if (m) seen.add(m);
-  }
-  return seen.size;
-}
-
-/** The measures a published backup's backup.json records (older records know no mailboxes). */
-export function measuresOfRecord(record: { bytes?: number; vmail?: { files?: number; mailboxes?: number } }): BackupMeasures {
-  return { mailboxes: record.vmail?.mailboxes, mailFiles: record.vmail?.files, bytes: record.bytes };
+/** The measures a published backup's backup.json records (records before per-mailbox totals know no mailboxes). */
+export function measuresOfRecord(record: { bytes?: number; vmail?: { files?: number; mailboxes?: Record<string, unknown> } }): BackupMeasures {
+  const boxes = record.vmail?.mailboxes;
+  return { mailboxes: boxes ? Object.keys(boxes).length : undefined, mailFiles: record.vmail?.files, bytes: record.bytes };
 }
 
 /**

@@ -15,6 +15,7 @@ import { RECORD_FILE } from '../plan/manifest.js';
 import { publishedBackups } from '../plan/names.js';
 import { downloadBackup, downloadFilters, META_FILES } from './download.js';
 import { restoreMailbox } from './mailbox.js';
+import { backupMailboxes, chosenMailboxBytes, type BackupMailbox } from './mailbox-list.js';
 import { runMailcowRestore } from './mailcow-restore.js';
 import {
   archiveOrder,
@@ -85,6 +86,9 @@ export interface RestoreReport {
 const VMAIL = 'vmail';
 const archiveComponents = (cs: Component[]) => cs.filter((c) => c !== 'vmail');
 
+/** Where a restore downloads to (a folder per backup inside). */
+const restoreDir = (ctx: RunContext) => join(ctx.config.TEMP_BACKUP_DIR, 'restore');
+
 /** Published backup names on the box (staging folders and foreign names never show). */
 export async function publishedNames(ctx: RunContext): Promise<string[]> {
   const entries = await ctx.box.list(ctx.config.HETZNER_REMOTE_PATH);
@@ -102,7 +106,7 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
     if (!d) throw new UserError('config', `--mailbox ${m} is not a mailbox address (user@domain)`);
     return d;
   });
-  const location = req.downloadOnly ? resolve(req.downloadOnly) : join(c.TEMP_BACKUP_DIR, 'restore');
+  const location = req.downloadOnly ? resolve(req.downloadOnly) : restoreDir(ctx);
   await mkdir(location, { recursive: true, mode: 0o700 });
   // mailcow's script must be offered this backup and only it.
   for (const n of await readdir(location)) if (n.startsWith('mailcow-') && n !== name) {
@@ -113,22 +117,12 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
   const mailWanted = req.components.includes('vmail') || req.mailboxes.length > 0;
   const needCryptForCheck = mailWanted && !req.components.includes('crypt') && !req.downloadOnly;
   ctx.log.info(`reading ${name}'s record, checksums and mailcow.conf from the Storage Box`);
-  const fetchSmall = (archives: Component[]) =>
-    downloadBackup(ctx.exec, ctx.log, {
-      target: ctx.box.target,
-      remoteFolder: `${c.HETZNER_REMOTE_PATH}/${name}`,
-      localFolder: folder,
-      filters: downloadFilters({ components: [], mailboxDirs: [], vmailDir: VMAIL, archives }),
-    });
-  await fetchSmall([]);
-  const record = JSON.parse(await readFile(join(folder, RECORD_FILE), 'utf8')) as BackupRecord;
-  if (record.name !== name) throw new UserError('verify', `${name}/backup.json names ${record.name}; the backup folder was renamed or damaged`);
-  const checksums = await readChecksums(folder);
+  const { record, checksums } = await fetchIndex(ctx, name, folder);
   // An encrypted backup: the identity must decrypt its mailcow.conf before anything big is fetched.
   const identities = await identityFor(ctx, name, folder, record, checksums, req, askIdentity);
   await verifyDownload(ctx.exec, folder, checksums, (p) => META_FILES.includes(p) && existsSync(join(folder, p)), ctx.signal, identities);
   if (needCryptForCheck) {
-    await fetchSmall(['crypt']);
+    await fetchSmall(ctx, name, folder, ['crypt']);
     await verifyDownload(ctx.exec, folder, checksums, (p) => /^backup_crypt\.tar\.(zst|gz)(\.age)?$/.test(p) && existsSync(join(folder, p)), ctx.signal, identities);
   }
   const backupConf = existsSync(join(folder, 'mailcow.conf')) ? parse(await readFile(join(folder, 'mailcow.conf'), 'utf8')) : {};
@@ -136,7 +130,8 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
 
   const choices: Choices = { components: req.components, mailboxes: req.mailboxes, mode: req.mode };
   const missingMailboxes = req.mailboxes.filter((m, i) => ![...checksums.keys()].some((p) => p.startsWith(`${VMAIL}/${mailboxDirs[i]}/`)));
-  const mailboxBytes = record.vmail && req.mailboxes.length ? Math.min(record.vmail.bytes, record.vmail.bytes) : 0;
+  // Only the chosen mailboxes are downloaded; the whole tree's size only when theirs is unknown.
+  const mailboxBytes = req.mailboxes.length ? (chosenMailboxBytes(backupMailboxes(record, checksums.keys()), req.mailboxes) ?? record.vmail?.bytes ?? 0) : 0;
   const needBytes = bytesNeeded(record, choices, mailboxBytes);
   const free = await freeBytes(location);
 
@@ -165,6 +160,37 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
   const facts: HostFacts = { liveConf, backupConf, backupArch, hostArch: hostArchMarker(process.env.RESTORE_HOST_ARCH ?? process.arch), cryptKeysMatch, freeBytes: free, needBytes, downloadDir: location, missingMailboxes };
   const checks = [...preRestoreChecks(record, choices, facts), ...encryptionCheck(identities)];
   return { name, record, choices, checks, plan: planText(record, choices, facts, c.MAILCOW_PATH), facts, location, folder, checksums, request: req, identities };
+}
+
+/** The backup's small files (record, manifest, mailcow.conf; `archives` too) into `folder`. */
+const fetchSmall = (ctx: RunContext, name: string, folder: string, archives: Component[]) =>
+  downloadBackup(ctx.exec, ctx.log, {
+    target: ctx.box.target,
+    remoteFolder: `${ctx.config.HETZNER_REMOTE_PATH}/${name}`,
+    localFolder: folder,
+    filters: downloadFilters({ components: [], mailboxDirs: [], vmailDir: VMAIL, archives }),
+  });
+
+/** Fetches a backup's small files and reads its record and manifest (checked against checksums.sha256). */
+async function fetchIndex(ctx: RunContext, name: string, folder: string): Promise<{ record: BackupRecord; checksums: Map<string, string> }> {
+  await fetchSmall(ctx, name, folder, []);
+  const record = JSON.parse(await readFile(join(folder, RECORD_FILE), 'utf8')) as BackupRecord;
+  if (record.name !== name) throw new UserError('verify', `${name}/backup.json names ${record.name}; the backup folder was renamed or damaged`);
+  return { record, checksums: await readChecksums(folder) };
+}
+
+/** The mailboxes a published backup holds (for the wizard), each marked whether this host has it. */
+export async function listBackupMailboxes(ctx: RunContext, name: string): Promise<BackupMailbox[]> {
+  const { record, checksums } = await fetchIndex(ctx, name, join(restoreDir(ctx), name));
+  const list = backupMailboxes(record, checksums.keys());
+  let vol: string | undefined;
+  try {
+    vol = await volumePath(ctx.exec, readMailcowConf(ctx.config.MAILCOW_PATH).COMPOSE_PROJECT_NAME ?? 'mailcowdockerized', 'vmail');
+  } catch (e) {
+    ctx.log.debug(`cannot find the live vmail volume: ${errorText(e)}`);
+  }
+  if (vol) for (const m of list) m.onHost = existsSync(join(vol, m.dir));
+  return list;
 }
 
 const encryptionCheck = (ids?: Identities): Check[] =>
@@ -230,9 +256,8 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
       remoteFolder: `${c.HETZNER_REMOTE_PATH}/${name}`,
       localFolder: folder,
       filters: downloadFilters({ components: choices.components, mailboxDirs, vmailDir: VMAIL }),
-      progress: ui.tty ? (l) => process.stderr.write(`\r  ${l}   `) : undefined,
-    });
-    if (ui.tty) process.stderr.write('\n');
+      progress: ui.tty ? (l) => ctx.log.progress(`  ${l}`) : undefined,
+    }).finally(() => ctx.log.progress(undefined));
     const wanted = (p: string) =>
       META_FILES.includes(p) ||
       archiveComponents(choices.components).some((comp) => p.startsWith(`backup_${comp === 'mysql' ? 'mariadb' : comp}.tar.`)) ||

@@ -17,11 +17,11 @@ export interface BackupRecord {
     dir: string;
     files: number;
     dirs: number;
-    /** Since the shrink guard; older records lack it. */
-    mailboxes?: number;
     bytes: number;
     owner: { uid: number; gid: number; exceptions: { path: string; uid: number; gid: number }[] };
     modes: Record<string, number>;
+    /** Per mailbox (`domain/user`), since the wizard lists them; older backups: from the manifest. */
+    mailboxes?: Record<string, { messages: number; bytes: number }>;
   };
   basedOn?: string | null;
   /** Set when mailcow.conf and the archives were encrypted with age (names end in .age). */
@@ -158,7 +158,7 @@ export function preRestoreChecks(record: BackupRecord, choices: Choices, f: Host
   return out;
 }
 
-/** Bytes to download for the choices (the record's sizes), with room for extraction. */
+/** Bytes to download for the choices (the record's sizes), with room for extraction; `mailboxBytes`: the chosen mailboxes' mail. */
 export function bytesNeeded(record: BackupRecord, choices: Choices, mailboxBytes: number): number {
   let n = 0;
   for (const a of record.archives) if (choices.components.includes(a.component)) n += a.bytes * 4; // archive + extracted (zstd ~3x)
@@ -200,7 +200,7 @@ export function planText(record: BackupRecord, choices: Choices, f: Pick<HostFac
         ? `  ${m}: replace this mailbox's folder with the backup's (its newer mail is removed), fix owner, doveadm force-resync -u ${m}`
         : `  ${m}: add the backup's mail as folder "${restoredFolderName(record.name)}" next to the current mail, fix owner, doveadm force-resync -u ${m}`,
     );
-  lines.push("  watchdog-mailcow is stopped and started by mailcow's script around each archive component");
+  if (archiveOrder.some((c) => choices.components.includes(c))) lines.push("  watchdog-mailcow is stopped and started by mailcow's script around each archive component");
   return lines;
 }
 

@@ -1,12 +1,13 @@
 // The interactive restore: questions only (inquirer); every action is the engine's.
-import { checkbox, input, select } from '@inquirer/prompts';
+import { checkbox, input, search, select } from '@inquirer/prompts';
 import { listBackups } from '../backup/list.js';
 import type { RunContext } from '../backup/context.js';
 import { COMPONENTS, type Component } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { age, bytes } from '../plan/human.js';
-import { executeRestore, prepareRestore, type RestoreReport } from './engine.js';
-import { MAILBOX, type Check, type Mode } from './plan.js';
+import { executeRestore, listBackupMailboxes, prepareRestore, type RestoreReport } from './engine.js';
+import { DONE, mailboxRows, toggle } from './mailbox-list.js';
+import { type Check, type Mode } from './plan.js';
 
 export const CONFIRM_WORD = 'RESTORE';
 
@@ -53,11 +54,7 @@ export async function runWizard(ctx: RunContext, out: (l: string) => void, ident
       required: true,
     });
   } else {
-    const text = await input({
-      message: 'Mailbox address(es), comma separated',
-      validate: (v) => (v.split(',').map((s) => s.trim()).filter(Boolean).every((a) => MAILBOX.test(a)) && v.trim() !== '' ? true : 'give addresses like alice@example.com'),
-    });
-    mailboxes = text.split(',').map((s) => s.trim()).filter(Boolean);
+    mailboxes = await chooseMailboxes(ctx, backup, out);
     mode = await select({
       message: 'Replace the mailbox, or merge the backup in as a restored folder?',
       choices: [
@@ -91,4 +88,22 @@ export async function runWizard(ctx: RunContext, out: (l: string) => void, ident
     return undefined;
   }
   return executeRestore(ctx, prep, { progress: out, tty: Boolean(process.stderr.isTTY) });
+}
+
+/** The backup's mailboxes as a searchable list; each Enter adds (or removes) one, "done" ends. */
+async function chooseMailboxes(ctx: RunContext, backup: string, out: (l: string) => void): Promise<string[]> {
+  out(`reading the mailboxes ${backup} holds...`);
+  const list = await listBackupMailboxes(ctx, backup);
+  const missing = list.filter((m) => m.onHost === false).length;
+  out(`${backup} holds ${list.length} mailbox(es)${missing ? `; ${missing} of them NOT ON THIS HOST` : ''}`);
+  let chosen: string[] = [];
+  for (;;) {
+    const pick = await search({
+      message: `Mailboxes to restore: type to search (or a full address), Enter adds or removes one${chosen.length ? `; chosen: ${chosen.join(', ')}` : ''}`,
+      source: (term) => mailboxRows(list, term, chosen),
+      pageSize: 12,
+    });
+    if (pick === DONE) return chosen;
+    chosen = toggle(chosen, pick);
+  }
 }

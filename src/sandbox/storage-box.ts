@@ -88,7 +88,8 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-const sq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+/** A word quoted for sh. */
+export const sq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
 
 async function writeState(file: string, st: StorageBoxState): Promise<void> {
   const tmp = `${file}.tmp${process.pid}`;

@@ -1,8 +1,7 @@
 // Runs the compiled commands as an admin (or systemd) would, and small helpers for asserting on
 // what landed on the loopback Storage Box.
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { copyFile, lstat, mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -38,24 +37,7 @@ export function runCli(cli: string, args: string[], env: Record<string, string> 
 
 export const backup = (args: string[], env: Record<string, string>, timeoutMs?: number) => runCli(BACKUP_CLI, args, env, timeoutMs);
 
-export async function sha256File(p: string): Promise<string> {
-  return createHash('sha256').update(await readFile(p)).digest('hex');
-}
-
-/** Every regular file under root: relative path → sha256. */
-export async function treeHashes(root: string): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
-  const walk = async (rel: string) => {
-    for (const name of await readdir(join(root, rel))) {
-      const p = rel ? `${rel}/${name}` : name;
-      const st = await lstat(join(root, p));
-      if (st.isDirectory()) await walk(p);
-      else if (st.isFile()) out.set(p, await sha256File(join(root, p)));
-    }
-  };
-  await walk('');
-  return out;
-}
+export { sha256File, treeHashes } from '../../src/sandbox/tree-hashes.js';
 
 export async function publishedOnBox(boxRoot: string, remotePath: string): Promise<string[]> {
   const names = await readdir(join(boxRoot, remotePath)).catch(() => [] as string[]);

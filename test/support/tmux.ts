@@ -8,6 +8,8 @@ const tmux = (...args: string[]) => execFileSync('tmux', args, { encoding: 'utf8
 export interface Terminal {
   /** The screen once it matches `re`; throws with the last screen after `ms`. */
   waitFor(re: RegExp, ms?: number): Promise<string>;
+  /** Everything the terminal showed so far, scrolled-off lines included. */
+  history(): string;
   keys(...keys: string[]): void;
   /** Types text literally (no key names). */
   type(text: string): void;
@@ -29,6 +31,7 @@ export function startWizard(session: string, cli: string, args: string[], env: R
       }
       throw new Error(`timed out waiting for ${re} on the screen:\n${screen}`);
     },
+    history: () => tmux('capture-pane', '-p', '-S', '-', '-t', session),
     keys: (...keys) => void tmux('send-keys', '-t', session, ...keys),
     type: (text) => void tmux('send-keys', '-t', session, '-l', text),
     close() {
