@@ -155,7 +155,7 @@ after(async () => {
 
 // ---------------------------------------------------------------------------------------------
 
-const PHASES = ['lock', 'preflight', 'dump', 'manifest', 'upload', 'verify', 'publish', 'prune'] as const;
+const PHASES = ['lock', 'preflight', 'dump', 'manifest', 'compare', 'upload', 'verify', 'publish', 'prune'] as const;
 
 describe('killed at each phase', () => {
   for (const signal of ['SIGKILL', 'SIGTERM'] as const) {

@@ -40,7 +40,7 @@ const path2k = '/' + 'a'.repeat(2000);
 /** Values each key must refuse (at least one per key; the test checks every key is covered). */
 const BAD: Record<string, string[]> = {};
 const add = (keys: string[], values: string[]) => keys.forEach((k) => (BAD[k] = [...(BAD[k] ?? []), ...values]));
-const INTS = ['HETZNER_PORT', 'SSH_CONNECT_TIMEOUT', 'RSYNC_TIMEOUT', 'BWLIMIT_KBPS', 'LOCAL_RETENTION_DAYS', 'LOCK_TIMEOUT_HOURS', 'REMOTE_RETENTION_DAYS', 'KEEP_DAILY', 'KEEP_WEEKLY', 'KEEP_MONTHLY', 'SCRUB_BUDGET_MINUTES', 'SMTP_PORT', 'STALE_AFTER_HOURS'];
+const INTS = ['HETZNER_PORT', 'SSH_CONNECT_TIMEOUT', 'RSYNC_TIMEOUT', 'BWLIMIT_KBPS', 'LOCAL_RETENTION_DAYS', 'LOCK_TIMEOUT_HOURS', 'REMOTE_RETENTION_DAYS', 'KEEP_DAILY', 'KEEP_WEEKLY', 'KEEP_MONTHLY', 'SCRUB_BUDGET_MINUTES', 'SHRINK_GUARD_PERCENT', 'SMTP_PORT', 'STALE_AFTER_HOURS'];
 const PATHS = ['SSH_KEY_PATH', 'SSH_KNOWN_HOSTS', 'MAILCOW_PATH', 'VMAIL_VOLUME_PATH', 'TEMP_BACKUP_DIR', 'STATE_DIR', 'LOG_FILE', 'SMTP_TLS_CA', 'STATUS_FILE', 'PROMETHEUS_TEXTFILE'];
 add(INTS, ['-1', '1.5', 'abc', '99999999999999999999', '١٢', '0x10', '1 2', '1;reboot', '$(id)', BIG]);
 add(['ALLOW_VMAIL_WITHOUT_CRYPT', 'EMAIL_NOTIFICATIONS'], ['maybe', 'tru e', '$(true)', 'ja', BIG]);
@@ -50,6 +50,7 @@ add(['HETZNER_USER'], ['Root', 'u1;id', '-oProxyCommand=x', 'u 1', '$(id)', 'ü'
 add(['HETZNER_REMOTE_PATH'], ['../etc', 'a/../b', 'has space', '$(id)', 'a;b', '-rf', 'a\\b', 'ü', 'x/' + 'a'.repeat(300)]);
 add(['BACKUP_COMPONENTS'], ['vmail,bogus', 'rm -rf /', '$(id)', 'all;id']);
 add(['THREADS'], ['0', '100', 'auto;id', '-1', 'many']);
+add(['SHRINK_GUARD_PERCENT'], ['100', '50%']);
 add(['NOTIFICATION_EMAIL', 'NOTIFICATION_FROM'], ['not an email', 'a@b;c', '<a@b>', 'a@b c']);
 add(['NOTIFY_ON'], ['sometimes', 'always;id', 'ALWAYS ']);
 add(['HEALTHCHECK_URL'], ['file:///etc/passwd', 'javascript:alert(1)', 'ftp://x', 'not a url', '$(id)']);

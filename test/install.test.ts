@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parse } from 'dotenv';
 import { startStorageBox, type StorageBox } from '../src/sandbox/storage-box.js';
 import { createStandinMailcow } from '../src/sandbox/mailcow-standin.js';
+import { generateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { createExec } from '../src/adapters/exec.js';
 import { HETZNER_FINGERPRINTS } from '../src/adapters/host-key.js';
 import { envValue, renderEnv } from '../src/install/config-file.js';
@@ -389,10 +390,10 @@ describe('installer', () => {
     assert.ok(!fs.existsSync(path.join(root, 'etc/mailcow-backup/known_hosts')));
   });
 
-  it('with --check under --root runs backup-to-hetzner check against the loopback box', async () => {
-    const root = await makeRoot('check');
+  /** An install under --root with --check, every path the check needs below the root. */
+  const installWithCheck = (root: string, extra: string[] = []) => {
     const R = (p: string) => path.join(root, p);
-    const r = await installer([
+    return installer([
       '--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--check',
       '--mailcow-path', R('opt/mailcow-dockerized'),
       '--ssh-key', R('root/.ssh/id_ed25519'),
@@ -402,13 +403,65 @@ describe('installer', () => {
       '--set', `TEMP_BACKUP_DIR=${R('var/tmp/mailcow-backup')}`,
       '--set', `LOG_FILE=${R('var/log/mailcow-backup.log')}`,
       '--set', `VMAIL_VOLUME_PATH=${vmailOf.get(root)}`,
+      ...extra,
     ]);
+  };
+
+  it('with --check under --root runs backup-to-hetzner check against the loopback box', async () => {
+    const root = await makeRoot('check');
+    const r = await installWithCheck(root);
     assert.ok(r.code === 0 || r.code === 4, r.stdout + r.stderr);
     assert.match(r.stdout, /== backup-to-hetzner check/);
     assert.match(r.stdout, /(OK|WARN)\s+host key\s+pinned/);
     assert.match(r.stdout, /OK\s+connection\s/);
     assert.match(r.stdout, /OK\s+unit paths\s+.*\/etc\/systemd\/system\/mailcow-backup\.service lets the timer's runs write every path the config names/, 'compared with the unit just written');
     if (r.code === 4) assert.match(r.stdout, /tonight's backup would fail/);
+  });
+  describe('on a host whose mailcow looks freshly installed while the box holds backups', () => {
+    const newest = 'mailcow-2026-11-23-03-00-00';
+    const boxFolder = () => path.join(box.root, 'backups/mailcow', newest);
+    /** The newest backup on the box, as a run records it: `files` mail files in `mailboxes` mailboxes. */
+    const publishOnBox = (mailboxes: number, files: number) => {
+      fs.mkdirSync(boxFolder(), { recursive: true });
+      const perMailbox = Object.fromEntries(Array.from({ length: mailboxes }, (_, i) => [`example.com/user${i}`, { messages: Math.floor(files / mailboxes), bytes: 1000 }]));
+      fs.writeFileSync(path.join(boxFolder(), 'backup.json'), JSON.stringify({ name: newest, bytes: 50 << 20, files: files + 7, vmail: { dir: 'vmail', files, bytes: 40 << 20, dirs: 90, mailboxes: perMailbox } }));
+    };
+    after(() => fs.rmSync(path.join(box.root, 'backups'), { recursive: true, force: true }));
+
+    it('writes everything but holds the timer back, with one line saying to restore first and how to enable it', async () => {
+      publishOnBox(6, 400);
+      const root = await makeRoot('fresh-standby');
+      // A fresh mailcow: the vmail volume holds no mailbox yet.
+      for (const n of fs.readdirSync(vmailOf.get(root)!)) fs.rmSync(path.join(vmailOf.get(root)!, n), { recursive: true });
+      const r = await installWithCheck(root);
+      assert.ok(r.code === 0 || r.code === 4, r.stdout + r.stderr);
+      const held = r.stdout.split('\n').filter((l) => /looks freshly installed/.test(l));
+      assert.equal(held.length, 1, r.stdout);
+      assert.match(held[0]!, new RegExp(`against ${newest}: mailboxes 6 → 0 \\(-100 %\\), mail files 400 → 0 \\(-100 %\\)\\), so mailcow-backup\\.timer is NOT enabled`));
+      assert.match(held[0]!, /Restore first \(sudo restore-from-hetzner\), then enable it: systemctl enable --now mailcow-backup\.timer$/);
+      assert.match(r.stdout, /skipped under --root: systemctl daemon-reload$/m, 'no enable step');
+      assert.doesNotMatch(r.stdout, /the timer runs/);
+      for (const f of ['etc/mailcow-backup/.env', 'etc/systemd/system/mailcow-backup.service', 'etc/systemd/system/mailcow-backup.timer', 'usr/local/bin/backup-to-hetzner']) assert.ok(fs.lstatSync(path.join(root, f), { throwIfNoEntry: false }), f);
+
+      // --enable-timer: the admin's deliberate choice.
+      const forced = await installWithCheck(root, ['--enable-timer']);
+      assert.ok(forced.code === 0 || forced.code === 4, forced.stdout + forced.stderr);
+      assert.doesNotMatch(forced.stdout, /looks freshly installed/);
+      assert.match(forced.stdout, /skipped under --root: systemctl daemon-reload; systemctl enable --now mailcow-backup\.timer/);
+    });
+
+    it('enables the timer on a host that holds about what the newest backup holds', async () => {
+      const root = await makeRoot('primary');
+      const mail = await generateMaildir(vmailOf.get(root)!, { seed: 3, totalBytes: 256 * 1024 });
+      assert.ok(mail.files > 10);
+      // A day's worth of mail less than the newest backup: well within the threshold.
+      publishOnBox(6, mail.files + 5);
+      const r = await installWithCheck(root);
+      assert.ok(r.code === 0 || r.code === 4, r.stdout + r.stderr);
+      assert.doesNotMatch(r.stdout, /looks freshly installed/);
+      assert.match(r.stdout, new RegExp(`not far smaller than ${newest}`));
+      assert.match(r.stdout, /skipped under --root: systemctl daemon-reload; systemctl enable --now mailcow-backup\.timer/);
+    });
   });
 });
 

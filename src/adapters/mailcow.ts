@@ -68,26 +68,37 @@ export async function volumePath(exec: Exec, project: string, component: Compone
   }
 }
 
-/** Bytes under a folder (apparent sizes), walking it without holding the tree in memory. */
-export async function folderBytes(root: string): Promise<number> {
-  let total = 0;
-  const stack = [root];
+/**
+ * Files and bytes under a folder (apparent sizes), walking it without holding the tree in memory.
+ * `onFolder` sees each folder (relative, '' for the root) once its files are counted, with their
+ * number and the totals so far; true stops the walk.
+ */
+export async function folderTotals(root: string, onFolder?: (rel: string, files: number, sofar: { files: number; bytes: number }) => boolean | void): Promise<{ files: number; bytes: number }> {
+  const t = { files: 0, bytes: 0 };
+  const stack = [''];
   while (stack.length) {
-    const dir = stack.pop()!;
+    const rel = stack.pop()!;
     let entries;
     try {
-      entries = await readdir(dir, { withFileTypes: true });
+      entries = await readdir(join(root, rel), { withFileTypes: true });
     } catch {
       continue;
     }
+    let here = 0;
     for (const e of entries) {
-      const p = join(dir, e.name);
+      const p = rel ? `${rel}/${e.name}` : e.name;
       if (e.isDirectory()) stack.push(p);
-      else if (e.isFile()) total += (await stat(p).catch(() => ({ size: 0 }))).size;
+      else if (e.isFile()) {
+        const st = await stat(join(root, p)).catch(() => undefined);
+        if (st) (here++, t.files++, (t.bytes += st.size));
+      }
     }
+    if (onFolder?.(rel, here, t)) break;
   }
-  return total;
+  return t;
 }
+
+export const folderBytes = async (root: string): Promise<number> => (await folderTotals(root)).bytes;
 
 export interface DumpResult {
   folder: string;

@@ -16,7 +16,7 @@ export interface RunContext {
   dryRun: boolean;
 }
 
-export type PhaseName = 'lock' | 'preflight' | 'dump' | 'encrypt' | 'manifest' | 'upload' | 'verify' | 'publish' | 'prune' | 'scrub' | 'report';
+export type PhaseName = 'lock' | 'preflight' | 'dump' | 'encrypt' | 'manifest' | 'compare' | 'upload' | 'verify' | 'publish' | 'prune' | 'scrub' | 'report';
 
 export interface PhaseTiming {
   phase: PhaseName;

@@ -22,10 +22,16 @@ import { cachePath, preflight } from './preflight.js';
 import { unitPathWarnings } from './unit-paths.js';
 import { pruneLocal, pruneRemote } from './prune.js';
 import { runScrub } from './scrub.js';
+import { guardShrink } from './shrink-guard.js';
 import { checkHardLinks, linkRenamesOnBox, uploadManifest, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
 import { mailboxTotals, recordedMailboxes } from '../plan/mailboxes.js';
 
-export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<RunSummary> {
+export interface RunOptions {
+  /** Publish even a backup far smaller than the newest one (SHRINK_GUARD_PERCENT). */
+  acceptShrink?: boolean;
+}
+
+export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOptions = {}): Promise<RunSummary> {
   const c = ctx.config;
   const timings: PhaseTiming[] = [];
   const summary: RunSummary = {
@@ -106,6 +112,17 @@ export async function runBackup(ctx: RunContext, locked: LockPhase): Promise<Run
       if (vanished) ctx.log.info(`${vanished} file(s) vanished before they were hashed (mail deleted meanwhile)`);
       return new BackupManifest(other, walk?.index);
     });
+
+    // Before a byte is sent: a nearly empty mailcow (a fresh host, a lost disk) must not become `latest`.
+    if (prev) {
+      await phase(timings, 'compare', ctx.log, async () => {
+        const accepted = await guardShrink(
+          { box: ctx.box, log: ctx.log, root, newest: prev, localDir: runDir!, percent: c.SHRINK_GUARD_PERCENT, accept: !!opts.acceptShrink },
+          { mailboxes: walk && mailboxTotals(walk.index.entries(), VMAIL_DIR).size, mailFiles: walk?.index.totals().files, bytes: manifest.totals().bytes },
+        );
+        if (accepted) summary.warnings.push(accepted);
+      });
+    }
 
     // Upload into the staging folder, against the newest published backup (and the staging
     // folders of dead runs, whose files then need a full check since nobody verified them): what

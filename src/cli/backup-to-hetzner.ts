@@ -33,6 +33,8 @@ options:
   --json         machine-readable output (list, status, verify)
   --latest, --all  which backups verify checks
   --dry-run      show what would be deleted (prune)
+  --accept-shrink  run: publish this backup even if it is far smaller than the newest one
+                 (SHRINK_GUARD_PERCENT); for mail removed on purpose, never on a fresh host
   --debug        more detail in the log
   --version, --help`;
 
@@ -50,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
         config: { type: 'string' },
         json: { type: 'boolean' },
         'dry-run': { type: 'boolean' },
+        'accept-shrink': { type: 'boolean' },
         latest: { type: 'boolean' },
         all: { type: 'boolean' },
         debug: { type: 'boolean' },
@@ -76,6 +79,10 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`error: unknown command '${positionals.join(' ')}'; one of ${COMMANDS.join(', ')} (see --help)\n`);
     return EXIT.config;
   }
+  if (values['accept-shrink'] && command !== 'run') {
+    process.stderr.write(`error: --accept-shrink is for 'run' only; see backup-to-hetzner --help\n`);
+    return EXIT.config;
+  }
   if (command === 'verify' && [names.length > 0, values.latest, values.all].filter(Boolean).length > 1) {
     process.stderr.write(`error: verify takes backup names, --latest or --all, not several of them; see backup-to-hetzner --help\n`);
     return EXIT.config;
@@ -85,7 +92,7 @@ async function main(argv: string[]): Promise<number> {
   let base: ConfigAndLog | undefined;
   try {
     base = loadConfigAndLog(values, undefined, { deferLogFile: command === 'run' });
-    if (command === 'run') return await run(base, values, sig);
+    if (command === 'run') return await run(base, values, sig, !!values['accept-shrink']);
     const ctx = (await import('./context.js')).contextOf(base, values, sig.signal);
     switch (command) {
       case 'test-email': {
@@ -172,7 +179,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** The daily run: the lock first, then the run's modules, the /start ping, the run, the report. */
-async function run(base: ConfigAndLog, flags: CommonFlags, sig: ReturnType<typeof installSignalHandlers>): Promise<number> {
+async function run(base: ConfigAndLog, flags: CommonFlags, sig: ReturnType<typeof installSignalHandlers>, acceptShrink: boolean): Promise<number> {
   const c = base.config;
   base.log.info(`backup-to-hetzner ${TOOL_VERSION}: starting a backup of ${c.MAILCOW_PATH} to ${c.HETZNER_USER}@${c.HETZNER_HOST}:${c.HETZNER_REMOTE_PATH}`);
   const locked = await lockPhase({ ...base, now: () => new Date() });
@@ -183,7 +190,7 @@ async function run(base: ConfigAndLog, flags: CommonFlags, sig: ReturnType<typeo
     await notifyStart(nd);
     let summary: RunSummary;
     try {
-      summary = await runBackup(ctx, locked);
+      summary = await runBackup(ctx, locked, { acceptShrink });
     } catch (e) {
       // The report goes out whatever happened (a refused lock too); a failed notice never changes the exit code.
       const failed = (e as { summary?: RunSummary }).summary;

@@ -25,7 +25,7 @@ export function contextOf({ config, configPath, log }: ConfigAndLog, flags: Comm
   };
 }
 
-function boxTargetOf(c: Config) {
+export function boxTargetOf(c: Config) {
   return {
     host: c.HETZNER_HOST,
     port: c.HETZNER_PORT,

@@ -53,6 +53,8 @@ steps:
   --check                   run 'backup-to-hetzner check' even under --root
   --skip-check              do not run 'backup-to-hetzner check' after installing
   --first-backup            start the first backup right away (asked otherwise; not under --yes)
+  --enable-timer            enable the backup timer even when this host's mailcow looks freshly
+                            installed while the box holds backups (held back otherwise: restore first)
   -h, --help`;
 
 /** Flags that set one config key each (also asked by the interactive install). */
@@ -100,6 +102,7 @@ export const PARSE_OPTIONS = {
   check: { type: 'boolean' },
   'skip-check': { type: 'boolean' },
   'first-backup': { type: 'boolean' },
+  'enable-timer': { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -124,6 +127,8 @@ export interface InstallOptions {
   /** true: run check; false: do not; undefined: the default (run unless --root). */
   check?: boolean;
   firstBackup: boolean;
+  /** Enable the timer even on a host that looks freshly installed while the box holds backups. */
+  enableTimer: boolean;
   /** Config values given by the user, highest priority first merged: flags > MCB_ env > --env-file. */
   given: Record<string, string>;
   /** Where each given value came from, for messages. */
@@ -214,6 +219,7 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
     skipNpm: Boolean(flags['skip-npm']) || root !== '/',
     check: flags.check ? true : flags['skip-check'] ? false : undefined,
     firstBackup: Boolean(flags['first-backup']),
+    enableTimer: Boolean(flags['enable-timer']),
     given,
     givenFrom,
     envFile,

@@ -15,6 +15,7 @@ import { Ops, type Out } from './ops.js';
 import { checkBasics, checkMailcow, checkTools, isMailcowFolder, mailcowCandidates } from './preflight.js';
 import { binsOf, installProgram, linkCommands } from './program.js';
 import type { Asker } from './prompts.js';
+import { freshHostVerdict } from './fresh-host.js';
 import { ensureKey, offerKeyUpload, pinBoxHostKey } from './ssh-setup.js';
 import { checkCalendar, enableTimer, runCheck, startFirstBackup } from './systemctl.js';
 import { installedSettings, settleInstallDir, settleSettings } from './installed-units.js';
@@ -128,10 +129,18 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
   if (!opts.dryRun) await ops.writeFile(join(R(layout.configDir), MANIFEST_NAME), renderManifest(manifest), 0o600);
 
   out.step('systemd');
-  if (opts.root === '/') await enableTimer(ops);
-  else out.info(`skipped under --root: systemctl daemon-reload; systemctl enable --now ${UNIT_NAMES.timer}`);
-
+  // A standby host installed before its restore must not back its empty mailcow up over the good backups.
   const shouldCheck = opts.check ?? opts.root === '/';
+  let holdTimer: string | undefined;
+  if (!opts.dryRun && !opts.enableTimer && (opts.root === '/' || shouldCheck)) {
+    const v = await freshHostVerdict(config, opts.root, exec);
+    if (v.holdTimer) out.warn((holdTimer = v.holdTimer));
+    else out.info(v.note);
+  }
+  if (opts.root !== '/') out.info(`skipped under --root: systemctl daemon-reload${holdTimer ? '' : `; systemctl enable --now ${UNIT_NAMES.timer}`}`);
+  else if (holdTimer) await ops.run('systemctl', ['daemon-reload'], { what: 'systemctl daemon-reload' });
+  else await enableTimer(ops);
+
   let checked: boolean | undefined;
   if (shouldCheck) {
     out.step('backup-to-hetzner check');
@@ -139,7 +148,7 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
     checked = await runCheck(exec, ops, nodePath, join(R(layout.installDir), cli), R(layout.configPath), R(layout.unitDir));
   }
 
-  if (checked && opts.root === '/' && !opts.dryRun) {
+  if (checked && opts.root === '/' && !opts.dryRun && !holdTimer) {
     const go = opts.firstBackup || (asker.interactive && (await asker.confirm({ name: 'firstBackup', message: 'Start the first backup now (in the background)?', default: false })));
     if (go) await startFirstBackup(ops);
   }
@@ -153,7 +162,8 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
     out.warn(`installed, but tonight's backup would fail: fix the FAIL lines above, then run: backup-to-hetzner check --config ${layout.configPath}`);
     return EXIT.preflight;
   }
-  out.ok(`installed mailcow cold standby ${TOOL_VERSION}; the timer runs '${opts.onCalendar}'${shouldCheck ? ' and the check passed' : ''}`);
+  if (holdTimer) out.warn(`installed mailcow cold standby ${TOOL_VERSION}, but ${UNIT_NAMES.timer} is not enabled: restore first (sudo restore-from-hetzner), then: systemctl enable --now ${UNIT_NAMES.timer}`);
+  else out.ok(`installed mailcow cold standby ${TOOL_VERSION}; the timer runs '${opts.onCalendar}'${shouldCheck ? ' and the check passed' : ''}`);
   out.info(`config: ${layout.configPath}   log: ${config.LOG_FILE}   journal: journalctl -u ${UNIT_NAMES.service}`);
   out.info(`run now: systemctl start ${UNIT_NAMES.service}   list backups: backup-to-hetzner list`);
   return EXIT.ok;
