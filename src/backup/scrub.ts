@@ -25,6 +25,8 @@ export interface ScrubOptions {
   all?: boolean;
   /** Stop starting new backups once this much time has passed; the rest are listed as skipped. */
   budgetMs?: number;
+  /** Each backup's result as it is done; by default it is logged (the daily run). */
+  onResult?: (r: BackupScrub) => void;
 }
 
 export type FileProblem =
@@ -148,9 +150,9 @@ export async function runScrub(ctx: RunContext, opts: ScrubOptions = {}): Promis
       ctx.signal.throwIfAborted();
       const r = await scrubOne(ctx, root, name, join(tmp, name));
       results.push(r);
-      const line = scrubLine(r);
-      if (r.state === 'ok') ctx.log.info(line);
-      else ctx.log.error(line);
+      if (opts.onResult) opts.onResult(r);
+      else if (r.state === 'ok') ctx.log.info(scrubLine(r));
+      else ctx.log.error(scrubLine(r));
       st[name] = { lastScrub: r.at, state: r.state, problems: r.problems.length };
       await rm(join(tmp, name), { recursive: true, force: true });
     }
@@ -277,18 +279,23 @@ function scrubLine(r: BackupScrub): string {
 }
 
 /** The report for a terminal, the log or an e-mail: one line per backup, then each bad file. */
-export function scrubText(report: ScrubReport, maxFiles = 20): string[] {
+/** One backup's line and the files that differ (at most maxFiles of them). */
+export function scrubResultText(r: BackupScrub, maxFiles = 20): string[] {
+  const lines = [scrubLine(r)];
+  for (const p of r.problems.slice(0, maxFiles)) {
+    if (p.kind === 'mismatch') lines.push(`  differs  ${p.path} (expected ${p.expected.slice(0, 12)}…, box has ${p.actual.slice(0, 12)}…)`);
+    else if (p.kind === 'missing') lines.push(`  missing  ${p.path}`);
+    else lines.push(`  bad path ${p.path} (not inside the backup folder; not checked)`);
+  }
+  if (r.problems.length > maxFiles) lines.push(`  … and ${r.problems.length - maxFiles} more`);
+  return lines;
+}
+
+/** The whole report; `withResults: false` gives only what follows the per-backup lines (printed as they came). */
+export function scrubText(report: ScrubReport, maxFiles = 20, withResults = true): string[] {
   const lines: string[] = [];
   if (report.results.length === 0 && report.skipped.length === 0) return ['no published backups on the Storage Box to verify'];
-  for (const r of report.results) {
-    lines.push(scrubLine(r));
-    for (const p of r.problems.slice(0, maxFiles)) {
-      if (p.kind === 'mismatch') lines.push(`  differs  ${p.path} (expected ${p.expected.slice(0, 12)}…, box has ${p.actual.slice(0, 12)}…)`);
-      else if (p.kind === 'missing') lines.push(`  missing  ${p.path}`);
-      else lines.push(`  bad path ${p.path} (not inside the backup folder; not checked)`);
-    }
-    if (r.problems.length > maxFiles) lines.push(`  … and ${r.problems.length - maxFiles} more`);
-  }
+  if (withResults) for (const r of report.results) lines.push(...scrubResultText(r, maxFiles));
   if (report.skipped.length) lines.push(`not verified this time (time budget used up): ${report.skipped.join(', ')}`);
   const damaged = report.results.filter((r) => r.state === 'damaged').length;
   const errors = report.results.filter((r) => r.state === 'error').length;
