@@ -36,7 +36,8 @@ export interface RunSummary {
 export function summaryText(s: RunSummary): string[] {
   const lines: string[] = [];
   if (s.ok) lines.push(`backup ${s.backupName} published and verified on the Storage Box`);
-  else lines.push(`backup FAILED in phase ${s.failedPhase ?? '?'}: ${s.error ?? 'unknown error'}`);
+  // The reason was just printed as the error line (stderr, LOG_FILE); the summary does not repeat it.
+  else lines.push(`backup FAILED in phase ${s.failedPhase ?? '?'} (exit ${s.exitCode}); the reason is the error line before this summary (stderr, and the log)`);
   if (s.files !== undefined) lines.push(`  files        ${s.files} (${bytes(s.backupBytes ?? 0)}), components: ${s.components.join(' ')}`);
   if (s.bytesSent !== undefined) {
     const pct = s.backupBytes ? ` = ${((100 * s.bytesSent) / s.backupBytes).toFixed(2)} % of the backup` : '';
