@@ -62,7 +62,7 @@ describe('run: results on stdout, diagnostics on stderr', () => {
 });
 
 describe('verify on a terminal', () => {
-  test('each result line is printed once', async () => {
+  test('each result line is printed once, counting files as the run does', async () => {
     const names = await publishedOnBox(sb.box.root, sb.remotePath);
     const env = { ...process.env, ...sb.env };
     const cmd = `${process.execPath} ${BACKUP_CLI} verify --config ${sb.configPath}`;
@@ -72,6 +72,9 @@ describe('verify on a terminal', () => {
     );
     for (const n of names) assert.equal(out.split('\n').filter((l) => new RegExp(`OK +${n} \\(`).test(l)).length, 1, out);
     assert.match(out, new RegExp(`${names.length} backup\\(s\\) verified on the box: all OK`));
+    // The same file count as the run's summary and e-mail, the manifest's parts named apart.
+    const status = JSON.parse(await readFile(join(dir, 'state', 'status.json'), 'utf8')) as { backupName: string; files: number };
+    assert.match(out, new RegExp(`OK +${status.backupName} \\(${status.files} backup files \\+ \\d+ manifest part\\(s\\), `), out);
   });
 });
 
