@@ -52,8 +52,10 @@ describe('run: results on stdout, diagnostics on stderr', () => {
     const now = await publishedOnBox(sb.box.root, sb.remotePath);
     const added = now.filter((n) => !before.includes(n));
     assert.equal(added.length, 1, 'one new backup published');
-    const status = JSON.parse(await readFile(join(dir, 'state', 'status.json'), 'utf8')) as { result: string; backupName: string };
+    const status = JSON.parse(await readFile(join(dir, 'state', 'status.json'), 'utf8')) as { result: string; backupName: string; durationMs: number; phases: { ms: number }[] };
     assert.deepEqual([status.result, status.backupName], ['ok', added[0]]);
+    // The run's duration covers all its phases, the lock included (the e-mail's "Duration").
+    assert.ok(status.durationMs >= status.phases.reduce((a, p) => a + p.ms, 0) - 5, JSON.stringify(status));
     // Retention ran after publishing: its line is in the log file, after the new backup's.
     const log = await readFile(join(dir, 'log', 'mailcow-backup.log'), 'utf8');
     const at = log.lastIndexOf(`backup ${added[0]} published and verified`);

@@ -1,5 +1,5 @@
 // The run summary: collected while the run goes, turned into one screen of text here.
-import { bytes, duration } from './human.js';
+import { bytes, count, duration } from './human.js';
 
 export interface RunSummary {
   ok: boolean;
@@ -57,7 +57,7 @@ export function summaryText(s: RunSummary): string[] {
     );
   }
   if (s.box) lines.push(`  box usage    ${bytes(s.box.usedBytes)} used, ${bytes(s.box.availableBytes)} free of ${bytes(s.box.sizeBytes)}`);
-  if (s.backupsKept !== undefined) lines.push(`  retention    ${s.backupsKept} backups kept${s.removed?.length ? `, removed ${s.removed.join(' ')}` : ''}`);
+  if (s.backupsKept !== undefined) lines.push(`  retention    ${count(s.backupsKept, 'backup')} kept${s.removed?.length ? `, removed ${s.removed.join(' ')}` : ''}`);
   if (s.scrub) {
     const sc = s.scrub;
     lines.push(`  scrub        ${sc.verified.length} older backup(s) re-verified on the box${sc.damaged.length ? `, DAMAGED: ${sc.damaged.join(' ')}` : ''}${sc.skipped ? `, ${sc.skipped} left for the next runs` : ''}`);
