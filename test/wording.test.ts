@@ -6,6 +6,7 @@ import { count } from '../src/plan/human.js';
 import { summaryText, type RunSummary } from '../src/plan/report.js';
 import { backupNameFor } from '../src/plan/names.js';
 import { planRetention } from '../src/plan/retention.js';
+import { freeRestoredName } from '../src/restore/plan.js';
 
 const summary = (s: Partial<RunSummary>): RunSummary => ({ ok: true, host: 'mx', backupName: 'mailcow-2026-11-23-03-00-00', startedAt: '2026-11-23T03:00:00Z', phases: [], exitCode: 0, components: ['vmail'], warnings: [], logFile: '/var/log/x.log', ...s });
 
@@ -25,4 +26,12 @@ test("a failed run's summary names phase and exit code, not the error again", ()
   const lines = summaryText(summary({ ok: false, backupName: undefined, failedPhase: 'preflight', error: 'the Storage Box presented a host key that is not pinned', exitCode: 4 }));
   assert.match(lines[0]!, /^backup FAILED in phase preflight \(exit 4\)/);
   assert.ok(!lines.join('\n').includes('host key'), lines.join('\n'));
+});
+
+test('a second merge restore of the same day gets its own folder, the first is left as it is', () => {
+  const existing = new Set(['Restored-2026-11-23']);
+  assert.equal(freeRestoredName('Restored-2026-11-23', (n) => existing.has(n)), 'Restored-2026-11-23-2');
+  existing.add('Restored-2026-11-23-2');
+  assert.equal(freeRestoredName('Restored-2026-11-23', (n) => existing.has(n)), 'Restored-2026-11-23-3');
+  assert.equal(freeRestoredName('Restored-2026-11-24', (n) => existing.has(n)), 'Restored-2026-11-24');
 });
