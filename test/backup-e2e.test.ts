@@ -217,7 +217,7 @@ describe('backup to the loopback Storage Box', () => {
     try {
       const r = await backup(['run', '--config', sb.configPath], sb.env);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stderr, /hard links\s+NOT WORKING/);
+      assert.match(r.stdout, /hard links\s+NOT WORKING/);
       const s = await status();
       assert.ok((s.warnings as string[]).some((w) => /hard links do not work/.test(w)));
     } finally {
