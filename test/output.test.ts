@@ -2,13 +2,13 @@
 // stdout, diagnostics on stderr, a reader that goes away never stops a run half-way, every check
 // listed, one piece of advice for a changed host key.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Sandbox } from '../src/sandbox/sandbox.js';
 import { CHECK_TITLES } from '../src/backup/check.js';
-import { BACKUP_CLI, backup, publishedOnBox, removeSandbox, sandboxWithBackups, sleep } from './support/cli.js';
+import { BACKUP_CLI, backup, configWithOtherHostKey, publishedOnBox, removeSandbox, sandboxWithBackups, sleep } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -92,12 +92,7 @@ describe('check lists every check, SKIP where it could not run and why', () => {
   });
 
   test('a box with another host key: connection FAIL, the box checks SKIP with why; run gives one line and one advice', async () => {
-    const other = join(dir, 'other_known_hosts');
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'otherkey')]);
-    const pub = (await readFile(join(dir, 'otherkey.pub'), 'utf8')).split(' ').slice(0, 2).join(' ');
-    await writeFile(other, `[127.0.0.1]:${sb.box.port} ${pub}\n`);
-    const cfg = join(dir, 'wrong-key.env');
-    await writeFile(cfg, (await readFile(sb.configPath, 'utf8')).replace(/^SSH_KNOWN_HOSTS=.*$/m, `SSH_KNOWN_HOSTS=${other}`), { mode: 0o600 });
+    const { config: cfg } = await configWithOtherHostKey(sb, dir);
 
     const c = await backup(['check', '--config', cfg], sb.env);
     assert.equal(c.code, 4, c.stdout + c.stderr);
