@@ -60,7 +60,10 @@ const field = (osRelease: string, k: string) => new RegExp(`^${k}=["']?([^"'\\n]
 export function nodeAdvice(osRelease: string): string {
   const id = field(osRelease, 'ID');
   const major = field(osRelease, 'VERSION_ID').split('.')[0];
-  const fromNpm = `apt-get install -y npm && bash ${join(findPackageRoot(), 'scripts/node-version.sh')} 24 /usr/local (Node.js 24 from the npm registry into /usr/local/bin)`;
+  const script = join(findPackageRoot(), 'scripts/node-version.sh');
+  const fromNpm = existsSync(script)
+    ? `apt-get install -y npm && bash ${script} 24 /usr/local (Node.js 24 from the npm registry into /usr/local/bin)`
+    : 'bash scripts/node-version.sh 24 /usr/local in a clone of this repository (Node.js 24 from the npm registry into /usr/local/bin)';
   if (id === 'debian' && Number(major) >= 13) return `install Debian's nodejs (20.19): apt-get install -y nodejs`;
   if (id === 'debian' || id === 'ubuntu') return `${id === 'debian' ? 'Debian' : 'Ubuntu'} ${field(osRelease, 'VERSION_ID')} ships an older one; ${fromNpm}, or NodeSource's nodejs 22 packages`;
   if (['rocky', 'almalinux', 'rhel', 'centos'].includes(id) && major === '9') return 'dnf module reset -y nodejs && dnf module install -y nodejs:22';
