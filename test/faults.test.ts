@@ -27,9 +27,12 @@ let dir: string;
 let boxBackups: string;
 const table: { scenario: string; trials: number; outcome: string }[] = [];
 
-/** The one line the admin reads: the run's "FAILED in phase …" summary. */
-function failLine(stderr: string): string {
-  return (stderr.split('\n').find((l) => /FAILED in phase/.test(l)) ?? stderr.split('\n').find((l) => /error/i.test(l)) ?? '').replace(/^.*?FAILED in phase/, 'FAILED in phase');
+/** What the admin reads: the phase from the run's "FAILED in phase …" summary, the reason from its error line. */
+function failLine(output: string): string {
+  const phase = /FAILED in phase (\S+)/.exec(output)?.[1];
+  const lines = output.split('\n');
+  const reason = (lines.find((l) => /^error: /.test(l)) ?? lines.find((l) => /error/i.test(l)) ?? '').replace(/^error: /, '');
+  return phase ? `FAILED in phase ${phase}: ${reason}` : reason;
 }
 
 function record(scenario: string, trials: number, outcome: string) {

@@ -24,7 +24,7 @@ import { findPackageRoot } from '../src/install/layout.js';
 import type { Out } from '../src/install/ops.js';
 import { renderUnits, tempBindLine, homeBinds } from '../src/install/units.js';
 import { configSchema } from '../src/config/schema.js';
-import { packageManagerOf, installCommand } from '../src/install/preflight.js';
+import { packageManagerOf, installCommand, checkBasics, MIN_NODE } from '../src/install/preflight.js';
 
 const INSTALL_JS = fileURLToPath(new URL('../install.js', import.meta.url));
 const PKG = findPackageRoot();
@@ -490,6 +490,19 @@ describe('installer parts', () => {
     assert.equal(packageManagerOf('ID="rocky"\nID_LIKE="rhel centos fedora"\n'), 'dnf');
     assert.deepEqual(installCommand(['ssh', 'ssh-keyscan', 'zstd', 'docker'], 'apt'), ['apt-get', 'install', '-y', 'openssh-client', 'zstd']);
     assert.deepEqual(installCommand(['rsync', 'ssh'], 'dnf'), ['dnf', 'install', '-y', 'rsync', 'openssh-clients']);
+  });
+
+  it('stops on a Node.js older than package.json engines and names how to get one for this distribution', async () => {
+    assert.equal(`>=${MIN_NODE}`, (JSON.parse(fs.readFileSync(path.join(PKG, 'package.json'), 'utf8')) as { engines: { node: string } }).engines.node);
+    const out: Out = { ok: () => {}, info: () => {}, warn: () => {}, step: () => {} };
+    const tooOld = (nodeVersion: string, osRelease: string) => checkBasics({ root: '/tmp/x', dryRun: true, nodeVersion, osRelease }, out).then(() => 'accepted', (e: Error) => e.message);
+    const debian12 = await tooOld('20.16.0', 'ID=debian\nVERSION_ID="12"\n');
+    assert.match(debian12, /Node\.js 20\.16\.0 is too old; 20\.17 or newer is needed: Debian 12 ships an older one; apt-get install -y npm && bash \S+\/scripts\/node-version\.sh 24 \/usr\/local/);
+    assert.match(await tooOld('18.19.1', 'ID=ubuntu\nID_LIKE=debian\nVERSION_ID="24.04"\n'), /Ubuntu 24\.04 ships an older one; apt-get install -y npm && bash /);
+    assert.match(await tooOld('18.19.1', 'ID=debian\nVERSION_ID="13"\n'), /apt-get install -y nodejs/);
+    assert.match(await tooOld('16.20.2', 'ID="rocky"\nID_LIKE="rhel centos fedora"\nVERSION_ID="9.6"\n'), /dnf module install -y nodejs:22/);
+    assert.match(await tooOld('16.20.2', 'ID="almalinux"\nVERSION_ID="10.0"\n'), /dnf install -y nodejs/);
+    assert.equal(await tooOld('20.17.0', 'ID=debian\nVERSION_ID="12"\n'), 'accepted');
   });
 
   it('the unattended answerer takes defaults and names the flag for a missing value', async () => {

@@ -31,7 +31,7 @@ function assertSameTree(actual: Map<string, string>, expected: Map<string, strin
   assert.deepEqual({ missing: missing.slice(0, 5), extra: extra.slice(0, 5), differ: differ.slice(0, 5) }, { missing: [], extra: [], differ: [] }, what);
 }
 
-describe('restore-from-hetzner on the sandbox', { timeout: 240_000 }, () => {
+describe('restore-from-hetzner on the sandbox', { timeout: 360_000 }, () => {
   let dir: string;
   let sb: Sandbox;
   let atBackup: Record<string, Map<string, string>>;
@@ -150,6 +150,16 @@ describe('restore-from-hetzner on the sandbox', { timeout: 240_000 }, () => {
     const restoredInbox = (await fsp.readdir(path.join(vm, alice, 'Maildir', folders.sort()[0]!, 'cur'))).sort();
     assert.deepEqual(restoredInbox, inboxThen);
     assert.equal(await fsp.readFile(bobNew, 'utf8'), 'new mail!');
+
+    // a second merge of the same backup: its own folder, the first one left as it was, and said so
+    const first = folders.sort()[0]!;
+    const marker = path.join(vm, alice, 'Maildir', first, 'cur', '1799999999.M3P3.host,S=4');
+    await fsp.writeFile(marker, 'kept');
+    const m2 = await runCli(RESTORE_CLI, ['--backup', 'latest', '--mailbox', 'alice@example.com', '--mode', 'merge', '--yes', '--config', sb.configPath], env);
+    assert.equal(m2.code, 0, m2.stderr);
+    assert.ok(existsSync(path.join(vm, alice, 'Maildir', `${first}-2`, 'cur')), 'second merge in its own folder');
+    assert.equal(await fsp.readFile(marker, 'utf8'), 'kept');
+    assert.match(m2.stdout + m2.stderr, new RegExp(`the folder ${first.slice(1)} exists from an earlier restore and is left as it is; this one goes to ${first.slice(1)}-2`));
   });
 
   it('--mailbox without --mode merges (mail that arrived since stays); --mode replace names in the plan the mail it would remove', async () => {

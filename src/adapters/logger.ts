@@ -13,6 +13,8 @@ export interface Logger {
   warn(msg: string): void;
   info(msg: string): void;
   debug(msg: string): void;
+  /** A result line (the run's summary): on stdout, so `run > file` keeps it; in the log file as info. */
+  result(msg: string): void;
   /** Registers a value that must never be written anywhere (a DB password, an SMTP password). */
   addSecret(value: string | undefined): void;
   redact(text: string): string;
@@ -106,7 +108,7 @@ export function createLogger(opts: LoggerOptions): Logger {
     if (progressShown) process.stderr.write('\r\x1b[K');
     progressShown = false;
   };
-  const log = (level: Level) => (msg: string) => {
+  const log = (level: Level, stdout = false) => (msg: string) => {
     const line = redact(msg);
     if (level !== 'debug') {
       recent.push(`${level === 'info' ? '' : level.toUpperCase() + ' '}${line}`);
@@ -115,7 +117,8 @@ export function createLogger(opts: LoggerOptions): Logger {
     if (level === 'debug' && !opts.debug) return;
     if (mode !== 'silent') {
       clearProgress();
-      process.stderr.write(consoleLine(mode, level, line) + '\n');
+      if (stdout) process.stdout.write((mode === 'journal' ? consoleLine(mode, level, line) : line) + '\n');
+      else process.stderr.write(consoleLine(mode, level, line) + '\n');
     }
     toFile({ level, message: line, timestamp: new Date().toISOString() });
   };
@@ -124,6 +127,7 @@ export function createLogger(opts: LoggerOptions): Logger {
     warn: log('warn'),
     info: log('info'),
     debug: log('debug'),
+    result: log('info', true),
     addSecret(value) {
       // Short values would shred ordinary words; mailcow generates long passwords.
       if (value && value.length >= 4) secrets.add(value);

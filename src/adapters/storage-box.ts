@@ -55,7 +55,10 @@ export class StorageBox {
         const { tail } = await master.exited;
         this.target.controlPath = undefined;
         const expected = await pinnedFingerprints(this.exec, this.target.knownHosts, this.target.host, this.target.port).catch(() => []);
-        throw new UserError('preflight', explainSshFailure(tail.join('\n'), this.target, expected), tail.slice(-5));
+        // ssh's own lines only where they add to ours: for a changed host key its "remove with
+        // ssh-keygen -R" would contradict the one advice we give (re-pin with the installer).
+        const stderr = tail.join('\n');
+        throw new UserError('preflight', explainSshFailure(stderr, this.target, expected), HOST_KEY_FAILURE.test(stderr) ? [] : tail.slice(-5));
       }
       const ok = await this.exec('ssh', masterControlArgs(this.target, 'check'), { what: 'ssh -O check', okCodes: [0, 255], timeoutMs: 10_000 }).then((r) => r.exitCode === 0);
       if (ok) return;
@@ -245,10 +248,12 @@ export class StorageBox {
   }
 }
 
+const HOST_KEY_FAILURE = /REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed|No .* host key is known/i;
+
 /** ssh's stderr turned into the one line an admin needs. */
 export function explainSshFailure(stderr: string, t: BoxTarget, expected: string[] = []): string {
   const where = `${t.user}@${t.host}:${t.port}`;
-  if (/REMOTE HOST IDENTIFICATION HAS CHANGED|Host key verification failed|No .* host key is known/i.test(stderr)) {
+  if (HOST_KEY_FAILURE.test(stderr)) {
     const seen = /(SHA256:[A-Za-z0-9+/=]+)/.exec(stderr)?.[1];
     const pinned = expected.length ? `; pinned: ${expected.join(', ')}` : `; nothing is pinned for [${t.host}]:${t.port}`;
     return `the Storage Box ${where} presented a host key that is not pinned in ${t.knownHosts} (${seen ? `it sent ${seen}` : 'ssh did not print its fingerprint'}${pinned}); if the box really changed, re-pin it with the installer (install.js --yes), otherwise someone may be intercepting the connection`;

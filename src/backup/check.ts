@@ -25,6 +25,22 @@ export interface CheckResult {
   detail: string;
 }
 
+/** What needs the connection, in order; each is SKIP (with why) when there is none. */
+const BOX_CHECKS = ['box commands', 'hard links', 'sftp rename', 'box space'];
+/** Every check `check` prints, in order (vmail volume only when vmail is backed up). */
+export const CHECK_TITLES = ['config', 'components', 'mailcow', 'vmail volume', 'mail_crypt', 'encryption', 'local disk', 'ssh key', 'host key', 'connection', ...BOX_CHECKS];
+
+export const checkLine = (r: CheckResult) => `${r.status.padEnd(5)} ${r.title.padEnd(14)} ${r.detail}`;
+
+/** A config that does not load: every check is listed, the config as FAIL and the others as SKIP. */
+export function badConfigChecks(error: string): CheckResult[] {
+  return CHECK_TITLES.map((title) =>
+    title === 'config'
+      ? { title, status: 'FAIL', detail: `${error} (on stderr, one line each)` }
+      : { title, status: 'SKIP', detail: 'not checked: the config is invalid' },
+  );
+}
+
 export async function runChecks(ctx: RunContext, onResult: (r: CheckResult) => void = () => {}): Promise<CheckResult[]> {
   const c = ctx.config;
   const results: CheckResult[] = [];
@@ -97,15 +113,19 @@ export async function runChecks(ctx: RunContext, onResult: (r: CheckResult) => v
     if (hetzner.length) return `pinned, matches Hetzner's published Storage Box key (${hetzner[0]})`;
     return ['WARN', `pinned ${fps.join(', ')}, which is not one of Hetzner's published Storage Box keys (expected for a test box; otherwise check the host)`];
   });
-  if (pinned.status === 'FAIL') {
-    add('connection', 'SKIP', 'no pinned host key');
+  const skipBox = (why: string) => {
+    for (const t of BOX_CHECKS) add(t, 'SKIP', why);
     return results;
+  };
+  if (pinned.status === 'FAIL') {
+    add('connection', 'SKIP', 'not tried: no pinned host key');
+    return skipBox('not checked: no connection to the box (no pinned host key)');
   }
   const conn = await attempt('connection', async () => {
     await ctx.box.connect();
     return `${c.HETZNER_USER}@${c.HETZNER_HOST}:${c.HETZNER_PORT}, host key verified`;
   });
-  if (conn.status === 'FAIL') return results;
+  if (conn.status === 'FAIL') return skipBox('not checked: no connection to the box (see connection)');
   try {
     const root = c.HETZNER_REMOTE_PATH;
     const probe = `${root}/${PROBE_PREFIX}${process.pid}`;

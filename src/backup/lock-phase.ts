@@ -10,6 +10,8 @@ import { phase, type PhaseTiming } from './context.js';
 
 /** The held lock, or the error that says why there is none (tagged with phase 'lock'). */
 export interface LockPhase {
+  /** When the lock phase began: the run's start (its duration covers every phase). */
+  startedAt: Date;
   timing: PhaseTiming;
   lock?: HeldLock;
   error?: unknown;
@@ -19,11 +21,12 @@ export interface LockPhase {
 export async function lockPhase(ctx: { config: Config; log: Logger; now: () => Date }): Promise<LockPhase> {
   const timings: PhaseTiming[] = [];
   const c = ctx.config;
+  const startedAt = ctx.now();
   const outcome = await phase(timings, 'lock', ctx.log, () => acquireLock(c.STATE_DIR, c.LOCK_TIMEOUT_HOURS, ctx.log, ctx.now).catch((e: unknown) => explainReadOnly(e, c))).then(
     (lock) => ({ lock }),
     (error: unknown) => ({ error }),
   );
-  return { ...outcome, timing: timings[0]! };
+  return { ...outcome, startedAt, timing: timings[0]! };
 }
 
 /**

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { HeldLock } from '../adapters/lock.js';
 import { errorText, isUserError, UserError } from '../errors.js';
 import { BackupManifest } from '../plan/backup-manifest.js';
+import { bytes } from '../plan/human.js';
 import { planRenameLinks, type RenameLink } from '../plan/manifest.js';
 import { isStagingName, publishedBackups, stagingNameFor } from '../plan/names.js';
 import type { VmailIndex } from '../plan/vmail-index.js';
@@ -37,7 +38,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
   const summary: RunSummary = {
     ok: false,
     host: hostname(),
-    startedAt: ctx.now().toISOString(),
+    startedAt: locked.startedAt.toISOString(),
     phases: timings,
     exitCode: 1,
     components: c.BACKUP_COMPONENTS,
@@ -81,7 +82,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     summary.backupName = name;
     if (publishedNames.includes(name)) throw new UserError('failed', `a backup named ${name} is already on the box; wait a second and run again`);
     const staging = `${root}/${stagingNameFor(name)}`;
-    ctx.log.info(`dump ${name}: ${dumped.archives.map((a) => `${a.component} ${a.bytes} B`).join(', ') || 'no archive components'} (${dumped.outputLines} lines of script output)`);
+    ctx.log.info(`dump ${name}: ${dumped.archives.map((a) => `${a.component} ${bytes(a.bytes)}`).join(', ') || 'no archive components'} (${dumped.outputLines} lines of script output)`);
     const recipients = c.ENCRYPT_RECIPIENTS ?? [];
     const encryption = recipients.length ? await phase(timings, 'encrypt', ctx.log, () => encryptDump(ctx, dumped.folder, recipients)) : undefined;
     if (encryption) summary.encrypted = { files: encryption.files.length, recipients: encryption.recipients.map((r) => r.fingerprint) };

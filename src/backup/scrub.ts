@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { EXIT } from '../cli/exit-codes.js';
 import { UserError } from '../errors.js';
 import { isShellSafe } from '../plan/box-command.js';
-import { CHECKSUM_FILE, MANIFEST_DIR, readManifest } from '../plan/manifest.js';
+import { CHECKSUM_FILE, MANIFEST_DIR, isManifestPart, readManifest } from '../plan/manifest.js';
 import { isBackupName, publishedBackups } from '../plan/names.js';
 import { remoteSpec, rsyncRemoteShell } from '../plan/transport-args.js';
 import type { RunContext } from './context.js';
@@ -25,6 +25,8 @@ export interface ScrubOptions {
   all?: boolean;
   /** Stop starting new backups once this much time has passed; the rest are listed as skipped. */
   budgetMs?: number;
+  /** Each backup's result as it is done; by default it is logged (the daily run). */
+  onResult?: (r: BackupScrub) => void;
 }
 
 export type FileProblem =
@@ -37,8 +39,10 @@ export interface BackupScrub {
   name: string;
   /** ok: every file matches; damaged: files differ or are missing; error: the scrub could not finish. */
   state: 'ok' | 'damaged' | 'error';
-  /** Files listed in checksums.sha256. */
+  /** Files listed in checksums.sha256: the backup's files (the run's "files" count) plus manifestParts. */
   files: number;
+  /** Of those, the manifest's own parts (manifest/*.sha256.gz). */
+  manifestParts: number;
   /** Hashed by the box itself. */
   hashedOnBox: number;
   /** Names the box shell refuses: downloaded and hashed locally. */
@@ -148,9 +152,9 @@ export async function runScrub(ctx: RunContext, opts: ScrubOptions = {}): Promis
       ctx.signal.throwIfAborted();
       const r = await scrubOne(ctx, root, name, join(tmp, name));
       results.push(r);
-      const line = scrubLine(r);
-      if (r.state === 'ok') ctx.log.info(line);
-      else ctx.log.error(line);
+      if (opts.onResult) opts.onResult(r);
+      else if (r.state === 'ok') ctx.log.info(scrubLine(r));
+      else ctx.log.error(scrubLine(r));
       st[name] = { lastScrub: r.at, state: r.state, problems: r.problems.length };
       await rm(join(tmp, name), { recursive: true, force: true });
     }
@@ -172,7 +176,7 @@ export async function runScrub(ctx: RunContext, opts: ScrubOptions = {}): Promis
 async function scrubOne(ctx: RunContext, root: string, name: string, dir: string): Promise<BackupScrub> {
   const t0 = performance.now();
   const base = `${root}/${name}`;
-  const r: BackupScrub = { name, state: 'ok', files: 0, hashedOnBox: 0, downloaded: 0, problems: [], ms: 0, at: ctx.now().toISOString() };
+  const r: BackupScrub = { name, state: 'ok', files: 0, manifestParts: 0, hashedOnBox: 0, downloaded: 0, problems: [], ms: 0, at: ctx.now().toISOString() };
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const sumsLocal = join(dir, CHECKSUM_FILE);
@@ -199,6 +203,7 @@ async function scrubOne(ctx: RunContext, root: string, name: string, dir: string
       },
     );
     r.files = expected.size;
+    r.manifestParts = [...expected.keys()].filter(isManifestPart).length;
     if (expected.size === 0 && r.problems.length === 0) {
       r.state = 'damaged';
       r.message = `${CHECKSUM_FILE} lists no files`;
@@ -269,26 +274,32 @@ function hashFile(p: string): Promise<string> {
 }
 
 function scrubLine(r: BackupScrub): string {
-  const how = `${r.files} files, ${r.hashedOnBox} hashed on the box${r.downloaded ? `, ${r.downloaded} downloaded and hashed here (names the box shell cannot take)` : ''}, ${(r.ms / 1000).toFixed(1)} s`;
+  // The run's summary counts the backup's files; checksums.sha256 also lists the manifest's parts.
+  const how = `${r.files - r.manifestParts} backup files + ${r.manifestParts} manifest part(s), ${r.hashedOnBox} hashed on the box${r.downloaded ? `, ${r.downloaded} downloaded and hashed here (names the box shell cannot take)` : ''}, ${(r.ms / 1000).toFixed(1)} s`;
   if (r.state === 'ok') return `OK       ${r.name} (${how})`;
   if (r.state === 'error') return `ERROR    ${r.name}: the scrub could not finish: ${r.message}`;
   const n = r.problems.length;
   return `DAMAGED  ${r.name}: ${r.message ?? `${n === 1 ? '1 file differs' : `${n} files differ`} from checksums.sha256`} (${how})`;
 }
 
-/** The report for a terminal, the log or an e-mail: one line per backup, then each bad file. */
-export function scrubText(report: ScrubReport, maxFiles = 20): string[] {
+/** One backup's line and the files that differ (at most maxFiles of them). */
+export function scrubResultText(r: BackupScrub, maxFiles = 20): string[] {
+  const lines = [scrubLine(r)];
+  for (const p of r.problems.slice(0, maxFiles)) {
+    if (p.kind === 'mismatch') lines.push(`  differs  ${p.path} (expected ${p.expected.slice(0, 12)}…, box has ${p.actual.slice(0, 12)}…)`);
+    else if (p.kind === 'missing') lines.push(`  missing  ${p.path}`);
+    else lines.push(`  bad path ${p.path} (not inside the backup folder; not checked)`);
+  }
+  if (r.problems.length > maxFiles) lines.push(`  … and ${r.problems.length - maxFiles} more`);
+  return lines;
+}
+
+/** The report for a terminal, the log or an e-mail: one line per backup, then each bad file.
+ *  The whole report; `withResults: false` gives only what follows the per-backup lines (printed as they came). */
+export function scrubText(report: ScrubReport, maxFiles = 20, withResults = true): string[] {
   const lines: string[] = [];
   if (report.results.length === 0 && report.skipped.length === 0) return ['no published backups on the Storage Box to verify'];
-  for (const r of report.results) {
-    lines.push(scrubLine(r));
-    for (const p of r.problems.slice(0, maxFiles)) {
-      if (p.kind === 'mismatch') lines.push(`  differs  ${p.path} (expected ${p.expected.slice(0, 12)}…, box has ${p.actual.slice(0, 12)}…)`);
-      else if (p.kind === 'missing') lines.push(`  missing  ${p.path}`);
-      else lines.push(`  bad path ${p.path} (not inside the backup folder; not checked)`);
-    }
-    if (r.problems.length > maxFiles) lines.push(`  … and ${r.problems.length - maxFiles} more`);
-  }
+  if (withResults) for (const r of report.results) lines.push(...scrubResultText(r, maxFiles));
   if (report.skipped.length) lines.push(`not verified this time (time budget used up): ${report.skipped.join(', ')}`);
   const damaged = report.results.filter((r) => r.state === 'damaged').length;
   const errors = report.results.filter((r) => r.state === 'error').length;

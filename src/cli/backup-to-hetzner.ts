@@ -8,7 +8,7 @@
 import { parseArgs } from 'node:util';
 import { summaryText } from '../plan/report.js';
 import { TOOL_VERSION } from '../version.js';
-import { UserError } from '../errors.js';
+import { isUserError, UserError } from '../errors.js';
 import type { RunContext } from '../backup/context.js';
 import { lockPhase } from '../backup/lock-phase.js';
 import { EXIT } from './exit-codes.js';
@@ -91,7 +91,17 @@ async function main(argv: string[]): Promise<number> {
   const sig = installSignalHandlers();
   let base: ConfigAndLog | undefined;
   try {
-    base = loadConfigAndLog(values, undefined, { deferLogFile: command === 'run' });
+    try {
+      base = loadConfigAndLog(values, undefined, { deferLogFile: command === 'run' });
+    } catch (e) {
+      if (command !== 'check' || !isUserError(e) || e.kind !== 'config') throw e;
+      // The problems on stderr as for every command; the check table on stdout, with what was not checked.
+      const code = reportError(e, undefined);
+      const { badConfigChecks, checkLine } = await import('../backup/check.js');
+      for (const r of badConfigChecks(e.message)) process.stdout.write(checkLine(r) + '\n');
+      process.stdout.write('1 check(s) failed: the backup cannot run until they are fixed\n');
+      return code;
+    }
     if (command === 'run') return await run(base, values, sig, !!values['accept-shrink']);
     const ctx = (await import('./context.js')).contextOf(base, values, sig.signal);
     switch (command) {
@@ -133,19 +143,22 @@ async function main(argv: string[]): Promise<number> {
         return EXIT.ok;
       }
       case 'verify': {
-        const { runScrub, scrubExitCode, scrubText } = await import('../backup/scrub.js');
+        const { runScrub, scrubExitCode, scrubResultText, scrubText } = await import('../backup/scrub.js');
         await ctx.box.connect();
         try {
-          const report = await runScrub(ctx, { names, latest: values.latest, all: values.all });
-          process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : scrubText(report).join('\n') + '\n');
+          // Text: each backup's lines on stdout as it is done (once; not also as a log line on stderr).
+          const onResult = values.json ? undefined : (r: Parameters<typeof scrubResultText>[0]) => scrubResultText(r).forEach((l) => ctx.log.result(l));
+          const report = await runScrub(ctx, { names, latest: values.latest, all: values.all, onResult });
+          if (values.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+          else scrubText(report, undefined, false).forEach((l) => ctx.log.result(l));
           return scrubExitCode(report);
         } finally {
           await ctx.box.close();
         }
       }
       case 'check': {
-        const { runChecks } = await import('../backup/check.js');
-        const results = await runChecks(ctx, (r) => process.stdout.write(`${r.status.padEnd(5)} ${r.title.padEnd(14)} ${r.detail}\n`));
+        const { runChecks, checkLine } = await import('../backup/check.js');
+        const results = await runChecks(ctx, (r) => process.stdout.write(checkLine(r) + '\n'));
         const failed = results.filter((r) => r.status === 'FAIL');
         if (failed.length) process.stdout.write(`${failed.length} check(s) failed: the backup cannot run until they are fixed\n`);
         return failed.length ? EXIT.preflight : EXIT.ok;
@@ -197,13 +210,13 @@ async function run(base: ConfigAndLog, flags: CommonFlags, sig: ReturnType<typeo
       if (failed) {
         reportError(e, ctx.log, sig.received());
         failed.exitCode = exitOf(e, sig.received());
-        for (const l of summaryText(failed)) ctx.log.info(l);
+        for (const l of summaryText(failed)) ctx.log.result(l);
         await notifyAfterRun(nd, failed);
         return failed.exitCode;
       }
       throw e;
     }
-    for (const l of summaryText(summary)) ctx.log.info(l);
+    for (const l of summaryText(summary)) ctx.log.result(l);
     await notifyAfterRun(nd, summary);
     return summary.exitCode;
   } finally {

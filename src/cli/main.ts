@@ -84,8 +84,18 @@ export function reportError(e: unknown, log: Logger | undefined, signalReceived?
   return EXIT.internal;
 }
 
+/**
+ * A reader that went away (`run | head -1`, a closed terminal) must not stop a run half-way: Node
+ * ignores SIGPIPE, but an unhandled EPIPE 'error' on stdout or stderr would end the process, e.g.
+ * after publishing and before retention and the status file. Later lines still reach LOG_FILE.
+ */
+export function surviveClosedOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) stream.on('error', () => undefined);
+}
+
 /** Runs a command's main and sets the exit code; anything that escapes is a bug, said as such. */
 export function runMain(main: (argv: string[]) => Promise<number>): void {
+  surviveClosedOutput();
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -6,12 +6,19 @@ import { delimiter, join } from 'node:path';
 import { UserError } from '../errors.js';
 import type { Exec } from '../adapters/exec.js';
 import { SCRIPT } from '../adapters/mailcow.js';
-import { rooted } from './layout.js';
+import { findPackageRoot, rooted } from './layout.js';
 import type { Asker } from './prompts.js';
 import type { Out } from './ops.js';
 import { commandText } from './ops.js';
 
-export const MIN_NODE = '20.17.0';
+/** The oldest supported Node.js: package.json's engines field ">=X.Y", which scripts/setup.sh reads too. */
+export function minNodeOf(packageJson: string): string {
+  const range = (JSON.parse(packageJson) as { engines?: { node?: string } }).engines?.node ?? '';
+  const m = /^>=\s*(\d+(?:\.\d+){0,2})$/.exec(range.trim());
+  if (!m) throw new Error(`internal: package.json's engines.node is "${range}", not ">=X.Y"`);
+  return m[1]!;
+}
+export const MIN_NODE = minNodeOf(readFileSync(join(findPackageRoot(), 'package.json'), 'utf8'));
 export const DEFAULT_MAILCOW = '/opt/mailcow-dockerized';
 
 /** Tools a backup run (and this installer) calls, and the package each comes in. */
@@ -47,11 +54,27 @@ export function onPath(cmd: string, path: string = process.env.PATH ?? '/usr/loc
   return undefined;
 }
 
+const field = (osRelease: string, k: string) => new RegExp(`^${k}=["']?([^"'\\n]*)`, 'm').exec(osRelease)?.[1]?.toLowerCase() ?? '';
+
+/** How to get a supported Node.js on this distribution (README "Install" has the same table). */
+export function nodeAdvice(osRelease: string): string {
+  const id = field(osRelease, 'ID');
+  const major = field(osRelease, 'VERSION_ID').split('.')[0];
+  const script = join(findPackageRoot(), 'scripts/node-version.sh');
+  const fromNpm = existsSync(script)
+    ? `apt-get install -y npm && bash ${script} 24 /usr/local (Node.js 24 from the npm registry into /usr/local/bin)`
+    : 'bash scripts/node-version.sh 24 /usr/local in a clone of this repository (Node.js 24 from the npm registry into /usr/local/bin)';
+  if (id === 'debian' && Number(major) >= 13) return `install Debian's nodejs (20.19): apt-get install -y nodejs`;
+  if (id === 'debian' || id === 'ubuntu') return `${id === 'debian' ? 'Debian' : 'Ubuntu'} ${field(osRelease, 'VERSION_ID')} ships an older one; ${fromNpm}, or NodeSource's nodejs 22 packages`;
+  if (['rocky', 'almalinux', 'rhel', 'centos'].includes(id) && major === '9') return 'dnf module reset -y nodejs && dnf module install -y nodejs:22';
+  if (['rocky', 'almalinux', 'rhel', 'centos'].includes(id) && Number(major) >= 10) return 'dnf install -y nodejs (Node.js 22)';
+  return `install it from your distribution or NodeSource, or: ${fromNpm}`;
+}
+
 export type PackageManager = 'apt' | 'dnf' | undefined;
 
 export function packageManagerOf(osRelease: string): PackageManager {
-  const field = (k: string) => new RegExp(`^${k}=["']?([^"'\\n]*)`, 'm').exec(osRelease)?.[1]?.toLowerCase() ?? '';
-  const ids = `${field('ID')} ${field('ID_LIKE')}`.split(/\s+/);
+  const ids = `${field(osRelease, 'ID')} ${field(osRelease, 'ID_LIKE')}`.split(/\s+/);
   if (ids.some((i) => ['debian', 'ubuntu'].includes(i))) return 'apt';
   if (ids.some((i) => ['rhel', 'fedora', 'centos', 'rocky', 'almalinux'].includes(i))) return 'dnf';
   return undefined;
@@ -81,7 +104,7 @@ export async function checkBasics(inp: PreflightInput, out: Out): Promise<void> 
   }
   const node = inp.nodeVersion ?? process.versions.node;
   if (!versionAtLeast(node, MIN_NODE)) {
-    throw new UserError('preflight', `Node.js ${node} is too old; ${MIN_NODE} or newer is needed (e.g. from https://nodejs.org or NodeSource packages)`);
+    throw new UserError('preflight', `Node.js ${node} is too old; ${MIN_NODE} or newer is needed: ${nodeAdvice(inp.osRelease ?? readOsRelease())}, then run the installer again`);
   }
   out.ok(`Node.js ${node} (${process.execPath})`);
   if (inp.root === '/' && !existsSync('/run/systemd/system')) {

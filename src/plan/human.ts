@@ -1,5 +1,10 @@
 // Numbers as people read them in logs, reports and error messages.
 
+/** "1 backup", "2 backups"; `many` for irregular plurals. */
+export function count(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 export function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = n;

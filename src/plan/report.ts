@@ -1,5 +1,5 @@
 // The run summary: collected while the run goes, turned into one screen of text here.
-import { bytes, duration } from './human.js';
+import { bytes, count, duration } from './human.js';
 
 export interface RunSummary {
   ok: boolean;
@@ -36,7 +36,8 @@ export interface RunSummary {
 export function summaryText(s: RunSummary): string[] {
   const lines: string[] = [];
   if (s.ok) lines.push(`backup ${s.backupName} published and verified on the Storage Box`);
-  else lines.push(`backup FAILED in phase ${s.failedPhase ?? '?'}: ${s.error ?? 'unknown error'}`);
+  // The reason was just printed as the error line (stderr, LOG_FILE); the summary does not repeat it.
+  else lines.push(`backup FAILED in phase ${s.failedPhase ?? '?'} (exit ${s.exitCode}); the reason is the error line before this summary (stderr, and the log)`);
   if (s.files !== undefined) lines.push(`  files        ${s.files} (${bytes(s.backupBytes ?? 0)}), components: ${s.components.join(' ')}`);
   if (s.bytesSent !== undefined) {
     const pct = s.backupBytes ? ` = ${((100 * s.bytesSent) / s.backupBytes).toFixed(2)} % of the backup` : '';
@@ -56,7 +57,7 @@ export function summaryText(s: RunSummary): string[] {
     );
   }
   if (s.box) lines.push(`  box usage    ${bytes(s.box.usedBytes)} used, ${bytes(s.box.availableBytes)} free of ${bytes(s.box.sizeBytes)}`);
-  if (s.backupsKept !== undefined) lines.push(`  retention    ${s.backupsKept} backups kept${s.removed?.length ? `, removed ${s.removed.join(' ')}` : ''}`);
+  if (s.backupsKept !== undefined) lines.push(`  retention    ${count(s.backupsKept, 'backup')} kept${s.removed?.length ? `, removed ${s.removed.join(' ')}` : ''}`);
   if (s.scrub) {
     const sc = s.scrub;
     lines.push(`  scrub        ${sc.verified.length} older backup(s) re-verified on the box${sc.damaged.length ? `, DAMAGED: ${sc.damaged.join(' ')}` : ''}${sc.skipped ? `, ${sc.skipped} left for the next runs` : ''}`);

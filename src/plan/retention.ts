@@ -1,6 +1,7 @@
 // Retention is a pure function: the list of published backups, the policy and the time in,
 // a plan with a reason for every backup out. Nothing is deleted here; the prune step applies
 // the plan (or prints it under --dry-run).
+import { count } from './human.js';
 import { parseBackupName } from './names.js';
 
 export interface RetentionPolicy {
@@ -67,7 +68,7 @@ export function planRetention(names: string[], policy: RetentionPolicy, now: Dat
   for (const b of dated) {
     const ageDays = (now.getTime() - b.date.getTime()) / DAY;
     if (policy.retentionDays === 0) add(b.name, 'REMOTE_RETENTION_DAYS=0 keeps all');
-    else if (ageDays < policy.retentionDays) add(b.name, `younger than ${policy.retentionDays} days`);
+    else if (ageDays < policy.retentionDays) add(b.name, `younger than ${count(policy.retentionDays, 'day')}`);
   }
   for (const bucket of BUCKETS) {
     const limit = policy[bucket.rule];
@@ -85,7 +86,7 @@ export function planRetention(names: string[], policy: RetentionPolicy, now: Dat
   for (const b of dated) {
     const why = reasons.get(b.name)!;
     if (why.length > 0) plan.keep.push({ name: b.name, reasons: why });
-    else plan.remove.push({ name: b.name, reason: `older than ${policy.retentionDays} days and held by no keep rule` });
+    else plan.remove.push({ name: b.name, reason: `older than ${count(policy.retentionDays, 'day')} and held by no keep rule` });
   }
   return plan;
 }

@@ -150,7 +150,7 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
     })
       .filter((ch) => ['components', 'mailboxes', 'local disk'].includes(ch.title))
       .concat(encryptionCheck(identities));
-    return { name, record, choices, checks, plan: [`download ${name} into ${folder} and verify it${identities ? ', then decrypt it' : ''}; vmail is packed as backup_vmail.tar.zst; nothing else is touched`], location, folder, checksums, request: req, identities };
+    return { name, record, choices, checks, plan: [`download ${name} into ${folder} and verify it${identities ? ', then decrypt it' : ''}${choices.components.includes('vmail') ? '; vmail is packed as backup_vmail.tar.zst' : ''}; nothing else is touched`], location, folder, checksums, request: req, identities };
   }
 
   const liveConf = readMailcowConf(c.MAILCOW_PATH);

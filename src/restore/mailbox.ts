@@ -8,7 +8,7 @@ import type { Exec } from '../adapters/exec.js';
 import type { Logger } from '../adapters/logger.js';
 import { UserError } from '../errors.js';
 import { applyOwnership, compose, mirror, vmailVolume } from './vmail.js';
-import { mailboxDir, restoredFolderName, type BackupRecord, type Mode } from './plan.js';
+import { freeRestoredName, mailboxDir, restoredFolderName, type BackupRecord, type Mode } from './plan.js';
 import type { LiveMessage } from './replace-loss.js';
 
 /** Maildir++ folders of a maildir: '' (INBOX) and `.Name` folders holding cur/ or new/. */
@@ -57,7 +57,9 @@ export async function restoreMailbox(
     else await mirror(exec, srcMaildir, destMaildir, `replacing the mailbox ${o.address}`);
     target = destMaildir;
   } else {
-    const restored = restoredFolderName(o.record.name);
+    const wanted = restoredFolderName(o.record.name);
+    const restored = freeRestoredName(wanted, (n) => existsSync(join(destMaildir, `.${n}`)));
+    if (restored !== wanted) log.warn(`mailbox ${o.address}: the folder ${wanted} exists from an earlier restore and is left as it is; this one goes to ${restored}`);
     const subs: string[] = [];
     for (const f of await maildirFolders(srcMaildir)) {
       const to = join(destMaildir, mergedFolderName(f, restored));

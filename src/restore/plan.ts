@@ -225,6 +225,13 @@ export function restoredFolderName(backupName: string): string {
   return m ? `Restored-${m[1]}-${m[2]}-${m[3]}` : 'Restored';
 }
 
+/** A merge never overwrites an earlier one: `Restored-2026-11-23`, else `Restored-2026-11-23-2`, `-3`, … */
+export function freeRestoredName(base: string, taken: (name: string) => boolean): string {
+  let name = base;
+  for (let i = 2; taken(name); i++) name = `${base}-${i}`;
+  return name;
+}
+
 /** Archive components in the order they are restored: keys first, the DB (which restarts all) next. */
 export function archiveOrder(components: Component[]): Component[] {
   return (['crypt', 'mysql', 'redis', 'rspamd', 'postfix'] as Component[]).filter((c) => components.includes(c));

@@ -1,7 +1,7 @@
 // Runs the compiled commands as an admin (or systemd) would, and small helpers for asserting on
 // what landed on the loopback Storage Box.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFile, mkdtemp, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { copyFile, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -129,4 +129,16 @@ export async function sandboxWithBackups(prefix: string, opts: { mailBytes: numb
 export async function removeSandbox(sb: Sandbox | undefined, dir: string | undefined): Promise<void> {
   await sb?.stop();
   if (dir) await rm(dir, { recursive: true, force: true, maxRetries: 5 });
+}
+
+/** A copy of the sandbox's config that pins another host key (the box looks replaced); returns it and that key's .pub file. */
+export async function configWithOtherHostKey(sb: Sandbox, dir: string): Promise<{ config: string; pinnedPub: string }> {
+  const other = join(dir, 'other_known_hosts');
+  const key = join(dir, 'otherkey');
+  execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', key]);
+  const pub = (await readFile(`${key}.pub`, 'utf8')).split(' ').slice(0, 2).join(' ');
+  await writeFile(other, `[127.0.0.1]:${sb.box.port} ${pub}\n`);
+  const config = join(dir, 'wrong-key.env');
+  await writeFile(config, (await readFile(sb.configPath, 'utf8')).replace(/^SSH_KNOWN_HOSTS=.*$/m, `SSH_KNOWN_HOSTS=${other}`), { mode: 0o600 });
+  return { config, pinnedPub: `${key}.pub` };
 }
