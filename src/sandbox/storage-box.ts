@@ -18,6 +18,7 @@ export interface StorageBoxOptions {
   dir: string;
   strict?: boolean;
   hardlinksFail?: boolean;
+  noSha256sum?: boolean;
   quotaBytes?: number;
 }
 
@@ -30,6 +31,8 @@ export interface StorageBoxMode {
   quotaBytes?: number;
   /** After the next rsync upload, flip one byte of the first changed file whose path contains this. */
   corruptAfterUpload?: string;
+  /** The shell refuses sha256sum ("Command not found…", exit 8), as a box without it would. */
+  noSha256sum?: boolean;
   /** JSON-lines log of every command: {"time","command","exit"}. */
   log?: string;
 }
@@ -145,6 +148,7 @@ export async function startStorageBox(opts: StorageBoxOptions): Promise<StorageB
     root,
     strict: opts.strict ?? false,
     hardlinksFail: opts.hardlinksFail ?? false,
+    noSha256sum: opts.noSha256sum ?? false,
     quotaBytes: opts.quotaBytes ?? DEFAULT_QUOTA,
     log: logPath,
   });
