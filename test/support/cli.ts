@@ -107,3 +107,12 @@ export async function removeSandbox(sb: Sandbox | undefined, dir: string | undef
   await sb?.stop();
   if (dir) await rm(dir, { recursive: true, force: true, maxRetries: 5 });
 }
+
+/**
+ * The two answers a Storage Box gives to `sha256sum`: it hashes (one runbook shows it), or it
+ * refuses it like any unknown command (exit 8). Verification tests run against both.
+ */
+export const BOX_HASH_MODES = [
+  { name: 'box with sha256sum', noSha256sum: false },
+  { name: 'box without sha256sum (rsync --checksum / download)', noSha256sum: true },
+] as const;
