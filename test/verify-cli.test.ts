@@ -84,6 +84,10 @@ describe(`backup-to-hetzner verify, ${mode.name}`, () => {
   });
 });
 
+}
+
+// After every verify test: these runs add backups.
+for (const mode of BOX_HASH_MODES) {
 describe(`periodic scrub in the daily run (SCRUB_BUDGET_MINUTES), ${mode.name}`, () => {
   before(async () => {
     await sb.box.setMode({ noSha256sum: mode.noSha256sum });

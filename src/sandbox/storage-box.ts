@@ -53,6 +53,8 @@ export interface StorageBox {
   statePath: string;
   /** Log of every command the box received (JSON lines: time, command, exit). */
   logPath: string;
+  /** sshd's pid: the CPU of finished logins (box-shell, the box's rsync) adds to its children's time. */
+  sshdPid: number;
   /** Merge these fields into the state file (undefined removes a field). */
   setMode(mode: Partial<StorageBoxMode>): Promise<void>;
   /** Current state file contents. */
@@ -250,6 +252,7 @@ export async function startStorageBox(opts: StorageBoxOptions): Promise<StorageB
       hostKeyFingerprint,
       statePath,
       logPath,
+      sshdPid: child.pid!,
       async setMode(mode) {
         const cur = await readState();
         const next: Record<string, unknown> = { ...cur, ...mode, root: cur.root };
