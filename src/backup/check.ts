@@ -112,7 +112,7 @@ export async function runChecks(ctx: RunContext, onResult: (r: CheckResult) => v
       if ((await ctx.box.verifyMethod()) === 'sha256sum') return "sha256sum: the box hashes its own files; nothing is downloaded to verify";
       return [
         'WARN',
-        "the box refuses sha256sum: each run verifies with rsync --checksum instead (the box's rsync reads every file it checks; about as much box time, see docs/performance.md); " +
+        "the box refuses sha256sum: each run verifies with rsync --checksum instead (the box's rsync reads every file it checks, this host re-reads its copy of them; see docs/performance.md); " +
           "'verify' downloads older backups to hash them here (their full size in bandwidth) and the run's scrub (SCRUB_BUDGET_MINUTES) skips them",
       ];
     });
