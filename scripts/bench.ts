@@ -2,7 +2,8 @@
 // stand-in mailcow script + a loopback Storage Box behind a limited link), runs the tool three
 // times (first backup; after a day of mail change; with no change), measures every phase and the
 // references (the change itself, the bash tool's ways, rsync of mailcow's vmail archive,
-// sha256sum, BorgBackup and restic on the same volumes) and prints a table; JSON to --out.
+// sha256sum, BorgBackup and restic on the same volumes; verification on a box without sha256sum
+// against one with it) and prints a table; JSON to --out.
 //
 //   npm run bench -- [--mail-mib 1024] [--plain-text] [--bwlimit-mbit 100] [--messages-x10]
 //                    [--threads auto|N] [--skip-peers] [--out bench-results/latest.json]
@@ -24,6 +25,7 @@ import { classify, hashReferences, rsyncArchiveDelta, snapshot, vmailArchive } f
 import type { BenchResult } from './bench/result.js';
 import { fmtB, render } from './bench/table.js';
 import { nodeBaselineMs, runTool, writeJson, type RunMeasure } from './bench/tool.js';
+import { verifyMethods } from './bench/verify-methods.js';
 
 const root = resolve(fileURLToPath(new URL('../../', import.meta.url)));
 
@@ -124,6 +126,8 @@ async function main(): Promise<number> {
     await toolRun('run 1');
     log('references: sha256sum and hashFiles over the vmail files...');
     refs.hashing = await hashReferences(vmail, refDir);
+    log('references: verifying run 1\'s mail with the box\'s sha256sum and with rsync --checksum (a box without it)...');
+    refs.verifyMethods = await verifyMethods(sb, runs[0]!.backupName!, refDir);
     log("references: mailcow's vmail archive (day 1)...");
     const day1 = await vmailArchive(vmail, join(refDir, 'day1.tar.zst'), threads);
     await peerRun('run1');

@@ -14,7 +14,7 @@ import { lockPhase } from '../src/backup/lock-phase.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { readManifest } from '../src/plan/manifest.js';
-import { backup, configWithOtherHostKey, publishedOnBox, sleep, treeHashes } from './support/cli.js';
+import { backup, BOX_HASH_MODES, configWithOtherHostKey, publishedOnBox, sleep, treeHashes } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -184,31 +184,47 @@ describe('backup to the loopback Storage Box', () => {
     assert.ok(summary.verifiedOnBox! >= 1);
   });
 
-  test('a byte flipped on the box between upload and verification: nothing is published, exit 5', async () => {
-    // Corrupt a message this run sends (one it hard-links is the later scrub's to find).
-    const old = await treeHashes(sb.mailcow.volume('vmail'));
-    await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 6, newFraction: 0.02, deleteFraction: 0, renameFraction: 0 });
-    const fresh = [...(await treeHashes(sb.mailcow.volume('vmail'))).keys()].find((p) => !old.has(p) && /\/(cur|new)\//.test(p));
-    assert.ok(fresh);
-    await sb.box.setMode({ corruptAfterUpload: fresh });
-    await sleep(1100);
-    const before = await publishedOnBox(sb.box.root, sb.remotePath);
-    const r = await backup(['run', '--config', sb.configPath], sb.env);
-    assert.equal(r.code, 5, r.stderr);
-    assert.match(r.stderr, /differ from what was sent/);
-    assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before);
-    assert.equal((await readdir(boxBackups)).filter((n) => n.startsWith('.incomplete-')).length, 1);
-    assert.equal((await status()).result, 'failed');
-  });
+  // Against both answers a box gives to sha256sum: without it, rsync --checksum must catch the
+  // flipped byte (same size, same mtime) by making the box's rsync read it.
+  BOX_HASH_MODES.forEach((mode, i) => {
+    test(`a byte flipped on the box between upload and verification: nothing is published, exit 5 (${mode.name})`, async () => {
+      await sb.box.setMode({ noSha256sum: mode.noSha256sum });
+      // Corrupt a message this run sends (one it hard-links is the later scrub's to find).
+      const old = await treeHashes(sb.mailcow.volume('vmail'));
+      await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 6 + i, newFraction: 0.02, deleteFraction: 0, renameFraction: 0 });
+      const fresh = [...(await treeHashes(sb.mailcow.volume('vmail'))).keys()].find((p) => !old.has(p) && /\/(cur|new)\//.test(p));
+      assert.ok(fresh);
+      await sb.box.setMode({ corruptAfterUpload: fresh });
+      await sleep(1100);
+      const before = await publishedOnBox(sb.box.root, sb.remotePath);
+      const cmds = (await sb.box.commands()).length;
+      const r = await backup(['run', '--config', sb.configPath], sb.env);
+      assert.equal(r.code, 5, r.stderr);
+      assert.match(r.stderr, /differ from what was sent/);
+      assert.ok(r.stderr.includes(fresh), r.stderr);
+      assert.equal((await sb.box.readState()).corruptAfterUpload, undefined, 'the box flipped the byte');
+      assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before);
+      assert.equal((await readdir(boxBackups)).filter((n) => n.startsWith('.incomplete-')).length, 1);
+      assert.equal((await status()).result, 'failed');
+      const hashing = (await sb.box.commands()).slice(cmds).filter((c) => c.command.startsWith('sha256sum '));
+      if (mode.noSha256sum) assert.deepEqual(hashing.map((c) => c.exit), [8], 'probed once, refused, never relied on');
+      else assert.ok(hashing.some((c) => c.exit === 0));
+    });
 
-  test('the next run succeeds, checks everything the dead staging folder lent it, and removes it', async () => {
-    await sleep(1100);
-    const r = await backup(['run', '--config', sb.configPath], sb.env);
-    assert.equal(r.code, 0, r.stderr);
-    const names = await publishedOnBox(sb.box.root, sb.remotePath);
-    assert.equal(names.length, 4);
-    assert.deepEqual(await treeHashes(join(boxBackups, names[3]!, 'vmail')), await treeHashes(sb.mailcow.volume('vmail')));
-    assert.deepEqual((await readdir(boxBackups)).filter((n) => n.startsWith('.')), []);
+    test(`the next run succeeds, checks everything the dead staging folder lent it, and removes it (${mode.name})`, async () => {
+      await sleep(1100);
+      const before = (await publishedOnBox(sb.box.root, sb.remotePath)).length;
+      const r = await backup(['run', '--config', sb.configPath], sb.env);
+      assert.equal(r.code, 0, r.stderr);
+      const names = await publishedOnBox(sb.box.root, sb.remotePath);
+      assert.equal(names.length, before + 1);
+      assert.deepEqual(await treeHashes(join(boxBackups, names.at(-1)!, 'vmail')), await treeHashes(sb.mailcow.volume('vmail')));
+      assert.deepEqual((await readdir(boxBackups)).filter((n) => n.startsWith('.')), []);
+      // The report names the method that vouched for the backup.
+      assert.match(r.stdout + r.stderr, mode.noSha256sum ? /published and verified on the Storage Box with rsync --checksum/ : /published and verified on the Storage Box with sha256sum/);
+      execFileSync('sh', ['-c', 'zcat -f checksums.sha256 manifest/*.gz | sha256sum --quiet --strict -c'], { cwd: join(boxBackups, names.at(-1)!) });
+      await sb.box.setMode({ noSha256sum: false });
+    });
   });
 
   test('a box on which hard links fail is reported, not hidden', async () => {
@@ -323,14 +339,21 @@ describe('backup to the loopback Storage Box', () => {
     assert.ok(r.stderr.includes(`pinned: ${pinnedFp}`), r.stderr);
   });
 
-  test('check reports every precondition, including hard links and the refused-command probe', async () => {
-    const r = await backup(['check', '--config', sb.configPath], sb.env);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    for (const t of ['mailcow', 'vmail volume', 'ssh key', 'host key', 'connection', 'box commands', 'hard links', 'sftp rename', 'box space']) {
-      assert.match(r.stdout, new RegExp(`^(OK|WARN) +${t} `, 'm'));
-    }
-    assert.deepEqual((await readdir(boxBackups)).filter((n) => n.startsWith('.probe')), [], 'the probe is removed');
-  });
+  for (const mode of BOX_HASH_MODES) {
+    test(`check reports every precondition, including hard links, the refused-command probe and the verification method (${mode.name})`, async () => {
+      await sb.box.setMode({ noSha256sum: mode.noSha256sum });
+      const r = await backup(['check', '--config', sb.configPath], sb.env);
+      await sb.box.setMode({ noSha256sum: false });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      for (const t of ['mailcow', 'vmail volume', 'ssh key', 'host key', 'connection', 'box commands', 'hard links', 'sftp rename', 'box space']) {
+        assert.match(r.stdout, new RegExp(`^(OK|WARN) +${t} `, 'm'));
+      }
+      if (mode.noSha256sum) assert.match(r.stdout, /^WARN +verification +the box refuses sha256sum: each run verifies with rsync --checksum instead .*'verify' downloads older backups/m);
+      else assert.match(r.stdout, /^OK +verification +sha256sum: the box hashes its own files/m);
+      assert.doesNotMatch(r.stdout, /^FAIL/m);
+      assert.deepEqual((await readdir(boxBackups)).filter((n) => n.startsWith('.probe')), [], 'the probe is removed');
+    });
+  }
 
   test('list shows the published backups newest first, and --json parses', async () => {
     const r = await backup(['list', '--json', '--config', sb.configPath], sb.env);

@@ -429,6 +429,18 @@ describe('compose (pure)', () => {
     assert.match(m.text, /is published and verified, but the prune phase failed/);
   });
 
+  it('the e-mail names the method that verified the backup: sha256sum, or rsync --checksum on a box without it', () => {
+    const plain = composeReport(okSummary({ verifyMethod: 'sha256sum' }), { redact });
+    assert.match(plain.text, /is published and verified on the Storage Box with sha256sum\./);
+    assert.match(plain.text, /321 transferred files, the box's sha256sum/);
+    const fallback = composeReport(okSummary({ verifyMethod: 'rsync-checksum' }), { redact });
+    assert.match(fallback.text, /is published and verified on the Storage Box with rsync --checksum\./);
+    assert.match(fallback.text, /321 transferred files, rsync --checksum \(the box has no sha256sum; its rsync read every byte\)/);
+    assert.ok(fallback.html.includes('rsync --checksum (the box has no sha256sum'));
+    const partial = composeReport(okSummary({ ok: false, exitCode: 3, failedPhase: 'prune', error: 'rm failed', verifyMethod: 'rsync-checksum' }), { redact });
+    assert.match(partial.text, /is published and verified with rsync --checksum, but the prune phase failed/);
+  });
+
   function assertNoSecretIn(s: string) {
     for (const x of [DB_SECRET, HTML_SECRET, escapeHtml(HTML_SECRET)]) assert.ok(!s.includes(x), `holds ${x}`);
   }

@@ -1,5 +1,6 @@
 // The scrub (`verify`): the box re-hashes published backups against their checksums.sha256;
-// names the box shell refuses are downloaded and hashed here. And hostile names on the box: never
+// names the box shell refuses are downloaded and hashed here, and so is every file when the box
+// refuses sha256sum (every scrub test runs against both boxes). And hostile names on the box: never
 // sent to a remote command, never deleted, never offered for restore.
 import assert from 'node:assert/strict';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
@@ -11,7 +12,7 @@ import { runScrub, scrubExitCode, scrubText, type ScrubOptions } from '../src/ba
 import { isShellSafe } from '../src/plan/box-command.js';
 import { formatChecksumLine, isManifestPart, readManifest } from '../src/plan/manifest.js';
 import type { Sandbox } from '../src/sandbox/sandbox.js';
-import { backup, publishedOnBox, runCli, ROOT, sleep, flipByte , removeSandbox, sandboxWithBackups } from './support/cli.js';
+import { backup, BOX_HASH_MODES, publishedOnBox, runCli, ROOT, sleep, flipByte, removeSandbox, sandboxWithBackups } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -43,25 +44,37 @@ before(async () => {
 
 after(() => removeSandbox(sb, dir));
 
-describe('verify (scrub)', () => {
-  test('every published backup is OK; the box hashes, names it cannot take are downloaded', async () => {
+for (const mode of BOX_HASH_MODES) describe(`verify (scrub), ${mode.name}`, () => {
+  before(() => sb.box.setMode({ noSha256sum: mode.noSha256sum }));
+
+  test('every published backup is OK; the box hashes, names it cannot take are downloaded (no sha256sum: every file)', async () => {
     const before = (await sb.box.commands()).length;
     const r = await scrub({ all: true });
     assert.equal(r.ok, true, scrubText(r).join('\n'));
     assert.deepEqual(r.results.map((x) => x.name), names);
     for (const x of r.results) {
       assert.equal(x.state, 'ok');
-      assert.ok(x.hashedOnBox > 20);
       const unsafe = (await checksumPaths(x.name)).filter((p) => !isShellSafe(p)).length;
       assert.ok(unsafe > 0, 'the fixture has a folder with & in its name');
-      assert.equal(x.downloaded, unsafe);
+      if (mode.noSha256sum) {
+        assert.equal(x.hashedOnBox, 0);
+        assert.equal(x.downloaded, x.files);
+      } else {
+        assert.ok(x.hashedOnBox > 20);
+        assert.equal(x.downloaded, unsafe);
+      }
       assert.equal(x.files, x.hashedOnBox + x.downloaded);
     }
-    const cmds = (await sb.box.commands()).slice(before).map((c) => c.command);
-    assert.ok(cmds.some((c) => c.startsWith('sha256sum ')), 'the box computed the hashes');
-    assert.ok(cmds.every((c) => c.split(' ')[0] !== 'sha256sum' || isShellSafe(c)));
+    const cmds = (await sb.box.commands()).slice(before);
+    const hashing = cmds.filter((c) => c.command.startsWith('sha256sum '));
+    if (mode.noSha256sum) assert.deepEqual(hashing.filter((c) => c.exit !== 8), [], 'the box refused every sha256sum');
+    else assert.ok(hashing.some((c) => c.exit === 0), 'the box computed the hashes');
+    assert.ok(cmds.every((c) => c.command.split(' ')[0] !== 'sha256sum' || isShellSafe(c.command)));
     assert.equal(scrubExitCode(r), 0);
-    assert.match(scrubText(r).join('\n'), /^OK +mailcow-/m);
+    const text = scrubText(r).join('\n');
+    assert.match(text, /^OK +mailcow-/m);
+    if (mode.noSha256sum) assert.match(text, /downloaded and hashed here \(the box has no sha256sum\)/);
+    else assert.match(text, /2 backup\(s\) verified on the box: all OK/);
     const state = JSON.parse(await readFile(join(sb.dir, 'state', 'scrub.json'), 'utf8'));
     assert.deepEqual(Object.keys(state.backups).sort(), names);
     // The temp folder holds nothing afterwards.
@@ -156,6 +169,19 @@ describe('verify (scrub)', () => {
     }
   });
 
+  test("the daily run's scrub (no download): checks with sha256sum, and without it says not scrubbed, never OK", async () => {
+    const r = await scrub({ all: true, download: false });
+    const text = scrubText(r).join('\n');
+    if (!mode.noSha256sum) {
+      assert.deepEqual(r.results.map((x) => x.state), ['ok', 'ok']);
+      return;
+    }
+    assert.deepEqual(r.results, []);
+    assert.deepEqual([...r.skipped].sort(), names);
+    assert.match(text, /^2 backup\(s\) not scrubbed: the box has no sha256sum; 'backup-to-hetzner verify' downloads/);
+    assert.doesNotMatch(text, /verified|OK/);
+  });
+
   test('a time budget scrubs the oldest-unverified first and takes turns', async () => {
     await rm(join(sb.dir, 'state', 'scrub.json'), { force: true });
     const a = await scrub({ budgetMs: 0 });
@@ -198,6 +224,7 @@ describe('verify (scrub)', () => {
 });
 
 describe('hostile names on the box', () => {
+  before(() => sb.box.setMode({ noSha256sum: false }));
   const hostile = [
     'mailcow-HOSTILE 2020-01-01-00-00-00',
     'mailcow-2020-01-01-00-00-00;HOSTILE',

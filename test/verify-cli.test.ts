@@ -1,12 +1,13 @@
 // `backup-to-hetzner verify` and the periodic scrub of the daily run, through the real commands:
-// what an admin reads and the exit code they get, and what `status` says afterwards.
+// what an admin reads and the exit code they get, and what `status` says afterwards; against a
+// box that hashes (sha256sum) and one that refuses it.
 import assert from 'node:assert/strict';
 import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readManifest } from '../src/plan/manifest.js';
 import { after, before, describe, test } from 'node:test';
 import type { Sandbox } from '../src/sandbox/sandbox.js';
-import { backup, publishedOnBox, sleep, flipByte , removeSandbox, sandboxWithBackups } from './support/cli.js';
+import { backup, BOX_HASH_MODES, publishedOnBox, sleep, flipByte, removeSandbox, sandboxWithBackups } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -26,12 +27,18 @@ before(async () => {
 
 after(() => removeSandbox(sb, dir));
 
-describe('backup-to-hetzner verify', () => {
+for (const mode of BOX_HASH_MODES) {
+describe(`backup-to-hetzner verify, ${mode.name}`, () => {
+  before(() => sb.box.setMode({ noSha256sum: mode.noSha256sum }));
+
   test('all backups OK: one line each, exit 0; --latest checks only the newest', async () => {
     const r = await backup(['verify', '--config', sb.configPath], sb.env);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     for (const n of names) assert.match(r.stdout, new RegExp(`^OK +${n} \\(`, 'm'));
-    assert.match(r.stdout, /2 backup\(s\) verified on the box: all OK/);
+    if (mode.noSha256sum) {
+      assert.match(r.stdout, /\d+ downloaded and hashed here \(the box has no sha256sum\)/);
+      assert.match(r.stdout, /2 backup\(s\) verified by downloading them \(the box has no sha256sum\): all OK/);
+    } else assert.match(r.stdout, /2 backup\(s\) verified on the box: all OK/);
 
     const l = await backup(['verify', '--latest', '--json', '--config', sb.configPath], sb.env);
     assert.equal(l.code, 0, l.stderr);
@@ -77,29 +84,54 @@ describe('backup-to-hetzner verify', () => {
   });
 });
 
-describe('periodic scrub in the daily run (SCRUB_BUDGET_MINUTES)', () => {
-  test('a damaged older backup makes the run partial (exit 3) and names it; a clean box gives exit 0', async () => {
-    await appendFile(sb.configPath, 'SCRUB_BUDGET_MINUTES=5\n');
-    const [older] = names as [string, string];
-    const victim = join(boxBackups, older, await firstMailFile(older));
-    const undo = () => flipByte(victim);
-    await undo();
-    try {
-      await sleep(1100);
-      const r = await backup(['run', '--config', sb.configPath], sb.env);
-      assert.equal(r.code, 3, r.stdout + r.stderr);
-      assert.match(r.stdout + r.stderr, new RegExp(`${older} on the Storage Box is DAMAGED`));
-      // The new backup was still published and verified.
-      assert.equal((await publishedOnBox(sb.box.root, sb.remotePath)).length, 3);
-      const st = JSON.parse(await readFile(join(sb.dir, 'state', 'status.json'), 'utf8'));
-      assert.equal(st.result, 'partial');
-      assert.deepEqual(st.scrub.damaged, [older]);
-    } finally {
-      await undo();
-    }
-    await sleep(1100);
-    const ok = await backup(['run', '--config', sb.configPath], sb.env);
-    assert.equal(ok.code, 0, ok.stdout + ok.stderr);
-    assert.match(ok.stdout + ok.stderr, /scrub +\d+ older backup\(s\) re-verified on the box/);
+}
+
+// After every verify test: these runs add backups.
+for (const mode of BOX_HASH_MODES) {
+describe(`periodic scrub in the daily run (SCRUB_BUDGET_MINUTES), ${mode.name}`, () => {
+  before(async () => {
+    await sb.box.setMode({ noSha256sum: mode.noSha256sum });
+    if (!(await readFile(sb.configPath, 'utf8')).includes('SCRUB_BUDGET_MINUTES=')) await appendFile(sb.configPath, 'SCRUB_BUDGET_MINUTES=5\n');
   });
+
+  test(
+    mode.noSha256sum
+      ? 'the run verifies its backup with rsync --checksum and says so; older backups are reported not scrubbed, never verified'
+      : 'a damaged older backup makes the run partial (exit 3) and names it; a clean box gives exit 0',
+    async () => {
+      const [older] = names as [string, string];
+      const victim = join(boxBackups, older, await firstMailFile(older));
+      const undo = () => flipByte(victim);
+      const published = (await publishedOnBox(sb.box.root, sb.remotePath)).length;
+      await undo();
+      try {
+        await sleep(1100);
+        const r = await backup(['run', '--config', sb.configPath], sb.env);
+        // The new backup was published and verified either way.
+        assert.equal((await publishedOnBox(sb.box.root, sb.remotePath)).length, published + 1);
+        const st = JSON.parse(await readFile(join(sb.dir, 'state', 'status.json'), 'utf8'));
+        if (mode.noSha256sum) {
+          assert.equal(r.code, 0, r.stdout + r.stderr);
+          assert.match(r.stdout + r.stderr, /published and verified on the Storage Box with rsync --checksum/);
+          assert.match(r.stdout + r.stderr, /verified +\d+ transferred files, rsync --checksum \(the box has no sha256sum; its rsync read every byte\)/);
+          assert.match(r.stdout + r.stderr, /scrub +\d+ older backup\(s\) not scrubbed: the box has no sha256sum/);
+          assert.doesNotMatch(r.stdout + r.stderr, /re-verified/);
+          assert.deepEqual(st.scrub.verified, []);
+          return;
+        }
+        assert.equal(r.code, 3, r.stdout + r.stderr);
+        assert.match(r.stdout + r.stderr, new RegExp(`${older} on the Storage Box is DAMAGED`));
+        assert.match(r.stdout + r.stderr, /published and verified on the Storage Box with sha256sum|verified +\d+ transferred files, the box's sha256sum/);
+        assert.equal(st.result, 'partial');
+        assert.deepEqual(st.scrub.damaged, [older]);
+      } finally {
+        await undo();
+      }
+      await sleep(1100);
+      const ok = await backup(['run', '--config', sb.configPath], sb.env);
+      assert.equal(ok.code, 0, ok.stdout + ok.stderr);
+      assert.match(ok.stdout + ok.stderr, /scrub +\d+ older backup\(s\) re-verified on the box/);
+    },
+  );
 });
+}

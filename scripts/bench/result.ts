@@ -2,6 +2,7 @@
 import type { Change, HashRefs } from './references.js';
 import type { PeerRun } from './peers.js';
 import type { RunMeasure } from './tool.js';
+import type { VerifyMethodRefs } from './verify-methods.js';
 
 export interface BenchResult {
   version: 1;
@@ -26,6 +27,8 @@ export interface BenchResult {
     fullResend?: { bytes: number; seconds?: number };
     vmailArchiveRsync?: { bytesSent: number; literalBytes: number; archiveBytes: number; archiveSeconds: number };
     hashing?: HashRefs;
+    /** The run's verify of run 1's mail: the box's sha256sum against the rsync --checksum fallback. */
+    verifyMethods?: VerifyMethodRefs;
   };
   peers: { name: string; version: string; runs: PeerRun[] }[];
   targets: { target: string; measured: string; ok?: boolean }[];

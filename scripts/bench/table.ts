@@ -129,6 +129,16 @@ export function render(r: BenchResult): string {
     refRows.push(['the tool\'s hashFiles, same files, default pool', `${h.hashFilesDefault.wallS.toFixed(2)} s wall`, `${h.hashFilesDefault.cpuS.toFixed(2)} s CPU (${(h.hashFilesDefault.cpuS / h.hashFilesDefault.wallS).toFixed(2)} cores)`]);
     refRows.push(['the tool\'s hashFiles, one worker thread', `${h.hashFilesOneThread.wallS.toFixed(2)} s wall`, `${h.hashFilesOneThread.cpuS.toFixed(2)} s CPU`]);
   }
+  const v = r.references.verifyMethods;
+  if (v) {
+    const x = (a: number, b: number) => (b > 0 ? `${(a / b).toFixed(2)}×` : '–');
+    refRows.push([`verify of run 1's mail (${v.files} files, ${fmtB(v.bytes)}) with the box's sha256sum`, `${v.sha256sum.wallS.toFixed(2)} s wall`, `box CPU ${v.sha256sum.boxCpuS.toFixed(2)} s, here ${v.sha256sum.localCpuS.toFixed(2)} s`]);
+    refRows.push([
+      'the same with rsync --checksum (a box without sha256sum)',
+      `${v.rsyncChecksum.wallS.toFixed(2)} s wall = ${x(v.rsyncChecksum.wallS, v.sha256sum.wallS)} sha256sum`,
+      `box CPU ${v.rsyncChecksum.boxCpuS.toFixed(2)} s = ${x(v.rsyncChecksum.boxCpuS, v.sha256sum.boxCpuS)}, here ${v.rsyncChecksum.localCpuS.toFixed(2)} s = ${x(v.rsyncChecksum.localCpuS, v.sha256sum.localCpuS)}`,
+    ]);
+  }
   out.push(table(['reference', 'measured', 'note'], refRows));
   out.push('');
   if (r.peers.length) {

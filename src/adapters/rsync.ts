@@ -21,6 +21,15 @@ export interface UploadResult {
 }
 
 const VANISHED = [/^file has vanished: "(.+)"$/, /^rsync: \[sender\] link_stat "(.+)" failed: No such file or directory \(2\)$/, /^rsync: link_stat "(.+)" failed: No such file or directory \(2\)$/];
+/** The path of rsync's message about a source file that vanished, as rsync printed it. */
+export function vanishedPath(line: string): string | undefined {
+  for (const re of VANISHED) {
+    const m = re.exec(line);
+    if (m) return unescapeRsync(m[1]!);
+  }
+  return undefined;
+}
+
 const SUMMARY = /^rsync (warning|error): some files (vanished|\/attrs were not transferred)/;
 
 /**
@@ -54,12 +63,10 @@ export async function rsyncUpload(exec: Exec, log: Logger, a: UploadArgs, what: 
         if (/^(Number of|Total|Literal data|Matched data|File list|sent |total size)/.test(line)) statLines.push(line);
         return;
       }
-      for (const re of VANISHED) {
-        const m = re.exec(line);
-        if (m) {
-          vanished.add(rel(unescapeRsync(m[1]!)));
-          return;
-        }
+      const gone = vanishedPath(line);
+      if (gone !== undefined) {
+        vanished.add(rel(gone));
+        return;
       }
       if (SUMMARY.test(line) || !line.trim()) return;
       errors.push(line);

@@ -1,11 +1,11 @@
 // Talks to the Storage Box: its restricted shell (one quoted command per ssh call), rsync for
 // listing and transfer, and SFTP for the one thing the shell may not do (rename). All over one
 // master connection per run, with the host key checked against the pinned file.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../errors.js';
-import { batchPaths, boxCommand, REFUSAL_EXIT, REFUSAL_TEXT } from '../plan/box-command.js';
+import { batchPaths, boxCommand, REFUSAL_EXIT, REFUSAL_TEXT, type VerifyMethod } from '../plan/box-command.js';
 import { parseChecksumLine } from '../plan/manifest.js';
 import {
   masterControlArgs,
@@ -17,6 +17,7 @@ import {
   sshCommandArgs,
   type BoxTarget,
 } from '../plan/transport-args.js';
+import { createHashPool } from './hash.js';
 import { pinnedFingerprints } from './host-key.js';
 import { spawnBackground, type Background, type Exec, type RunOptions } from './exec.js';
 import type { Logger } from './logger.js';
@@ -37,6 +38,7 @@ export interface BoxUsage {
 export class StorageBox {
   private controlDir?: string;
   private master?: Background;
+  private method?: Promise<VerifyMethod>;
   constructor(
     readonly target: BoxTarget,
     private readonly exec: Exec,
@@ -77,6 +79,7 @@ export class StorageBox {
     }
     await this.master?.stop();
     this.master = undefined;
+    this.method = undefined;
     this.target.controlPath = undefined;
     if (this.controlDir) await rm(this.controlDir, { recursive: true, force: true });
   }
@@ -147,6 +150,51 @@ export class StorageBox {
       }
       done += batch.length;
       onBatch?.(done);
+    }
+    return out;
+  }
+
+  /**
+   * Whether the box hashes its own files (sha256sum) or verification falls back to rsync: one
+   * public runbook shows sha256sum on a real box, so it is probed once per connection, not assumed.
+   */
+  verifyMethod(): Promise<VerifyMethod> {
+    this.method ??= this.accepts(['sha256sum', '--', '.mcb-sha256sum-probe']).then((ok) => (ok ? 'sha256sum' : 'rsync-checksum'));
+    return this.method;
+  }
+
+  /**
+   * Fetches exactly `paths` (relative to `base`) with rsync into `into` and hashes them here:
+   * the box's rsync reads the bytes, rsync's own checksum guards the wire. Files the box lacks are
+   * absent from the result. Costs their size in bandwidth.
+   */
+  async downloadHashes(base: string, paths: string[], into: string, timeoutSec: number): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    if (paths.length === 0) return out;
+    await mkdir(into, { recursive: true, mode: 0o700 });
+    const list = `${into}.list`;
+    await writeFile(list, paths.map((p) => `${p}\0`).join(''), { mode: 0o600 });
+    try {
+      await this.exec('rsync', ['-t', '--files-from', list, '--from0', '--timeout', String(timeoutSec), '-e', rsyncRemoteShell(this.target), remoteSpec(this.target, `${base}/`), `${into}/`], {
+        what: `downloading ${paths.length} file(s) from the Storage Box to hash them here`,
+        okCodes: [0, 23, 24],
+        timeoutMs: undefined,
+      });
+      const present: string[] = [];
+      for (const p of paths) if ((await lstat(join(into, p)).catch(() => undefined))?.isFile()) present.push(p);
+      const pool = createHashPool();
+      try {
+        const batches: string[][] = [];
+        for (let i = 0; i < present.length; i += 256) batches.push(present.slice(i, i + 256));
+        await Promise.all(
+          batches.map(async (b) => (await pool.hashBatch(b.map((p) => join(into, p)))).forEach((h, i) => h && out.set(b[i]!, h.hash))),
+        );
+      } finally {
+        await pool.close();
+      }
+    } finally {
+      await rm(into, { recursive: true, force: true });
+      await rm(list, { force: true });
     }
     return out;
   }

@@ -130,11 +130,19 @@ export async function runChecks(ctx: RunContext, onResult: (r: CheckResult) => v
     const root = c.HETZNER_REMOTE_PATH;
     const probe = `${root}/${PROBE_PREFIX}${process.pid}`;
     await attempt('box commands', async () => {
-      const needed: string[][] = [['mkdir', '-p', `${probe}/a`], ['ls', '-ld', probe], ['du', '-sk', probe], ['df'], ['sha256sum', '--', `${probe}/none`]];
+      const needed: string[][] = [['mkdir', '-p', `${probe}/a`], ['ls', '-ld', probe], ['du', '-sk', probe], ['df']];
       const refused: string[] = [];
       for (const w of needed) if (!(await ctx.box.accepts(w))) refused.push(w[0]!);
       if (refused.length) throw new Error(`the box refuses ${refused.join(', ')}; the backup needs them`);
-      return 'mkdir, ls, du, df, sha256sum accepted';
+      return 'mkdir, ls, du, df accepted';
+    });
+    await attempt('verification', async () => {
+      if ((await ctx.box.verifyMethod()) === 'sha256sum') return "sha256sum: the box hashes its own files; nothing is downloaded to verify";
+      return [
+        'WARN',
+        "the box refuses sha256sum: each run verifies with rsync --checksum instead (the box's rsync reads every file it checks, this host re-reads its copy of them; see docs/performance.md); " +
+          "'verify' downloads older backups to hash them here (their full size in bandwidth) and the run's scrub (SCRUB_BUDGET_MINUTES) skips them",
+      ];
     });
     await attempt('hard links', async () => {
       const dir = await mkdtemp(join(tmpdir(), 'mcb-probe-'));

@@ -170,6 +170,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       // hash: it leaves the manifest rather than put a line sha256sum -c cannot read into it.
       for (const p of [...manifest.unhashed()]) (manifest.delete(p), ctx.log.warn(`${p} arrived and vanished during the run; it is on the box but not in the manifest`));
       summary.verifiedOnBox = v.checked;
+      summary.verifyMethod = v.method;
       summary.changedDuringRun = v.changedDuringRun.length;
       summary.vanishedDuringRun = v.vanishedDuringRun.length;
       if (prev && index) {
@@ -211,12 +212,15 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     // Before prune: what the scrub finds damaged, retention will not count as good (scrub.json).
     if (c.SCRUB_BUDGET_MINUTES > 0) {
       await phase(timings, 'scrub', ctx.log, async () => {
-        const report = await runScrub(ctx, { budgetMs: c.SCRUB_BUDGET_MINUTES * 60_000 });
+        // Without sha256sum on the box a scrub downloads whole backups: not unasked, every day.
+        const report = await runScrub(ctx, { budgetMs: c.SCRUB_BUDGET_MINUTES * 60_000, download: false });
         summary.scrub = {
           verified: report.results.filter((r) => r.state === 'ok').map((r) => r.name),
           damaged: report.results.filter((r) => r.state === 'damaged').map((r) => r.name),
           skipped: report.skipped.length,
+          notScrubbed: report.notScrubbed,
         };
+        if (report.notScrubbed) summary.warnings.push(`older backups ${report.notScrubbed}`);
         for (const r of report.results) if (r.state === 'error') summary.warnings.push(`the scrub of ${r.name} could not finish: ${r.message}`);
       });
     }

@@ -2,18 +2,19 @@
 // checksums.sha256, nothing of the data is downloaded. Only files whose names the box shell
 // cannot take (a maildir folder `.Entw&APw-rfe` holds `&`) are fetched with rsync and hashed
 // here, since there is no local copy to compare against; the report says how many.
+// A box that refuses sha256sum cannot hash anything itself, and older backups have no local copy
+// for rsync --checksum to compare with: `verify` then downloads every file and hashes it here (the
+// backup's size in bandwidth, said in the report), and the daily run's scrub, which must not
+// cost that unasked, skips them and says so (never "verified").
 // Results are kept in STATE_DIR/scrub.json (lastScrub per backup) so a periodic scrub with a
 // time budget can take the oldest-unverified backups first.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EXIT } from '../cli/exit-codes.js';
 import { UserError } from '../errors.js';
-import { isShellSafe } from '../plan/box-command.js';
+import { isShellSafe, type VerifyMethod } from '../plan/box-command.js';
 import { CHECKSUM_FILE, MANIFEST_DIR, isManifestPart, readManifest } from '../plan/manifest.js';
 import { isBackupName, publishedBackups } from '../plan/names.js';
-import { remoteSpec, rsyncRemoteShell } from '../plan/transport-args.js';
 import type { RunContext } from './context.js';
 
 export interface ScrubOptions {
@@ -27,7 +28,15 @@ export interface ScrubOptions {
   budgetMs?: number;
   /** Each backup's result as it is done; by default it is logged (the daily run). */
   onResult?: (r: BackupScrub) => void;
+  /**
+   * A box without sha256sum: download every file and hash it here (default). false: skip them,
+   * reported as not scrubbed (the daily run, which must not spend a backup's size unasked).
+   */
+  download?: boolean;
 }
+
+/** Why a scrub without download left every backup unchecked. */
+export const NO_SHA256SUM_SKIP = "not scrubbed: the box has no sha256sum; 'backup-to-hetzner verify' downloads the files and hashes them here (each backup's size in bandwidth)";
 
 export type FileProblem =
   | { path: string; kind: 'mismatch'; expected: string; actual: string }
@@ -45,8 +54,9 @@ export interface BackupScrub {
   manifestParts: number;
   /** Hashed by the box itself. */
   hashedOnBox: number;
-  /** Names the box shell refuses: downloaded and hashed locally. */
+  /** Downloaded and hashed locally: names the box shell refuses, or every file if the box has no sha256sum. */
   downloaded: number;
+  method: VerifyMethod;
   problems: FileProblem[];
   /** For 'error', and for a missing/unreadable checksums.sha256 (then state is 'damaged'). */
   message?: string;
@@ -61,6 +71,9 @@ export interface ScrubReport {
   results: BackupScrub[];
   /** Selected but not scrubbed because the time budget ran out (oldest-unverified order). */
   skipped: string[];
+  /** Set when every selected backup was skipped for another reason than time (NO_SHA256SUM_SKIP). */
+  notScrubbed?: string;
+  method: VerifyMethod;
 }
 
 export interface ScrubStateEntry {
@@ -140,6 +153,21 @@ export async function runScrub(ctx: RunContext, opts: ScrubOptions = {}): Promis
 
   const results: BackupScrub[] = [];
   const skipped: string[] = [];
+  const method = await ctx.box.verifyMethod();
+  const report = (notScrubbed?: string): ScrubReport => ({
+    ok: results.every((r) => r.state === 'ok'),
+    startedAt: startedAt.toISOString(),
+    finishedAt: ctx.now().toISOString(),
+    results,
+    skipped,
+    notScrubbed,
+    method,
+  });
+  if (method === 'rsync-checksum' && opts.download === false) {
+    skipped.push(...selected);
+    if (selected.length) ctx.log.warn(`${selected.length} backup(s) ${NO_SHA256SUM_SKIP}`);
+    return report(selected.length ? NO_SHA256SUM_SKIP : undefined);
+  }
   await mkdir(c.TEMP_BACKUP_DIR, { recursive: true, mode: 0o700 });
   const tmp = await mkdtemp(join(c.TEMP_BACKUP_DIR, `scrub-${process.pid}-`));
   await chmod(tmp, 0o700);
@@ -150,7 +178,7 @@ export async function runScrub(ctx: RunContext, opts: ScrubOptions = {}): Promis
         continue;
       }
       ctx.signal.throwIfAborted();
-      const r = await scrubOne(ctx, root, name, join(tmp, name));
+      const r = await scrubOne(ctx, root, name, join(tmp, name), method);
       results.push(r);
       if (opts.onResult) opts.onResult(r);
       else if (r.state === 'ok') ctx.log.info(scrubLine(r));
@@ -164,19 +192,13 @@ export async function runScrub(ctx: RunContext, opts: ScrubOptions = {}): Promis
     for (const k of Object.keys(st)) if (!published.includes(k)) delete st[k];
     await saveScrubState(c.STATE_DIR, st).catch((e) => ctx.log.warn(`cannot write ${scrubStatePath(c.STATE_DIR)}: ${(e as Error).message}`));
   }
-  return {
-    ok: results.every((r) => r.state === 'ok'),
-    startedAt: startedAt.toISOString(),
-    finishedAt: ctx.now().toISOString(),
-    results,
-    skipped,
-  };
+  return report();
 }
 
-async function scrubOne(ctx: RunContext, root: string, name: string, dir: string): Promise<BackupScrub> {
+async function scrubOne(ctx: RunContext, root: string, name: string, dir: string, method: VerifyMethod): Promise<BackupScrub> {
   const t0 = performance.now();
   const base = `${root}/${name}`;
-  const r: BackupScrub = { name, state: 'ok', files: 0, manifestParts: 0, hashedOnBox: 0, downloaded: 0, problems: [], ms: 0, at: ctx.now().toISOString() };
+  const r: BackupScrub = { name, state: 'ok', files: 0, manifestParts: 0, hashedOnBox: 0, downloaded: 0, method, problems: [], ms: 0, at: ctx.now().toISOString() };
   try {
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const sumsLocal = join(dir, CHECKSUM_FILE);
@@ -211,8 +233,9 @@ async function scrubOne(ctx: RunContext, root: string, name: string, dir: string
       return r;
     }
     const paths = [...expected.keys()].sort();
-    const safe = paths.filter((p) => isShellSafe(`${base}/${p}`));
-    const unsafe = paths.filter((p) => !isShellSafe(`${base}/${p}`));
+    const byBox = (p: string) => method === 'sha256sum' && isShellSafe(`${base}/${p}`);
+    const safe = paths.filter(byBox);
+    const unsafe = paths.filter((p) => !byBox(p));
 
     const actual = new Map<string, string>();
     const boxed = await ctx.box.sha256(
@@ -225,7 +248,7 @@ async function scrubOne(ctx: RunContext, root: string, name: string, dir: string
     }
     r.hashedOnBox = safe.length;
     if (unsafe.length) {
-      for (const [p, h] of await downloadAndHash(ctx, base, unsafe, join(dir, 'files'))) actual.set(p, h);
+      for (const [p, h] of await ctx.box.downloadHashes(base, unsafe, join(dir, 'files'), ctx.config.RSYNC_TIMEOUT)) actual.set(p, h);
       r.downloaded = unsafe.length;
     }
     for (const p of paths) {
@@ -244,38 +267,13 @@ async function scrubOne(ctx: RunContext, root: string, name: string, dir: string
   return r;
 }
 
-/** For names the box shell refuses: fetch exactly those files with rsync and hash them here. */
-async function downloadAndHash(ctx: RunContext, base: string, paths: string[], into: string): Promise<Map<string, string>> {
-  await mkdir(into, { recursive: true, mode: 0o700 });
-  const list = join(into, '..', 'unsafe-names.list');
-  await writeFile(list, paths.map((p) => `${p}\0`).join(''), { mode: 0o600 });
-  await ctx.exec('rsync', ['-t', '--files-from', list, '--from0', '--timeout', String(ctx.config.RSYNC_TIMEOUT), '-e', rsyncRemoteShell(ctx.box.target), remoteSpec(ctx.box.target, `${base}/`), `${into}/`], {
-    what: `downloading ${paths.length} file(s) whose names the Storage Box shell cannot take, to hash them`,
-    okCodes: [0, 23, 24],
-  });
-  const out = new Map<string, string>();
-  for (const p of paths) {
-    const abs = join(into, p);
-    const st = await lstat(abs).catch(() => undefined);
-    if (!st?.isFile()) continue;
-    out.set(p, await hashFile(abs));
-  }
-  return out;
-}
-
-function hashFile(p: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const h = createHash('sha256');
-    createReadStream(p)
-      .on('data', (d) => h.update(d))
-      .on('error', reject)
-      .on('end', () => resolve(h.digest('hex')));
-  });
-}
-
 function scrubLine(r: BackupScrub): string {
   // The run's summary counts the backup's files; checksums.sha256 also lists the manifest's parts.
-  const how = `${r.files - r.manifestParts} backup files + ${r.manifestParts} manifest part(s), ${r.hashedOnBox} hashed on the box${r.downloaded ? `, ${r.downloaded} downloaded and hashed here (names the box shell cannot take)` : ''}, ${(r.ms / 1000).toFixed(1)} s`;
+  const files = `${r.files - r.manifestParts} backup files + ${r.manifestParts} manifest part(s)`;
+  const how =
+    r.method === 'sha256sum'
+      ? `${files}, ${r.hashedOnBox} hashed on the box${r.downloaded ? `, ${r.downloaded} downloaded and hashed here (names the box shell cannot take)` : ''}, ${(r.ms / 1000).toFixed(1)} s`
+      : `${files}, ${r.downloaded} downloaded and hashed here (the box has no sha256sum), ${(r.ms / 1000).toFixed(1)} s`;
   if (r.state === 'ok') return `OK       ${r.name} (${how})`;
   if (r.state === 'error') return `ERROR    ${r.name}: the scrub could not finish: ${r.message}`;
   const n = r.problems.length;
@@ -299,13 +297,14 @@ export function scrubResultText(r: BackupScrub, maxFiles = 20): string[] {
 export function scrubText(report: ScrubReport, maxFiles = 20, withResults = true): string[] {
   const lines: string[] = [];
   if (report.results.length === 0 && report.skipped.length === 0) return ['no published backups on the Storage Box to verify'];
+  if (report.notScrubbed) return [`${report.skipped.length} backup(s) ${report.notScrubbed}: ${report.skipped.join(', ')}`];
   if (withResults) for (const r of report.results) lines.push(...scrubResultText(r, maxFiles));
   if (report.skipped.length) lines.push(`not verified this time (time budget used up): ${report.skipped.join(', ')}`);
   const damaged = report.results.filter((r) => r.state === 'damaged').length;
   const errors = report.results.filter((r) => r.state === 'error').length;
   lines.push(
     report.ok
-      ? `${report.results.length} backup(s) verified on the box: all OK`
+      ? `${report.results.length} backup(s) verified ${report.method === 'sha256sum' ? 'on the box' : 'by downloading them (the box has no sha256sum)'}: all OK`
       : `${report.results.length} backup(s) checked: ${damaged} damaged, ${errors} could not be checked`,
   );
   return lines;

@@ -1,17 +1,19 @@
 // Upload into a staging folder on the box, then make the box prove it holds what the manifest
 // says. Only files whose data crossed the wire are hashed on the box: the others are hard links
-// to a backup that was verified when it was published.
+// to a backup that was verified when it was published. A box that refuses sha256sum proves it
+// with rsync instead: a `--checksum --dry-run` upload of our unchanged copy makes the box's rsync
+// read every byte of its own and name each file whose content differs.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, open, readFile, utimes, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, open, readFile, utimes, writeFile } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import { join } from 'node:path';
 import { createHashPool } from '../adapters/hash.js';
-import { rsyncUpload } from '../adapters/rsync.js';
+import { rsyncUpload, vanishedPath } from '../adapters/rsync.js';
 import { isUserError, UserError } from '../errors.js';
-import { isShellSafe } from '../plan/box-command.js';
+import { isShellSafe, type VerifyMethod } from '../plan/box-command.js';
 import type { BackupManifest } from '../plan/backup-manifest.js';
 import { CHECKSUM_FILE, formatChecksums, manifestPartText, judgeMismatch, MANIFEST_DIR, RECORD_FILE, type RenameLink } from '../plan/manifest.js';
 import { parseItemize, rsyncRemoteShell, remoteSpec, type UploadArgs } from '../plan/transport-args.js';
@@ -123,8 +125,19 @@ export async function linkRenamesOnBox(ctx: RunContext, staging: string, prevBas
   return new Set(usable.map((l) => l.path));
 }
 
+/** The box's own hash of each file (relative to `staging`): sha256sum where the box and the name allow, else its copy downloaded. */
+async function boxHashes(ctx: RunContext, method: VerifyMethod, staging: string, list: string[], runDir: string): Promise<Map<string, string>> {
+  const shell = method === 'sha256sum' ? list.filter((p) => isShellSafe(`${staging}/${p}`)) : [];
+  const fetch = shell.length === list.length ? [] : list.filter((p) => method !== 'sha256sum' || !isShellSafe(`${staging}/${p}`));
+  const got = await ctx.box.sha256(shell.map((p) => `${staging}/${p}`), (n) => ctx.log.debug(`verified ${n} on the box`));
+  const out = new Map(shell.flatMap((p) => (got.has(`${staging}/${p}`) ? [[p, got.get(`${staging}/${p}`)!] as const] : [])));
+  for (const [p, h] of await ctx.box.downloadHashes(staging, fetch, join(runDir, 'verify-download'), ctx.config.RSYNC_TIMEOUT)) out.set(p, h);
+  return out;
+}
+
 export interface VerifyOutcome {
   checked: number;
+  method: VerifyMethod;
   changedDuringRun: string[];
   vanishedDuringRun: string[];
   viaRsyncChecksum: number;
@@ -145,45 +158,53 @@ export async function verifyOnBox(
   /** Whether a file's data crossed the wire in this run; others came from a link-dest basis. */
   transferred: (path: string) => boolean,
 ): Promise<VerifyOutcome> {
-  const out: VerifyOutcome = { checked: 0, changedDuringRun: [], vanishedDuringRun: [], viaRsyncChecksum: 0 };
+  const method = await ctx.box.verifyMethod();
+  const out: VerifyOutcome = { checked: 0, method, changedDuringRun: [], vanishedDuringRun: [], viaRsyncChecksum: 0 };
   const sourceOf = (p: string) => sources.find((s) => s.prefix && p.startsWith(`${s.prefix}/`)) ?? sources.find((s) => !s.prefix)!;
   const localOf = (p: string) => {
     const s = sourceOf(p);
-    return { source: s, rel: s.prefix ? p.slice(s.prefix.length + 1) : p, abs: join(s.root, s.prefix ? p.slice(s.prefix.length + 1) : p) };
+    const rel = s.prefix ? p.slice(s.prefix.length + 1) : p;
+    return { source: s, rel, abs: join(s.root, rel), path: p };
   };
 
-  const check = async (list: Iterable<string>): Promise<{ checked: number; bad: string[]; boxHash: Map<string, string> }> => {
-    const unsafe: string[] = [];
+  /**
+   * In bulk: sha256sum on the box, or rsync --checksum against our copy (names the box shell
+   * cannot take, and everything on a box without sha256sum). `exact`: every file's box hash (for
+   * the few files sent again: without sha256sum they are downloaded and hashed here).
+   */
+  const check = async (list: Iterable<string>, exact = false): Promise<{ checked: number; bad: string[]; boxHash: Map<string, string> }> => {
     // The box's answers are compared chunk by chunk and only differences are kept: memory
     // stays flat however many files a first backup verifies.
     const boxHash = new Map<string, string>();
     const bad: string[] = [];
+    const byRsync: string[] = [];
     let chunk: string[] = [];
-    let done = 0;
     let checked = 0;
     const flush = async () => {
-      const got = await ctx.box.sha256(chunk.map((p) => `${staging}/${p}`), (n) => ctx.log.debug(`verified ${done + n} on the box`));
+      const got = await boxHashes(ctx, method, staging, chunk, runDir);
       for (const p of chunk) {
-        const h = got.get(`${staging}/${p}`);
+        const h = got.get(p);
         if (h === manifest.get(p)?.hash) continue;
         bad.push(p);
         if (h) boxHash.set(p, h);
       }
-      done += chunk.length;
       chunk = [];
+    };
+    const flushRsync = async () => {
+      out.viaRsyncChecksum += byRsync.length;
+      const r = await rsyncChecksumDiff(ctx, staging, byRsync.splice(0).map(localOf), runDir, (p) => manifest.get(p));
+      bad.push(...r.differing);
+      // Changed or gone here since they were hashed: our copy cannot vouch for the manifest's hash.
+      for (const p of r.unsure) if (chunk.push(p) >= 2000) await flush();
     };
     for (const p of list) {
       checked++;
-      if (!isShellSafe(`${staging}/${p}`)) unsafe.push(p);
-      else if (chunk.push(p) >= 2000) await flush();
+      if (!exact && (method === 'rsync-checksum' || !isShellSafe(`${staging}/${p}`))) {
+        if (byRsync.push(p) >= 50_000) await flushRsync();
+      } else if (chunk.push(p) >= 2000) await flush();
     }
+    if (byRsync.length) await flushRsync();
     if (chunk.length) await flush();
-    if (unsafe.length) {
-      // Names the box shell cannot take (a folder like `.Entw&APw-rfe`): rsync makes the box
-      // read the data instead and reports every file whose content differs from ours.
-      out.viaRsyncChecksum += unsafe.length;
-      bad.push(...(await rsyncChecksumDiff(ctx, staging, unsafe.map(localOf), runDir)));
-    }
     return { checked, bad, boxHash };
   };
 
@@ -234,7 +255,7 @@ export async function verifyOnBox(
       const mine = resend.filter((p) => sourceOf(p) === s).map((p) => localOf(p).rel);
       if (mine.length) await uploadSource(ctx, { ...s, list: mine }, staging, [], runDir, { ignoreTimes: true });
     }
-    const second = await check(resend);
+    const second = await check(resend, true);
     for (const p of second.bad) {
       const h = second.boxHash.get(p);
       if (badBasis.has(p)) throw new UserError('verify', `${p} is still different on the Storage Box after it was sent again; nothing was published`);
@@ -247,33 +268,60 @@ export async function verifyOnBox(
   return out;
 }
 
-async function rsyncChecksumDiff(ctx: RunContext, staging: string, files: { source: Source; rel: string }[], runDir: string): Promise<string[]> {
+/**
+ * A `--checksum --dry-run` upload of our copy: the box's rsync (the receiver) reads every byte of
+ * its files and every file it would take is one whose content differs (or that it lacks). Only
+ * files still as they were hashed (size, mtime) are asked; the others, and those that vanish
+ * before rsync reads them, come back as `unsure`: our copy says nothing about the manifest's hash.
+ */
+async function rsyncChecksumDiff(
+  ctx: RunContext,
+  staging: string,
+  files: { source: Source; rel: string; abs: string; path: string }[],
+  runDir: string,
+  hashed: (path: string) => { size: number; mtimeMs: number } | undefined,
+): Promise<{ differing: string[]; unsure: string[] }> {
   const differing: string[] = [];
+  const unsure: string[] = [];
   const bySource = new Map<Source, string[]>();
   for (const f of files) {
+    const st = await lstat(f.abs).catch(() => undefined);
+    const e = hashed(f.path);
+    if (!st?.isFile() || !e || st.size !== e.size || Math.floor(st.mtimeMs) !== e.mtimeMs) {
+      unsure.push(f.path);
+      continue;
+    }
     const rels = bySource.get(f.source);
     if (rels) rels.push(f.rel);
     else bySource.set(f.source, [f.rel]);
   }
   for (const [src, rels] of bySource) {
     const list = join(runDir, 'checksum-check.list');
-    await writeFile(list, rels.map((r) => `${r}\0`).join(''));
+    await writeLines(list, rels, '\0');
     const dest = src.prefix ? `${staging}/${src.prefix}/` : `${staging}/`;
-    await ctx.exec(
+    const under = (rel: string) => (src.prefix ? `${src.prefix}/${rel}` : rel);
+    const errors: string[] = [];
+    const res = await ctx.exec(
       'rsync',
       ['-lt', '--checksum', '--dry-run', '--itemize-changes', '--files-from', list, '--from0', '-e', rsyncRemoteShell(ctx.box.target), `${src.root}/`, remoteSpec(ctx.box.target, dest)],
       {
         what: 'checking files on the Storage Box with rsync --checksum',
         okCodes: [0, 23, 24],
+        timeoutMs: undefined,
         onLine: (line, stream) => {
           // In a --checksum dry run every file rsync would send is one whose content differs.
           const item = stream === 'stdout' ? parseItemize(line) : undefined;
-          if (item && /^[<>]f/.test(item.code)) differing.push(src.prefix ? `${src.prefix}/${item.path}` : item.path);
+          if (item && /^[<>]f/.test(item.code)) differing.push(under(item.path));
+          const gone = stream === 'stderr' ? vanishedPath(line) : undefined;
+          if (gone !== undefined) unsure.push(under(gone.startsWith(`${src.root}/`) ? gone.slice(src.root.length + 1) : gone));
+          else if (stream === 'stderr' && line.trim() && !/^rsync (warning|error): some files/.test(line)) errors.push(line);
         },
       },
     );
+    // A file rsync could not compare is not a file that matched: never verified by silence.
+    if (res.exitCode !== 0 && errors.length) throw new UserError('verify', `checking files on the Storage Box with rsync --checksum failed: ${errors[0]}; nothing was published`, errors.slice(0, 20));
   }
-  return differing;
+  return { differing, unsure };
 }
 
 /** After a transfer: did --link-dest make hard links, or silently copies? */
@@ -316,18 +364,18 @@ export async function uploadManifest(ctx: RunContext, staging: string, meta: str
       const hash = sha(await readFile(join(meta, part)));
       await utimes(join(meta, part), PART_MTIME, PART_MTIME);
       top.push({ hash, path: part });
-      want.set(`${staging}/${part}`, hash);
+      want.set(part, hash);
     }
     const sent = await uploadSource(ctx, { root: join(meta, MANIFEST_DIR), prefix: MANIFEST_DIR }, staging, linkBases, runDir, { checksum: true });
     // Linked parts are byte-identical (rsync compared content) to a verified backup's.
-    for (const p of want.keys()) if (!sent.transferred.has(p.slice(staging.length + 1))) want.delete(p);
+    for (const p of want.keys()) if (!sent.transferred.has(p)) want.delete(p);
   }
   await writeFile(join(meta, CHECKSUM_FILE), formatChecksums(top));
   await writeFile(join(meta, RECORD_FILE), JSON.stringify(record, null, 2) + '\n');
   for (const f of [CHECKSUM_FILE, RECORD_FILE]) {
-    want.set(`${staging}/${f}`, sha(await readFile(join(meta, f))));
+    want.set(f, sha(await readFile(join(meta, f))));
     await ctx.box.putFile(join(meta, f), `${staging}/${f}`);
   }
-  const got = await ctx.box.sha256([...want.keys()]);
-  for (const [p, h] of want) if (got.get(p) !== h) throw new UserError('verify', `${p} on the Storage Box does not match what was sent; nothing was published`);
+  const got = await boxHashes(ctx, await ctx.box.verifyMethod(), staging, [...want.keys()], runDir);
+  for (const [p, h] of want) if (got.get(p) !== h) throw new UserError('verify', `${staging}/${p} on the Storage Box does not match what was sent; nothing was published`);
 }

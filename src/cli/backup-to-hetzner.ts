@@ -23,8 +23,9 @@ commands:
   list           published backups on the Storage Box (--json for scripts)
   check          every precondition with OK/WARN/FAIL and a fix; writes only a probe it removes
   prune          apply retention now (--dry-run prints the plan and deletes nothing)
-  verify [NAME…] the box re-hashes backups against their checksums.sha256 (nothing is downloaded):
-                 the named ones, --latest, or --all (default); exit 6 when one is damaged
+  verify [NAME…] the box re-hashes backups against their checksums.sha256 (nothing is downloaded;
+                 a box without sha256sum: downloaded and hashed here): the named ones, --latest,
+                 or --all (default); exit 6 when one is damaged
   status         last run, age of the newest backup on the box; exit 6 when unhealthy (--json)
   test-email     send a test report through the configured SMTP server and show the dialogue
 

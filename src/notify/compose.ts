@@ -2,7 +2,7 @@
 // goes through the redactor before it is escaped, and the finished subject, text and HTML go
 // through it once more: no secret of mailcow.conf or of the config can reach a mailbox.
 import { bytes, duration } from '../plan/human.js';
-import type { RunSummary } from '../plan/report.js';
+import { verifiedText, verifyMethodName, type RunSummary } from '../plan/report.js';
 
 export interface ComposedMail {
   subject: string;
@@ -76,7 +76,7 @@ function facts(s: RunSummary, ctx: ComposeContext): [string, string][] {
     rows.push(['Sent to the box', `${bytes(s.bytesSent)}${pct}`]);
   }
   if (s.addedOnBoxBytes !== undefined) rows.push(['Added on the box', bytes(s.addedOnBoxBytes)]);
-  if (s.verifiedOnBox !== undefined) rows.push(['Verified on the box', `${s.verifiedOnBox} transferred files hashed by the box`]);
+  if (s.verifiedOnBox !== undefined) rows.push(['Verified on the box', verifiedText(s)]);
   if (s.box) rows.push(['Box usage', `${bytes(s.box.usedBytes)} used, ${bytes(s.box.availableBytes)} free of ${bytes(s.box.sizeBytes)}`]);
   if (s.backupsKept !== undefined) rows.push(['Backups kept', `${s.backupsKept}${s.removed?.length ? ` (removed ${s.removed.join(' ')})` : ''}`]);
   if (s.phases.length) rows.push(['Phases', s.phases.map((p) => `${p.phase} ${duration(p.ms)}`).join(', ')]);
@@ -89,8 +89,9 @@ function facts(s: RunSummary, ctx: ComposeContext): [string, string][] {
 
 function headline(s: RunSummary, ctx: ComposeContext): string {
   const r = resultOf(s);
-  if (r === 'ok') return `Backup ${s.backupName} of ${s.host} is published and verified on the Storage Box${ctx.recovered ? ' (recovered after a failure)' : ''}.`;
-  if (r === 'partial') return `Backup ${s.backupName} of ${s.host} is published and verified, but the ${s.failedPhase ?? '?'} phase failed afterwards.`;
+  const how = s.verifyMethod ? ` with ${verifyMethodName(s.verifyMethod)}` : '';
+  if (r === 'ok') return `Backup ${s.backupName} of ${s.host} is published and verified on the Storage Box${how}${ctx.recovered ? ' (recovered after a failure)' : ''}.`;
+  if (r === 'partial') return `Backup ${s.backupName} of ${s.host} is published and verified${how}, but the ${s.failedPhase ?? '?'} phase failed afterwards.`;
   return `The backup of ${s.host} FAILED in the ${s.failedPhase ?? 'unknown'} phase; nothing new was published. Earlier backups on the box are untouched.`;
 }
 

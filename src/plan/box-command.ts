@@ -40,3 +40,14 @@ export function batchPaths(paths: string[], maxChars = 24_000, maxCount = 200): 
 /** The refusal the box prints on stdout (exit 8) for a command it does not allow. */
 export const REFUSAL_TEXT = "Command not found. Use 'help' to get a list of available commands.";
 export const REFUSAL_EXIT = 8;
+
+/**
+ * How the box proves what it holds. `sha256sum`: the box hashes its own files. `rsync-checksum`:
+ * a box that refuses sha256sum; its rsync reads every byte instead (`--checksum --dry-run` against
+ * our copy), and files without a local copy are downloaded and hashed here.
+ */
+export type VerifyMethod = 'sha256sum' | 'rsync-checksum';
+
+export function verifyMethodText(m: VerifyMethod): string {
+  return m === 'sha256sum' ? "the box's sha256sum" : "rsync --checksum (the box has no sha256sum; its rsync read every byte)";
+}

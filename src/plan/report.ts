@@ -1,4 +1,5 @@
 // The run summary: collected while the run goes, turned into one screen of text here.
+import { verifyMethodText, type VerifyMethod } from './box-command.js';
 import { bytes, count, duration } from './human.js';
 
 export interface RunSummary {
@@ -17,6 +18,8 @@ export interface RunSummary {
   bytesSent?: number;
   addedOnBoxBytes?: number;
   verifiedOnBox?: number;
+  /** How the box proved it holds what was sent. */
+  verifyMethod?: VerifyMethod;
   changedDuringRun?: number;
   vanishedDuringRun?: number;
   hardLinks?: { sampled: number; linked: number };
@@ -28,14 +31,14 @@ export interface RunSummary {
   backupsKept?: number;
   removed?: string[];
   /** The periodic scrub of older backups (SCRUB_BUDGET_MINUTES). */
-  scrub?: { verified: string[]; damaged: string[]; skipped: number };
+  scrub?: { verified: string[]; damaged: string[]; skipped: number; notScrubbed?: string };
   warnings: string[];
   logFile: string;
 }
 
 export function summaryText(s: RunSummary): string[] {
   const lines: string[] = [];
-  if (s.ok) lines.push(`backup ${s.backupName} published and verified on the Storage Box`);
+  if (s.ok) lines.push(`backup ${s.backupName} published and verified on the Storage Box${s.verifyMethod ? ` with ${verifyMethodName(s.verifyMethod)}` : ''}`);
   // The reason was just printed as the error line (stderr, LOG_FILE); the summary does not repeat it.
   else lines.push(`backup FAILED in phase ${s.failedPhase ?? '?'} (exit ${s.exitCode}); the reason is the error line before this summary (stderr, and the log)`);
   if (s.files !== undefined) lines.push(`  files        ${s.files} (${bytes(s.backupBytes ?? 0)}), components: ${s.components.join(' ')}`);
@@ -45,7 +48,7 @@ export function summaryText(s: RunSummary): string[] {
   }
   if (s.addedOnBoxBytes !== undefined) lines.push(`  added on box ${bytes(s.addedOnBoxBytes)}`);
   if (s.verifiedOnBox !== undefined) {
-    lines.push(`  verified     ${s.verifiedOnBox} transferred files hashed by the box${s.changedDuringRun ? `, ${s.changedDuringRun} changed while read (sent again)` : ''}${s.vanishedDuringRun ? `, ${s.vanishedDuringRun} vanished while read` : ''}`);
+    lines.push(`  verified     ${verifiedText(s)}${s.changedDuringRun ? `, ${s.changedDuringRun} changed while read (sent again)` : ''}${s.vanishedDuringRun ? `, ${s.vanishedDuringRun} vanished while read` : ''}`);
   }
   if (s.encrypted) lines.push(`  encrypted    ${s.encrypted.files} files (mailcow.conf, archives) with age for ${s.encrypted.recipients.join(', ')}; vmail as a tree`);
   if (s.hashed !== undefined) lines.push(`  manifest     ${s.hashed} files hashed, ${s.hashReused ?? 0} unchanged (hash reused)`);
@@ -58,7 +61,8 @@ export function summaryText(s: RunSummary): string[] {
   }
   if (s.box) lines.push(`  box usage    ${bytes(s.box.usedBytes)} used, ${bytes(s.box.availableBytes)} free of ${bytes(s.box.sizeBytes)}`);
   if (s.backupsKept !== undefined) lines.push(`  retention    ${count(s.backupsKept, 'backup')} kept${s.removed?.length ? `, removed ${s.removed.join(' ')}` : ''}`);
-  if (s.scrub) {
+  if (s.scrub?.notScrubbed) lines.push(`  scrub        ${s.scrub.skipped} older backup(s) ${s.scrub.notScrubbed}`);
+  else if (s.scrub) {
     const sc = s.scrub;
     lines.push(`  scrub        ${sc.verified.length} older backup(s) re-verified on the box${sc.damaged.length ? `, DAMAGED: ${sc.damaged.join(' ')}` : ''}${sc.skipped ? `, ${sc.skipped} left for the next runs` : ''}`);
   }
@@ -66,4 +70,14 @@ export function summaryText(s: RunSummary): string[] {
   for (const w of s.warnings) lines.push(`  warning      ${w}`);
   lines.push(`  log          ${s.logFile}`);
   return lines;
+}
+
+/** Short name of the method, for a headline. */
+export function verifyMethodName(m: VerifyMethod): string {
+  return m === 'sha256sum' ? 'sha256sum' : 'rsync --checksum';
+}
+
+/** "N transferred files …" and how: the report must say which method vouched for the backup. */
+export function verifiedText(s: RunSummary): string {
+  return `${s.verifiedOnBox} transferred files, ${s.verifyMethod ? verifyMethodText(s.verifyMethod) : 'hashed by the box'}`;
 }

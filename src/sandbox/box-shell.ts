@@ -27,6 +27,8 @@ export interface BoxState {
   quotaBytes?: number;
   /** After an rsync receive, flip one byte of the first changed file whose path contains this. */
   corruptAfterUpload?: string;
+  /** Refuse sha256sum (and the other checksum tools) like any unknown command: a box without them. */
+  noSha256sum?: boolean;
   /** Append one JSON line per command: {"time","command","exit"}. */
   log?: string;
 }
@@ -352,7 +354,7 @@ function df(args: string[]): never {
 }
 
 function help(): never {
-  const cmds = [...ALWAYS, ...(state.strict ? [] : [...UNCONFIRMED])].filter((c) => c !== 'scp');
+  const cmds = [...ALWAYS, ...(state.strict ? [] : [...UNCONFIRMED])].filter((c) => c !== 'scp' && !(state.noSha256sum && SUMS.has(c)));
   out(
     '+----------------------------------------------------+\n' +
       '| Storage Box stand-in (restricted shell)            |\n' +
@@ -607,6 +609,7 @@ async function main(): Promise<void> {
   }
 
   if (!ALWAYS.has(cmd) && !(UNCONFIRMED.has(cmd) && !state.strict)) refuse();
+  if (state.noSha256sum && SUMS.has(cmd)) refuse();
 
   try {
     switch (cmd) {

@@ -25,6 +25,8 @@ export interface SandboxOptions {
   seed?: number;
   strict?: boolean;
   hardlinksFail?: boolean;
+  /** The box refuses sha256sum: verification falls back to rsync --checksum. */
+  noSha256sum?: boolean;
   mailcow?: StandinMailcowOptions;
   /** Extra or overriding config lines. */
   config?: Record<string, string>;
@@ -37,7 +39,7 @@ export function fakeBinDir(): string {
 
 export async function createSandbox(o: SandboxOptions): Promise<Sandbox> {
   await mkdir(o.dir, { recursive: true });
-  const box = await startStorageBox({ dir: join(o.dir, 'box'), strict: o.strict ?? true, hardlinksFail: o.hardlinksFail ?? false });
+  const box = await startStorageBox({ dir: join(o.dir, 'box'), strict: o.strict ?? true, hardlinksFail: o.hardlinksFail ?? false, noSha256sum: o.noSha256sum ?? false });
   try {
     const mailcow = await createStandinMailcow(join(o.dir, 'mailcow'), {
       seed: o.seed ?? 1,

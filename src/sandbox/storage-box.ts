@@ -18,6 +18,7 @@ export interface StorageBoxOptions {
   dir: string;
   strict?: boolean;
   hardlinksFail?: boolean;
+  noSha256sum?: boolean;
   quotaBytes?: number;
 }
 
@@ -30,6 +31,8 @@ export interface StorageBoxMode {
   quotaBytes?: number;
   /** After the next rsync upload, flip one byte of the first changed file whose path contains this. */
   corruptAfterUpload?: string;
+  /** The shell refuses sha256sum ("Command not found…", exit 8), as a box without it would. */
+  noSha256sum?: boolean;
   /** JSON-lines log of every command: {"time","command","exit"}. */
   log?: string;
 }
@@ -50,6 +53,8 @@ export interface StorageBox {
   statePath: string;
   /** Log of every command the box received (JSON lines: time, command, exit). */
   logPath: string;
+  /** sshd's pid: the CPU of finished logins (box-shell, the box's rsync) adds to its children's time. */
+  sshdPid: number;
   /** Merge these fields into the state file (undefined removes a field). */
   setMode(mode: Partial<StorageBoxMode>): Promise<void>;
   /** Current state file contents. */
@@ -146,6 +151,7 @@ export async function startStorageBox(opts: StorageBoxOptions): Promise<StorageB
     root,
     strict: opts.strict ?? false,
     hardlinksFail: opts.hardlinksFail ?? false,
+    noSha256sum: opts.noSha256sum ?? false,
     quotaBytes: opts.quotaBytes ?? DEFAULT_QUOTA,
     log: logPath,
   });
@@ -247,6 +253,7 @@ export async function startStorageBox(opts: StorageBoxOptions): Promise<StorageB
       hostKeyFingerprint,
       statePath,
       logPath,
+      sshdPid: child.pid!,
       async setMode(mode) {
         const cur = await readState();
         const next: Record<string, unknown> = { ...cur, ...mode, root: cur.root };

@@ -142,3 +142,12 @@ export async function configWithOtherHostKey(sb: Sandbox, dir: string): Promise<
   await writeFile(config, (await readFile(sb.configPath, 'utf8')).replace(/^SSH_KNOWN_HOSTS=.*$/m, `SSH_KNOWN_HOSTS=${other}`), { mode: 0o600 });
   return { config, pinnedPub: `${key}.pub` };
 }
+
+/**
+ * The two answers a Storage Box gives to `sha256sum`: it hashes (one runbook shows it), or it
+ * refuses it like any unknown command (exit 8). Verification tests run against both.
+ */
+export const BOX_HASH_MODES = [
+  { name: 'box with sha256sum', noSha256sum: false },
+  { name: 'box without sha256sum (rsync --checksum / download)', noSha256sum: true },
+] as const;
