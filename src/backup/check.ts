@@ -8,7 +8,7 @@ import { errorText } from '../errors.js';
 import { bytes } from '../plan/human.js';
 import { PROBE_PREFIX } from '../plan/names.js';
 import { boxAbsolute, remoteSpec, rsyncRemoteShell } from '../plan/transport-args.js';
-import { HETZNER_FINGERPRINTS, pinnedFingerprints } from '../adapters/host-key.js';
+import { PUBLISHED_FINGERPRINTS, pinnedFingerprints } from '../adapters/host-key.js';
 import { freeBytes } from '../adapters/disk.js';
 import { checkMailcowFolder, readMailcowConf, volumePath } from '../adapters/mailcow.js';
 import { mailCryptFacts } from '../adapters/mail-crypt.js';
@@ -109,7 +109,7 @@ export async function runChecks(ctx: RunContext, onResult: (r: CheckResult) => v
     checkKnownHosts(c.SSH_KNOWN_HOSTS);
     const fps = await pinnedFingerprints(ctx.exec, c.SSH_KNOWN_HOSTS, c.HETZNER_HOST, c.HETZNER_PORT);
     if (fps.length === 0) throw new Error(`${c.SSH_KNOWN_HOSTS} has no key for [${c.HETZNER_HOST}]:${c.HETZNER_PORT}; pin it with the installer`);
-    const hetzner = fps.filter((f) => (Object.values(HETZNER_FINGERPRINTS) as string[]).includes(f));
+    const hetzner = fps.filter((f) => PUBLISHED_FINGERPRINTS.includes(f));
     if (hetzner.length) return `pinned, matches Hetzner's published Storage Box key (${hetzner[0]})`;
     return ['WARN', `pinned ${fps.join(', ')}, which is not one of Hetzner's published Storage Box keys (expected for a test box; otherwise check the host)`];
   });

@@ -31,6 +31,8 @@ export interface InstallDeps {
   /** For tests: pretend to be root / another PATH. */
   euid?: number;
   pathEnv?: string;
+  /** For tests: Hetzner's published host-key fingerprints (default: the real ones). */
+  publishedFingerprints?: readonly string[];
 }
 
 /** Host path of a real path below --root. */
@@ -75,7 +77,7 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
 
   out.step('SSH');
   const key = await ensureKey(opts, config, asker, ops);
-  await pinBoxHostKey(opts, config, asker, ops, exec);
+  await pinBoxHostKey(opts, config, asker, ops, exec, deps.publishedFingerprints);
   if (key.present || key.generated) await offerKeyUpload(opts, config, asker, ops, exec, key.generated);
 
   out.step(`Program ${R(layout.installDir)}`);

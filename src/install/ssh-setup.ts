@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { UserError } from '../errors.js';
-import { HETZNER_FINGERPRINTS, knownHostsName, pinnedFingerprints, scanHostKeys, type ScannedKey } from '../adapters/host-key.js';
+import { PUBLISHED_FINGERPRINTS, knownHostsName, pinnedFingerprints, scanHostKeys, type ScannedKey } from '../adapters/host-key.js';
 import { pinHostKeys } from '../adapters/host-key.js';
 import type { Exec } from '../adapters/exec.js';
 import { rooted } from './layout.js';
@@ -53,11 +53,11 @@ export interface HostKeyResult {
 }
 
 /** Scans, checks and pins the box's host key. */
-export async function pinBoxHostKey(opts: InstallOptions, c: Config, asker: Asker, ops: Ops, exec: Exec): Promise<HostKeyResult> {
+export async function pinBoxHostKey(opts: InstallOptions, c: Config, asker: Asker, ops: Ops, exec: Exec, publishedKeys = PUBLISHED_FINGERPRINTS): Promise<HostKeyResult> {
   const known = rooted(opts.root, c.SSH_KNOWN_HOSTS);
   const name = knownHostsName(c.HETZNER_HOST, c.HETZNER_PORT);
   ops.out.info(`scanning: ssh-keyscan -p ${c.HETZNER_PORT} ${c.HETZNER_HOST}`);
-  const scanned = await scanHostKeys(exec, c.HETZNER_HOST, c.HETZNER_PORT, Math.min(c.SSH_CONNECT_TIMEOUT, 30));
+  const scanned = await scanHostKeys(exec, c.HETZNER_HOST, c.HETZNER_PORT, Math.min(c.SSH_CONNECT_TIMEOUT, 30), publishedKeys);
   if (scanned.length === 0) {
     throw new UserError('preflight', `ssh-keyscan got no host key from ${c.HETZNER_HOST} port ${c.HETZNER_PORT}; check HETZNER_HOST, HETZNER_PORT (23) and that this host can reach the box`);
   }
@@ -71,7 +71,7 @@ export async function pinBoxHostKey(opts: InstallOptions, c: Config, asker: Aske
     ops.out.ok(`host key matches Hetzner's published fingerprint ${hetzner[0]!.fingerprint}`);
   } else {
     const seen = scanned.map((k) => k.fingerprint);
-    const published = Object.values(HETZNER_FINGERPRINTS).join(', ');
+    const published = publishedKeys.join(', ');
     if (opts.acceptHostKey) {
       chosen = scanned.filter((k) => k.fingerprint === opts.acceptHostKey);
       if (!chosen.length) {
