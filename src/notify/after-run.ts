@@ -27,7 +27,7 @@ export interface NotifyDeps {
   /** Overrides the systemctl question (tests). */
   nextRun?: () => Promise<string | undefined>;
   fetch?: typeof fetch;
-  /** A CA file trusted besides the system CAs for the SMTP certificate (until SMTP_TLS_CA is a config key). */
+  /** Overrides SMTP_TLS_CA (tests). */
   smtpCaFile?: string;
   /** Replaces the SMTP settings derived from the config (tests). */
   smtp?: Partial<SmtpSettings>;
@@ -67,7 +67,7 @@ function mailcowConfOf(deps: NotifyDeps): Record<string, string> | undefined {
 
 export function smtpSettingsOf(deps: NotifyDeps): SmtpSettings {
   const conf = mailcowConfOf(deps);
-  const caFile = deps.smtpCaFile ?? (deps.config as { SMTP_TLS_CA?: string }).SMTP_TLS_CA;
+  const caFile = deps.smtpCaFile ?? deps.config.SMTP_TLS_CA;
   return { ...smtpSettingsFrom(deps.config, conf?.MAILCOW_HOSTNAME?.trim() || undefined, caFile), ...deps.smtp };
 }
 
