@@ -2,7 +2,7 @@
 // must not block the next run, and a live run must never be taken over.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,6 +69,25 @@ describe('run lock', () => {
     const again = await acquireLock(state, 24, log);
     assert.equal(again.tookOver, undefined);
     await again.release();
+  });
+
+  test('a lock older than LOCK_TIMEOUT_HOURS is taken over even though its owner lives; a younger one is not', async () => {
+    const state = join(dir, 'timeout');
+    mkdirSync(join(state, 'backup.lock'), { recursive: true });
+    // A live owner (a hung run): only its age can free the lock.
+    const hung = spawn('sleep', ['60']);
+    try {
+      const startedAt = new Date(Date.now() - 7 * 3_600_000).toISOString();
+      writeFileSync(join(state, 'backup.lock.owner.json'), JSON.stringify({ pid: hung.pid, startedAt, host: '' }));
+      await assert.rejects(acquireLock(state, 8, log), (e: unknown) => e instanceof UserError && e.kind === 'locked' && e.message.includes(`process ${hung.pid}, started ${startedAt}`), '7 h < 8 h: refused');
+      assert.equal(existsSync(join(state, 'backup.lock')), true, 'the refused run left the lock alone');
+      const held = await acquireLock(state, 6, log);
+      assert.equal(held.tookOver, `the lock of run ${hung.pid} is 7.0 h old, more than LOCK_TIMEOUT_HOURS=6`);
+      assert.equal(JSON.parse(readFileSync(join(state, 'backup.lock.owner.json'), 'utf8')).pid, process.pid, 'this run owns it now');
+      await held.release();
+    } finally {
+      hung.kill('SIGKILL');
+    }
   });
 
   test('release works once: called again after the next run took the lock, it leaves that lock alone', async () => {
