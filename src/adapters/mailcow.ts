@@ -44,7 +44,8 @@ export function readMailcowConf(mailcowPath: string): Record<string, string> {
 /** Values of mailcow.conf that must never reach a log, a report or an e-mail. */
 export function secretsOf(conf: Record<string, string>): string[] {
   return Object.entries(conf)
-    .filter(([k]) => /PASS|SECRET|TOKEN|KEY$/i.test(k))
+    // DBROOT is the database root password; API_KEY_READ_ONLY is a key without "KEY" at its end.
+    .filter(([k]) => /PASS|SECRET|TOKEN|KEY|^DBROOT$/i.test(k))
     .map(([, v]) => v)
     .filter((v) => v.length >= 4);
 }

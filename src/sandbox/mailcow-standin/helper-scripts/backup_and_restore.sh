@@ -23,6 +23,7 @@
 #  STANDIN_PROMPTS=tty             real `read -p` semantics (prompt on stderr, only if stdin is a tty)
 #  STANDIN_DATASET_ORDER=sorted    dataset menu in sorted order instead of a random one
 #  STANDIN_SLOW_SECONDS=N          sleep N seconds before each component (to test timeouts/locks)
+#  STANDIN_PRINT_SECRETS=1         print mailcow.conf's DB passwords, as a failing mysqldump can
 # Every simulated docker action is appended to $MAILCOW_PATH/standin-actions.log. Backups run each
 # component in `docker run --name mailcow-backup --rm …` like the real script, so they need the
 # fake docker CLI (src/sandbox/fake-bin) on PATH and STANDIN_MAILCOW_PATH set.
@@ -203,6 +204,10 @@ function backup() {
   chmod 755 "${BACKUP_LOCATION}/mailcow-${DATE}"
   cp "${SCRIPT_DIR}/../mailcow.conf" "${BACKUP_LOCATION}/mailcow-${DATE}"
   touch "${BACKUP_LOCATION}/mailcow-${DATE}/.$ARCH"
+  if [[ "${STANDIN_PRINT_SECRETS:-}" == "1" ]]; then
+    echo "mysqldump: [Warning] Using a password on the command line interface can be insecure: --password=${DBPASS}"
+    >&2 echo "mysqldump: Got error: 1045: Access denied for user 'root'@'localhost' (using password: ${DBROOT})"
+  fi
   docker_check
   while (( "$#" )); do
     case "$1" in
