@@ -12,7 +12,7 @@ import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { createLogger } from '../src/adapters/logger.js';
 import { runMailcowRestore } from '../src/restore/mailcow-restore.js';
 import { formatChecksumLine, isManifestPart, readManifest } from '../src/plan/manifest.js';
-import { BACKUP_CLI, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
+import { BACKUP_CLI, configWithOtherHostKey, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
 
 const VOLS = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
 
@@ -70,6 +70,19 @@ describe('restore-from-hetzner on the sandbox', { timeout: 360_000 }, () => {
     const r = await runCli(RESTORE_CLI, ['--config', sb.configPath], env, 15_000);
     assert.equal(r.code, 2);
     assert.match(r.stderr, /--yes/);
+  });
+
+  it('refuses a box that presents another host key (exit 4) before touching anything', async () => {
+    const { config } = await configWithOtherHostKey(sb, dir);
+    const before = await volumeHashes(sb);
+    const actionsBefore = (await sb.mailcow.readActions()).length;
+    const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--components', 'all', '--yes', '--config', config], env);
+    assert.equal(r.code, 4, r.stdout + r.stderr);
+    assert.match(r.stderr, /presented a host key that is not pinned/);
+    assert.ok(r.stderr.includes(`it sent ${sb.box.hostKeyFingerprint}`), r.stderr);
+    const afterH = await volumeHashes(sb);
+    for (const v of VOLS) assertSameTree(afterH[v]!, before[v]!, `${v} untouched`);
+    assert.equal((await sb.mailcow.readActions()).length, actionsBefore, 'no docker/mailcow action');
   });
 
   it('refuses before touching any volume when one byte on the box is corrupt', async () => {
