@@ -12,6 +12,8 @@ import path from 'node:path';
 import { createStandinMailcow, mutateDatabases, type StandinMailcow } from '../src/sandbox/mailcow-standin.js';
 import { generateMaildir, mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { docker as fakeDocker, dockerEnv, startDumpContainer } from './support/docker.js';
+import { createLogger } from '../src/adapters/logger.js';
+import { runMailcowRestore } from '../src/restore/mailcow-restore.js';
 
 const ARCHIVES = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mariadb'];
 const VOLUME_OF: Record<string, Parameters<StandinMailcow['volume']>[0]> = {
@@ -45,7 +47,7 @@ function run(mc: StandinMailcow, args: string[], env: Record<string, string | un
 interface DriveOptions {
   /** choose the restore point from the listed folders (default: the last one) */
   folder?: (folders: string[]) => string;
-  /** dataset label to pick, e.g. 'Mail directory (/var/vmail)'; undefined = close stdin at the dataset menu */
+  /** dataset label to pick, e.g. 'Mail directory (/var/vmail)'; undefined = kill the script at the dataset menu (end of input would leave it waiting forever) */
   label?: string;
   resync?: boolean;
   proceedSql?: boolean;
@@ -59,7 +61,7 @@ const MENU_LINE = /^(?:\x1b\[[0-9;]*m)?\[ (\d+|NaN) \] - (.*?)(?:\x1b\[[0-9;]*m)
 function driveRestore(mc: StandinMailcow, location: string, o: DriveOptions, env: Record<string, string> = {}): Promise<DriveResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(mc.script, ['restore'], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', MAILCOW_BACKUP_LOCATION: location, ...env },
+      env: { ...dockerEnv(mc.path), MAILCOW_BACKUP_LOCATION: location, ...env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -81,14 +83,14 @@ function driveRestore(mc: StandinMailcow, location: string, o: DriveOptions, env
         const want = (o.folder ?? ((fs) => fs[fs.length - 1]!))(folders);
         const entry = menuSince(consumed).find((m) => m.label === want);
         consumed += at('Select a restore point: ') + 'Select a restore point: '.length;
-        if (!entry) { child.stdin.end(); return; }
+        if (!entry) { child.kill('SIGKILL'); return; }
         answer(entry.n);
       } else if (at('Select a dataset to restore: ') >= 0) {
         const menu = menuSince(consumed);
         consumed += at('Select a dataset to restore: ') + 'Select a dataset to restore: '.length;
         datasets.push(...menu.map((m) => m.label));
         const entry = menu.find((m) => m.label === o.label && m.n !== 'NaN');
-        if (!entry) { child.stdin.end(); return; }
+        if (!entry) { child.kill('SIGKILL'); return; }
         answer(entry.n);
       } else if (at('Force a resync now? [y|N] ') >= 0) {
         consumed += at('Force a resync now? [y|N] ') + 'Force a resync now? [y|N] '.length;
@@ -185,8 +187,9 @@ describe('stand-in backup', () => {
     const r = await run(mc, ['backup', 'all'], { MAILCOW_BACKUP_LOCATION: loc, THREADS: '2' });
     assert.equal(r.code, 0, r.stderr);
     assert.ok(!r.timedOut);
-    // tar -v listing goes to stdout, like the real script
-    assert.ok(r.stdout.split('\n').filter((l) => l.startsWith('./')).length > 100, 'verbose tar listing on stdout');
+    // tar -v listing goes to stdout, like the real script, in the container's absolute paths
+    assert.ok(r.stdout.split('\n').filter((l) => l.startsWith('/vmail/')).length > 100, 'verbose tar listing on stdout');
+    assert.doesNotMatch(r.stdout, new RegExp(`^${mc.path}`, 'm'), 'no host path in the listing');
     const folders = backupFolders(loc);
     assert.equal(folders.length, 1);
     const folder = folders[0]!;
@@ -201,7 +204,11 @@ describe('stand-in backup', () => {
       assert.equal(spawnSync('zstd', ['-t', '-q', file]).status, 0, `zstd -t ${a}`);
       const out = path.join(tmp, `extract-${a}`);
       await fsp.mkdir(out);
-      const x = spawnSync('tar', ['--use-compress-program=zstd -d', '-xpf', file, '-C', out]);
+      // mailcow's archives hold absolute paths (tar -P): /vmail/..., /backup_mariadb/...
+      const inside = a === 'mariadb' ? '/backup_mariadb' : `/${a}`;
+      const members = String(spawnSync('tar', ['--use-compress-program=zstd -d', '-Ptf', file]).stdout).split('\n').filter(Boolean);
+      assert.ok(members.every((m) => m === `${inside}/` || m.startsWith(`${inside}/`)), `${a}: ${members.slice(0, 3).join(', ')}`);
+      const x = spawnSync('tar', ['--use-compress-program=zstd -d', '-xpf', file, '-C', out, '--strip-components=1']);
       assert.equal(x.status, 0, String(x.stderr));
       assert.deepEqual(await treeHashes(out), await treeHashes(mc.volume(VOLUME_OF[a]!)), `${a} archive == volume`);
     }
@@ -219,12 +226,11 @@ describe('stand-in backup', () => {
     await assert.rejects(fsp.stat(loc));
   });
 
-  it('unset MAILCOW_BACKUP_LOCATION with stdin closed: exits 1 with a message, no hang', async () => {
-    const r = await run(mc, ['backup', 'all'], {}, '', 10_000);
-    assert.equal(r.timedOut, false);
-    assert.equal(r.code, 1);
+  it('unset MAILCOW_BACKUP_LOCATION with stdin closed: asks, then waits forever like the real script', async () => {
+    const r = await run(mc, ['backup', 'all'], {}, '', 2_000);
+    assert.equal(r.timedOut, true, 'end of input does not end the location loop');
     assert.match(r.stdout, /Backup location \(absolute path, starting with \/\): /);
-    assert.match(r.stderr, /end of input/);
+    assert.equal(r.stderr, '', 'and says nothing about it');
   });
 
   it('answering y to "Create it now?" creates the location 0755 and backs up', async () => {
@@ -443,8 +449,7 @@ describe('stand-in restore (interactive, driven by label)', () => {
     const orders = new Set<string>();
     for (let i = 0; i < 6 && orders.size < 2; i++) {
       const r = await driveRestore(mc, loc, { label: undefined });
-      assert.equal(r.timedOut, false);
-      assert.equal(r.code, 1, 'stdin closed at the dataset prompt -> exit 1, no hang');
+      assert.equal(r.timedOut, false, 'stopped by the driver at the dataset prompt');
       assert.equal(r.datasets[0], 'all');
       assert.equal(r.datasets.length, 7);
       orders.add(r.datasets.join('|'));
@@ -464,13 +469,37 @@ describe('stand-in restore (interactive, driven by label)', () => {
     assert.deepEqual(new Set(r.datasets.filter((d) => d !== 'all')), new Set(['Crypt data', 'Rspamd data (incompatible Arch, cannot restore it)']));
   });
 
+  it("the restore driver stops a script stuck at a question it does not know, on its idle timeout, before anything is restored", async () => {
+    const crypt = await treeHashes(mc.volume('crypt'));
+    const actions = (await mc.readActions()).length;
+    const log = createLogger({ console: 'silent' });
+    const t0 = Date.now();
+    await assert.rejects(
+      runMailcowRestore(log, {
+        mailcowPath: mc.path,
+        location: loc,
+        folder: backupFolders(loc)[0]!,
+        component: 'crypt',
+        threads: 1,
+        idleTimeoutMs: 1500,
+        env: { ...process.env, ...dockerEnv(mc.path), STANDIN_PROMPTS: 'tty', STANDIN_EXTRA_PROMPT: 'Type the new restore password:' },
+      }),
+      (e: Error) => /printed nothing for 2 s \(waiting for an answer the tool does not know\?\) and was stopped/.test(e.message),
+    );
+    // It returned at all: the script (which holds the output pipes while it waits) is gone.
+    assert.ok(Date.now() - t0 < 15_000);
+    assert.deepEqual(await treeHashes(mc.volume('crypt')), crypt, 'crypt untouched');
+    assert.ok(!(await mc.readActions()).slice(actions).some((a) => a.startsWith('restore ') || a.startsWith('stop ')), 'nothing stopped or restored');
+  });
+
   it('accepts .tar.gz archives from older backups', async () => {
     const loc3 = await freshLocation(tmp, 'loc-gz');
     const folder = path.join(loc3, 'mailcow-2023-05-01-03-00-00');
     await fsp.mkdir(folder, { mode: 0o755 });
     await fsp.copyFile(path.join(mc.path, 'mailcow.conf'), path.join(folder, 'mailcow.conf'));
     await fsp.writeFile(path.join(folder, `.${spawnSync('uname', ['-m']).stdout.toString().trim()}`), '');
-    assert.equal(spawnSync('tar', ['-czf', path.join(folder, 'backup_postfix.tar.gz'), '-C', mc.volume('postfix'), '.']).status, 0);
+    // As mailcow wrote them: absolute member names (tar -P), /postfix/...
+    assert.equal(spawnSync('tar', ['-P', '--transform', 's,^\\.,/postfix,', '-czf', path.join(folder, 'backup_postfix.tar.gz'), '-C', mc.volume('postfix'), '.']).status, 0);
     const want = await treeHashes(mc.volume('postfix'));
     await fsp.rm(path.join(mc.volume('postfix'), 'sasl_passwd.db'));
     const r = await driveRestore(mc, loc3, { label: 'Postfix data' });
@@ -478,10 +507,9 @@ describe('stand-in restore (interactive, driven by label)', () => {
     assert.deepEqual(await treeHashes(mc.volume('postfix')), want);
   });
 
-  it('EOF at the restore-point prompt exits 1 without hanging', async () => {
-    const r = await run(mc, ['restore'], { MAILCOW_BACKUP_LOCATION: loc }, '', 10_000);
-    assert.equal(r.timedOut, false);
-    assert.equal(r.code, 1);
+  it('EOF at the restore-point prompt: the script waits forever (its driver must stop it)', async () => {
+    const r = await run(mc, ['restore'], { MAILCOW_BACKUP_LOCATION: loc }, '', 2_000);
+    assert.equal(r.timedOut, true, 'end of input does not end the restore-point loop');
     assert.match(r.stdout, /\[ 1 \] - .*mailcow-\d{4}-\d\d-\d\d-\d\d-\d\d-\d\d\/\n/);
     assert.match(r.stdout, /Select a restore point: /);
   });

@@ -2,7 +2,7 @@
 // CLI (unattended) against the loopback Storage Box and the stand-in mailcow.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -202,6 +202,9 @@ describe('restore-from-hetzner on the sandbox', { timeout: 360_000 }, () => {
     const names = (await fsp.readdir(folder)).sort();
     for (const a of ['backup_vmail.tar.zst', 'backup_crypt.tar.zst', 'backup_redis.tar.zst', 'backup_rspamd.tar.zst', 'backup_postfix.tar.zst', 'backup_mariadb.tar.zst', 'mailcow.conf', '.x86_64']) assert.ok(names.includes(a), `${a} in ${names.join(',')}`);
     assert.ok(!names.includes('vmail'));
+    // mailcow's style, as its other archives: absolute member names (tar -P), /vmail/...
+    const members = execFileSync('tar', ['--use-compress-program=zstd -d', '-Ptf', path.join(folder, 'backup_vmail.tar.zst')], { maxBuffer: 64 << 20 }).toString().split('\n').filter(Boolean);
+    assert.ok(members.length > 100 && members.every((m) => m === '/vmail/' || m.startsWith('/vmail/')), members.slice(0, 3).join(', '));
     // the stand-in script restores it (menu driven by label, prompts as the real script)
     await fsp.rm(path.join(sb.mailcow.volume('vmail'), 'example.org'), { recursive: true });
     const log = createLogger({ console: 'silent', logFile: path.join(dir, 'log', 'driver.log') });

@@ -8,9 +8,11 @@
 # Differences from the real script, on purpose:
 #  - prompts are printed on stdout even when stdin is not a terminal (the real `read -p` prints
 #    NOTHING when stdin is a pipe); set STANDIN_PROMPTS=tty to get the real `read -p` behaviour.
-#  - end of input while a menu/location prompt waits makes it exit 1 (the real one loops forever).
-#  - archives hold paths relative to the volume ("./..."), the real ones hold "/vmail/..." (tar -P).
+#  - end of input while a menu/location prompt waits: the real one loops forever, re-reading
+#    nothing at full speed; this one waits forever without the spinning (`exec sleep`).
 #  - restore empties the volume folder before extracting.
+# Archives hold absolute paths as the real ones do (tar -P: /vmail/..., /crypt/..., /backup_mariadb/...),
+# written and extracted inside `docker run`, whose fake maps those paths to the volume folders.
 #
 # Test knobs (environment):
 #  STANDIN_NO_DOCKER=1             docker "not in PATH": backup/restore exit 1 where the real one checks
@@ -23,6 +25,8 @@
 #  STANDIN_PROMPTS=tty             real `read -p` semantics (prompt on stderr, only if stdin is a tty)
 #  STANDIN_DATASET_ORDER=sorted    dataset menu in sorted order instead of a random one
 #  STANDIN_SLOW_SECONDS=N          sleep N seconds before each component (to test timeouts/locks)
+#  STANDIN_EXTRA_PROMPT=TEXT       after the dataset choice, a looping question no wrapper knows
+#                                  (as a newer mailcow might add); end of input there waits forever
 #  STANDIN_PRINT_SECRETS=1         print mailcow.conf's DB passwords, as a failing mysqldump can
 # Every simulated docker action is appended to $MAILCOW_PATH/standin-actions.log. Backups run each
 # component in `docker run --name mailcow-backup --rm …` like the real script, so they need the
@@ -57,10 +61,9 @@ prompt() {
   return 0
 }
 
+# End of input inside one of the script's `while ! valid; do read; done` loops: it never ends.
 stdin_closed() {
-  echo
-  echo "standin: end of input while waiting for an answer (the real script would wait forever here)" >&2
-  exit 1
+  exec sleep infinity
 }
 
 in_list() { # in_list NAME "a,b c" -> 0 if NAME is in the comma/space separated list
@@ -172,12 +175,18 @@ if [[ "${STANDIN_NO_IMAGE:-}" == "1" ]]; then
   exit 1
 fi
 
+# Where a component's data sits inside the backup container, and so in its archive (tar -P).
+container_path() {
+  if [[ "$1" == mysql ]]; then echo /backup_mariadb; else echo "/$1"; fi
+}
+
 # backup_volume COMPONENT VOLUME ARCHIVE_NAME
 # One `docker run --name mailcow-backup --rm` per component, as the real script does (the fake
 # docker CLI runs the command with the mounts mapped to host folders). Its exit status is not
 # checked, as in the real script: a failed component leaves its archive missing, the loop goes on.
 backup_volume() {
-  local comp="$1" out="backup/$3" compress="zstd --rsyncable -T${THREADS}"
+  local comp="$1" out="backup/$3" compress="zstd --rsyncable -T${THREADS}" inside
+  inside=$(container_path "${comp}")
   if [[ -n "${STANDIN_SLOW_SECONDS:-}" ]]; then sleep "${STANDIN_SLOW_SECONDS}"; fi
   action "run mailcow-backup backup ${comp} (${CMPS_PRJ}_$2)"
   if in_list "${comp}" "${STANDIN_FAIL_COMPONENT:-}"; then
@@ -187,11 +196,10 @@ backup_volume() {
   if in_list "${comp}" "${STANDIN_HANG_COMPONENT:-}"; then
     compress="sh -c 'zstd --rsyncable -T1 && echo \"standin: the container of ${comp} hangs now\" >&2 && exec sleep 2147483647'"
   fi
-  # Archives hold paths relative to the volume (-C), the real ones absolute paths (-P).
   docker run --name mailcow-backup --rm \
     -v "${BACKUP_LOCATION}/mailcow-${DATE}":/backup:z \
-    -v "$(docker volume ls -qf "name=^${CMPS_PRJ}_$2$")":/${comp}:ro,z \
-    ${DEBIAN_DOCKER_IMAGE} /bin/tar --warning='no-file-ignored' --use-compress-program="${compress}" -cvpf "/${out}" -C "/${comp}" .
+    -v "$(docker volume ls -qf "name=^${CMPS_PRJ}_$2$")":${inside}:ro,z \
+    ${DEBIAN_DOCKER_IMAGE} /bin/tar --warning='no-file-ignored' --use-compress-program="${compress}" -Pcvpf "/${out}" "${inside}"
   if in_list "${comp}" "${STANDIN_TRUNCATE_COMPONENT:-}" && [[ -f "${BACKUP_LOCATION}/mailcow-${DATE}/$3" ]]; then
     truncate -s $(( $(stat -c %s "${BACKUP_LOCATION}/mailcow-${DATE}/$3") / 2 )) "${BACKUP_LOCATION}/mailcow-${DATE}/$3"
   fi
@@ -272,11 +280,12 @@ restore_volume() {
   fi
   mkdir -p "${vol}"
   find "${vol}" -mindepth 1 -delete
-  if [[ "${archive}" == *.zst ]]; then
-    tar --use-compress-program="zstd -d -T${THREADS}" -xvpf "${archive}" -C "${vol}"
-  else
-    tar -xvzpf "${archive}" -C "${vol}"
-  fi
+  local decompress="zstd -d -T${THREADS}"
+  [[ "${archive}" == *.zst ]] || decompress="gzip -d"
+  docker run -i --name mailcow-backup --rm \
+    -v "${RESTORE_LOCATION%/}":/backup:z \
+    -v "$(docker volume ls -qf "name=^${CMPS_PRJ}_$2$")":$(container_path "${comp}"):z \
+    ${DEBIAN_DOCKER_IMAGE} /bin/tar --use-compress-program="${decompress}" -Pxvpf "/backup/${archive##*/}"
   action "restore ${comp}"
 }
 
@@ -470,6 +479,12 @@ elif [[ ${1} == "restore" ]]; then
   while ! [[ "${input_sel}" =~ ^[0-9]+$ ]] || [[ ${input_sel} -lt 0 || ${input_sel} -ge ${i} ]]; do
     prompt "Select a dataset to restore: " input_sel || stdin_closed
   done
+  if [[ -n "${STANDIN_EXTRA_PROMPT:-}" ]]; then
+    EXTRA_ANSWER=""
+    while [[ -z "${EXTRA_ANSWER}" ]]; do
+      prompt "${STANDIN_EXTRA_PROMPT} " EXTRA_ANSWER || stdin_closed
+    done
+  fi
   echo "Restoring ${FILE_SELECTION[${input_sel}]} from ${RESTORE_POINT}..."
   action "restore-selected ${FILE_SELECTION[${input_sel}]//$'\n'/ }"
   restore "${RESTORE_POINT}" ${FILE_SELECTION[${input_sel}]}
