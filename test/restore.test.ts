@@ -177,6 +177,8 @@ describe('restore-from-hetzner on the sandbox', { timeout: 360_000 }, () => {
 
   it('--mailbox without --mode merges (mail that arrived since stays); --mode replace names in the plan the mail it would remove', async () => {
     const vm = sb.mailcow.volume('vmail');
+    // Its own starting point: alice as the backup holds her, without the earlier test's merge folders.
+    for (const n of await fsp.readdir(path.join(vm, 'example.com/alice/Maildir'))) if (n.startsWith('.Restored-')) await fsp.rm(path.join(vm, 'example.com/alice/Maildir', n), { recursive: true });
     const arrived = path.join(vm, 'example.com/alice/Maildir/new/1800000000.M7P7.host,S=13');
     await fsp.writeFile(arrived, 'arrived later');
     const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--mailbox', 'alice@example.com', '--yes', '--config', sb.configPath], env);
