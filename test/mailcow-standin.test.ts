@@ -402,6 +402,29 @@ describe('the fake docker: mailcow\'s dump container', () => {
   });
 });
 
+describe("the fake docker: compose services' state", () => {
+  const docker = (args: string[]) => fakeDocker(mc.path, args);
+  const running = () => docker(['compose', 'ps', '--format', 'table {{.Name}} {{.Status}}']).stdout.split('\n').slice(1).filter(Boolean);
+
+  it('stop takes a service out of `compose ps` (ps --all shows it exited), exec into it fails, start brings it back', () => {
+    assert.equal(running().length, 5);
+    assert.equal(docker(['compose', 'stop', 'dovecot-mailcow']).status, 0);
+    assert.ok(!running().some((l) => l.includes('dovecot-mailcow')), running().join('\n'));
+    assert.match(docker(['compose', 'ps', '--all']).stdout, /-dovecot-mailcow-1 Exited \(0\)/);
+    const ex = docker(['compose', 'exec', '-T', 'dovecot-mailcow', 'doveadm', 'force-resync', '-A', '*']);
+    assert.equal(ex.status, 1);
+    assert.match(ex.stderr, /service "dovecot-mailcow" is not running/);
+    assert.equal(docker(['compose', 'start', 'dovecot-mailcow']).status, 0);
+    assert.equal(running().length, 5);
+    assert.equal(docker(['compose', 'exec', '-T', 'dovecot-mailcow', 'true']).status, 0);
+    // down/up: everything, as the SQL restore does it
+    docker(['compose', 'down']);
+    assert.deepEqual(running(), []);
+    docker(['compose', 'up', '-d']);
+    assert.equal(running().length, 5);
+  });
+});
+
 describe('stand-in restore (interactive, driven by label)', () => {
   let loc: string;
   before(async () => {

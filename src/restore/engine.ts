@@ -363,7 +363,7 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
 
     // Step 8: mailcow up?
     try {
-      const ps = await compose(applyExec, c.MAILCOW_PATH, ['ps', '--format', 'table {{.Name}} {{.Status}}'], 'docker compose ps', 60_000);
+      const ps = await compose(applyExec, c.MAILCOW_PATH, ['ps', '--all', '--format', 'table {{.Name}} {{.Status}}'], 'docker compose ps', 60_000);
       const rows = ps.stdout.split('\n').slice(1).filter((l) => l.trim());
       const down = rows.filter((l) => !/\bUp\b|running/i.test(l)).map((l) => l.split(/\s+/)[0]!);
       report.containers = { up: rows.length - down.length, total: rows.length, down };
