@@ -14,7 +14,7 @@ import { lockPhase } from '../src/backup/lock-phase.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { readManifest } from '../src/plan/manifest.js';
-import { backup, BOX_HASH_MODES, configWithOtherHostKey, publishedOnBox, sleep, treeHashes } from './support/cli.js';
+import { backup, BOX_HASH_MODES, configWithOtherHostKey, publishedOnBox, sleep, spawnBackup, treeHashes } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -300,25 +300,23 @@ describe('backup to the loopback Storage Box', () => {
 
   test('a second run while one holds the lock exits 75 at once', async () => {
     await sleep(1100);
-    const slow = backup(['run', '--config', sb.configPath], { ...sb.env, STANDIN_SLOW_SECONDS: '1' });
-    await sleep(1500);
+    const slow = spawnBackup(['run', '--debug', '--config', sb.configPath], { ...sb.env, STANDIN_SLOW_SECONDS: '1' });
+    // The event, not a guess at its time: the first run is past the lock, inside its dump.
+    await slow.waitFor(/phase dump: start/);
     const r = await backup(['run', '--config', sb.configPath], sb.env);
     assert.equal(r.code, 75, r.stderr);
     assert.match(r.stderr, /another backup run holds the lock/);
-    assert.equal((await slow).code, 0);
+    assert.equal((await slow.exit).code, 0, slow.stderr());
   });
 
   test('a lock left by a killed run is taken over and its leftovers removed', async () => {
     await sleep(1100);
-    const { spawn } = await import('node:child_process');
-    const { BACKUP_CLI } = await import('./support/cli.js');
-    const p = spawn(process.execPath, [BACKUP_CLI, 'run', '--config', sb.configPath], { env: { ...process.env, ...sb.env, STANDIN_SLOW_SECONDS: '5' }, stdio: 'ignore', detached: true });
-    // Kill it once it is inside the dump (its temp folder exists), however loaded the machine is.
-    for (let t = 0; t < 200 && !(await readdir(join(dir, 'tmp')).catch(() => [] as string[])).some((n) => n.startsWith('run-')); t++) await sleep(100);
-    await sleep(300);
+    const run = spawnBackup(['run', '--debug', '--config', sb.configPath], { ...sb.env, STANDIN_SLOW_SECONDS: '5' });
+    // Kill it once mailcow's script runs in its temp folder, however loaded the machine is.
+    await run.waitFor(/mailcow: Using \S+ as backup\/restore location/);
     // SIGKILL to the whole process group, as systemd kills a unit's cgroup.
-    process.kill(-p.pid!, 'SIGKILL');
-    await new Promise((r) => p.on('exit', r));
+    process.kill(-run.p.pid!, 'SIGKILL');
+    await run.exit;
     assert.ok((await readdir(join(dir, 'tmp'))).some((n) => n.startsWith('run-')), 'the killed run left its temp folder');
     const r = await backup(['run', '--config', sb.configPath], sb.env);
     assert.equal(r.code, 0, r.stderr);
