@@ -184,19 +184,22 @@ describe('runs that did not fail', () => {
     await first.waitFor(/phase preflight: start/);
     process.kill(-first.p.pid!, 'SIGSTOP');
     const pingsBefore = pings.length;
-    let second;
+    let second, pingsOfSecond, statusWhileHeld;
     try {
       second = await cli(['run']);
+      pingsOfSecond = pings.slice(pingsBefore);
+      statusWhileHeld = await statusFile();
     } finally {
       process.kill(-first.p.pid!, 'SIGCONT');
     }
+    const firstExit = await first.exit;
     assert.equal(second.code, 75, second.stdout + second.stderr);
-    assert.match(second.stderr, /another backup run holds the lock .*This run did nothing: no report, no ping, the status file is unchanged/);
+    assert.deepEqual(pingsOfSecond, [], 'the refused run pinged nothing');
+    assert.equal(statusWhileHeld, statusBefore, 'the refused run left the status file alone');
     assert.doesNotMatch(second.stderr, /FAILED/);
-    assert.deepEqual(pings.slice(pingsBefore), [], 'the refused run pinged nothing');
-    assert.equal(await statusFile(), statusBefore, 'the refused run left the status file alone');
+    assert.match(second.stderr, /another backup run holds the lock .*This run did nothing: no report, no ping, the status file is unchanged/);
 
-    assert.equal(await first.exit, 0, first.output().slice(-3000));
+    assert.equal(firstExit, 0, first.output().slice(-3000));
     assert.deepEqual(subjects, [], 'no FAILED for the refused run, no "recovered" for the first');
     assert.ok(!pings.some((p) => p.endsWith('/fail')), pings.join(' '));
     assert.ok(pings.includes('/ping/check-uuid'), 'the first run sent its success ping');
