@@ -75,7 +75,7 @@ function facts(s: RunSummary, ctx: ComposeContext): [string, string][] {
   rows.push(['Host', s.host]);
   if (s.backupName) rows.push(['Backup', s.backupName + (s.published === false || r === 'failed' ? ' (not published)' : '')]);
   if (r !== 'ok') {
-    rows.push([r === 'interrupted' ? 'Interrupted in' : 'Failed phase', s.failedPhase ?? 'unknown']);
+    rows.push([r === 'interrupted' ? 'Interrupted in' : r === 'partial' ? 'Phase' : 'Failed phase', s.failedPhase ?? 'unknown']);
     rows.push(['Error', oneLine(s.error ?? 'unknown error')]);
   }
   rows.push(['Started', s.startedAt]);
