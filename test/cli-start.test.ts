@@ -55,23 +55,23 @@ describe('backup-to-hetzner as built', () => {
       await writeFile(join(state, 'backup.lock.owner.json'), JSON.stringify({ pid: process.pid, startedAt: new Date().toISOString(), host: '' }));
     });
 
-    test('exits 75 naming the holder, says so once in the log file with a timestamp, and leaves its lock alone', async () => {
+    test('exits 75 naming the holder, says so once in the log file with a timestamp (a warning: busy is no failure), and leaves its lock alone', async () => {
       const r = await backup(['run', '--config', cfg], PLAIN);
       assert.equal(r.code, 75, r.stderr);
-      assert.match(r.stderr, new RegExp(`^error: another backup run holds the lock ${state}/backup\\.lock \\(process ${process.pid}, `, 'm'));
+      assert.match(r.stderr, new RegExp(`^warn: another backup run holds the lock ${state}/backup\\.lock \\(process ${process.pid}, `, 'm'));
       noStack(r.stderr);
       const log = await readFile(logFile, 'utf8');
       assert.match(log, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z INFO backup-to-hetzner \S+: starting a backup of /m);
-      assert.equal(log.match(/^\S+ ERROR another backup run holds the lock /gm)?.length, 1, log);
+      assert.equal(log.match(/^\S+ WARN another backup run holds the lock /gm)?.length, 1, log);
       const owner = JSON.parse(await readFile(join(state, 'backup.lock.owner.json'), 'utf8')) as { pid: number };
       assert.equal(owner.pid, process.pid);
     });
 
-    test('under systemd the same refusal carries journald priority err', async () => {
+    test('under systemd the same refusal carries journald priority warning (not err: journalctl -p err lists failures)', async () => {
       const r = await backup(['run', '--config', cfg], { JOURNAL_STREAM: '8:12345', INVOCATION_ID: '' });
       assert.equal(r.code, 75);
       assert.match(r.stderr, /^<6>backup-to-hetzner \S+: starting a backup of /m);
-      assert.match(r.stderr, /^<3>another backup run holds the lock /m);
+      assert.match(r.stderr, /^<4>another backup run holds the lock /m);
     });
   });
 });

@@ -72,7 +72,8 @@ describe("mailcow's dump container", () => {
       );
       const lines = r.stderr.split('\n').filter((l) => line.test(l));
       assert.ok(lines.length >= 1, r.stderr.slice(-3000));
-      assert.match(r.stderr, /backup FAILED in phase preflight: a docker container named mailcow-backup already exists/);
+      assert.match(r.stdout, /backup FAILED in phase preflight \(exit 7\)/);
+      assert.match(r.stderr, /^error: a docker container named mailcow-backup already exists/m);
       assert.doesNotMatch(r.stderr, /phase dump: start/, 'stopped before the dump');
       assert.doesNotMatch(r.stderr, /internal error|^\s+at /m);
       assert.equal(dumpContainer(sb.mailcow.path), before, 'the container was left alone');
@@ -97,9 +98,10 @@ describe("mailcow's dump container", () => {
       assert.equal(ex.code, EXIT.dumpBusy, run.stderr().slice(-3000));
       assert.match(
         run.stderr(),
-        /backup FAILED in phase dump: mailcow's backup script could not start its container: docker: Error response from daemon: Conflict\. The container name "\/mailcow-backup" is already in use by container "[0-9a-f]{64}"\..* remove it: docker rm -f mailcow-backup$/m,
+        /^error: mailcow's backup script could not start its container: docker: Error response from daemon: Conflict\. The container name "\/mailcow-backup" is already in use by container "[0-9a-f]{64}"\..* remove it: docker rm -f mailcow-backup$/m,
       );
-      assert.doesNotMatch(run.stderr(), /FAILED.*is missing/);
+      assert.match(run.stderr(), /backup FAILED in phase dump \(exit 7\)/);
+      assert.doesNotMatch(run.stderr(), /^error: .*is missing/m);
       assert.match(dumpContainer(sb.mailcow.path), /\trunning$/, "the admin's container is left alone");
       assert.deepEqual(runDirs(), []);
     } finally {

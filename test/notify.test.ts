@@ -15,7 +15,7 @@ import { simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import { createLogger, type Logger } from '../src/adapters/logger.js';
 import { configSchema, type Config } from '../src/config/schema.js';
-import type { RunSummary } from '../src/plan/report.js';
+import { summaryText, type RunSummary } from '../src/plan/report.js';
 import { notifyAfterRun, notifyStart, runTestEmail, type NotifyDeps } from '../src/notify/after-run.js';
 import { composeReport, escapeHtml } from '../src/notify/compose.js';
 import { ping, pingUrl } from '../src/notify/healthcheck.js';
@@ -427,8 +427,22 @@ describe('compose (pure)', () => {
 
   it('a partial run says its backup was published', () => {
     const m = composeReport(okSummary({ ok: false, exitCode: 3, failedPhase: 'prune', error: 'rm failed' }), { redact });
-    assert.equal(m.subject, '[mailcow-backup] FAILED mx1 — prune (backup mailcow-2025-01-15-03-00-00 was published)');
-    assert.match(m.text, /is published and verified, but the prune phase failed/);
+    assert.equal(m.subject, '[mailcow-backup] PARTIAL mx1 — prune failed (backup mailcow-2025-01-15-03-00-00 was published)');
+    assert.match(m.text, /is published and verified on the Storage Box, but the prune phase failed afterwards: rm failed/);
+  });
+
+  it('a run whose scrub found older damage is not called FAILED; an interrupted run is not either', () => {
+    const scrubbed = okSummary({ ok: false, exitCode: 3, failedPhase: 'scrub', error: 'mailcow-2025-01-10-03-00-00 on the Storage Box is DAMAGED', scrub: { verified: [], damaged: ['mailcow-2025-01-10-03-00-00'], skipped: 0 } });
+    const m = composeReport(scrubbed, { redact });
+    assert.equal(m.subject, '[mailcow-backup] DAMAGED mx1 — mailcow-2025-01-10-03-00-00 (new backup mailcow-2025-01-15-03-00-00 published)');
+    assert.match(m.text, /^Backup mailcow-2025-01-15-03-00-00 of mx1 is published and verified on the Storage Box, but the scrub found an older backup DAMAGED: mailcow-2025-01-10-03-00-00\./);
+    assert.doesNotMatch(m.subject + m.text, /FAILED/);
+    assert.equal(summaryText(scrubbed)[0], 'backup mailcow-2025-01-15-03-00-00 published and verified on the Storage Box, but the scrub found an older backup DAMAGED: mailcow-2025-01-10-03-00-00');
+    const stopped = failedSummary({ exitCode: 130, failedPhase: 'verify', error: 'interrupted by SIGINT' });
+    const i = composeReport(stopped, { redact });
+    assert.equal(i.subject, '[mailcow-backup] INTERRUPTED mx1 — verify');
+    assert.doesNotMatch(i.subject + i.text + summaryText(stopped).join('\n'), /FAILED/);
+    assert.match(summaryText(stopped)[0]!, /^backup INTERRUPTED in phase verify: nothing was published/);
   });
 
   it('the e-mail names the method that verified the backup: sha256sum, or rsync --checksum on a box without it', () => {
@@ -487,9 +501,23 @@ describe('status file, Prometheus and the status command', () => {
 
   it('healthy after a fresh success', async () => {
     const st = nextStatus(undefined, okSummary({ finishedAt: '2025-01-15T03:12:00.000Z' }), { now, redact: id });
-    const r = await statusReport({ config: cfg, now: () => now, readStatus: statusAt(st), newestOnBox: async () => ({ name: 'mailcow-2025-01-15-04-00-00', date: '2025-01-15T03:00:00.000Z' }) });
+    const verification = { state: 'verified' as const, at: '2025-01-15T03:12:00.000Z', by: 'run' as const };
+    const r = await statusReport({ config: cfg, now: () => now, readStatus: statusAt(st), newestOnBox: async () => ({ name: 'mailcow-2025-01-15-04-00-00', date: '2025-01-15T03:00:00.000Z', verification }) });
     assert.equal(r.healthy, true, r.lines.join('\n'));
-    assert.match(r.lines.join('\n'), /newest backup +mailcow-2025-01-15-04-00-00, 9\.0 h old \(published and verified on the box\)/);
+    assert.match(r.lines.join('\n'), /newest backup +mailcow-2025-01-15-04-00-00, 9\.0 h old \(on the box, verified at publish 2025-01-15 \d\d:12, not yet scrubbed\)/);
+  });
+
+  it('an interrupted run is shown as such and leaves the failure streak alone', async () => {
+    const ok = nextStatus(undefined, okSummary({ finishedAt: '2025-01-15T03:12:00.000Z' }), { now, redact: id });
+    const cut = nextStatus(ok, failedSummary({ exitCode: 130, failedPhase: 'verify', error: 'interrupted by SIGINT', finishedAt: '2025-01-15T11:00:00.000Z' }), { now, redact: id });
+    assert.equal(cut.result, 'interrupted');
+    assert.equal(cut.consecutiveFailures, 0);
+    assert.equal(cut.lastSuccessBackup, ok.lastSuccessBackup);
+    const r = await statusReport({ config: cfg, now: () => now, readStatus: statusAt(cut) });
+    assert.match(r.lines[0]!, /: INTERRUPTED in verify \(exit 130\), nothing was published/);
+    assert.doesNotMatch(r.lines.join('\n'), /FAILED|failing/);
+    assert.equal(r.healthy, true, r.lines.join('\n'));
+    assert.match(renderPrometheus(cut), /^mailcow_backup_last_run_result\{result="interrupted"\} 1$/m);
   });
 
   it('warns when the newest verified backup is older than the threshold', async () => {

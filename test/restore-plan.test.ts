@@ -80,7 +80,10 @@ describe('restore plan', () => {
   });
   it('resolves latest and refuses names that are not published backups', () => {
     const names = ['mailcow-2026-11-22-10-00-00', 'mailcow-2026-11-23-10-00-00', '.incomplete-mailcow-2026-11-24-10-00-00'];
-    assert.deepEqual(resolveBackup(names, 'latest'), { ok: true, name: 'mailcow-2026-11-23-10-00-00' });
+    assert.deepEqual(resolveBackup(names, 'latest'), { ok: true, name: 'mailcow-2026-11-23-10-00-00', skipped: [] });
+    // 'latest' is the newest not known damaged, and names what it skipped.
+    assert.deepEqual(resolveBackup(names, 'latest', (n) => n === 'mailcow-2026-11-23-10-00-00'), { ok: true, name: 'mailcow-2026-11-22-10-00-00', skipped: ['mailcow-2026-11-23-10-00-00'] });
+    assert.match((resolveBackup(names, 'latest', () => true) as { reason: string }).reason, /every published backup is known to be DAMAGED/);
     assert.ok(!resolveBackup(names, '../etc').ok);
     assert.ok(!resolveBackup(names, 'mailcow-2026-11-21-10-00-00').ok);
   });

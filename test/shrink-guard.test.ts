@@ -122,7 +122,8 @@ describe('a run far smaller than the newest backup', () => {
     assert.equal(r.code, 1, r.stdout + r.stderr);
     const errors = r.stderr.split('\n').filter((l) => l.startsWith('error:'));
     assert.equal(errors.length, 1, r.stderr);
-    assert.match(r.stderr, /backup FAILED in phase compare: this backup is far smaller/);
+    assert.match(r.stdout, /backup FAILED in phase compare \(exit 1\)/);
+    assert.match(errors[0]!, /^error: this backup is far smaller/);
     const line = new RegExp(`newest published one, ${newest}: mailboxes 6 → 1 \\(-83 %\\), mail files \\d+ → \\d+ \\(-\\d+ %\\).*not published \\(SHRINK_GUARD_PERCENT=50\\).*restore first \\(sudo restore-from-hetzner\\).*'backup-to-hetzner run --accept-shrink' \\(or set SHRINK_GUARD_PERCENT=0\\)`);
     assert.match(errors[0]!, line);
     assert.doesNotMatch(r.stderr, /    at /, 'no stack trace');

@@ -22,7 +22,7 @@ import { hashFiles, hashIndex, PreviousManifest, saveHashCache, walkTree, type T
 import { cachePath, preflight } from './preflight.js';
 import { unitPathWarnings } from './unit-paths.js';
 import { pruneLocal, pruneRemote } from './prune.js';
-import { runScrub } from './scrub.js';
+import { recordVerifiedAtPublish, runScrub } from './scrub.js';
 import { guardShrink } from './shrink-guard.js';
 import { checkHardLinks, linkRenamesOnBox, uploadManifest, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
 import { mailboxTotals, recordedMailboxes } from '../plan/mailboxes.js';
@@ -37,6 +37,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
   const timings: PhaseTiming[] = [];
   const summary: RunSummary = {
     ok: false,
+    published: false,
     host: hostname(),
     startedAt: locked.startedAt.toISOString(),
     phases: timings,
@@ -204,16 +205,19 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       };
       await uploadManifest(ctx, staging, meta, manifest, record, prev ? [`${root}/${prev}`] : [], runDir!);
       await ctx.box.rename(staging, `${root}/${name}`);
-      published = true;
+      published = summary.published = true;
       ctx.log.info(`published ${root}/${name}`);
       await saveHashCache(cachePath(c), manifest);
+      // What `list`, `status` and the restore show for it: verified by this run, not yet scrubbed.
+      await recordVerifiedAtPublish(c.STATE_DIR, name, ctx.now().toISOString()).catch((e) => ctx.log.warn(`cannot record that ${name} was verified: ${(e as Error).message}`));
     });
 
     // Before prune: what the scrub finds damaged, retention will not count as good (scrub.json).
     if (c.SCRUB_BUDGET_MINUTES > 0) {
       await phase(timings, 'scrub', ctx.log, async () => {
         // Without sha256sum on the box a scrub downloads whole backups: not unasked, every day.
-        const report = await runScrub(ctx, { budgetMs: c.SCRUB_BUDGET_MINUTES * 60_000, download: false });
+        // The new backup was verified minutes ago: the budget goes to the older ones.
+        const report = await runScrub(ctx, { budgetMs: c.SCRUB_BUDGET_MINUTES * 60_000, download: false, exclude: [name] });
         summary.scrub = {
           verified: report.results.filter((r) => r.state === 'ok').map((r) => r.name),
           damaged: report.results.filter((r) => r.state === 'damaged').map((r) => r.name),

@@ -7,14 +7,17 @@
 // backup's size in bandwidth, said in the report), and the daily run's scrub, which must not
 // cost that unasked, skips them and says so (never "verified").
 // Results are kept in STATE_DIR/scrub.json (lastScrub per backup) so a periodic scrub with a
-// time budget can take the oldest-unverified backups first.
-import { chmod, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+// time budget can take the oldest-unverified backups first. The same record holds when the run
+// that published a backup verified it (verifiedAt): what `list`, `status` and the restore show.
+import { chmod, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { EXIT } from '../cli/exit-codes.js';
 import { UserError } from '../errors.js';
+import { writeAtomic } from '../notify/status-file.js';
 import { isShellSafe, type VerifyMethod } from '../plan/box-command.js';
 import { CHECKSUM_FILE, MANIFEST_DIR, isManifestPart, readManifest } from '../plan/manifest.js';
 import { isBackupName, publishedBackups } from '../plan/names.js';
+import type { VerificationEntry, VerificationRecord } from '../plan/verification.js';
 import type { RunContext } from './context.js';
 
 export interface ScrubOptions {
@@ -33,6 +36,8 @@ export interface ScrubOptions {
    * reported as not scrubbed (the daily run, which must not spend a backup's size unasked).
    */
   download?: boolean;
+  /** Left out of the selection: the backup the daily run has just verified itself. */
+  exclude?: string[];
 }
 
 /** Why a scrub without download left every backup unchecked. */
@@ -76,12 +81,8 @@ export interface ScrubReport {
   method: VerifyMethod;
 }
 
-export interface ScrubStateEntry {
-  lastScrub: string;
-  state: BackupScrub['state'];
-  problems: number;
-}
-export type ScrubState = Record<string, ScrubStateEntry>;
+export type ScrubStateEntry = VerificationEntry;
+export type ScrubState = VerificationRecord;
 
 export const scrubStatePath = (stateDir: string) => join(stateDir, 'scrub.json');
 
@@ -90,7 +91,7 @@ export async function loadScrubState(stateDir: string): Promise<ScrubState> {
     const raw = JSON.parse(await readFile(scrubStatePath(stateDir), 'utf8')) as { backups?: ScrubState };
     const out: ScrubState = {};
     for (const [k, v] of Object.entries(raw.backups ?? {})) {
-      if (isBackupName(k) && v && typeof v.lastScrub === 'string') out[k] = v;
+      if (isBackupName(k) && v && (typeof v.lastScrub === 'string' || typeof v.verifiedAt === 'string')) out[k] = v;
     }
     return out;
   } catch {
@@ -100,10 +101,14 @@ export async function loadScrubState(stateDir: string): Promise<ScrubState> {
 
 async function saveScrubState(stateDir: string, st: ScrubState): Promise<void> {
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  const file = scrubStatePath(stateDir);
-  const tmp = `${file}.tmp-${process.pid}`;
-  await writeFile(tmp, JSON.stringify({ backups: st }, null, 2) + '\n', { mode: 0o600 });
-  await rename(tmp, file);
+  await writeAtomic(scrubStatePath(stateDir), JSON.stringify({ backups: st }, null, 2) + '\n', 0o600);
+}
+
+/** The daily run verified `name` on the box before it published it (under the run's lock). */
+export async function recordVerifiedAtPublish(stateDir: string, name: string, at: string): Promise<void> {
+  const st = await loadScrubState(stateDir);
+  st[name] = { ...st[name], verifiedAt: at };
+  await saveScrubState(stateDir, st);
 }
 
 /** Backups never scrubbed first (oldest first), then by the time of their last scrub. */
@@ -142,14 +147,15 @@ export async function runScrub(ctx: RunContext, opts: ScrubOptions = {}): Promis
   const entries = await ctx.box.list(root);
   const published = publishedBackups(entries);
   const st = await loadScrubState(c.STATE_DIR);
+  const candidates = published.filter((n) => !opts.exclude?.includes(n));
 
   let selected: string[];
   if (opts.names?.length) {
     const missing = opts.names.filter((n) => !published.includes(n));
     if (missing.length) throw new UserError('failed', `no published backup named ${missing.join(', ')} on the Storage Box; see 'backup-to-hetzner list'`);
     selected = [...new Set(opts.names)];
-  } else if (opts.latest) selected = published.slice(-1);
-  else selected = scrubOrder(published, st);
+  } else if (opts.latest) selected = candidates.slice(-1);
+  else selected = scrubOrder(candidates, st);
 
   const results: BackupScrub[] = [];
   const skipped: string[] = [];
@@ -183,7 +189,7 @@ export async function runScrub(ctx: RunContext, opts: ScrubOptions = {}): Promis
       if (opts.onResult) opts.onResult(r);
       else if (r.state === 'ok') ctx.log.info(scrubLine(r));
       else ctx.log.error(scrubLine(r));
-      st[name] = { lastScrub: r.at, state: r.state, problems: r.problems.length };
+      st[name] = { ...st[name], lastScrub: r.at, state: r.state, problems: r.problems.length };
       await rm(join(tmp, name), { recursive: true, force: true });
     }
   } finally {

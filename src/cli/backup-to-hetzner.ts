@@ -123,7 +123,7 @@ async function main(argv: string[]): Promise<number> {
             await c.box.connect();
             try {
               const l = await listBackups(c, { sizes: false });
-              return l[0] && { name: l[0].name, date: l[0].date };
+              return l[0] && { name: l[0].name, date: l[0].date, verification: l[0] };
             } finally {
               await c.box.close();
             }
@@ -197,6 +197,13 @@ async function run(base: ConfigAndLog, flags: CommonFlags, sig: ReturnType<typeo
   const c = base.config;
   base.log.info(`backup-to-hetzner ${TOOL_VERSION}: starting a backup of ${c.MAILCOW_PATH} to ${c.HETZNER_USER}@${c.HETZNER_HOST}:${c.HETZNER_REMOTE_PATH}`);
   const locked = await lockPhase({ ...base, now: () => new Date() });
+  // Busy is not failing: another run is doing the work. Logged, exit 75; no ping, no e-mail, and
+  // the status file (the last run's result, the failure streak) is left to the run that works.
+  if (isUserError(locked.error) && locked.error.kind === 'locked') {
+    base.log.openFile();
+    base.log.warn(`${locked.error.message}. This run did nothing: no report, no ping, the status file is unchanged`);
+    return EXIT.locked;
+  }
   try {
     const [{ contextOf }, { runBackup }, { notifyAfterRun, notifyStart }] = await Promise.all([import('./context.js'), import('../backup/run.js'), import('../notify/after-run.js')]);
     const ctx = contextOf(base, flags, sig.signal);

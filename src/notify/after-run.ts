@@ -125,7 +125,8 @@ export async function notifyAfterRun(deps: NotifyDeps, summary: RunSummary): Pro
     await writeStatus(c.STATUS_FILE, status);
     out.statusWritten = true;
   });
-  out.recovered = result === 'ok' && prev !== undefined && prev.result !== 'ok';
+  // A streak of failures ends; an interrupted run in between neither starts nor ends one.
+  out.recovered = result === 'ok' && prev !== undefined && prev.consecutiveFailures > 0;
 
   // 2. Prometheus textfile.
   if (c.PROMETHEUS_TEXTFILE && status) {
@@ -139,13 +140,13 @@ export async function notifyAfterRun(deps: NotifyDeps, summary: RunSummary): Pro
 
   // 3. E-mail per NOTIFY_ON.
   if (c.EMAIL_NOTIFICATIONS) {
-    const wanted = c.NOTIFY_ON === 'always' || result !== 'ok' || out.recovered;
+    const wanted = c.NOTIFY_ON === 'always' || result === 'failed' || result === 'partial' || out.recovered;
     if (!c.NOTIFICATION_EMAIL) {
       out.email = 'skipped';
       out.emailNote = 'NOTIFICATION_EMAIL is not set';
     } else if (!wanted) {
       out.email = 'skipped';
-      out.emailNote = 'NOTIFY_ON=failure and the run succeeded';
+      out.emailNote = `NOTIFY_ON=failure and the run ${result === 'interrupted' ? 'was interrupted' : 'succeeded'}`;
     } else {
       out.email = 'failed';
       out.emailNote = 'not delivered';
@@ -170,14 +171,15 @@ export async function notifyAfterRun(deps: NotifyDeps, summary: RunSummary): Pro
     }
   }
 
-  // 4. The dead-man's switch: success, or /fail with the log tail.
+  // 4. The dead-man's switch: success, /fail with the log tail, or for an interrupted run a
+  // neutral /log entry (the monitor still alerts if no success follows in time).
   if (c.HEALTHCHECK_URL) {
     await guard('healthcheck ping', async () => {
       const ok = result === 'ok';
       const body = ok
         ? `backup ${summary.backupName} of ${summary.host} published and verified`
-        : [`backup of ${summary.host} ${result === 'partial' ? `published, but ${summary.failedPhase} failed` : `FAILED in ${summary.failedPhase ?? '?'}`}: ${summary.error ?? ''}`, '', ...log.tail(50)].join('\n');
-      out.ping = (await ping(c.HEALTHCHECK_URL, ok ? 'success' : 'fail', { log, body, fetch: deps.fetch })) ? 'sent' : 'failed';
+        : [`backup of ${summary.host} ${result === 'partial' ? `published, but ${summary.failedPhase} failed` : result === 'interrupted' ? `INTERRUPTED in ${summary.failedPhase ?? '?'}` : `FAILED in ${summary.failedPhase ?? '?'}`}: ${summary.error ?? ''}`, '', ...log.tail(50)].join('\n');
+      out.ping = (await ping(c.HEALTHCHECK_URL, ok ? 'success' : result === 'interrupted' ? 'log' : 'fail', { log, body, fetch: deps.fetch })) ? 'sent' : 'failed';
     });
   }
   return out;

@@ -1,8 +1,9 @@
 // The report e-mail, composed from the run summary: pure, so it is tested as text. Every value
 // goes through the redactor before it is escaped, and the finished subject, text and HTML go
 // through it once more: no secret of mailcow.conf or of the config can reach a mailbox.
+import { EXIT } from '../cli/exit-codes.js';
 import { bytes, duration } from '../plan/human.js';
-import { verifiedText, verifyMethodName, type RunSummary } from '../plan/report.js';
+import { afterPublishProblem, verifiedText, verifyMethodName, wasInterrupted, type RunSummary } from '../plan/report.js';
 
 export interface ComposedMail {
   subject: string;
@@ -10,12 +11,16 @@ export interface ComposedMail {
   html: string;
 }
 
-export type RunResult = 'ok' | 'partial' | 'failed';
+export type RunResult = 'ok' | 'partial' | 'failed' | 'interrupted';
 
-/** ok: published and verified; partial: published, a later step failed; failed: nothing new. */
+/**
+ * ok: published and verified; partial: published, then a later step failed or the scrub found
+ * an older backup damaged; interrupted: stopped by SIGINT/SIGTERM (not a failure); failed: nothing new.
+ */
 export function resultOf(s: RunSummary): RunResult {
-  if (s.ok && s.exitCode === 0) return 'ok';
-  return s.exitCode === 3 && s.backupName ? 'partial' : 'failed';
+  if (s.ok && s.exitCode === EXIT.ok) return 'ok';
+  if (wasInterrupted(s)) return 'interrupted';
+  return s.exitCode === EXIT.partial && s.backupName ? 'partial' : 'failed';
 }
 
 export interface ComposeContext {
@@ -49,10 +54,17 @@ function totalMs(s: RunSummary): number | undefined {
 
 export function subjectFor(s: RunSummary, ctx: Pick<ComposeContext, 'redact' | 'recovered'>): string {
   const r = resultOf(s);
+  const damaged = s.failedPhase === 'scrub' ? (s.scrub?.damaged ?? []) : [];
   const subject =
     r === 'ok'
       ? `${SUBJECT_TAG} OK ${s.host} — ${s.backupName ?? '?'}${ctx.recovered ? ' (recovered)' : ''}`
-      : `${SUBJECT_TAG} FAILED ${s.host} — ${s.failedPhase ?? 'unknown phase'}${r === 'partial' ? ` (backup ${s.backupName} was published)` : ''}`;
+      : r === 'partial'
+        ? damaged.length
+          ? `${SUBJECT_TAG} DAMAGED ${s.host} — ${damaged.join(' ')} (new backup ${s.backupName} published)`
+          : `${SUBJECT_TAG} PARTIAL ${s.host} — ${s.failedPhase ?? 'unknown phase'} failed (backup ${s.backupName} was published)`
+        : r === 'interrupted'
+          ? `${SUBJECT_TAG} INTERRUPTED ${s.host} — ${s.failedPhase ?? 'unknown phase'}`
+          : `${SUBJECT_TAG} FAILED ${s.host} — ${s.failedPhase ?? 'unknown phase'}`;
   return oneLine(ctx.redact(subject));
 }
 
@@ -61,9 +73,9 @@ function facts(s: RunSummary, ctx: ComposeContext): [string, string][] {
   const rows: [string, string][] = [];
   const r = resultOf(s);
   rows.push(['Host', s.host]);
-  if (s.backupName) rows.push(['Backup', s.backupName + (r === 'failed' ? ' (not published)' : '')]);
+  if (s.backupName) rows.push(['Backup', s.backupName + (s.published === false || r === 'failed' ? ' (not published)' : '')]);
   if (r !== 'ok') {
-    rows.push(['Failed phase', s.failedPhase ?? 'unknown']);
+    rows.push([r === 'interrupted' ? 'Interrupted in' : r === 'partial' ? 'Phase' : 'Failed phase', s.failedPhase ?? 'unknown']);
     rows.push(['Error', oneLine(s.error ?? 'unknown error')]);
   }
   rows.push(['Started', s.startedAt]);
@@ -91,7 +103,8 @@ function headline(s: RunSummary, ctx: ComposeContext): string {
   const r = resultOf(s);
   const how = s.verifyMethod ? ` with ${verifyMethodName(s.verifyMethod)}` : '';
   if (r === 'ok') return `Backup ${s.backupName} of ${s.host} is published and verified on the Storage Box${how}${ctx.recovered ? ' (recovered after a failure)' : ''}.`;
-  if (r === 'partial') return `Backup ${s.backupName} of ${s.host} is published and verified${how}, but the ${s.failedPhase ?? '?'} phase failed afterwards.`;
+  if (r === 'partial') return `Backup ${s.backupName} of ${s.host} is published and verified on the Storage Box${how}, but ${afterPublishProblem(s)}.`;
+  if (r === 'interrupted') return `The backup run on ${s.host} was interrupted in the ${s.failedPhase ?? 'unknown'} phase (exit ${s.exitCode}); ${s.published ? `${s.backupName} was published before that` : 'nothing new was published'}. Earlier backups on the box are untouched.`;
   return `The backup of ${s.host} FAILED in the ${s.failedPhase ?? 'unknown'} phase; nothing new was published. Earlier backups on the box are untouched.`;
 }
 
@@ -117,7 +130,7 @@ export function composeReport(s: RunSummary, ctx: ComposeContext): ComposedMail 
     '',
   ].join('\n');
 
-  const colour = r === 'ok' ? '#1a7f37' : r === 'partial' ? '#9a6700' : '#cf222e';
+  const colour = r === 'ok' ? '#1a7f37' : r === 'partial' || r === 'interrupted' ? '#9a6700' : '#cf222e';
   const e = escapeHtml;
   const html = [
     '<!DOCTYPE html>',

@@ -1,16 +1,17 @@
 // Dead-man's switch pings, healthchecks.io style: <url>/start when a run starts, <url> when it
-// succeeded, <url>/fail (the log tail as body) when it failed. The monitoring service alerts
+// succeeded, <url>/fail (the log tail as body) when it failed, <url>/log (an entry that changes
+// nothing) when it was interrupted. The monitoring service alerts
 // when the success ping does not come: that covers the night nothing ran at all. A ping that
 // fails is logged and never fails the backup; this module never throws.
 import type { Logger } from '../adapters/logger.js';
 
-export type PingKind = 'start' | 'success' | 'fail';
+export type PingKind = 'start' | 'success' | 'fail' | 'log';
 
 export const PING_TIMEOUT_MS = 10_000;
 /** healthchecks.io keeps the first 100 kB of a body; stay well below. */
 const MAX_BODY = 10_000;
 
-/** <url>/start, <url>, <url>/fail; a query string (e.g. ?create=1) is kept. */
+/** <url>/start, <url>, <url>/fail, <url>/log; a query string (e.g. ?create=1) is kept. */
 export function pingUrl(base: string, kind: PingKind): string {
   const u = new URL(base);
   if (kind !== 'success') u.pathname = u.pathname.replace(/\/+$/, '') + '/' + kind;

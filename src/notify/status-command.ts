@@ -1,22 +1,25 @@
 // `backup-to-hetzner status`: the last run and its result (from the status file), the age of the
-// newest verified backup on the box (asked of the box when a function for it is given, else
-// taken from the status file), and a verdict: healthy or not, for the exit code.
+// newest backup on the box (asked of the box when a function for it is given, else taken from
+// the status file) and what this host knows of its integrity, and a verdict: healthy or not.
 import { age, duration } from '../plan/human.js';
+import { verificationText, type Verification, type VerificationRecord } from '../plan/verification.js';
 import { readStatus, type RunStatus } from './status-file.js';
 
 export interface NewestBackup {
   name: string;
   /** When the backup was taken (its name's time). */
   date: Date | string;
+  /** What this host's record says of it; undefined: not looked up. */
+  verification?: Verification;
 }
 
 export interface StatusDeps {
   config: { STATUS_FILE: string; STALE_AFTER_HOURS: number };
   now: () => Date;
-  /** Asks the box for its newest published (= verified) backup; undefined when there is none. */
+  /** Asks the box for its newest published backup; undefined when there is none. */
   newestOnBox?: () => Promise<NewestBackup | undefined>;
   /** What the scrubs (`verify`, periodic) found, per backup; left out: not shown. */
-  scrubState?: () => Promise<Record<string, { lastScrub: string; state: string; problems: number }>>;
+  scrubState?: () => Promise<VerificationRecord>;
   /** Reads the status file; defaults to readStatus(config.STATUS_FILE). */
   readStatus?: (path: string) => Promise<RunStatus | undefined>;
 }
@@ -30,7 +33,7 @@ export interface StatusReport {
     healthy: boolean;
     problems: string[];
     lastRun?: RunStatus;
-    newestBackup?: { name: string; date: string; ageHours: number; source: 'box' | 'status-file' };
+    newestBackup?: { name: string; date: string; ageHours: number; source: 'box' | 'status-file'; verification?: Verification };
     scrub?: { verified: number; damaged: string[]; lastScrub?: string };
     staleAfterHours: number;
   };
@@ -53,13 +56,28 @@ export async function statusReport(deps: StatusDeps): Promise<StatusReport> {
   }
   if (st) {
     const end = new Date(st.finishedAt);
-    const verdict = st.result === 'ok' ? 'OK' : st.result === 'partial' ? `PARTIAL (published, then ${st.failedPhase ?? '?'} failed)` : `FAILED in ${st.failedPhase ?? '?'}`;
+    const scrubDamage = st.result === 'partial' && st.failedPhase === 'scrub' && st.scrub?.damaged.length;
+    const verdict =
+      st.result === 'ok'
+        ? 'OK'
+        : st.result === 'partial'
+          ? scrubDamage
+            ? `PUBLISHED, but the scrub found older backups DAMAGED`
+            : `PARTIAL (published, then ${st.failedPhase ?? '?'} failed)`
+          : st.result === 'interrupted'
+            ? `INTERRUPTED in ${st.failedPhase ?? '?'} (exit ${st.exitCode}), ${st.published ? 'its backup was published before that' : 'nothing was published'}`
+            : `FAILED in ${st.failedPhase ?? '?'}`;
     lines.push(`last run       ${local(end)} (${age(now.getTime() - end.getTime())} ago), took ${duration(st.durationMs)}: ${verdict}${st.backupName ? `, ${st.backupName}` : ''}`);
     if (st.result !== 'ok') {
-      if (st.error) lines.push(`  error        ${st.error}`);
-      if (st.consecutiveFailures > 1) lines.push(`  failing      ${st.consecutiveFailures} runs in a row${st.failingSince ? `, since ${local(new Date(st.failingSince))}` : ''}`);
+      if (st.error) lines.push(`  ${(st.result === 'interrupted' ? 'why' : 'error').padEnd(13)}${st.error}`);
+      if (st.consecutiveFailures > 1 || (st.result === 'interrupted' && st.consecutiveFailures > 0)) {
+        lines.push(`  failing      ${st.consecutiveFailures} run${st.consecutiveFailures === 1 ? '' : 's'} in a row${st.failingSince ? `, since ${local(new Date(st.failingSince))}` : ''}${st.result === 'interrupted' ? ' (before this interrupted one)' : ''}`);
+      }
       lines.push(`  log          less +G ${st.logFile}`);
-      problems.push(st.result === 'partial' ? `the last run published its backup, but ${st.failedPhase ?? 'a later step'} failed` : `the last run failed in ${st.failedPhase ?? 'an unknown phase'}`);
+      // An interruption is no failure; a failure streak before it still is.
+      if (st.result === 'partial') problems.push(scrubDamage ? `the last run's scrub found damage: ${st.scrub!.damaged.join(' ')}` : `the last run published its backup, but ${st.failedPhase ?? 'a later step'} failed`);
+      else if (st.result === 'failed') problems.push(`the last run failed in ${st.failedPhase ?? 'an unknown phase'}`);
+      else if (st.consecutiveFailures > 0) problems.push(`the last completed run failed (${st.consecutiveFailures} in a row)`);
     }
   } else if (!problems.length) {
     lines.push(`last run       none recorded (${deps.config.STATUS_FILE} does not exist yet)`);
@@ -69,7 +87,7 @@ export async function statusReport(deps: StatusDeps): Promise<StatusReport> {
   if (deps.newestOnBox) {
     try {
       const b = await deps.newestOnBox();
-      if (b) newest = { name: b.name, date: new Date(b.date).toISOString(), ageHours: 0, source: 'box' };
+      if (b) newest = { name: b.name, date: new Date(b.date).toISOString(), ageHours: 0, source: 'box', verification: b.verification };
     } catch (e) {
       problems.push(`the Storage Box could not be asked for its backups: ${(e as Error).message}`);
     }
@@ -78,7 +96,8 @@ export async function statusReport(deps: StatusDeps): Promise<StatusReport> {
   }
   if (newest) {
     newest.ageHours = Math.round(((now.getTime() - Date.parse(newest.date)) / 3_600_000) * 10) / 10;
-    lines.push(`newest backup  ${newest.name}, ${age(now.getTime() - Date.parse(newest.date))} old (${newest.source === 'box' ? 'published and verified on the box' : 'from the status file; the box was not asked'})`);
+    const how = newest.source === 'status-file' ? 'from the status file; the box was not asked' : newest.verification ? `on the box, ${verificationText(newest.verification)}` : 'on the box';
+    lines.push(`newest backup  ${newest.name}, ${age(now.getTime() - Date.parse(newest.date))} old (${how})`);
     if (newest.ageHours > threshold) {
       lines.push(`WARNING        the newest verified backup is older than ${threshold} h (STALE_AFTER_HOURS): backups are not being made`);
       problems.push(`the newest verified backup is ${newest.ageHours} h old (more than ${threshold} h)`);
@@ -90,9 +109,10 @@ export async function statusReport(deps: StatusDeps): Promise<StatusReport> {
   let scrub: StatusReport['json']['scrub'];
   if (deps.scrubState) {
     const sc = await deps.scrubState();
-    const all = Object.entries(sc);
+    // Backups with only the run's own verification on record were never scrubbed.
+    const all = Object.entries(sc).filter(([, v]) => v.lastScrub !== undefined);
     const damaged = all.filter(([, v]) => v.state === 'damaged').map(([k]) => k).sort();
-    const last = all.map(([, v]) => v.lastScrub).sort().pop();
+    const last = all.map(([, v]) => v.lastScrub!).sort().pop();
     scrub = { verified: all.filter(([, v]) => v.state === 'ok').length, damaged, lastScrub: last };
     lines.push(
       all.length

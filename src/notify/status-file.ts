@@ -19,6 +19,8 @@ export interface RunStatus {
   finishedAt: string;
   durationMs: number;
   backupName?: string;
+  /** This run published its backup (also when a later step failed or it was interrupted after). */
+  published?: boolean;
   failedPhase?: string;
   /** One line, redacted. */
   error?: string;
@@ -38,7 +40,7 @@ export interface RunStatus {
   lastSuccessBackup?: string;
   /** The result of the run before this one (undefined: none recorded). */
   previousResult?: RunResult;
-  /** Failed runs in a row, this one included (0 after a success). */
+  /** Failed runs in a row, this one included (0 after a success; an interrupted run leaves it as it was). */
   consecutiveFailures: number;
   /** When the current failure streak began; set while failing, cleared by a success. */
   failingSince?: string;
@@ -50,8 +52,10 @@ export function nextStatus(prev: RunStatus | undefined, s: RunSummary, opts: { n
   const result = resultOf(s);
   const finishedAt = s.finishedAt ?? opts.now.toISOString();
   const durationMs = Math.max(0, Date.parse(finishedAt) - Date.parse(s.startedAt)) || 0;
-  const published = result !== 'failed';
-  const failing = result !== 'ok';
+  const published = s.published ?? (result === 'ok' || result === 'partial');
+  // An interrupted run (Ctrl-C, systemd stopping it) neither fails nor succeeds: the streak stands.
+  const interrupted = result === 'interrupted';
+  const failing = result === 'failed' || result === 'partial';
   const st: RunStatus = {
     version: STATUS_VERSION,
     host: s.host,
@@ -61,6 +65,7 @@ export function nextStatus(prev: RunStatus | undefined, s: RunSummary, opts: { n
     finishedAt,
     durationMs,
     backupName: s.backupName,
+    published,
     failedPhase: s.failedPhase,
     error: s.error === undefined ? undefined : opts.redact(s.error.replace(/[\r\n]+/g, ' ')),
     files: s.files,
@@ -77,8 +82,8 @@ export function nextStatus(prev: RunStatus | undefined, s: RunSummary, opts: { n
     lastSuccessAt: published ? finishedAt : prev?.lastSuccessAt,
     lastSuccessBackup: published ? s.backupName : prev?.lastSuccessBackup,
     previousResult: prev?.result,
-    consecutiveFailures: failing ? (prev?.consecutiveFailures ?? 0) + 1 : 0,
-    failingSince: failing ? (prev && prev.result !== 'ok' && prev.failingSince ? prev.failingSince : finishedAt) : undefined,
+    consecutiveFailures: interrupted ? (prev?.consecutiveFailures ?? 0) : failing ? (prev?.consecutiveFailures ?? 0) + 1 : 0,
+    failingSince: interrupted ? prev?.failingSince : failing ? (prev && prev.consecutiveFailures > 0 && prev.failingSince ? prev.failingSince : finishedAt) : undefined,
     toolVersion: opts.toolVersion,
   };
   return JSON.parse(JSON.stringify(st)) as RunStatus; // drops the undefined keys
@@ -123,7 +128,7 @@ export async function readStatus(path: string): Promise<RunStatus | undefined> {
     throw new Error(`the status file ${path} is not valid JSON`);
   }
   const p = parsed as Partial<RunStatus>;
-  if (!p || typeof p !== 'object' || !['ok', 'partial', 'failed'].includes(String(p.result)) || typeof p.finishedAt !== 'string') {
+  if (!p || typeof p !== 'object' || !['ok', 'partial', 'failed', 'interrupted'].includes(String(p.result)) || typeof p.finishedAt !== 'string') {
     throw new Error(`the status file ${path} does not hold a run status`);
   }
   return { phases: [], warnings: [], consecutiveFailures: 0, ...p } as RunStatus;
@@ -147,8 +152,8 @@ export function renderPrometheus(st: RunStatus): string {
   };
   const secs = (iso: string | undefined) => (iso ? Date.parse(iso) / 1000 : undefined);
   metric('last_run_timestamp_seconds', 'End of the last run, Unix time.', secs(st.finishedAt));
-  metric('last_run_success', '1 when the last run published and verified a backup (also when a later step failed), else 0.', st.result === 'failed' ? 0 : 1);
-  for (const r of ['ok', 'partial', 'failed'] as const) metric('last_run_result', 'Result of the last run: ok, partial (published, a later step failed) or failed.', st.result === r ? 1 : 0, { result: r });
+  metric('last_run_success', '1 when the last run published and verified a backup (also when a later step failed), else 0.', (st.published ?? st.result !== 'failed') ? 1 : 0);
+  for (const r of ['ok', 'partial', 'failed', 'interrupted'] as const) metric('last_run_result', 'Result of the last run: ok, partial (published, then a later step failed or the scrub found damage), failed or interrupted (SIGINT/SIGTERM).', st.result === r ? 1 : 0, { result: r });
   metric('last_run_exit_code', 'Exit code of the last run.', st.exitCode);
   metric('last_run_duration_seconds', 'Duration of the last run.', st.durationMs / 1000);
   for (const p of st.phases) metric('last_run_phase_duration_seconds', 'Duration of each phase of the last run.', p.ms / 1000, { phase: p.phase });

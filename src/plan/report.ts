@@ -1,4 +1,5 @@
 // The run summary: collected while the run goes, turned into one screen of text here.
+import { EXIT } from '../cli/exit-codes.js';
 import { verifyMethodText, type VerifyMethod } from './box-command.js';
 import { bytes, count, duration } from './human.js';
 
@@ -6,6 +7,8 @@ export interface RunSummary {
   ok: boolean;
   host: string;
   backupName?: string;
+  /** The backup was renamed to its final name on the box (verified before that). */
+  published?: boolean;
   startedAt: string;
   finishedAt?: string;
   phases: { phase: string; ms: number }[];
@@ -36,11 +39,27 @@ export interface RunSummary {
   logFile: string;
 }
 
-export function summaryText(s: RunSummary): string[] {
-  const lines: string[] = [];
-  if (s.ok) lines.push(`backup ${s.backupName} published and verified on the Storage Box${s.verifyMethod ? ` with ${verifyMethodName(s.verifyMethod)}` : ''}`);
+/** Stopped by SIGINT/SIGTERM: an interruption, not a failure of the backup. */
+export const wasInterrupted = (s: Pick<RunSummary, 'exitCode'>) => s.exitCode === EXIT.interrupted || s.exitCode === EXIT.terminated;
+
+/** A run that published its backup and then hit a problem (exit 3): what the problem is. */
+export function afterPublishProblem(s: RunSummary): string {
+  const damaged = s.failedPhase === 'scrub' ? (s.scrub?.damaged ?? []) : [];
+  if (damaged.length) return `the scrub found ${damaged.length === 1 ? 'an older backup' : `${damaged.length} older backups`} DAMAGED: ${damaged.join(' ')}`;
+  return `the ${s.failedPhase ?? '?'} phase failed afterwards: ${s.error ?? 'unknown error'}`;
+}
+
+/** The summary's first line: the one an admin reads. */
+export function summaryHeadline(s: RunSummary): string {
+  if (s.ok) return `backup ${s.backupName} published and verified on the Storage Box${s.verifyMethod ? ` with ${verifyMethodName(s.verifyMethod)}` : ''}`;
+  if (wasInterrupted(s)) return `backup INTERRUPTED in phase ${s.failedPhase ?? '?'}: ${s.published ? `${s.backupName} was published before that` : 'nothing was published'}`;
+  if (s.exitCode === EXIT.partial && s.backupName) return `backup ${s.backupName} published and verified on the Storage Box, but ${afterPublishProblem(s)}`;
   // The reason was just printed as the error line (stderr, LOG_FILE); the summary does not repeat it.
-  else lines.push(`backup FAILED in phase ${s.failedPhase ?? '?'} (exit ${s.exitCode}); the reason is the error line before this summary (stderr, and the log)`);
+  return `backup FAILED in phase ${s.failedPhase ?? '?'} (exit ${s.exitCode}); the reason is the error line before this summary (stderr, and the log)`;
+}
+
+export function summaryText(s: RunSummary): string[] {
+  const lines: string[] = [summaryHeadline(s)];
   if (s.files !== undefined) lines.push(`  files        ${s.files} (${bytes(s.backupBytes ?? 0)}), components: ${s.components.join(' ')}`);
   if (s.bytesSent !== undefined) {
     const pct = s.backupBytes ? ` = ${((100 * s.bytesSent) / s.backupBytes).toFixed(2)} % of the backup` : '';

@@ -18,8 +18,11 @@ import { liveMessages, restoreMailbox } from './mailbox.js';
 import { backupMailboxes, chosenMailboxBytes, type BackupMailbox } from './mailbox-list.js';
 import { backupMessageKeys, replaceLoss, type ReplaceLoss } from './replace-loss.js';
 import { runMailcowRestore } from './mailcow-restore.js';
+import { loadScrubState } from '../backup/scrub.js';
+import { verificationOf } from '../plan/verification.js';
 import {
   archiveOrder,
+  backupIntegrityCheck,
   bytesNeeded,
   hostArchMarker,
   mailboxDir,
@@ -99,9 +102,13 @@ export async function publishedNames(ctx: RunContext): Promise<string[]> {
 /** The box must be connected. Reads only the backup's small files; changes nothing on the host. */
 export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askIdentity?: AskIdentity): Promise<Prepared> {
   const c = ctx.config;
-  const r = resolveBackup(await publishedNames(ctx), req.backup);
+  const known = await loadScrubState(c.STATE_DIR);
+  const v = (n: string) => verificationOf(known[n]);
+  const r = resolveBackup(await publishedNames(ctx), req.backup, (n) => v(n).state === 'damaged');
   if (!r.ok) throw new UserError('config', r.reason);
   const name = r.name;
+  if (r.skipped.length) ctx.log.warn(`'latest' skips ${r.skipped.join(', ')}: known DAMAGED (see 'backup-to-hetzner list'); restoring ${name}, the newest backup not known to be damaged`);
+  const integrity = backupIntegrityCheck(name, v(name), r.skipped.map((n) => ({ name: n, v: v(n) })));
   const mailboxDirs = req.mailboxes.map((m) => {
     const d = mailboxDir(m);
     if (!d) throw new UserError('config', `--mailbox ${m} is not a mailbox address (user@domain)`);
@@ -150,6 +157,7 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
     })
       .filter((ch) => ['components', 'mailboxes', 'local disk'].includes(ch.title))
       .concat(encryptionCheck(identities));
+    checks.unshift(integrity);
     return { name, record, choices, checks, plan: [`download ${name} into ${folder} and verify it${identities ? ', then decrypt it' : ''}${choices.components.includes('vmail') ? '; vmail is packed as backup_vmail.tar.zst' : ''}; nothing else is touched`], location, folder, checksums, request: req, identities };
   }
 
@@ -160,7 +168,7 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
   if (needCryptForCheck) cryptKeysMatch = await compareCryptKeys(ctx, folder, liveConf.COMPOSE_PROJECT_NAME ?? 'mailcowdockerized');
   const replaceLossOf = req.mode === 'replace' && req.mailboxes.length ? await mailboxLoss(ctx, req.mailboxes, mailboxDirs, checksums, liveConf, backupConf) : undefined;
   const facts: HostFacts = { liveConf, backupConf, backupArch, hostArch: hostArchMarker(process.env.RESTORE_HOST_ARCH ?? process.arch), cryptKeysMatch, freeBytes: free, needBytes, downloadDir: location, missingMailboxes, replaceLoss: replaceLossOf };
-  const checks = [...preRestoreChecks(record, choices, facts), ...encryptionCheck(identities)];
+  const checks = [integrity, ...preRestoreChecks(record, choices, facts), ...encryptionCheck(identities)];
   return { name, record, choices, checks, plan: planText(record, choices, facts, c.MAILCOW_PATH), facts, location, folder, checksums, request: req, identities };
 }
 

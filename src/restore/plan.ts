@@ -4,6 +4,7 @@
 import { COMPONENTS, type Component } from '../config/schema.js';
 import { bytes } from '../plan/human.js';
 import { BACKUP_NAME, isBackupName } from '../plan/names.js';
+import { newestNotDamaged, verificationText, type Verification } from '../plan/verification.js';
 import type { ReplaceLoss } from './replace-loss.js';
 
 export interface BackupRecord {
@@ -85,14 +86,29 @@ export function parseComponents(text: string): Component[] {
   return out;
 }
 
-/** `latest` or an exact published name, from the published names (any order). */
-export function resolveBackup(published: string[], want: string): { ok: true; name: string } | { ok: false; reason: string } {
+/**
+ * `latest` or an exact published name, from the published names (any order). `latest` is the
+ * newest backup not known to be damaged; skipped names the newer ones passed over.
+ */
+export function resolveBackup(published: string[], want: string, isDamaged: (name: string) => boolean = () => false): { ok: true; name: string; skipped: string[] } | { ok: false; reason: string } {
   const names = published.filter(isBackupName).sort();
   if (names.length === 0) return { ok: false, reason: 'there is no published backup on the Storage Box' };
-  if (want === 'latest') return { ok: true, name: names[names.length - 1]! };
+  if (want === 'latest') {
+    const pick = newestNotDamaged(names, isDamaged);
+    if (!pick.name) return { ok: false, reason: `every published backup is known to be DAMAGED (${pick.skipped.join(', ')}); see 'backup-to-hetzner verify', or name one with --backup NAME to restore what is intact` };
+    return { ok: true, name: pick.name, skipped: pick.skipped };
+  }
   if (!isBackupName(want)) return { ok: false, reason: `'${want}' is not a backup name (mailcow-YYYY-MM-DD-HH-MM-SS) or 'latest'` };
   if (!names.includes(want)) return { ok: false, reason: `${want} is not among the published backups (newest: ${names[names.length - 1]})` };
-  return { ok: true, name: want };
+  return { ok: true, name: want, skipped: [] };
+}
+
+/** What this host knows of the chosen backup's integrity, as a pre-restore check. */
+export function backupIntegrityCheck(name: string, v: Verification, skipped: { name: string; v: Verification }[]): Check {
+  const why = skipped.length ? `'latest' skipped ${skipped.map((s) => `${s.name} (${verificationText(s.v)})`).join(', ')}; ` : '';
+  if (v.state === 'damaged') return { status: 'WARN', title: 'backup', detail: `${why}${name} is ${verificationText(v)}: a damaged file fails the download's verification (exit 5) and then nothing is changed` };
+  const how = v.state === 'unverified' ? `${name} is not verified on this host (no record of a run or scrub here)` : `${name} was ${verificationText(v)}`;
+  return { status: skipped.length ? 'WARN' : 'OK', title: 'backup', detail: `${why}${how}; the download is verified against its checksums.sha256 before anything is changed` };
 }
 
 export const hostArchMarker = (nodeArch: string) => (nodeArch === 'x64' ? 'x86_64' : nodeArch === 'arm64' ? 'aarch64' : nodeArch);

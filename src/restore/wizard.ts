@@ -5,6 +5,7 @@ import type { RunContext } from '../backup/context.js';
 import { COMPONENTS, type Component } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { age, bytes } from '../plan/human.js';
+import { verificationText } from '../plan/verification.js';
 import { executeRestore, listBackupMailboxes, prepareRestore, type RestoreReport } from './engine.js';
 import { DONE, mailboxRows, toggle } from './mailbox-list.js';
 import { type Check, type Mode } from './plan.js';
@@ -30,9 +31,11 @@ export async function runWizard(ctx: RunContext, out: (l: string) => void, ident
   const backup = await select({
     message: 'Which backup?',
     choices: list.map((b) => ({
-      name: `${b.name}  ${new Date(b.date).toLocaleString('sv-SE').slice(0, 16)}  ${age(b.ageHours * 3_600_000).padEnd(8)} ${b.addedBytes === undefined ? '' : `adds ${bytes(b.addedBytes)}`}  ${b.state}`,
+      name: `${b.name}  ${new Date(b.date).toLocaleString('sv-SE').slice(0, 16)}  ${age(b.ageHours * 3_600_000).padEnd(8)} ${b.addedBytes === undefined ? '' : `adds ${bytes(b.addedBytes)}`}  ${verificationText(b)}`,
       value: b.name,
     })),
+    // The cursor starts on the newest backup not known to be damaged.
+    default: list.find((b) => b.state !== 'damaged')?.name,
     pageSize: 12,
   });
   const what = await select({
