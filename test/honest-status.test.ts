@@ -239,7 +239,7 @@ describe('runs that did not fail', () => {
       assert.equal(r.code, 3, r.stdout + r.stderr);
       const made = (await publishedOnBox(sb.box.root, sb.remotePath)).filter((n) => !before.includes(n));
       assert.equal(made.length, 1, 'the new backup was published');
-      assert.match(r.stderr, new RegExp(`backup ${made[0]} published and verified on the Storage Box, but the scrub found an older backup DAMAGED: ${older}`));
+      assert.match(r.stdout, new RegExp(`^backup ${made[0]} published and verified on the Storage Box with sha256sum, but the scrub found an older backup DAMAGED: ${older}`));
       assert.doesNotMatch(r.stdout + r.stderr, /backup FAILED/);
       assert.deepEqual(subjects, [`[mailcow-backup] DAMAGED ${JSON.parse(await statusFile()).host} — ${older} (new backup ${made[0]} published)`]);
       const st = JSON.parse(await statusFile());
