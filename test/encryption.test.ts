@@ -223,6 +223,43 @@ describe('age encryption of the components', { timeout: 300_000 }, () => {
       await fsp.writeFile(sb.configPath, good);
     }
   });
+
+  it('list, restore --list and status say which backups are encrypted, and to whom', async () => {
+    const good = await fsp.readFile(sb.configPath, 'utf8');
+    const [encrypted] = await publishedOnBox(sb.box.root, sb.remotePath);
+    const keys = (await fsp.readFile(path.join(dir, 'recipients.txt'), 'utf8')).split('\n').filter((l) => l.startsWith('age1'));
+    assert.equal(keys.length, 2);
+    const fps = keys.map(recipientFingerprint);
+    const esc = (x: string) => x.replace(/[+/]/g, '.');
+    try {
+      // The same host a day later without ENCRYPT_RECIPIENTS: a backup in plaintext.
+      await fsp.writeFile(sb.configPath, good.replace(/^ENCRYPT_RECIPIENTS=.*\n/m, ''));
+      await new Promise((r) => setTimeout(r, 1100)); // backup names have one-second resolution
+      const r = await backup(['run', '--config', sb.configPath], sb.env);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const plain = (await publishedOnBox(sb.box.root, sb.remotePath)).find((n) => n !== encrypted)!;
+      const list = await backup(['list', '--config', sb.configPath], sb.env);
+      assert.equal(list.code, 0, list.stderr);
+      const line = (n: string) => list.stdout.split('\n').find((l) => l.startsWith(n)) ?? '';
+      assert.match(line(encrypted!), new RegExp(`age: ${esc(fps[0]!)}, ${esc(fps[1]!)}$`));
+      assert.match(line(plain), / no$/);
+      for (const [cli, args] of [[undefined, ['list', '--json']], [RESTORE_CLI, ['--list', '--json']]] as const) {
+        const j = cli ? await runCli(cli, [...args, '--config', sb.configPath], env) : await backup([...args, '--config', sb.configPath], sb.env);
+        const listed = JSON.parse(j.stdout) as { name: string; encryption: unknown }[];
+        assert.deepEqual(Object.fromEntries(listed.map((b) => [b.name, b.encryption])), { [encrypted!]: { tool: 'age', recipients: fps }, [plain]: null }, args.join(' '));
+      }
+      const status = await backup(['status', '--config', sb.configPath], sb.env);
+      assert.match(status.stdout, /^encrypted +no \(ENCRYPT_RECIPIENTS was not set for it\)$/m);
+      // Encrypted again: the newest is encrypted, and status names the keys.
+      await fsp.writeFile(sb.configPath, good);
+      await new Promise((r) => setTimeout(r, 1100));
+      assert.equal((await backup(['run', '--config', sb.configPath], sb.env)).code, 0);
+      const again = await backup(['status', '--config', sb.configPath], sb.env);
+      assert.match(again.stdout, new RegExp(`^encrypted +with age for ${esc(fps[0]!)}, ${esc(fps[1]!)}$`, 'm'));
+    } finally {
+      await fsp.writeFile(sb.configPath, good);
+    }
+  });
 });
 
 describe('ENCRYPT_RECIPIENTS parsing', () => {

@@ -258,7 +258,7 @@ describe('installer', () => {
         // Each permission that stays is explained by a comment right above it.
         const lines = text.split('\n');
         for (const [i, l] of lines.entries()) {
-          if (!/^(CapabilityBoundingSet|ReadWritePaths|RestrictAddressFamilies|BindPaths|BindReadOnlyPaths|ExecStartPre=\+|ExecStartPost=\+)/.test(l)) continue;
+          if (!/^(CapabilityBoundingSet|ReadWritePaths|RestrictAddressFamilies|BindPaths|BindReadOnlyPaths|ExecStartPre=\+|ExecStartPost=\+|ExecStopPost=\+|SuccessExitStatus)/.test(l)) continue;
           assert.ok(lines.slice(Math.max(0, i - 4), i).some((x) => x.startsWith('#')), `${name}: no comment explains '${l}'`);
         }
       }
@@ -301,7 +301,20 @@ describe('installer', () => {
       assert.match(r.stdout, /^<3>mailcow backup FAILED: mailcow-backup\.service failed at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d; see: journalctl -u mailcow-backup\.service/);
       assert.match(fs.readFileSync(motd, 'utf8'), /^mailcow backup FAILED/);
       assert.match(fs.readFileSync(path.join(fakeState, 'last-failure'), 'utf8'), /^mailcow backup FAILED/);
-      assert.match(fs.readFileSync(path.join(unitDir(), 'mailcow-backup.service'), 'utf8'), /^ExecStartPost=\+\/bin\/rm -f \/run\/motd\.d\/mailcow-backup-failed \/var\/lib\/mailcow-backup\/last-failure$/m);
+      // The backup unit clears the markers only after a run that made its backup: busy (75) and
+      // stopped (143) runs are no failures (no hook) and leave an earlier failure's marker alone.
+      const service = fs.readFileSync(path.join(unitDir(), 'mailcow-backup.service'), 'utf8');
+      assert.match(service, /^SuccessExitStatus=75 130 143$/m);
+      const post = /^ExecStopPost=\+\/bin\/sh -c '(.*)'$/m.exec(service)?.[1];
+      assert.ok(post, 'ExecStopPost is a /bin/sh -c command');
+      assert.ok(post.includes('/run/motd.d/mailcow-backup-failed /var/lib/mailcow-backup/last-failure'), post);
+      const clear = post.replace(/\$\$/g, '$').split('/run/motd.d/mailcow-backup-failed').join(motd).split('/var/lib/mailcow-backup').join(fakeState);
+      for (const status of ['75', '143', '1']) {
+        assert.equal((await run('/bin/sh', ['-c', clear], { EXIT_STATUS: status })).code, 0);
+        assert.ok(fs.existsSync(motd) && fs.existsSync(path.join(fakeState, 'last-failure')), `exit ${status} left the markers`);
+      }
+      assert.equal((await run('/bin/sh', ['-c', clear], { EXIT_STATUS: '0' })).code, 0);
+      assert.ok(!fs.existsSync(motd) && !fs.existsSync(path.join(fakeState, 'last-failure')), 'exit 0 clears the markers');
     });
 
     it('a second install changes nothing and says so', async () => {

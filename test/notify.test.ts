@@ -454,7 +454,7 @@ describe('compose (pure)', () => {
     assert.match(fallback.text, /321 transferred files, rsync --checksum \(the box has no sha256sum; its rsync read every byte\)/);
     assert.ok(fallback.html.includes('rsync --checksum (the box has no sha256sum'));
     const partial = composeReport(okSummary({ ok: false, exitCode: 3, failedPhase: 'prune', error: 'rm failed', verifyMethod: 'rsync-checksum' }), { redact });
-    assert.match(partial.text, /is published and verified with rsync --checksum, but the prune phase failed/);
+    assert.match(partial.text, /is published and verified on the Storage Box with rsync --checksum, but the prune phase failed/);
   });
 
   function assertNoSecretIn(s: string) {

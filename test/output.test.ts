@@ -28,7 +28,7 @@ describe('run: results on stdout, diagnostics on stderr', () => {
     const r = await backup(['run', '--config', sb.configPath], sb.env);
     assert.equal(r.code, 0, r.stderr);
     const newest = (await publishedOnBox(sb.box.root, sb.remotePath)).at(-1)!;
-    assert.match(r.stdout, new RegExp(`^backup ${newest} published and verified on the Storage Box$`, 'm'));
+    assert.match(r.stdout, new RegExp(`^backup ${newest} published and verified on the Storage Box with sha256sum$`, 'm'));
     assert.match(r.stdout, /^ {2}retention {4}\d+ backups? kept/m);
     assert.doesNotMatch(r.stderr, /published and verified on the Storage Box/);
     assert.match(r.stderr, /starting a backup of/);

@@ -171,17 +171,8 @@ export class StorageBox {
   async downloadHashes(base: string, paths: string[], into: string, timeoutSec: number): Promise<Map<string, string>> {
     const out = new Map<string, string>();
     if (paths.length === 0) return out;
-    await mkdir(into, { recursive: true, mode: 0o700 });
-    const list = `${into}.list`;
-    await writeFile(list, paths.map((p) => `${p}\0`).join(''), { mode: 0o600 });
     try {
-      await this.exec('rsync', ['-t', '--files-from', list, '--from0', '--timeout', String(timeoutSec), '-e', rsyncRemoteShell(this.target), remoteSpec(this.target, `${base}/`), `${into}/`], {
-        what: `downloading ${paths.length} file(s) from the Storage Box to hash them here`,
-        okCodes: [0, 23, 24],
-        timeoutMs: undefined,
-      });
-      const present: string[] = [];
-      for (const p of paths) if ((await lstat(join(into, p)).catch(() => undefined))?.isFile()) present.push(p);
+      const present = await this.download(base, paths, into, timeoutSec, 'to hash them here');
       const pool = createHashPool();
       try {
         const batches: string[][] = [];
@@ -194,9 +185,31 @@ export class StorageBox {
       }
     } finally {
       await rm(into, { recursive: true, force: true });
-      await rm(list, { force: true });
     }
     return out;
+  }
+
+  /**
+   * Fetches exactly `paths` (relative to `base`) into `into` with one rsync call; returns those
+   * that arrived (a path the box lacks is left out, not an error). The caller removes `into`.
+   */
+  async download(base: string, paths: string[], into: string, timeoutSec: number, why: string): Promise<string[]> {
+    if (paths.length === 0) return [];
+    await mkdir(into, { recursive: true, mode: 0o700 });
+    const list = `${into}.list`;
+    await writeFile(list, paths.map((p) => `${p}\0`).join(''), { mode: 0o600 });
+    try {
+      await this.exec('rsync', ['-t', '--files-from', list, '--from0', '--timeout', String(timeoutSec), '-e', rsyncRemoteShell(this.target), remoteSpec(this.target, `${base}/`), `${into}/`], {
+        what: `downloading ${paths.length} file(s) from the Storage Box ${why}`,
+        okCodes: [0, 23, 24],
+        timeoutMs: undefined,
+      });
+    } finally {
+      await rm(list, { force: true });
+    }
+    const present: string[] = [];
+    for (const p of paths) if ((await lstat(join(into, p)).catch(() => undefined))?.isFile()) present.push(p);
+    return present;
   }
 
   /** `du -sk` over several folders at once: hard links are counted once, for the first folder. */

@@ -122,8 +122,8 @@ async function main(argv: string[]): Promise<number> {
           newestOnBox: async () => {
             await c.box.connect();
             try {
-              const l = await listBackups(c, { sizes: false });
-              return l[0] && { name: l[0].name, date: l[0].date, verification: l[0] };
+              const l = await listBackups(c, { sizes: false, records: 'newest' });
+              return l[0] && { name: l[0].name, date: l[0].date, verification: l[0], encryption: l[0].encryption };
             } finally {
               await c.box.close();
             }
@@ -136,7 +136,7 @@ async function main(argv: string[]): Promise<number> {
         const { listBackups, listText } = await import('../backup/list.js');
         await ctx.box.connect();
         try {
-          const list = await listBackups(ctx, { sizes: true });
+          const list = await listBackups(ctx, { sizes: true, records: 'all' });
           process.stdout.write(values.json ? JSON.stringify(list, null, 2) + '\n' : listText(list).join('\n') + '\n');
         } finally {
           await ctx.box.close();

@@ -109,7 +109,7 @@ async function main(argv: string[]): Promise<number> {
     await ctx.box.connect();
     try {
       if (values.list) {
-        const list = await listBackups(ctx, { sizes: true });
+        const list = await listBackups(ctx, { sizes: true, records: 'all' });
         out(values.json ? JSON.stringify(list, null, 2) : listText(list).join('\n'));
         return EXIT.ok;
       }

@@ -11,6 +11,8 @@ export interface NewestBackup {
   date: Date | string;
   /** What this host's record says of it; undefined: not looked up. */
   verification?: Verification;
+  /** From its backup.json: age recipients' fingerprints, null when not encrypted, undefined when not read. */
+  encryption?: { tool: 'age'; recipients: string[] } | null;
 }
 
 export interface StatusDeps {
@@ -33,7 +35,7 @@ export interface StatusReport {
     healthy: boolean;
     problems: string[];
     lastRun?: RunStatus;
-    newestBackup?: { name: string; date: string; ageHours: number; source: 'box' | 'status-file'; verification?: Verification };
+    newestBackup?: { name: string; date: string; ageHours: number; source: 'box' | 'status-file'; verification?: Verification; encryption?: { tool: 'age'; recipients: string[] } | null };
     scrub?: { verified: number; damaged: string[]; lastScrub?: string };
     staleAfterHours: number;
   };
@@ -87,7 +89,7 @@ export async function statusReport(deps: StatusDeps): Promise<StatusReport> {
   if (deps.newestOnBox) {
     try {
       const b = await deps.newestOnBox();
-      if (b) newest = { name: b.name, date: new Date(b.date).toISOString(), ageHours: 0, source: 'box', verification: b.verification };
+      if (b) newest = { name: b.name, date: new Date(b.date).toISOString(), ageHours: 0, source: 'box', verification: b.verification, encryption: b.encryption };
     } catch (e) {
       problems.push(`the Storage Box could not be asked for its backups: ${(e as Error).message}`);
     }
@@ -98,6 +100,7 @@ export async function statusReport(deps: StatusDeps): Promise<StatusReport> {
     newest.ageHours = Math.round(((now.getTime() - Date.parse(newest.date)) / 3_600_000) * 10) / 10;
     const how = newest.source === 'status-file' ? 'from the status file; the box was not asked' : newest.verification ? `on the box, ${verificationText(newest.verification)}` : 'on the box';
     lines.push(`newest backup  ${newest.name}, ${age(now.getTime() - Date.parse(newest.date))} old (${how})`);
+    if (newest.encryption !== undefined) lines.push(`encrypted      ${newest.encryption ? `with age for ${newest.encryption.recipients.join(', ')}` : 'no (ENCRYPT_RECIPIENTS was not set for it)'}`);
     if (newest.ageHours > threshold) {
       lines.push(`WARNING        the newest verified backup is older than ${threshold} h (STALE_AFTER_HOURS): backups are not being made`);
       problems.push(`the newest verified backup is ${newest.ageHours} h old (more than ${threshold} h)`);

@@ -51,9 +51,10 @@ export function afterPublishProblem(s: RunSummary): string {
 
 /** The summary's first line: the one an admin reads. */
 export function summaryHeadline(s: RunSummary): string {
-  if (s.ok) return `backup ${s.backupName} published and verified on the Storage Box${s.verifyMethod ? ` with ${verifyMethodName(s.verifyMethod)}` : ''}`;
+  const how = s.verifyMethod ? ` with ${verifyMethodName(s.verifyMethod)}` : '';
+  if (s.ok) return `backup ${s.backupName} published and verified on the Storage Box${how}`;
   if (wasInterrupted(s)) return `backup INTERRUPTED in phase ${s.failedPhase ?? '?'}: ${s.published ? `${s.backupName} was published before that` : 'nothing was published'}`;
-  if (s.exitCode === EXIT.partial && s.backupName) return `backup ${s.backupName} published and verified on the Storage Box, but ${afterPublishProblem(s)}`;
+  if (s.exitCode === EXIT.partial && s.backupName) return `backup ${s.backupName} published and verified on the Storage Box${how}, but ${afterPublishProblem(s)}`;
   // The reason was just printed as the error line (stderr, LOG_FILE); the summary does not repeat it.
   return `backup FAILED in phase ${s.failedPhase ?? '?'} (exit ${s.exitCode}); the reason is the error line before this summary (stderr, and the log)`;
 }
