@@ -227,7 +227,9 @@ describe('the link to the box fails mid-upload', () => {
     let temp: { of: string; size: number } | undefined;
     for (const n of existsSync(folder) ? readdirSync(folder) : []) {
       if (!n.includes(`.${tag}`)) continue;
-      const size = statSync(join(folder, n)).size;
+      // rsync renames its temp file when the file is whole: a name listed a moment ago may be gone.
+      const size = statSync(join(folder, n), { throwIfNoEntry: false })?.size;
+      if (size === undefined) continue;
       if (n.startsWith('.')) temp = { of: n.slice(1, n.lastIndexOf('.')), size };
       else named.set(n, size);
     }
@@ -238,12 +240,25 @@ describe('the link to the box fails mid-upload', () => {
     let ended = false;
     void run?.exit.then(() => (ended = true));
     const t0 = Date.now();
-    for (;;) {
-      const v = probe();
-      if (v !== undefined) return v;
-      if (ended) throw new Error(`the run ended before ${what}:\n${run!.stderr().slice(-3000)}`);
-      if (Date.now() - t0 > 60_000) throw new Error(`no ${what} within 60 s`);
-      await sleep(20);
+    try {
+      for (;;) {
+        const v = probe();
+        if (v !== undefined) return v;
+        if (ended) throw new Error(`the run ended before ${what}:\n${run!.stderr().slice(-3000)}`);
+        if (Date.now() - t0 > 60_000) throw new Error(`no ${what} within 60 s`);
+        await sleep(20);
+      }
+    } catch (e) {
+      // A run left behind would hold the lock and fail every later test in this file.
+      if (run && !ended) {
+        try {
+          process.kill(-run.p.pid!, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+        await run.exit;
+      }
+      throw e;
     }
   };
   /** The server dies: the listener and every sshd session, at once (its children see EOF). */
