@@ -32,10 +32,25 @@ export function downloadFilters(o: { components: Component[]; mailboxDirs: strin
 export async function downloadBackup(
   exec: Exec,
   log: Logger,
-  o: { target: BoxTarget; remoteFolder: string; localFolder: string; filters: string[]; progress?: (line: string) => void; timeoutSec?: number },
-): Promise<{ files: number }> {
+  o: {
+    target: BoxTarget;
+    remoteFolder: string;
+    localFolder: string;
+    filters: string[];
+    progress?: (line: string) => void;
+    timeoutSec?: number;
+    /**
+     * Local folders laid out like the backup folder whose files rsync takes instead of fetching
+     * them when size and time match: `link` hard-links them (a mirror's earlier copy, which is
+     * never written to), `copy` copies them (the live volumes, which change). Absolute paths;
+     * rsync tries them in order and accepts at most 20.
+     */
+    basis?: { dir: string; how: 'link' | 'copy' }[];
+  },
+): Promise<{ files: number; bytesFromBox: number }> {
   await mkdir(o.localFolder, { recursive: true, mode: 0o700 });
   let files = 0;
+  let bytesFromBox = 0;
   const tty = Boolean(o.progress);
   await exec(
     'rsync',
@@ -45,6 +60,8 @@ export async function downloadBackup(
       '--delete', // a folder from an earlier attempt may hold files this selection does not
       ...(tty ? ['--info=progress2', '--no-inc-recursive'] : []),
       '--out-format=%n',
+      '--stats',
+      ...(o.basis ?? []).slice(0, 20).map((b) => `--${b.how}-dest=${b.dir}`),
       `--timeout=${o.timeoutSec ?? 600}`,
       ...o.filters,
       '-e',
@@ -60,11 +77,14 @@ export async function downloadBackup(
           if (line.trim()) log.warn(`rsync: ${line}`);
           return;
         }
-        if (/^\s+[\d,.]+\s+\d+%/.test(line)) o.progress?.(line.trim());
+        const received = /^Total bytes received: ([\d,.]+)/.exec(line);
+        if (received) bytesFromBox = Number(received[1]!.replace(/[,.]/g, ''));
+        else if (/^\s+[\d,.]+\s+\d+%/.test(line)) o.progress?.(line.trim());
+        else if (/^(Number of|Total |Literal data|Matched data|File list|sent |total size)/.test(line) || !line.trim()) return;
         else if (line && !line.endsWith('/')) files++;
       },
     },
   );
   log.info(`downloaded ${files} new or changed file(s) of ${o.remoteFolder}`);
-  return { files };
+  return { files, bytesFromBox };
 }
