@@ -11,6 +11,7 @@ import { TOOL_VERSION } from '../version.js';
 import { isUserError, UserError } from '../errors.js';
 import type { RunContext } from '../backup/context.js';
 import { lockPhase } from '../backup/lock-phase.js';
+import { now } from '../adapters/clock.js';
 import { EXIT } from './exit-codes.js';
 import { exitOf, installSignalHandlers, loadConfigAndLog, reportError, runMain, type CommonFlags, type ConfigAndLog } from './main.js';
 import type { NotifyDeps } from '../notify/after-run.js';
@@ -196,7 +197,7 @@ async function main(argv: string[]): Promise<number> {
 async function run(base: ConfigAndLog, flags: CommonFlags, sig: ReturnType<typeof installSignalHandlers>, acceptShrink: boolean): Promise<number> {
   const c = base.config;
   base.log.info(`backup-to-hetzner ${TOOL_VERSION}: starting a backup of ${c.MAILCOW_PATH} to ${c.HETZNER_USER}@${c.HETZNER_HOST}:${c.HETZNER_REMOTE_PATH}`);
-  const locked = await lockPhase({ ...base, now: () => new Date() });
+  const locked = await lockPhase({ ...base, now });
   // Busy is not failing: another run is doing the work. Logged, exit 75; no ping, no e-mail, and
   // the status file (the last run's result, the failure streak) is left to the run that works.
   if (isUserError(locked.error) && locked.error.kind === 'locked') {

@@ -1,6 +1,7 @@
 // A command's full context: config and log (main.ts) plus the collaborators that run commands
 // and talk to the box. Its own module so that the daily run loads it only once it holds the lock.
 import { createExec } from '../adapters/exec.js';
+import { now } from '../adapters/clock.js';
 import { StorageBox } from '../adapters/storage-box.js';
 import type { RunContext } from '../backup/context.js';
 import type { Config } from '../config/schema.js';
@@ -19,7 +20,7 @@ export function contextOf({ config, configPath, log }: ConfigAndLog, flags: Comm
     log,
     exec,
     signal,
-    now: () => new Date(),
+    now,
     box: new StorageBox(boxTargetOf(config), exec, log),
     dryRun: Boolean(flags['dry-run']),
   };
