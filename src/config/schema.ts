@@ -163,6 +163,10 @@ export const KEY_DOCS: KeyDoc[] = [
   { key: 'STATUS_FILE', group: 'Monitoring', help: 'JSON status of the last run.', example: '/var/lib/mailcow-backup/status.json', defaultText: '/var/lib/mailcow-backup/status.json' },
   { key: 'PROMETHEUS_TEXTFILE', group: 'Monitoring', help: 'Prometheus textfile-collector file for the last run; empty: none.', example: '/var/lib/node_exporter/textfile_collector/mailcow_backup.prom' },
   { key: 'STALE_AFTER_HOURS', group: 'Monitoring', help: "'status' warns when the newest verified backup is older than this.", example: '26', defaultText: '26' },
+  { key: 'ROLE', group: 'Standby', help: "'primary': this host is backed up; 'standby': this host only mirrors the box's newest backup ('restore-from-hetzner standby') and refuses to back up, so it never writes into the primary's backups.", example: 'primary', defaultText: 'primary' },
+  { key: 'STANDBY_DIR', group: 'Standby', help: "Where a standby host keeps its verified copies of the newest backups (restores on this host fetch only what these lack).", example: '/var/lib/mailcow-backup/standby', defaultText: '/var/lib/mailcow-backup/standby' },
+  { key: 'STANDBY_KEEP', group: 'Standby', help: 'How many mirrored backups a standby host keeps (unchanged files are hard links between them).', example: '2', defaultText: '2' },
+  { key: 'AGE_IDENTITY_FILE', group: 'Standby', help: "age identity (private key) file on THIS host, for a standby or a drill to prove that encrypted backups decrypt; empty: not proved (said so). Never needed on the primary.", example: '/root/mailcow-backup-age.key' },
 ];
 
 const docOf = (key: string) => {
@@ -251,6 +255,10 @@ export const configSchema = z
     STATUS_FILE: withDefault('STATUS_FILE', absPath()),
     PROMETHEUS_TEXTFILE: optional(absPath()),
     STALE_AFTER_HOURS: withDefault('STALE_AFTER_HOURS', int(1, 8760)),
+    ROLE: withDefault('ROLE', preprocessed(z.enum(['primary', 'standby'], { error: "must be 'primary' or 'standby'" }))),
+    STANDBY_DIR: withDefault('STANDBY_DIR', absPath()),
+    STANDBY_KEEP: withDefault('STANDBY_KEEP', int(1, 100)),
+    AGE_IDENTITY_FILE: optional(absPath()),
   })
   .check(
     z.superRefine((c, ctx) => {
