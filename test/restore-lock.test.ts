@@ -3,12 +3,14 @@
 // instead of failing, and a restore's lock is never taken over for its age.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
+import { EXIT } from '../src/cli/exit-codes.js';
 import { backup, ROOT, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
+import { docker, dumpContainer, startDumpContainer } from './support/docker.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -73,5 +75,26 @@ test("a backup run finds a restore's lock busy (exit 75), also when the restore 
     assert.match(later.stderr, /a restore holds the lock/);
   } finally {
     await holder.release();
+  }
+});
+
+test("someone else's mailcow-backup container: the restore stops before it changes anything (exit 7), and leaves it alone", { timeout: 120_000 }, async () => {
+  await writeFile(join(sb.mailcow.volume('postfix'), 'main.cf.local'), 'changed again');
+  const damaged = await treeHashes(sb.mailcow.volume('postfix'));
+  const manual = join(dir, 'manual');
+  await mkdir(manual, { recursive: true });
+  const cli = await startDumpContainer(sb.mailcow.path, manual);
+  try {
+    const before = dumpContainer(sb.mailcow.path);
+    const earlier = (await sb.mailcow.readActions()).length;
+    const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--components', 'postfix', '--yes', '--config', sb.configPath], sb.env);
+    assert.equal(r.code, EXIT.dumpBusy, r.stdout + r.stderr);
+    assert.match(r.stderr, /^error: a docker container named mailcow-backup already exists .* no run of this tool left it: .*nothing was restored\. .*remove it: docker rm -f mailcow-backup$/m);
+    assert.deepEqual(await treeHashes(sb.mailcow.volume('postfix')), damaged, 'nothing was restored');
+    assert.equal(dumpContainer(sb.mailcow.path), before, 'the container was left alone');
+    assert.deepEqual((await sb.mailcow.readActions()).slice(earlier).filter((a) => /stop/.test(a) && /postfix/.test(a)), [], 'postfix was never stopped');
+  } finally {
+    docker(sb.mailcow.path, ['rm', '-f', 'mailcow-backup']);
+    cli.kill('SIGKILL');
   }
 });

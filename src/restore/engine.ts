@@ -41,6 +41,7 @@ import { isEncryptedName, recipientFingerprint } from '../plan/age-keys.js';
 import { compose, packVmail, restoreVmail, vmailVolume } from './vmail.js';
 import type { HeldLock } from '../adapters/lock.js';
 import { lockForRestore } from './restore-lock.js';
+import { clearLeftoverContainer } from '../backup/leftover-container.js';
 
 export interface RestoreRequest {
   /** A published backup name or 'latest'. */
@@ -307,6 +308,8 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
     }
     if (ctx.signal.aborted) throw new UserError('interrupted', 'interrupted before anything was restored; nothing on this host was changed');
     lock = await lockForRestore(ctx, (l) => ui.progress(l));
+    // mailcow's script restores each archive in `docker run --name mailcow-backup` too.
+    if (choices.components.some((x) => x !== 'vmail')) await clearLeftoverContainer(ctx, lock.tookOver, 'nothing was restored');
 
     // Step 7: one component at a time; an interrupt finishes the current one, then stops.
     // No abort signal and a process group of their own: Ctrl-C lets the current step finish.
