@@ -94,7 +94,7 @@ const VMAIL = 'vmail';
 const archiveComponents = (cs: Component[]) => cs.filter((c) => c !== 'vmail');
 
 /** Where a restore downloads to (a folder per backup inside). */
-const restoreDir = (ctx: RunContext) => join(ctx.config.TEMP_BACKUP_DIR, 'restore');
+export const restoreDir = (ctx: RunContext) => join(ctx.config.TEMP_BACKUP_DIR, 'restore');
 
 /** Published backup names on the box (staging folders and foreign names never show). */
 export async function publishedNames(ctx: RunContext): Promise<string[]> {
@@ -200,7 +200,7 @@ const fetchSmall = (ctx: RunContext, name: string, folder: string, archives: Com
   });
 
 /** Fetches a backup's small files and reads its record and manifest (checked against checksums.sha256). */
-async function fetchIndex(ctx: RunContext, name: string, folder: string): Promise<{ record: BackupRecord; checksums: Map<string, string> }> {
+export async function fetchIndex(ctx: RunContext, name: string, folder: string): Promise<{ record: BackupRecord; checksums: Map<string, string> }> {
   await fetchSmall(ctx, name, folder, []);
   const record = JSON.parse(await readFile(join(folder, RECORD_FILE), 'utf8')) as BackupRecord;
   if (record.name !== name) throw new UserError('verify', `${name}/backup.json names ${record.name}; the backup folder was renamed or damaged`);
