@@ -158,3 +158,49 @@ describe('single-message restore by search (real doveadm)', { timeout: 600_000 }
     assert.deepEqual(await scratchLeft(vol), []);
   });
 });
+
+describe('single-message restore with mail_crypt on (real doveadm, keys in the crypt volume)', { timeout: 300_000 }, () => {
+  let dir: string;
+  let sb: Sandbox;
+  const doveadm = (args: string[], input?: string) => {
+    const r = spawnSync('docker', ['compose', 'exec', '-T', 'dovecot-mailcow', 'doveadm', ...args], { cwd: sb.mailcow.path, env: { ...process.env, ...sb.env }, encoding: 'utf8', input });
+    assert.equal(r.status, 0, `doveadm ${args.join(' ')}: ${r.stderr}`);
+    return r.stdout;
+  };
+  before(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'message-restore-crypt-'));
+    sb = await createSandbox({ dir, mailBytes: 256 * 1024, seed: 12, dovecot: { mailCrypt: true } });
+  });
+  after(async () => {
+    await sb?.stop();
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  it('finds an encrypted message by subject and restores it, still encrypted and readable', async () => {
+    const original = `From: Bob <bob@vendor.example>\nTo: Alice <${ALICE}>\nSubject: Sealed contract 31337\nMessage-ID: <sealed31337@vendor.example>\nDate: Tue, 14 Nov 2023 22:13:20 +0000\n\nThe signed contract, as agreed.\n`;
+    doveadm(['save', '-u', ALICE, '-m', 'INBOX'], original); // delivered through dovecot: mail_crypt encrypts it
+    const inbox = path.join(sb.mailcow.volume('vmail'), 'example.com/alice/Maildir');
+    const sealed = async (folder: string) => {
+      const out: string[] = [];
+      for (const sub of ['cur', 'new']) for (const n of await fsp.readdir(path.join(inbox, folder, sub)).catch(() => [] as string[])) {
+        const head = (await fsp.readFile(path.join(inbox, folder, sub, n))).subarray(0, 7).toString();
+        if (head === 'CRYPTED') out.push(n);
+      }
+      return out;
+    };
+    assert.equal((await sealed('')).length, 1, 'the stand-in dovecot stores the message encrypted');
+    const r1 = await backup(['run', '--config', sb.configPath], sb.env);
+    assert.equal(r1.code, 0, r1.stderr);
+    doveadm(['expunge', '-u', ALICE, 'mailbox', 'INBOX', 'subject', 'Sealed contract 31337']);
+    assert.equal((await sealed('')).length, 0);
+    const r = await runCli(RESTORE_CLI, ['--config', sb.configPath, '--mailbox', ALICE, '--search', 'subject "sealed contract"', '--yes'], { ...sb.env, MAILCOW_BACKUP_TEST_CLOCK: '2026-12-10T12:00:00Z' }, 180_000);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /INBOX .*Sealed contract 31337/);
+    assert.match(r.stdout, /restored 1 message\(s\) into folder Restored-2026-12-10/);
+    assert.equal((await sealed('.Restored-2026-12-10.INBOX')).length, 1, 'restored mail is encrypted at rest like all mail');
+    const text = JSON.parse(doveadm(['-f', 'json', 'fetch', '-u', ALICE, 'text', 'mailbox', 'Restored-2026-12-10/INBOX', 'all'])) as { text: string }[];
+    assert.equal(text.length, 1);
+    assert.equal(text[0]!.text.replace(/\r\n/g, '\n'), original);
+    assert.deepEqual(await scratchLeft(sb.mailcow.volume('vmail')), []);
+  });
+});

@@ -17,7 +17,7 @@ export async function doveadm(exec: Exec, mailcowPath: string, args: string[], w
     const bad = queryErrorLine(e.details);
     if (bad) throw new UserError('config', `dovecot refuses the search query: ${bad.replace(/^Fatal: /, '')}; see 'man doveadm-search-query'`);
     const lines = e.details.join('\n');
-    if (/is not running/.test(lines)) throw new UserError('preflight', `dovecot-mailcow is not running: start it (cd <mailcow> && docker compose up -d dovecot-mailcow) and try again; nothing was changed`);
+    if (/is not running/.test(lines)) throw new UserError('preflight', `dovecot-mailcow is not running: start it (cd ${mailcowPath} && docker compose up -d dovecot-mailcow) and try again; nothing was changed`);
     const user = /User doesn't exist|[Uu]nknown user/.exec(lines);
     if (user) throw new UserError('preflight', `dovecot has no such mailbox on this host (${lines.split('\n').find((l) => user[0] && l.includes(user[0]))?.trim()}); create it in mailcow first`);
     throw e;

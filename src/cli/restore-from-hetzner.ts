@@ -198,13 +198,15 @@ async function searchCommand(values: { config?: string; debug?: boolean; search?
   let ctx: RunContext | undefined;
   const out = (l: string) => process.stdout.write(l + '\n');
   let session: SearchSession | undefined;
+  let importing = false;
   try {
     ctx = buildContext({ config: values.config, debug: values.debug }, sig.signal, values.json ? 'silent' : undefined);
     await ctx.box.connect();
     try {
       session = await searchMessages(ctx, { mailbox: mailboxes[0]!, query, folder: values.folder, backup: values.backup, since }, (l) => ctx!.log.info(l));
       const r = session.result;
-      const restore = values.yes && r.found.length ? await importMessages(session, r.found) : undefined;
+      importing = Boolean(values.yes && r.found.length);
+      const restore = importing ? await importMessages(session, r.found) : undefined;
       if (values.json) out(JSON.stringify({ ...r, restore }, null, 2));
       else {
         const searched = `${r.searched.length} backup(s) searched: ${r.searched.join(', ')}${r.without.length ? ` (${r.without.length} without mail of ${r.mailbox}${values.folder === undefined ? '' : ` in ${values.folder}`}: ${r.without.join(', ')})` : ''}`;
@@ -223,7 +225,12 @@ async function searchCommand(values: { config?: string; debug?: boolean; search?
       await ctx.box.close();
     }
   } catch (e) {
-    return reportError(e, ctx?.log, sig.received());
+    if (sig.received()) {
+      const msg = `interrupted by ${sig.received()}: the fetched copies are removed; ${importing ? 'messages imported before it stay in the mailbox; the same search again skips them as still in the mailbox' : 'nothing was restored'}`;
+      ctx ? ctx.log.error(msg) : process.stderr.write(`error: ${msg}\n`);
+      return exitOf(e, sig.received());
+    }
+    return reportError(e, ctx?.log);
   } finally {
     await ctx?.log.close();
   }
