@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { backup, flipByte, publishedOnBox, RESTORE_CLI, runCli } from './support/cli.js';
+import { startWizard, type Terminal } from './support/tmux.js';
 
 const ALICE = 'alice@example.com';
 const isRoot = process.getuid?.() === 0;
@@ -36,6 +37,8 @@ describe('single-message restore by search (real doveadm)', { timeout: 600_000 }
   const search = (args: string[]) => runCli(RESTORE_CLI, ['--config', sb.configPath, '--mailbox', ALICE, ...args], env(), 180_000);
   let invoice: { file: string; bytes: Buffer };
   let kept: { file: string; bytes: Buffer };
+  let oldest: { file: string; bytes: Buffer };
+  let term: Terminal | undefined;
 
   before(async () => {
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'message-restore-'));
@@ -47,7 +50,7 @@ describe('single-message restore by search (real doveadm)', { timeout: 600_000 }
       assert.equal(r.code, 0, r.stderr);
     };
     // Backup 1 alone holds "Quarterly plan 1999": it was deleted right after.
-    const oldest = await deliver(inbox, '', { subject: 'Quarterly plan 1999', id: 'q1999', time: 1_700_000_000 });
+    oldest = await deliver(inbox, '', { subject: 'Quarterly plan 1999', id: 'q1999', time: 1_700_000_000 });
     kept = await deliver(inbox, '.Sent', { subject: 'Still here 77', id: 'kept77', time: 1_700_100_000 });
     await run('1');
     await fsp.rm(oldest.file);
@@ -60,6 +63,7 @@ describe('single-message restore by search (real doveadm)', { timeout: 600_000 }
     assert.equal(names.length, 3);
   });
   after(async () => {
+    term?.close();
     await sb?.stop();
     await fsp.rm(dir, { recursive: true, force: true });
   });
@@ -138,6 +142,40 @@ describe('single-message restore by search (real doveadm)', { timeout: 600_000 }
     } finally {
       await flipByte(victim);
     }
+    assert.deepEqual(await scratchLeft(vol), []);
+  });
+
+  it('the wizard: pick the mailbox, search, tick a message in a checkbox list, confirm; it is restored', async () => {
+    const t = (term = startWizard(`message-wizard-${process.pid}`, RESTORE_CLI, ['--config', sb.configPath], env()));
+    await t.waitFor(/Which backup\?/);
+    t.keys('Enter'); // the newest: the search goes on into the older ones
+    await t.waitFor(/What should be restored\?/);
+    t.keys('Down', 'Down', 'Down');
+    await t.waitFor(/[❯>] one or more messages/);
+    t.keys('Enter');
+    await t.waitFor(/Mailbox to search/);
+    t.type('alice@');
+    await t.waitFor(/[❯>] \[ \] alice@example\.com/);
+    t.keys('Enter');
+    await t.waitFor(/Folder \(INBOX/);
+    t.type('INBOX');
+    t.keys('Enter');
+    await t.waitFor(/Search \(dovecot's search language/);
+    t.type('subject "Quarterly plan"');
+    t.keys('Enter');
+    const list = await t.waitFor(/message\(s\) found, newest first/, 120_000);
+    assert.match(list, new RegExp(`${names[0]}  INBOX .*Quarterly plan 1999`), list);
+    t.keys('Space');
+    t.keys('Enter');
+    await t.waitFor(/Type RESTORE to restore 1 message\(s\)/);
+    t.type('RESTORE');
+    t.keys('Enter');
+    const done = await t.waitFor(/WIZARD-EXIT=\d+/, 60_000);
+    assert.match(done, /WIZARD-EXIT=0/, done);
+    assert.match(done, /1 message\(s\) of alice@example\.com into folder Restored-2026-12-10/);
+    const restored = path.join(inbox, '.Restored-2026-12-10.INBOX');
+    const contents = await Promise.all(['cur', 'new'].flatMap((d) => [d]).map(async (d) => Promise.all((await fsp.readdir(path.join(restored, d)).catch(() => [] as string[])).map((n) => fsp.readFile(path.join(restored, d, n))))));
+    assert.ok(contents.flat().some((b) => b.equals(oldest.bytes)), 'the picked message is back, byte for byte');
     assert.deepEqual(await scratchLeft(vol), []);
   });
 

@@ -17,11 +17,13 @@ export function scratchPid(name: string): number | undefined {
 
 /**
  * The published backups to search, newest first: one (`NAME` or `latest`, already resolved by
- * the caller), or every one made on or after `since`, or all.
+ * the caller), or every one made on or after `since` (and not after `upTo`), or all.
  */
-export function backupsToSearch(published: string[], o: { only?: string; since?: Date }): string[] {
-  const names = published.filter(isBackupName).sort().reverse();
+export function backupsToSearch(published: string[], o: { only?: string; since?: Date; upTo?: string }): string[] {
+  let names = published.filter(isBackupName).sort().reverse();
   if (o.only) return names.filter((n) => n === o.only);
+  // The wizard: the backup picked first, then the older ones.
+  if (o.upTo) names = names.filter((n) => n <= o.upTo!);
   if (o.since) return names.filter((n) => parseBackupName(n)!.getTime() >= o.since!.getTime());
   return names;
 }

@@ -48,6 +48,8 @@ export interface MessageSearchRequest {
   backup?: string;
   /** Only backups made on or after this time. */
   since?: Date;
+  /** This backup and the older ones. */
+  upTo?: string;
 }
 
 export interface MessageSearch {
@@ -111,7 +113,7 @@ export async function searchMessages(ctx: RunContext, req: MessageSearchRequest,
     if (!r.ok) throw new UserError('config', r.reason);
     only = r.name;
   }
-  const names = backupsToSearch(published, { only, since: req.since });
+  const names = backupsToSearch(published, { only, since: req.since, upTo: req.upTo });
   if (names.length === 0) throw new UserError('config', `no published backup was made on or after ${req.since?.toISOString() ?? '?'} (newest: ${published.sort().at(-1) ?? 'none'})`);
   const folder = req.folder === undefined ? undefined : maildirFolder(req.folder);
 
