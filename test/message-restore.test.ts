@@ -143,6 +143,17 @@ describe('single-message restore by search (real doveadm)', { timeout: 600_000 }
       await flipByte(victim);
     }
     assert.deepEqual(await scratchLeft(vol), []);
+    // dovecot-mailcow stopped: docker's refusal becomes one line with the fix.
+    const compose = (a: string) => spawnSync('docker', ['compose', a, 'dovecot-mailcow'], { cwd: sb.mailcow.path, env: { ...process.env, ...sb.env } });
+    compose('stop');
+    try {
+      const r = await search(['--search', 'all']);
+      assert.equal(r.code, 4, r.stderr);
+      assert.match(r.stderr, /dovecot-mailcow is not running: start it \(cd .* && docker compose up -d dovecot-mailcow\)/);
+    } finally {
+      compose('start');
+    }
+    assert.deepEqual(await scratchLeft(vol), []);
   });
 
   it('the wizard: pick the mailbox, search, tick a message in a checkbox list, confirm; it is restored', async () => {
