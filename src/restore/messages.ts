@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, stat, symlink } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { CONTAINER_VMAIL, doveadm } from '../adapters/doveadm.js';
+import { alive } from '../adapters/lock.js';
 import { readMailcowConf } from '../adapters/mailcow.js';
 import type { RunContext } from '../backup/context.js';
 import { loadScrubState } from '../backup/scrub.js';
@@ -31,6 +32,7 @@ import { verificationOf } from '../plan/verification.js';
 import { downloadBackup } from './download.js';
 import { fetchIndex, publishedNames, restoreDir } from './engine.js';
 import { mailboxDir, resolveBackup } from './plan.js';
+import { lockForRestore } from './restore-lock.js';
 import { verifyDownload } from './verify-local.js';
 import { vmailVolume } from './vmail.js';
 
@@ -72,15 +74,6 @@ export interface SearchSession {
   remove(): Promise<void>;
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-};
-
 /** Removes scratch folders whose run is gone (killed with SIGKILL, a crash, a power cut). */
 async function removeLeftovers(ctx: RunContext, vol: string): Promise<void> {
   for (const n of await readdir(vol)) {
@@ -103,7 +96,6 @@ export async function searchMessages(ctx: RunContext, req: MessageSearchRequest,
   const liveConf = readMailcowConf(c.MAILCOW_PATH);
   const sub = liveConf.MAILDIR_SUB ?? 'Maildir';
   const vol = await vmailVolume(ctx.exec, liveConf.COMPOSE_PROJECT_NAME ?? 'mailcowdockerized');
-  await removeLeftovers(ctx, vol);
 
   const published = await publishedNames(ctx);
   let only: string | undefined;
@@ -120,15 +112,25 @@ export async function searchMessages(ctx: RunContext, req: MessageSearchRequest,
   const scratch = join(vol, scratchName(process.pid));
   const live = join(vol, dir);
   const owner = await stat(live).catch(() => undefined);
+  // The scratch folder is in the vmail volume: a backup run must not walk it (and a restore
+  // changes the mailbox), so the backup lock is held while it exists, as a restore holds it.
+  const lock = await lockForRestore(ctx, progress);
   const session: SearchSession = {
     ctx,
     mailcowPath: c.MAILCOW_PATH,
     scratch,
     locations: new Map(),
     result: { mailbox: user, searched: names, without: [], found: [] },
-    remove: () => rm(scratch, { recursive: true, force: true }),
+    remove: async () => {
+      try {
+        await rm(scratch, { recursive: true, force: true });
+      } finally {
+        await lock.release();
+      }
+    },
   };
   try {
+    await removeLeftovers(ctx, vol);
     await rm(scratch, { recursive: true, force: true });
     await mkdir(join(scratch, 'empty', 'cur'), { recursive: true, mode: 0o700 });
     // dovecot reads the fetched files as the mailbox's owner (5000 in mailcow).
