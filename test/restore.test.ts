@@ -94,8 +94,9 @@ describe('restore-from-hetzner on the sandbox', { timeout: 360_000 }, () => {
     await fsp.writeFile(file, bad);
     const st = await fsp.stat(file);
     await fsp.utimes(file, st.atime, st.mtime);
-    // damage the host so a wrongful restore would show
+    // damage the host so a wrongful restore would show; the victim too, so only the box has it
     await fsp.rm(path.join(sb.mailcow.volume('vmail'), 'example.com/bob'), { recursive: true });
+    await fsp.rm(path.join(sb.mailcow.volume('vmail'), 'example.com/alice/Maildir/cur', victim));
     const before = await volumeHashes(sb);
     const actionsBefore = (await sb.mailcow.readActions()).length;
     try {
