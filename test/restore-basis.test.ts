@@ -11,7 +11,9 @@ import path from 'node:path';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateDatabases } from '../src/sandbox/mailcow-standin.js';
 import { mutateMaildir, seededBytes } from '../src/sandbox/maildir-fixture.js';
-import { BACKUP_CLI, flipByte, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
+import { basisOrder } from '../src/plan/restore-basis.js';
+import { exactFilters } from '../src/restore/download.js';
+import { assertSameTree, BACKUP_CLI, flipByte, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
 
 const VOLS = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
 const UNIT: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
@@ -40,12 +42,28 @@ async function files(root: string, rel = ''): Promise<Map<string, { size: number
 
 const sum = (m: Map<string, { size: number }>, keep: (p: string) => boolean = () => true) => [...m].filter(([p]) => keep(p)).reduce((n, [, v]) => n + v.size, 0);
 
-function assertSameTree(actual: Map<string, string>, expected: Map<string, string>, what: string) {
-  const missing = [...expected.keys()].filter((k) => !actual.has(k));
-  const extra = [...actual.keys()].filter((k) => !expected.has(k));
-  const differ = [...expected.keys()].filter((k) => actual.has(k) && actual.get(k) !== expected.get(k));
-  assert.deepEqual({ missing: missing.slice(0, 5), extra: extra.slice(0, 5), differ: differ.slice(0, 5) }, { missing: [], extra: [], differ: [] }, what);
-}
+describe('restore basis (pure)', () => {
+  it('offers the mirror of the same backup first, then the live volume, then older mirrors newest first; foreign names never', () => {
+    const order = basisOrder({ name: 'mailcow-2026-11-21-03-00-00', mirrors: ['mailcow-2026-11-19-03-00-00', 'mailcow-2026-11-21-03-00-00', 'mailcow-2026-11-20-03-00-00', 'mailcow-bad', '.incomplete-mailcow-2026-11-22-03-00-00'], live: '/scratch' });
+    assert.deepEqual(order.map((b) => b.name), ['mailcow-2026-11-21-03-00-00', '/scratch', 'mailcow-2026-11-20-03-00-00', 'mailcow-2026-11-19-03-00-00']);
+  });
+
+  it('fetches again exactly the named files, wildcard characters in their names taken literally (real rsync)', async () => {
+    const t = await fsp.mkdtemp(path.join(os.tmpdir(), 'exact-filters-'));
+    try {
+      const want = ['vmail/a.org/bob/Maildir/cur/1.M1,S=5:2,S', 'vmail/a.org/bob/Maildir/.[x]*?/cur/2', 'backup_redis.tar.zst'];
+      const others = ['vmail/a.org/bob/Maildir/cur/3', 'vmail/a.org/bob/Maildir/.[x]ab/cur/2', 'vmail/a.org/bob/Maildir/.x*?/cur/2', 'vmail/b.org/eve/Maildir/cur/1', 'backup_crypt.tar.zst'];
+      for (const p of [...want, ...others]) {
+        await fsp.mkdir(path.dirname(path.join(t, 'src', p)), { recursive: true });
+        await fsp.writeFile(path.join(t, 'src', p), p);
+      }
+      execFileSync('rsync', ['-rlpt', ...exactFilters(want), `${t}/src/`, `${t}/dst/`]);
+      assert.deepEqual([...(await files(path.join(t, 'dst'))).keys()].sort(), [...want].sort());
+    } finally {
+      await fsp.rm(t, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('a restore fetches only what this host lacks', { timeout: 600_000 }, () => {
   let dir: string;
