@@ -177,4 +177,25 @@ describe('a restore fetches only what this host lacks', { timeout: 600_000 }, ()
     const f = fetched(r.stdout);
     assert.ok(f.box < 300 * KiB, `only the tampered file and the file list came from the box: ${f.line}`);
   });
+
+  it('an earlier download kept with --keep-download is where the next restore starts: only the change since travels', async () => {
+    const [day1, day2] = await published();
+    const k = await restore(['--backup', day1!, '--components', 'vmail', '--keep-download']);
+    assert.equal(k.code, 0, k.stderr + k.stdout);
+    const kept = path.join(dir, 'tmp', 'restore', day1!);
+    assert.match(k.stdout, new RegExp(`verified download: ${kept}`));
+    for (const n of await fsp.readdir(standby)) await fsp.rm(path.join(standby, n), { recursive: true });
+    for (const n of await fsp.readdir(vm())) await fsp.rm(path.join(vm(), n), { recursive: true });
+    const inKept = await files(path.join(kept, 'vmail'));
+    const onBox = await files(path.join(boxFolder(day2!), 'vmail'));
+    const change = sum(onBox, (p) => ((m, n) => !m || m.size !== n.size || m.mtimeMs !== n.mtimeMs)(inKept.get(p), onBox.get(p)!));
+
+    const r = await restore(['--backup', day2!, '--components', 'vmail']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assertSameTree(await treeHashes(vm()), await treeHashes(path.join(boxFolder(day2!), 'vmail')), `vmail as in ${day2}`);
+    const f = fetched(r.stdout);
+    assert.ok(f.box <= change * 1.05 + 300 * KiB, `from the box ${f.box} B, the change since ${day1} is ${change} B: ${f.line}`);
+    assert.ok(f.line.includes(`the earlier download of ${day1}`), f.line);
+    assert.ok(!(await fsp.readdir(path.join(dir, 'tmp', 'restore'))).includes(day1!), 'mailcow\'s script is offered only the backup being restored');
+  });
 });

@@ -71,6 +71,8 @@ export interface Prepared {
   request: RestoreRequest;
   /** Loaded and proven (it decrypted mailcow.conf.age) when the backup is encrypted. */
   identities?: Identities;
+  /** An earlier download whose vmail tree this download starts from. */
+  reused?: string;
 }
 
 export interface EngineUi {
@@ -137,7 +139,8 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
   if (req.downloadOnly) {
     const n = (await readdir(location)).find((n) => n.startsWith('mailcow-') && n !== name);
     if (n) throw new UserError('config', `${location} already holds ${n}; give --download-only an empty folder (mailcow's script would offer both)`);
-  } else await reuseEarlierDownload(ctx, location, name, { vmail: req.components.includes('vmail'), mailboxDirs });
+  }
+  const reused = req.downloadOnly ? undefined : await reuseEarlierDownload(ctx, location, name, { vmail: req.components.includes('vmail'), mailboxDirs });
   const folder = join(location, name);
   const mailWanted = req.components.includes('vmail') || req.mailboxes.length > 0;
   const needCryptForCheck = mailWanted && !req.components.includes('crypt') && !req.downloadOnly;
@@ -175,7 +178,7 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
       .filter((ch) => ['components', 'mailboxes', 'local disk'].includes(ch.title))
       .concat(encryptionCheck(identities));
     checks.unshift(integrity);
-    return { name, record, choices, checks, plan: [`download ${name} into ${folder} and verify it${identities ? ', then decrypt it' : ''}${choices.components.includes('vmail') ? '; vmail is packed as backup_vmail.tar.zst' : ''}; nothing else is touched`], location, folder, checksums, request: req, identities };
+    return { reused, name, record, choices, checks, plan: [`download ${name} into ${folder} and verify it${identities ? ', then decrypt it' : ''}${choices.components.includes('vmail') ? '; vmail is packed as backup_vmail.tar.zst' : ''}; nothing else is touched`], location, folder, checksums, request: req, identities };
   }
 
   const liveConf = readMailcowConf(c.MAILCOW_PATH);
@@ -186,7 +189,7 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
   const replaceLossOf = req.mode === 'replace' && req.mailboxes.length ? await mailboxLoss(ctx, req.mailboxes, mailboxDirs, checksums, liveConf, backupConf) : undefined;
   const facts: HostFacts = { liveConf, backupConf, backupArch, hostArch: hostArchMarker(process.env.RESTORE_HOST_ARCH ?? process.arch), cryptKeysMatch, freeBytes: free, needBytes, downloadDir: location, missingMailboxes, replaceLoss: replaceLossOf };
   const checks = [integrity, ...preRestoreChecks(record, choices, facts), ...encryptionCheck(identities)];
-  return { name, record, choices, checks, plan: planText(record, choices, facts, c.MAILCOW_PATH), facts, location, folder, checksums, request: req, identities };
+  return { name, record, choices, checks, plan: planText(record, choices, facts, c.MAILCOW_PATH), facts, location, folder, checksums, request: req, identities, reused };
 }
 
 /** Per mailbox, the live messages --mode replace would remove; a mailbox that cannot be listed is left out (the plan says so). */
@@ -323,7 +326,8 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
     ui.progress(`verifying every downloaded file against checksums.sha256${prep.identities ? ', decrypting them' : ''} and the archives with zstd -t`);
     const v = await verifyDownload(ctx.exec, folder, prep.checksums, wanted, ctx.signal, prep.identities, refetch);
     ctx.log.info(`verified ${v.files} files and ${v.archives} archives of ${name}`);
-    report.fetched = { fromBox: d.bytesFromBox + again.bytesFromBox, fromHost: Math.max(0, d.totalBytes - d.literalBytes - again.totalBytes), sources: local.sources };
+    const sources = [...(prep.reused ? [`the earlier download of ${prep.reused}`] : []), ...local.sources];
+    report.fetched = { fromBox: d.bytesFromBox + again.bytesFromBox, fromHost: Math.max(0, d.totalBytes - d.literalBytes - again.totalBytes), sources };
     ctx.log.info(fetchedLine(report.fetched));
 
     if (prep.request.downloadOnly) {
