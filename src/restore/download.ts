@@ -6,7 +6,7 @@ import type { Exec } from '../adapters/exec.js';
 import type { Logger } from '../adapters/logger.js';
 import type { Component } from '../config/schema.js';
 import { ARCHIVE_BASE } from '../adapters/mailcow.js';
-import { remoteSpec, rsyncRemoteShell, type BoxTarget } from '../plan/transport-args.js';
+import { parseStats, remoteSpec, rsyncRemoteShell, type BoxTarget } from '../plan/transport-args.js';
 import { CHECKSUM_FILE, MANIFEST_DIR, RECORD_FILE } from '../plan/manifest.js';
 
 /** The small files every restore reads first (mailcow.conf.age when the backup is encrypted). */
@@ -66,9 +66,7 @@ export async function downloadBackup(
 ): Promise<{ files: number; bytesFromBox: number; totalBytes: number; literalBytes: number }> {
   await mkdir(o.localFolder, { recursive: true, mode: 0o700 });
   let files = 0;
-  let bytesFromBox = 0;
-  let totalBytes = 0;
-  let literalBytes = 0;
+  const stats: string[] = [];
   const basis = (o.basis ?? []).slice(0, 20);
   const how = basis.some((b) => b.how === 'copy') ? 'copy' : 'link';
   const tty = Boolean(o.progress);
@@ -97,13 +95,8 @@ export async function downloadBackup(
           if (line.trim()) log.warn(`rsync: ${line}`);
           return;
         }
-        const stat = /^(Total bytes received|Total file size|Literal data): ([\d,.]+)/.exec(line);
-        if (stat) {
-          const n = Number(stat[2]!.replace(/[,.]/g, ''));
-          if (stat[1] === 'Total bytes received') bytesFromBox = n;
-          else if (stat[1] === 'Total file size') totalBytes = n;
-          else literalBytes = n;
-        } else if (/^\s+[\d,.]+\s+\d+%/.test(line)) o.progress?.(line.trim());
+        if (/^(Total |Literal data)/.test(line)) stats.push(line);
+        else if (/^\s+[\d,.]+\s+\d+%/.test(line)) o.progress?.(line.trim());
         else if (/^(Number of|Total |Literal data|Matched data|File list|sent |total size)/.test(line) || !line.trim()) return;
         else if (line && !line.endsWith('/')) files++;
       },
@@ -112,5 +105,6 @@ export async function downloadBackup(
   log.info(`downloaded ${files} new or changed file(s) of ${o.remoteFolder}`);
   // totalBytes: the selection's size; literalBytes: file data that crossed the wire (the rest came
   // from this host: basis files, matched blocks, files already in localFolder).
-  return { files, bytesFromBox, totalBytes, literalBytes };
+  const st = parseStats(stats);
+  return { files, bytesFromBox: st.bytesReceived, totalBytes: st.totalSize, literalBytes: st.literalBytes };
 }
