@@ -18,13 +18,3 @@ export function basisOrder(o: { name: string; mirrors: string[]; live?: string; 
   ];
 }
 
-/**
- * The mailbox folders (`domain/user`) of an earlier download's vmail tree that a restore of
- * `selection` may start from (pure): all of them for a vmail restore, the chosen ones for a
- * mailbox restore, none otherwise. Anything else is removed, so the folder never holds files of
- * another backup outside what this restore fetches and verifies.
- */
-export function reusableMailboxes(present: string[], selection: { vmail: boolean; mailboxDirs: string[] }): string[] {
-  if (selection.vmail) return present;
-  return present.filter((d) => selection.mailboxDirs.includes(d));
-}

@@ -12,7 +12,7 @@ import type { RunContext } from '../backup/context.js';
 import { errorText } from '../errors.js';
 import { volumePath } from '../adapters/mailcow.js';
 import { isBackupName } from '../plan/names.js';
-import { basisOrder, reusableMailboxes } from '../plan/restore-basis.js';
+import { basisOrder } from '../plan/restore-basis.js';
 
 export interface RestoreBasis {
   basis: { dir: string; how: 'copy' }[];
@@ -81,7 +81,6 @@ async function trimToMailboxes(vmail: string, keep: string[]): Promise<void> {
       else await rm(join(vmail, d.name, u.name), { force: true });
     }
   }
-  const reuse = reusableMailboxes(present, { vmail: false, mailboxDirs: keep });
-  for (const p of present) if (!reuse.includes(p)) await rm(join(vmail, p), { recursive: true, force: true });
+  for (const p of present) if (!keep.includes(p)) await rm(join(vmail, p), { recursive: true, force: true });
   for (const d of await readdir(vmail)) await rmdir(join(vmail, d)).catch(() => undefined); // only empty ones go
 }
