@@ -6,7 +6,7 @@ import { listBackups, listText } from '../backup/list.js';
 import type { RunContext } from '../backup/context.js';
 import { COMPONENTS, type Component } from '../config/schema.js';
 import { isUserError } from '../errors.js';
-import { executeRestore, prepareRestore, type RestoreReport } from '../restore/engine.js';
+import { executeRestore, fetchedLine, prepareRestore, type RestoreReport } from '../restore/engine.js';
 import { parseComponents, type Mode } from '../restore/plan.js';
 import { checkLine, runWizard } from '../restore/wizard.js';
 import { TOOL_VERSION } from '../version.js';
@@ -154,6 +154,7 @@ async function main(argv: string[]): Promise<number> {
       else {
         if (report.restored.length) out(`restored from ${report.name}: ${report.restored.join(', ')}`);
         if (report.skipped.length) out(`skipped: ${report.skipped.join(', ')}`);
+        if (report.fetched) out(fetchedLine(report.fetched));
         if (report.containers) out(`mailcow containers: ${report.containers.up} of ${report.containers.total} up${report.containers.down.length ? ` (NOT up: ${report.containers.down.join(', ')})` : ''}`);
         if (report.downloadedTo) out(`verified download: ${report.downloadedTo}`);
         for (const n of report.next) out(`next: ${n}`);
