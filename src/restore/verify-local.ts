@@ -38,21 +38,10 @@ export async function verifyDownload(
   identities?: Identities,
 ): Promise<{ files: number; archives: number }> {
   const paths = [...checksums.keys()].filter(wanted);
-  const bad: string[] = [];
-  const pool = createHashPool();
-  try {
-    await forEachLimit(paths, 16, async (p) => {
-      if (signal?.aborted) return;
-      const r = await pool.hash(join(folder, p));
-      if (!r) bad.push(`${p}: missing from the download`);
-      else if (r.hash !== checksums.get(p)) bad.push(`${p}: SHA-256 ${r.hash.slice(0, 12)}… but the manifest says ${checksums.get(p)!.slice(0, 12)}…`);
-    });
-  } finally {
-    await pool.close();
-  }
+  const bad = await badFiles(folder, checksums, paths, signal);
   if (signal?.aborted) throw new UserError('interrupted', 'interrupted while verifying the download; nothing on this host was changed');
   if (bad.length) {
-    throw new UserError('verify', `the backup does not match its checksums.sha256: ${bad[0]}${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}; nothing on this host was changed`, bad.slice(0, 20));
+    throw new UserError('verify', `the backup does not match its checksums.sha256: ${bad[0]!.why}${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}; nothing on this host was changed`, bad.slice(0, 20).map((b) => b.why));
   }
   const encrypted = paths.filter(isEncryptedName);
   if (encrypted.length && !identities) throw new UserError('config', `the backup is encrypted (${encrypted[0]}): give the age identity file with --identity PATH`);
@@ -67,6 +56,23 @@ export async function verifyDownload(
     archives++;
   }
   return { files: paths.length, archives };
+}
+
+/** The files of `paths` (manifest paths under `folder`) that are missing or whose SHA-256 is not the manifest's. */
+export async function badFiles(folder: string, checksums: Map<string, string>, paths: string[], signal?: AbortSignal): Promise<{ path: string; why: string }[]> {
+  const bad: { path: string; why: string }[] = [];
+  const pool = createHashPool();
+  try {
+    await forEachLimit(paths, 16, async (p) => {
+      if (signal?.aborted) return;
+      const r = await pool.hash(join(folder, p));
+      if (!r) bad.push({ path: p, why: `${p}: missing from the download` });
+      else if (r.hash !== checksums.get(p)) bad.push({ path: p, why: `${p}: SHA-256 ${r.hash.slice(0, 12)}… but the manifest says ${checksums.get(p)!.slice(0, 12)}…` });
+    });
+  } finally {
+    await pool.close();
+  }
+  return bad;
 }
 
 /** Decrypts one verified file; an identity that is not among its recipients is refused in one line. */
