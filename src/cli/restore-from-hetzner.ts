@@ -127,6 +127,8 @@ async function main(argv: string[]): Promise<number> {
   const out = (l: string) => process.stdout.write(l + '\n');
   try {
     ctx = buildContext({ config: values.config, debug: values.debug }, sig.signal, values.json ? 'silent' : undefined);
+    // On a standby host a restore reads the mirrored copies: the mirror run must not rotate them meanwhile.
+    const lock = ctx.config.ROLE === 'standby' && !values.list && !values['check-only'] ? await (await import('../adapters/lock.js')).acquireLock(ctx.config.STATE_DIR, ctx.config.LOCK_TIMEOUT_HOURS, ctx.log, ctx.now, 'standby') : undefined;
     await ctx.box.connect();
     try {
       if (values.list) {
@@ -168,6 +170,7 @@ async function main(argv: string[]): Promise<number> {
       return report.containers && report.containers.down.length ? EXIT.partial : EXIT.ok;
     } finally {
       await ctx.box.close();
+      await lock?.release();
     }
   } catch (e) {
     // Errors of the restore step itself say what state the host is in; before it, nothing changed.

@@ -1,14 +1,15 @@
 // The words of a standby's run (restore-from-hetzner standby): its summary screen, its e-mail and
 // its healthcheck ping body. The e-mail's layout, redaction and escaping are compose.ts's; only
 // the headline and the facts differ from a backup's.
-import { bytes, duration } from '../plan/human.js';
+import { age, bytes, duration } from '../plan/human.js';
 import type { MirrorFacts, RunSummary } from '../plan/report.js';
 import { composeReport, escapeHtml as escape, resultOf, SUBJECT_TAG, type ComposeContext, type ComposedMail, type RunResult } from './compose.js';
 
 export const STANDBY_SERVICE_UNIT = 'mailcow-standby.service';
 
+/** "0 (…)" only when the mirror holds the newest backup; else how much older its backup is. */
 export const lagText = (m: MirrorFacts) =>
-  m.lagHours === undefined ? 'unknown' : m.lagHours === 0 ? `0 (the mirror holds the newest backup on the box)` : `${m.lagHours} h behind the newest backup on the box${m.newestOnBox ? `, ${m.newestOnBox}` : ''}`;
+  m.lagSeconds === undefined ? 'unknown' : m.name === m.newestOnBox ? '0 (the mirror holds the newest backup on the box)' : `${m.lagSeconds < 60 ? `${m.lagSeconds} s` : age(m.lagSeconds * 1000)} behind the newest backup on the box, ${m.newestOnBox}`;
 
 export const decryptionText = (d: MirrorFacts['decryption']) =>
   d === 'proved' ? 'archives decrypted with AGE_IDENTITY_FILE and tested' : d === 'not proved' ? 'decryption not proved: no AGE_IDENTITY_FILE on this host' : d === 'not encrypted' ? 'not encrypted' : 'unknown';

@@ -6,7 +6,7 @@ import { verificationText, type Verification, type VerificationRecord } from '..
 import { readStatus, type RunStatus } from './status-file.js';
 import { parseBackupName } from '../plan/names.js';
 import type { MirrorFacts } from '../plan/report.js';
-import { lagHours } from '../plan/standby.js';
+import { lagSeconds } from '../plan/standby.js';
 import { decryptionText, lagText } from './standby-report.js';
 
 export interface NewestBackup {
@@ -145,7 +145,7 @@ function mirrorLines(m: MirrorFacts, newestOnBox: string | undefined, now: Date,
   const taken = parseBackupName(m.name);
   const verified = m.verifiedAt ? `verified ${local(new Date(m.verifiedAt))} (${age(now.getTime() - Date.parse(m.verifiedAt))} ago)` : 'verified (when: not recorded)';
   lines.push(`mirror         ${m.name}, ${verified}; ${decryptionText(m.decryption)}`);
-  const live = newestOnBox ? { ...m, newestOnBox, lagHours: lagHours(m.name, newestOnBox) } : m;
+  const live = newestOnBox ? { ...m, newestOnBox, lagSeconds: lagSeconds(m.name, newestOnBox) } : m;
   lines.push(`lag            ${lagText(live)}`);
   const ageHours = taken ? (now.getTime() - taken.getTime()) / 3_600_000 : 0;
   if (ageHours > threshold) problems.push(`the mirrored backup ${m.name} is ${Math.round(ageHours * 10) / 10} h old (more than ${threshold} h, STALE_AFTER_HOURS): a failover would restore stale mail`);

@@ -173,7 +173,7 @@ export function renderPrometheus(st: RunStatus): string {
   metric('box_available_bytes', 'Free space on the Storage Box.', st.box?.availableBytes);
   metric('box_size_bytes', 'Size of the Storage Box.', st.box?.sizeBytes);
   if (st.mirror) {
-    metric('standby_lag_seconds', 'Standby: how much older the mirrored backup is than the newest on the box (0: up to date).', st.mirror.lagHours === undefined ? undefined : st.mirror.lagHours * 3600);
+    metric('standby_lag_seconds', 'Standby: how much older the mirrored backup is than the newest on the box (0: up to date).', st.mirror.lagSeconds);
     metric('standby_mirrored_backup_timestamp_seconds', 'Standby: when the backup it holds as a verified copy was taken, Unix time.', st.mirror.name ? (parseBackupName(st.mirror.name)?.getTime() ?? NaN) / 1000 : undefined);
     metric('standby_verified_timestamp_seconds', 'Standby: when this host verified that copy against its manifest, Unix time.', secs(st.mirror.verifiedAt));
     metric('standby_decryption_proved', 'Standby: 1 when the encrypted archives were decrypted with AGE_IDENTITY_FILE, 0 when not proved.', st.mirror.decryption === undefined || st.mirror.decryption === 'not encrypted' ? undefined : st.mirror.decryption === 'proved' ? 1 : 0);

@@ -48,8 +48,8 @@ export interface MirrorFacts {
   verifiedAt?: string;
   /** The newest published backup on the box when the run listed it. */
   newestOnBox?: string;
-  /** Hours the mirrored backup is older than the newest on the box; 0: up to date. */
-  lagHours?: number;
+  /** Seconds the mirrored backup is older than the newest on the box; 0: up to date. */
+  lagSeconds?: number;
   /** Whether the encrypted archives were proved to decrypt on this host. */
   decryption?: 'proved' | 'not proved' | 'not encrypted';
   bytesFromBox?: number;

@@ -55,11 +55,11 @@ export function copiesToRemove(local: string[], mirrored: string, keep: number):
   return [...copies.filter((n) => !kept.includes(n)), ...leftovers];
 }
 
-/** Hours the mirrored backup is older than the newest on the box (0: the mirror holds the newest). */
-export function lagHours(mirrored: string | undefined, newestOnBox: string): number | undefined {
+/** Seconds the mirrored backup is older than the newest on the box (0: the mirror holds the newest). */
+export function lagSeconds(mirrored: string | undefined, newestOnBox: string): number | undefined {
   if (!mirrored) return undefined;
   const m = parseBackupName(mirrored);
   const n = parseBackupName(newestOnBox);
   if (!m || !n) return undefined;
-  return Math.max(0, Math.round(((n.getTime() - m.getTime()) / 3_600_000) * 10) / 10);
+  return Math.max(0, Math.round((n.getTime() - m.getTime()) / 1000));
 }

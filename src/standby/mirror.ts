@@ -12,7 +12,7 @@ import { loadScrubState } from '../backup/scrub.js';
 import { errorText, isUserError, UserError } from '../errors.js';
 import { publishedBackups } from '../plan/names.js';
 import type { MirrorFacts, RunSummary } from '../plan/report.js';
-import { completeCopies, copiesToRemove, DELETING_PREFIX, INCOMING_PREFIX, lagHours, planMirror } from '../plan/standby.js';
+import { completeCopies, copiesToRemove, DELETING_PREFIX, INCOMING_PREFIX, lagSeconds, planMirror } from '../plan/standby.js';
 import { verificationOf } from '../plan/verification.js';
 import { downloadBackup } from '../restore/download.js';
 import { badFiles, readChecksums } from '../restore/verify-local.js';
@@ -104,7 +104,7 @@ export async function runMirror(ctx: RunContext, o: MirrorOptions = {}): Promise
       ctx.log.info(`mirrored ${name}: ${files} files verified against its manifest, ${t.archives} archive(s) tested${t.decryption === 'proved' ? ' (decrypted with AGE_IDENTITY_FILE)' : ''}`);
     }
     mirror.name = name;
-    mirror.lagHours = lagHours(name, plan.newestOnBox);
+    mirror.lagSeconds = lagSeconds(name, plan.newestOnBox);
     summary.ok = true;
     summary.exitCode = 0;
     summary.published = true;
@@ -137,7 +137,7 @@ export async function runMirror(ctx: RunContext, o: MirrorOptions = {}): Promise
         mirror.verifiedAt = o.previous.verifiedAt;
         mirror.decryption = o.previous.decryption;
       }
-      if (mirror.newestOnBox) mirror.lagHours = lagHours(mirror.name, mirror.newestOnBox);
+      if (mirror.newestOnBox) mirror.lagSeconds = lagSeconds(mirror.name, mirror.newestOnBox);
     }
   }
   return summary;
