@@ -206,4 +206,22 @@ describe('restore-from-hetzner standby on the sandbox', { timeout: 600_000 }, ()
     const entries = (await fsp.readdir(boxBackups)).filter((n) => n.startsWith('.incomplete-'));
     assert.deepEqual(entries, []);
   });
+
+  it('a backup pruned on the box mid-mirror is a clear failure (exit 1), and nothing half-copied carries its name', async () => {
+    const fresh = await standbyHost(sb, root, 'pruned');
+    const newest = names[names.length - 1]!;
+    await sb.box.setMode({ sendKBps: 1024 });
+    const run = runCli(RESTORE_CLI, ['standby', '--config', fresh.config], sb.env);
+    const incoming = path.join(fresh.dir, `.incoming-${newest}`);
+    await until('the mirror under way', async () => existsSync(incoming) && (await bytesOf(incoming).catch(() => 0)) > 1024 * 1024);
+    // As the primary's retention does: the folder goes away on the box.
+    await fsp.rm(path.join(boxBackups, newest), { recursive: true, force: true });
+    const r = await run;
+    await sb.box.setMode({ sendKBps: undefined });
+    assert.equal(r.code, 1, r.stderr.slice(-3000));
+    assert.match(r.stderr, new RegExp(`error: ${newest} was removed from the Storage Box while it was being mirrored`));
+    assert.deepEqual(await copies(fresh), [], 'no copy, no leftover named after the pruned backup');
+    const s = await mirrorStatus(fresh);
+    assert.equal(s.result, 'failed');
+  });
 });

@@ -182,7 +182,7 @@ async function goneOrRethrow(ctx: RunContext, name: string, incoming: string, e:
   }
   if (still === false) {
     await rm(incoming, { recursive: true, force: true });
-    throw new UserError('failed', `${name} was removed from the Storage Box while it was being mirrored (retention on the primary?); its partial copy is discarded, the mirror still holds the previous copy, and the next run mirrors the newest backup`);
+    throw new UserError('failed', `${name} was removed from the Storage Box while it was being mirrored (retention on the primary?); its partial copy is discarded, the copies this host held before are kept, and the next run mirrors the newest backup`);
   }
   const why = errorText(e);
   throw new UserError(isUserError(e) ? e.kind : 'failed', `mirroring ${name} failed: ${why}; the partial copy stays in ${incoming} (never used as a backup) and the next run resumes it`, isUserError(e) ? e.details : []);
