@@ -205,6 +205,12 @@ describe('restore-from-hetzner standby on the sandbox', { timeout: 600_000 }, ()
     assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before);
     const entries = (await fsp.readdir(boxBackups)).filter((n) => n.startsWith('.incomplete-'));
     assert.deepEqual(entries, []);
+    // And the other way round: the primary does not mirror (its backup's status file would be overwritten).
+    const primaryStatus = await fsp.readFile(path.join(sb.dir, 'state', 'status.json'), 'utf8');
+    const m = await runCli(RESTORE_CLI, ['standby', '--config', sb.configPath], sb.env);
+    assert.equal(m.code, 2, m.stderr);
+    assert.match(m.stderr, /^error: this host is not a standby \(ROLE=primary in .*\); 'restore-from-hetzner standby' runs on a second host whose config says ROLE=standby/);
+    assert.equal(await fsp.readFile(path.join(sb.dir, 'state', 'status.json'), 'utf8'), primaryStatus);
   });
 
   it('a backup pruned on the box mid-mirror is a clear failure (exit 1), and nothing half-copied carries its name', async () => {

@@ -5,7 +5,7 @@ import { acquireLock } from '../adapters/lock.js';
 import type { RunContext } from '../backup/context.js';
 import { EXIT } from '../cli/exit-codes.js';
 import { exitOf, reportError } from '../cli/main.js';
-import { isUserError } from '../errors.js';
+import { isUserError, UserError } from '../errors.js';
 import { notifyAfterRun, notifyStart, type NotifyDeps } from '../notify/after-run.js';
 import { composeStandbyReport, STANDBY_SERVICE_UNIT, standbyPingBody, standbySummaryText } from '../notify/standby-report.js';
 import { readStatus } from '../notify/status-file.js';
@@ -15,6 +15,8 @@ import { runMirror } from './mirror.js';
 
 export async function standbyCommand(ctx: RunContext, signalReceived: () => NodeJS.Signals | undefined): Promise<number> {
   const c = ctx.config;
+  // On the primary its report would overwrite the backup's status file and metrics.
+  if (c.ROLE !== 'standby') throw new UserError('config', `this host is not a standby (ROLE=${c.ROLE} in ${ctx.configPath}); 'restore-from-hetzner standby' runs on a second host whose config says ROLE=standby (install it with --role standby)`);
   let lock;
   try {
     lock = await acquireLock(c.STATE_DIR, c.LOCK_TIMEOUT_HOURS, ctx.log, ctx.now, 'standby');

@@ -133,7 +133,7 @@ export async function runMirror(ctx: RunContext, o: MirrorOptions = {}): Promise
     mirror.copies = completeCopies(await readdir(dir).catch(() => [])).reverse();
     if (!summary.ok) {
       mirror.name = mirror.copies[0];
-      if (o.previous?.name === mirror.name) {
+      if (o.previous && mirror.name && o.previous.name === mirror.name) {
         mirror.verifiedAt = o.previous.verifiedAt;
         mirror.decryption = o.previous.decryption;
       }
