@@ -4,12 +4,15 @@
 // backups a few seconds apart (mailcow's script names them by the system clock).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
+import { createExec } from '../src/adapters/exec.js';
+import { encryptFile, loadIdentities } from '../src/adapters/age.js';
+import { NOT_PROVED, testArchives } from '../src/standby/verify-copy.js';
 import { BACKUP_CLI, publishedOnBox, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
 
 
@@ -229,5 +232,33 @@ describe('restore-from-hetzner standby on the sandbox', { timeout: 600_000 }, ()
     assert.deepEqual(await copies(fresh), [], 'no copy, no leftover named after the pruned backup');
     const s = await mirrorStatus(fresh);
     assert.equal(s.result, 'failed');
+  });
+});
+
+describe('a standby proves encrypted archives decrypt, through a pipe', () => {
+  it('tests them with zstd -t after decrypting with AGE_IDENTITY_FILE; says "decryption not proved" without one; a wrong key or damaged ciphertext fails', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'standby-age-'));
+    try {
+      const { generateIdentity, identityToRecipient } = await import('age-encryption');
+      const [mine, other] = [await generateIdentity(), await generateIdentity()];
+      await fsp.writeFile(path.join(dir, 'mine.key'), `${mine}\n`, { mode: 0o600 });
+      await fsp.writeFile(path.join(dir, 'other.key'), `${other}\n`, { mode: 0o600 });
+      await fsp.writeFile(path.join(dir, 'dump'), (await fsp.readFile(process.execPath)).subarray(0, 400_000));
+      execFileSync('zstd', ['-q', '-f', path.join(dir, 'dump'), '-o', path.join(dir, 'plain.zst')]);
+      await encryptFile(path.join(dir, 'plain.zst'), path.join(dir, 'backup_redis.tar.zst.age'), [await identityToRecipient(mine)]);
+      const exec = createExec();
+      const files = ['backup_redis.tar.zst.age'];
+      assert.deepEqual(await testArchives(exec, dir, files, await loadIdentities(path.join(dir, 'mine.key'))), { archives: 1, decryption: 'proved' });
+      assert.deepEqual(await testArchives(exec, dir, files, undefined), { archives: 0, decryption: 'not proved' });
+      assert.equal(NOT_PROVED, 'decryption not proved: no AGE_IDENTITY_FILE on this host');
+      assert.deepEqual((await fsp.readdir(dir)).sort(), ['backup_redis.tar.zst.age', 'dump', 'mine.key', 'other.key', 'plain.zst'], 'no plaintext written');
+      await assert.rejects(testArchives(exec, dir, files, await loadIdentities(path.join(dir, 'other.key'))), (e: Error & { kind?: string }) => e.kind === 'preflight' && /^AGE_IDENTITY_FILE .*other\.key cannot decrypt backup_redis\.tar\.zst\.age: it is not one of the keys this backup was encrypted to/.test(e.message));
+      const fh = await fsp.open(path.join(dir, 'backup_redis.tar.zst.age'), 'r+');
+      await fh.write(Buffer.from('XXXX'), 0, 4, 200_000);
+      await fh.close();
+      await assert.rejects(testArchives(exec, dir, files, await loadIdentities(path.join(dir, 'mine.key'))), (e: Error & { kind?: string }) => e.kind === 'verify' && /testing backup_redis\.tar\.zst\.age \(decrypted through a pipe\) failed/.test(e.message));
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
   });
 });
