@@ -46,8 +46,11 @@ export function composeStandbyReport(s: RunSummary, ctx: ComposeContext): Compos
   const subject = ctx.redact(`${SUBJECT_TAG} STANDBY ${word} ${s.host} — ${r === 'ok' ? (s.mirror?.name ?? '?') : (s.failedPhase ?? '?')}`).replace(/[\r\n]+/g, ' ');
   // The backup report's headline and subject speak of publishing; the standby publishes nothing.
   const body = standbySummaryText(s).map(ctx.redact);
-  const text = [body[0]!, '', ...body.slice(1).map((l) => l.trim()), '', mail.text.split('\n').slice(2).join('\n')].join('\n');
-  const html = mail.html.replace(/<title>[^<]*<\/title>/, `<title>${escape(subject)}</title>`).replace(/(<p style="font-size: 16px; font-weight: bold;[^>]*>)[^<]*(<\/p>)/, `$1${escape(body[0]!)}$2`);
+  // A backup's "Backup: … (not published)" and its phases (already above) say nothing here.
+  const rest = mail.text.split('\n').slice(2).filter((l) => !/^(Backup|Phases):/.test(l));
+  const text = [body[0]!, '', ...body.slice(1).map((l) => l.trim()), '', ...rest].join('\n');
+  const html = mail.html
+    .replace(/<tr><th[^>]*>(Backup|Phases)<\/th>.*<\/tr>\n/g, '').replace(/<title>[^<]*<\/title>/, `<title>${escape(subject)}</title>`).replace(/(<p style="font-size: 16px; font-weight: bold;[^>]*>)[^<]*(<\/p>)/, `$1${escape(body[0]!)}$2`);
   return { subject, text: ctx.redact(text), html: ctx.redact(html) };
 }
 
