@@ -16,6 +16,8 @@ export interface LockOwner {
   pid: number;
   startedAt: string;
   host: string;
+  /** What holds it: 'backup run' (the default, and older records), 'restore', … */
+  what?: string;
 }
 
 export interface HeldLock {
@@ -47,20 +49,21 @@ function otherLivingClaims(claimsDir: string): number[] {
 }
 
 /**
- * `name`: which lock. 'backup' (the daily run, prune) and 'standby' (a standby's mirror run, and a
- * restore on a standby host, which must not see the copies it restores from rotated away) are
- * independent: a standby host never backs up.
+ * `what` names the holder for whoever finds the lock taken. Only a backup run's lock is taken over
+ * for its age: a restore of a large server may rightly take longer than LOCK_TIMEOUT_HOURS.
+ * `name`: which lock. 'backup' (the daily run, prune, a restore changing the host) and 'standby'
+ * (a standby's mirror run, and a restore on a standby host, which must not see the copies it
+ * restores from rotated away) are independent: a standby host never backs up.
  */
-export async function acquireLock(stateDir: string, timeoutHours: number, log: Logger, now = () => new Date(), name: 'backup' | 'standby' = 'backup'): Promise<HeldLock> {
+export async function acquireLock(stateDir: string, timeoutHours: number, log: Logger, now = () => new Date(), what = 'backup run', name: 'backup' | 'standby' = 'backup'): Promise<HeldLock> {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const lockPath = join(stateDir, `${name}.lock`);
   const ownerPath = join(stateDir, `${name}.lock.owner.json`);
   const claimsDir = join(stateDir, `${name}.lock.claims`);
-  const run = name === 'backup' ? 'backup run' : 'standby mirror run or restore';
   // proper-lockfile keys its in-process bookkeeping by this path: one per lock name.
   const keyPath = name === 'backup' ? stateDir : join(stateDir, name);
   const claimPath = join(claimsDir, String(process.pid));
-  const me: LockOwner = { pid: process.pid, startedAt: now().toISOString(), host: process.env.HOSTNAME ?? '' };
+  const me: LockOwner = { pid: process.pid, startedAt: now().toISOString(), host: process.env.HOSTNAME ?? '', what };
   try {
     mkdirSync(claimsDir, { recursive: true, mode: 0o700 });
     writeFileSync(claimPath, JSON.stringify(me) + '\n', { mode: 0o600 });
@@ -85,9 +88,10 @@ export async function acquireLock(stateDir: string, timeoutHours: number, log: L
       owner = undefined;
     }
     const ageHours = owner ? (now().getTime() - Date.parse(owner.startedAt)) / 3_600_000 : 0;
+    const holder = owner?.what ?? 'backup run';
     let who = owner ? `process ${owner.pid}, started ${owner.startedAt}` : 'another process';
     if (owner && !alive(owner.pid)) tookOver = `the lock of run ${owner.pid} (started ${owner.startedAt}) was left by a process that no longer exists`;
-    else if (owner && ageHours > timeoutHours) tookOver = `the lock of run ${owner.pid} is ${ageHours.toFixed(1)} h old, more than LOCK_TIMEOUT_HOURS=${timeoutHours}`;
+    else if (owner && holder === 'backup run' && ageHours > timeoutHours) tookOver = `the lock of run ${owner.pid} is ${ageHours.toFixed(1)} h old, more than LOCK_TIMEOUT_HOURS=${timeoutHours}`;
     else if (!owner) {
       const claimants = otherLivingClaims(claimsDir);
       if (claimants.length === 0) tookOver = 'the lock was left by a run that died before it could record its process';
@@ -95,7 +99,7 @@ export async function acquireLock(stateDir: string, timeoutHours: number, log: L
     }
     if (!tookOver) {
       dropClaim();
-      throw new UserError('locked', `another ${run} holds the lock ${lockPath} (${who}); wait for it to finish, or remove the lock if that process is gone`);
+      throw new UserError('locked', `${holder === 'backup run' ? 'another backup run' : `a ${holder}`} holds the lock ${lockPath} (${who}); wait for it to finish, or remove the lock if that process is gone`);
     }
     // Rename is atomic: of two runs that both found the dead lock, only one moves it away.
     const moved = `${lockPath}.stale-${process.pid}`;
@@ -103,13 +107,13 @@ export async function acquireLock(stateDir: string, timeoutHours: number, log: L
       renameSync(lockPath, moved);
     } catch {
       dropClaim();
-      throw new UserError('locked', `another ${run} is taking over the stale lock ${lockPath} at the same moment; try again later`);
+      throw new UserError('locked', `another ${name} run is taking over the stale lock ${lockPath} at the same moment; try again later`);
     }
     rmSync(moved, { recursive: true, force: true });
     log.warn(`taking over: ${tookOver}`);
     release = await lockfile.lock(keyPath, opts).catch(() => {
       dropClaim();
-      throw new UserError('locked', `another ${run} took the lock ${lockPath} at the same moment; try again later`);
+      throw new UserError('locked', `another ${name} run took the lock ${lockPath} at the same moment; try again later`);
     });
   }
   writeFileSync(ownerPath, JSON.stringify(me) + '\n', { mode: 0o600 });

@@ -39,6 +39,9 @@ import { readChecksums, verifyDownload } from './verify-local.js';
 import { loadIdentities, type Identities } from '../adapters/age.js';
 import { isEncryptedName, recipientFingerprint } from '../plan/age-keys.js';
 import { compose, packVmail, restoreVmail, vmailVolume } from './vmail.js';
+import type { HeldLock } from '../adapters/lock.js';
+import { lockForRestore } from './restore-lock.js';
+import { clearLeftoverContainer } from '../backup/leftover-container.js';
 
 export interface RestoreRequest {
   /** A published backup name or 'latest'. */
@@ -91,7 +94,7 @@ const VMAIL = 'vmail';
 const archiveComponents = (cs: Component[]) => cs.filter((c) => c !== 'vmail');
 
 /** Where a restore downloads to (a folder per backup inside). */
-const restoreDir = (ctx: RunContext) => join(ctx.config.TEMP_BACKUP_DIR, 'restore');
+export const restoreDir = (ctx: RunContext) => join(ctx.config.TEMP_BACKUP_DIR, 'restore');
 
 /** Published backup names on the box (staging folders and foreign names never show). */
 export async function publishedNames(ctx: RunContext): Promise<string[]> {
@@ -197,7 +200,7 @@ const fetchSmall = (ctx: RunContext, name: string, folder: string, archives: Com
   });
 
 /** Fetches a backup's small files and reads its record and manifest (checked against checksums.sha256). */
-async function fetchIndex(ctx: RunContext, name: string, folder: string): Promise<{ record: BackupRecord; checksums: Map<string, string> }> {
+export async function fetchIndex(ctx: RunContext, name: string, folder: string): Promise<{ record: BackupRecord; checksums: Map<string, string> }> {
   await fetchSmall(ctx, name, folder, []);
   const record = JSON.parse(await readFile(join(folder, RECORD_FILE), 'utf8')) as BackupRecord;
   if (record.name !== name) throw new UserError('verify', `${name}/backup.json names ${record.name}; the backup folder was renamed or damaged`);
@@ -273,6 +276,7 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
   const report: RestoreReport = { name, restored: [], skipped: [], next: [] };
   let keep = Boolean(prep.request.keepDownload || prep.request.downloadOnly);
   let touched = false;
+  let lock: HeldLock | undefined;
   try {
     // Step 6: download and verify. Nothing on the host changes before this succeeded.
     ui.progress(`downloading ${name} into ${folder}`);
@@ -303,6 +307,9 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
       return report;
     }
     if (ctx.signal.aborted) throw new UserError('interrupted', 'interrupted before anything was restored; nothing on this host was changed');
+    lock = await lockForRestore(ctx, (l) => ui.progress(l));
+    // mailcow's script restores each archive in `docker run --name mailcow-backup` too.
+    if (choices.components.some((x) => x !== 'vmail')) await clearLeftoverContainer(ctx, lock.tookOver, 'nothing was restored');
 
     // Step 7: one component at a time; an interrupt finishes the current one, then stops.
     // No abort signal and a process group of their own: Ctrl-C lets the current step finish.
@@ -389,6 +396,7 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
     if (touched) keep = true;
     throw e;
   } finally {
+    await lock?.release();
     if (!keep) await rm(folder, { recursive: true, force: true }).catch(() => undefined);
     else if (!prep.request.downloadOnly) report.downloadedTo = folder;
   }

@@ -19,7 +19,7 @@ export async function standbyCommand(ctx: RunContext, signalReceived: () => Node
   if (c.ROLE !== 'standby') throw new UserError('config', `this host is not a standby (ROLE=${c.ROLE} in ${ctx.configPath}); 'restore-from-hetzner standby' runs on a second host whose config says ROLE=standby (install it with --role standby)`);
   let lock;
   try {
-    lock = await acquireLock(c.STATE_DIR, c.LOCK_TIMEOUT_HOURS, ctx.log, ctx.now, 'standby');
+    lock = await acquireLock(c.STATE_DIR, c.LOCK_TIMEOUT_HOURS, ctx.log, ctx.now, 'standby mirror run', 'standby');
   } catch (e) {
     // Busy is not failing (as for the backup): logged, exit 75, no report, the status file unchanged.
     if (isUserError(e) && e.kind === 'locked') {
