@@ -448,6 +448,34 @@ describe('installer', () => {
     ]);
   };
 
+  it('--role standby writes the standby service and an hourly timer, no backup timer, and ROLE=standby; a backup unit of an earlier install is removed', async () => {
+    const root = await makeRoot('standby-role');
+    const unitDir = path.join(root, 'etc/systemd/system');
+    // An earlier primary install on this host left a backup timer: a standby must not keep it.
+    fs.mkdirSync(unitDir, { recursive: true });
+    fs.writeFileSync(path.join(unitDir, 'mailcow-backup.timer'), '[Timer]\nOnCalendar=*-*-* 03:00:00\n');
+    const r = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--role', 'standby']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.deepEqual(fs.readdirSync(unitDir).sort(), ['mailcow-backup-failure@.service', 'mailcow-standby.service', 'mailcow-standby.timer']);
+    assert.equal(parse(fs.readFileSync(path.join(root, 'etc/mailcow-backup/.env'), 'utf8')).ROLE, 'standby');
+    const service = fs.readFileSync(path.join(unitDir, 'mailcow-standby.service'), 'utf8');
+    assert.match(service, /^ExecStart=\S+ \/opt\/mailcow-cold-standby\/dist\/src\/cli\/restore-from-hetzner\.js standby --config \/etc\/mailcow-backup\/\.env$/m);
+    assert.match(service, /^ReadWritePaths=.*-\/var\/lib\/mailcow-backup\/standby( |$)/m);
+    const timer = fs.readFileSync(path.join(unitDir, 'mailcow-standby.timer'), 'utf8');
+    assert.match(timer, /^OnCalendar=hourly$/m);
+    assert.match(r.stdout, /skipped under --root: systemctl daemon-reload; systemctl enable --now mailcow-standby\.timer; systemctl start --no-block mailcow-standby\.service/);
+    const v = await run('systemd-analyze', ['verify', ...['mailcow-standby.service', 'mailcow-standby.timer'].map((n) => path.join(unitDir, n))], { SYSTEMD_UNIT_PATH: `${unitDir}:` });
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    assert.equal(v.stderr.trim(), '', v.stderr);
+    // --on-calendar is honoured; a config that says otherwise is never rewritten: the installer refuses.
+    const again = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--role', 'standby', '--on-calendar', '*:0/30']);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.match(fs.readFileSync(path.join(unitDir, 'mailcow-standby.timer'), 'utf8'), /^OnCalendar=\*:0\/30$/m);
+    const primary = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--role', 'primary']);
+    assert.equal(primary.code, 2, primary.stdout + primary.stderr);
+    assert.match(primary.stderr, /--role primary, but \/etc\/mailcow-backup\/\.env says ROLE=standby; the installer never changes an existing config: set ROLE=primary in it, then run the installer again/);
+  });
+
   it('with --check under --root runs backup-to-hetzner check against the loopback box', async () => {
     const root = await makeRoot('check');
     const r = await installWithCheck(root);

@@ -67,6 +67,25 @@ export async function decryptFile(src: string, dst: string, ids: Identities): Pr
   }
 }
 
+/**
+ * `src` decrypted as a stream, never written anywhere (a standby proves the backup decrypts and
+ * pipes it into `zstd -t`). A file for other recipients is refused before the stream starts.
+ */
+export async function decryptedStream(src: string, ids: Identities): Promise<Readable> {
+  const { Decrypter } = await age();
+  const d = new Decrypter();
+  for (const k of ids.keys) d.addIdentity(k);
+  const file = createReadStream(src);
+  try {
+    return Readable.fromWeb((await d.decrypt(Readable.toWeb(file) as ReadableStream<Uint8Array>)) as import('node:stream/web').ReadableStream<Uint8Array>);
+  } catch (e) {
+    file.destroy();
+    const why = (e as Error).message;
+    if (/no identity matched/i.test(why)) throw Object.assign(new Error(why), { ageWrongKey: true });
+    throw new UserError('verify', `${src}: age could not decrypt it (${why}): the file is damaged`);
+  }
+}
+
 export const isWrongKey = (e: unknown) => Boolean(e && typeof e === 'object' && (e as { ageWrongKey?: boolean }).ageWrongKey);
 
 async function pipeFile(src: string, dst: string, transform: (input: ReadableStream<Uint8Array>) => Promise<ReadableStream<Uint8Array>>): Promise<void> {

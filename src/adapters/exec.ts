@@ -13,6 +13,8 @@ export interface RunOptions {
   env?: Record<string, string | undefined>;
   /** Written to stdin, then closed. Without it stdin is /dev/null. */
   input?: string;
+  /** Piped to stdin instead (a decrypted stream that must not touch the disk). */
+  inputStream?: NodeJS.ReadableStream;
   timeoutMs?: number;
   /** Keep stdout in memory and return it (for small outputs only). */
   capture?: boolean;
@@ -55,8 +57,8 @@ export function createExec(signal?: AbortSignal, redact: (s: string) => string =
       cwd: opts.cwd,
       env: opts.env,
       extendEnv: true,
-      input: opts.input,
-      stdin: opts.input === undefined ? 'ignore' : 'pipe',
+      input: (opts.inputStream as import('node:stream').Readable | undefined) ?? opts.input,
+      stdin: opts.input === undefined && !opts.inputStream ? 'ignore' : 'pipe',
       stdout: 'pipe',
       stderr: 'pipe',
       buffer: false,

@@ -51,12 +51,17 @@ function otherLivingClaims(claimsDir: string): number[] {
 /**
  * `what` names the holder for whoever finds the lock taken. Only a backup run's lock is taken over
  * for its age: a restore of a large server may rightly take longer than LOCK_TIMEOUT_HOURS.
+ * `name`: which lock. 'backup' (the daily run, prune, a restore changing the host) and 'standby'
+ * (a standby's mirror run, and a restore on a standby host, which must not see the copies it
+ * restores from rotated away) are independent: a standby host never backs up.
  */
-export async function acquireLock(stateDir: string, timeoutHours: number, log: Logger, now = () => new Date(), what = 'backup run'): Promise<HeldLock> {
+export async function acquireLock(stateDir: string, timeoutHours: number, log: Logger, now = () => new Date(), what = 'backup run', name: 'backup' | 'standby' = 'backup'): Promise<HeldLock> {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-  const lockPath = join(stateDir, 'backup.lock');
-  const ownerPath = join(stateDir, 'backup.lock.owner.json');
-  const claimsDir = join(stateDir, 'backup.lock.claims');
+  const lockPath = join(stateDir, `${name}.lock`);
+  const ownerPath = join(stateDir, `${name}.lock.owner.json`);
+  const claimsDir = join(stateDir, `${name}.lock.claims`);
+  // proper-lockfile keys its in-process bookkeeping by this path: one per lock name.
+  const keyPath = name === 'backup' ? stateDir : join(stateDir, name);
   const claimPath = join(claimsDir, String(process.pid));
   const me: LockOwner = { pid: process.pid, startedAt: now().toISOString(), host: process.env.HOSTNAME ?? '', what };
   try {
@@ -70,7 +75,7 @@ export async function acquireLock(stateDir: string, timeoutHours: number, log: L
   let tookOver: string | undefined;
   let release: () => Promise<void>;
   try {
-    release = await lockfile.lock(stateDir, { ...opts, onCompromised: () => log.warn('the lock was taken away from this run (its folder was removed or its clock jumped)') });
+    release = await lockfile.lock(keyPath, { ...opts, onCompromised: () => log.warn('the lock was taken away from this run (its folder was removed or its clock jumped)') });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') {
       dropClaim();
@@ -102,13 +107,13 @@ export async function acquireLock(stateDir: string, timeoutHours: number, log: L
       renameSync(lockPath, moved);
     } catch {
       dropClaim();
-      throw new UserError('locked', `another backup run is taking over the stale lock ${lockPath} at the same moment; try again later`);
+      throw new UserError('locked', `another ${name} run is taking over the stale lock ${lockPath} at the same moment; try again later`);
     }
     rmSync(moved, { recursive: true, force: true });
     log.warn(`taking over: ${tookOver}`);
-    release = await lockfile.lock(stateDir, opts).catch(() => {
+    release = await lockfile.lock(keyPath, opts).catch(() => {
       dropClaim();
-      throw new UserError('locked', `another backup run took the lock ${lockPath} at the same moment; try again later`);
+      throw new UserError('locked', `another ${name} run took the lock ${lockPath} at the same moment; try again later`);
     });
   }
   writeFileSync(ownerPath, JSON.stringify(me) + '\n', { mode: 0o600 });

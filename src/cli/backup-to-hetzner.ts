@@ -104,6 +104,11 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write('1 check(s) failed: the backup cannot run until they are fixed\n');
       return code;
     }
+    // A standby writing into the primary's box folder would publish its own (empty) mailcow as the newest backup.
+    if (base.config.ROLE === 'standby' && (command === 'run' || command === 'prune')) {
+      base.log.openFile();
+      throw new UserError('config', `this host is a standby (ROLE=standby in ${base.configPath}): it does not ${command === 'run' ? 'back up' : 'prune'}, so it never writes into the primary's backups; it mirrors them with 'restore-from-hetzner standby'. After a failover, make it the primary: set ROLE=primary (or install again with --role primary)`);
+    }
     if (command === 'run') return await run(base, values, sig, !!values['accept-shrink']);
     const ctx = (await import('./context.js')).contextOf(base, values, sig.signal);
     switch (command) {
@@ -113,26 +118,8 @@ async function main(argv: string[]): Promise<number> {
         process.stdout.write(r.lines.join('\n') + '\n');
         return r.configProblem ? EXIT.config : r.ok ? EXIT.ok : EXIT.failed;
       }
-      case 'status': {
-        const [{ statusReport }, { listBackups }, { loadScrubState }] = await Promise.all([import('../notify/status-command.js'), import('../backup/list.js'), import('../backup/scrub.js')]);
-        const c = ctx;
-        const r = await statusReport({
-          config: ctx.config,
-          now: ctx.now,
-          scrubState: () => loadScrubState(c.config.STATE_DIR),
-          newestOnBox: async () => {
-            await c.box.connect();
-            try {
-              const l = await listBackups(c, { sizes: false, records: 'newest' });
-              return l[0] && { name: l[0].name, date: l[0].date, verification: l[0], encryption: l[0].encryption };
-            } finally {
-              await c.box.close();
-            }
-          },
-        });
-        process.stdout.write(values.json ? JSON.stringify(r.json, null, 2) + '\n' : r.lines.join('\n') + '\n');
-        return r.healthy ? EXIT.ok : EXIT.unhealthy;
-      }
+      case 'status':
+        return (await import('./status.js')).runStatus(ctx, Boolean(values.json));
       case 'list': {
         const { listBackups, listText } = await import('../backup/list.js');
         await ctx.box.connect();

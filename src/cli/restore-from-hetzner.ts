@@ -24,6 +24,8 @@ const USAGE = `usage: restore-from-hetzner [--config PATH]                      
        restore-from-hetzner --list [--json]
        restore-from-hetzner --mailbox ADDR --search QUERY [--folder NAME]
                             [--backup NAME|latest | --since DATE] [--yes] [--json]
+       restore-from-hetzner standby             (a standby host: mirror the newest backup; its timer runs it)
+       restore-from-hetzner status [--json]     (the last run, and on a standby the mirror and its lag)
        (an encrypted backup also needs --identity PATH; the wizard asks for it)
 
 options:
@@ -52,11 +54,11 @@ options:
   --version, --help`;
 
 async function main(argv: string[]): Promise<number> {
-  let values;
+  let parsed;
   try {
-    values = parseArgs({
+    parsed = parseArgs({
       args: argv,
-      allowPositionals: false,
+      allowPositionals: true,
       options: {
         config: { type: 'string' },
         backup: { type: 'string' },
@@ -77,9 +79,15 @@ async function main(argv: string[]): Promise<number> {
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean' },
       },
-    }).values;
+    });
   } catch (e) {
     process.stderr.write(`error: ${(e as Error).message}; see restore-from-hetzner --help\n`);
+    return EXIT.config;
+  }
+  const { values, positionals } = parsed;
+  const command = positionals[0];
+  if (positionals.length > 1 || (command !== undefined && command !== 'standby' && command !== 'status')) {
+    process.stderr.write(`error: unknown command '${positionals.join(' ')}'; 'standby', 'status', or none (the restore); see restore-from-hetzner --help\n`);
     return EXIT.config;
   }
   if (values.help) {
@@ -89,6 +97,19 @@ async function main(argv: string[]): Promise<number> {
   if (values.version) {
     process.stdout.write(`restore-from-hetzner ${TOOL_VERSION}\n`);
     return EXIT.ok;
+  }
+  if (command) {
+    const sig = installSignalHandlers();
+    let ctx: RunContext | undefined;
+    try {
+      ctx = buildContext({ config: values.config, debug: values.debug }, sig.signal, values.json ? 'silent' : undefined);
+      if (command === 'status') return await (await import('./status.js')).runStatus(ctx, Boolean(values.json));
+      return await (await import('../standby/command.js')).standbyCommand(ctx, sig.received);
+    } catch (e) {
+      return reportError(e, ctx?.log, sig.received());
+    } finally {
+      await ctx?.log.close();
+    }
   }
   const bad = (msg: string) => {
     process.stderr.write(`error: ${msg}\n`);
@@ -121,6 +142,8 @@ async function main(argv: string[]): Promise<number> {
   const out = (l: string) => process.stdout.write(l + '\n');
   try {
     ctx = buildContext({ config: values.config, debug: values.debug }, sig.signal, values.json ? 'silent' : undefined);
+    // On a standby host a restore reads the mirrored copies: the mirror run must not rotate them meanwhile.
+    const lock = ctx.config.ROLE === 'standby' && !values.list && !values['check-only'] ? await (await import('../adapters/lock.js')).acquireLock(ctx.config.STATE_DIR, ctx.config.LOCK_TIMEOUT_HOURS, ctx.log, ctx.now, 'restore', 'standby') : undefined;
     await ctx.box.connect();
     try {
       if (values.list) {
@@ -163,6 +186,7 @@ async function main(argv: string[]): Promise<number> {
       return report.containers && report.containers.down.length ? EXIT.partial : EXIT.ok;
     } finally {
       await ctx.box.close();
+      await lock?.release();
     }
   } catch (e) {
     // Errors of the restore step itself say what state the host is in; before it, nothing changed.

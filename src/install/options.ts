@@ -26,6 +26,12 @@ unattended use:
                             state, logs and local dumps (backups on the box are never touched)
   --purge                   with --uninstall: also remove config, state, logs and local dumps
 
+role:
+  --role primary|standby    primary (default): this host is backed up by a daily timer.
+                            standby: a second host that mirrors the newest backup into STANDBY_DIR
+                            (restore-from-hetzner standby, hourly by default, and once right after
+                            the install); no backup timer, and ROLE=standby in a new config
+
 schedule (installing again keeps what the installed units have unless one of these is given):
   --on-calendar SPEC        when the timer runs (default '${DEFAULT_ON_CALENDAR}'; systemd.time(7))
   --randomized-delay SPAN   RandomizedDelaySec= of the timer (default ${DEFAULT_RANDOMIZED_DELAY})
@@ -103,6 +109,7 @@ export const PARSE_OPTIONS = {
   'skip-check': { type: 'boolean' },
   'first-backup': { type: 'boolean' },
   'enable-timer': { type: 'boolean' },
+  role: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -134,6 +141,8 @@ export interface InstallOptions {
   /** Where each given value came from, for messages. */
   givenFrom: Record<string, string>;
   envFile?: string;
+  /** --role: undefined when not given (the config's ROLE decides, primary for a new one). */
+  role?: 'primary' | 'standby';
   /** Problems worth a WARN line that do not stop the install (unknown keys in --env-file). */
   warnings: string[];
   /** Which values a flag set; the others keep what the installed units (and the last install) have. */
@@ -160,6 +169,8 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
   if (!SPAN.test(randomizedDelay.trim())) throw new UserError('config', `--randomized-delay '${randomizedDelay}' is not a time span; e.g. --randomized-delay 30min (0 for none)`);
   const timeoutStart = flags.timeout ?? DEFAULT_TIMEOUT_START;
   if (!SPAN.test(timeoutStart.trim())) throw new UserError('config', `--timeout '${timeoutStart}' is not a time span; e.g. --timeout 12h`);
+  const role = flags.role;
+  if (role !== undefined && role !== 'primary' && role !== 'standby') throw new UserError('config', `--role '${role}' must be primary (this host is backed up) or standby (this host mirrors the backups), e.g. --role standby`);
   const acceptHostKey = flags['accept-host-key'];
   if (acceptHostKey !== undefined && !FINGERPRINT.test(acceptHostKey)) {
     throw new UserError('config', `--accept-host-key '${acceptHostKey}' is not a fingerprint; give it as the installer showed it, e.g. --accept-host-key SHA256:XqONwb1S0zuj5A1CDxpOSuD2hnAArV1A3wKY7Z3sdgM`);
@@ -201,6 +212,7 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
     if (v !== undefined) put(key, v, `--${flag}`);
   }
   if (flags.email !== undefined && given.EMAIL_NOTIFICATIONS === undefined) put('EMAIL_NOTIFICATIONS', 'true', '--email');
+  if (role !== undefined) put('ROLE', role, '--role');
 
   const root = flags.root !== undefined ? absolute('--root', resolve(flags.root)) : '/';
   return {
@@ -220,6 +232,7 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
     check: flags.check ? true : flags['skip-check'] ? false : undefined,
     firstBackup: Boolean(flags['first-backup']),
     enableTimer: Boolean(flags['enable-timer']),
+    role,
     given,
     givenFrom,
     envFile,

@@ -17,9 +17,11 @@ import { binsOf, installProgram, linkCommands } from './program.js';
 import type { Asker } from './prompts.js';
 import { freshHostVerdict } from './fresh-host.js';
 import { ensureKey, offerKeyUpload, pinBoxHostKey } from './ssh-setup.js';
-import { checkCalendar, enableTimer, runCheck, startFirstBackup } from './systemctl.js';
+import { checkCalendar, enableStandby, enableTimer, runCheck, startFirstBackup } from './systemctl.js';
 import { installedSettings, settleInstallDir, settleSettings } from './installed-units.js';
 import { renderUnits } from './units.js';
+import { DEFAULT_STANDBY_ON_CALENDAR, DEFAULT_STANDBY_RANDOMIZED_DELAY, renderStandbyUnits, STANDBY_UNIT_NAMES } from './standby-units.js';
+import { UserError } from '../errors.js';
 
 export interface InstallDeps {
   exec: Exec;
@@ -50,6 +52,7 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
   const settled = settleSettings(given, installedSettings(rooted(given.root, layout.unitDir)));
   const opts: InstallOptions = { ...given, ...settled.values, installDir: dir.installDir };
   if (dir.line) settled.lines.push({ warn: false, text: dir.line });
+  if (opts.role === 'standby') standbySchedule(opts);
   const secretKeys = KEY_DOCS.filter((d) => d.secret).map((d) => d.key);
   const ops = new Ops(opts.dryRun, exec, out, secretKeys);
   const R = (p: string) => rooted(opts.root, p);
@@ -74,6 +77,10 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
     verify: (c) => checkMailcow(opts.root, c.MAILCOW_PATH),
   });
   out.ok(`mailcow ${config.MAILCOW_PATH}; box ${config.HETZNER_USER}@${config.HETZNER_HOST}:${config.HETZNER_PORT}, folder ${config.HETZNER_REMOTE_PATH}`);
+  // An existing config is never changed: the role it names and the role asked for must agree.
+  if (opts.role && opts.role !== config.ROLE) throw new UserError('config', `--role ${opts.role}, but ${layout.configPath} says ROLE=${config.ROLE}; the installer never changes an existing config: set ROLE=${opts.role} in it, then run the installer again`);
+  const standby = config.ROLE === 'standby';
+  if (standby) out.ok(`role: standby (mirrors the newest backup into ${config.STANDBY_DIR}; no backup timer)`);
 
   out.step('SSH');
   const key = await ensureKey(opts, config, asker, ops);
@@ -92,7 +99,11 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
   await ops.ensureDir(R(dirname(config.LOG_FILE)), 0o755);
   if (!existsSync(R(config.LOG_FILE))) await ops.writeFile(R(config.LOG_FILE), '', 0o600);
   out.ok(`state ${config.STATE_DIR} (0700), temp ${config.TEMP_BACKUP_DIR} (0700), log ${config.LOG_FILE} (0600)`);
-  const units = renderUnits({
+  if (standby) {
+    standbySchedule(opts);
+    await ops.mkdir(R(config.STANDBY_DIR), 0o700);
+  }
+  const unitParams = {
     nodePath,
     installDir: layout.installDir,
     configPath: layout.configPath,
@@ -101,12 +112,28 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
     timeoutStart: opts.timeoutStart,
     motdFile: layout.motdFile,
     config,
-  });
-  const unitFiles: [string, string][] = [
-    [UNIT_NAMES.service, units.service],
-    [UNIT_NAMES.timer, units.timer],
-    [UNIT_NAMES.failure, units.failure],
-  ];
+  };
+  const units = renderUnits(unitParams);
+  const standbyUnits = standby ? renderStandbyUnits(unitParams, deps.packageRoot) : undefined;
+  const unitFiles: [string, string][] = standbyUnits
+    ? [
+        [STANDBY_UNIT_NAMES.service, standbyUnits.service],
+        [STANDBY_UNIT_NAMES.timer, standbyUnits.timer],
+        [UNIT_NAMES.failure, units.failure],
+      ]
+    : [
+        [UNIT_NAMES.service, units.service],
+        [UNIT_NAMES.timer, units.timer],
+        [UNIT_NAMES.failure, units.failure],
+      ];
+  // A host changing roles keeps no timer of the other role: a standby must never back up.
+  const otherRole = standby ? [UNIT_NAMES.timer, UNIT_NAMES.service] : [STANDBY_UNIT_NAMES.timer, STANDBY_UNIT_NAMES.service];
+  for (const name of otherRole) {
+    const path = join(R(layout.unitDir), name);
+    if (!existsSync(path)) continue;
+    if (opts.root === '/' && name.endsWith('.timer')) await ops.run('systemctl', ['disable', '--now', name], { what: `systemctl disable --now ${name}`, okCodes: [0, 1, 5] });
+    if (await ops.remove(path)) out.ok(`removed ${path} (${standby ? 'a standby does not back up' : 'this host is the primary now'})`);
+  }
   for (const [name, text] of unitFiles) {
     const path = join(R(layout.unitDir), name);
     const r = await ops.writeFile(path, text, 0o644);
@@ -132,14 +159,18 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
 
   out.step('systemd');
   // A standby host installed before its restore must not back its empty mailcow up over the good backups.
-  const shouldCheck = opts.check ?? opts.root === '/';
+  // `check` judges a host that backs up (dump space, the backup unit): not a standby's job.
+  const shouldCheck = standby ? false : (opts.check ?? opts.root === '/');
   let holdTimer: string | undefined;
-  if (!opts.dryRun && !opts.enableTimer && (opts.root === '/' || shouldCheck)) {
+  if (!standby && !opts.dryRun && !opts.enableTimer && (opts.root === '/' || shouldCheck)) {
     const v = await freshHostVerdict(config, opts.root, exec);
     if (v.holdTimer) out.warn((holdTimer = v.holdTimer));
     else out.info(v.note);
   }
-  if (opts.root !== '/') out.info(`skipped under --root: systemctl daemon-reload${holdTimer ? '' : `; systemctl enable --now ${UNIT_NAMES.timer}`}`);
+  if (standby) {
+    if (opts.root !== '/') out.info(`skipped under --root: systemctl daemon-reload; systemctl enable --now ${STANDBY_UNIT_NAMES.timer}; systemctl start --no-block ${STANDBY_UNIT_NAMES.service}`);
+    else await enableStandby(ops);
+  } else if (opts.root !== '/') out.info(`skipped under --root: systemctl daemon-reload${holdTimer ? '' : `; systemctl enable --now ${UNIT_NAMES.timer}`}`);
   else if (holdTimer) await ops.run('systemctl', ['daemon-reload'], { what: 'systemctl daemon-reload' });
   else await enableTimer(ops);
 
@@ -150,7 +181,7 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
     checked = await runCheck(exec, ops, nodePath, join(R(layout.installDir), cli), R(layout.configPath), R(layout.unitDir));
   }
 
-  if (checked && opts.root === '/' && !opts.dryRun && !holdTimer) {
+  if (!standby && checked && opts.root === '/' && !opts.dryRun && !holdTimer) {
     const go = opts.firstBackup || (asker.interactive && (await asker.confirm({ name: 'firstBackup', message: 'Start the first backup now (in the background)?', default: false })));
     if (go) await startFirstBackup(ops);
   }
@@ -164,9 +195,21 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
     out.warn(`installed, but tonight's backup would fail: fix the FAIL lines above, then run: backup-to-hetzner check --config ${layout.configPath}`);
     return EXIT.preflight;
   }
+  if (standby) {
+    out.ok(`installed mailcow cold standby ${TOOL_VERSION} as a standby; ${STANDBY_UNIT_NAMES.timer} mirrors the newest backup '${opts.onCalendar}'`);
+    out.info(`config: ${layout.configPath}   mirror: ${config.STANDBY_DIR}   journal: journalctl -u ${STANDBY_UNIT_NAMES.service}`);
+    out.info(`the mirror and its lag: restore-from-hetzner status   failover: restore-from-hetzner --backup latest --components all --yes`);
+    return EXIT.ok;
+  }
   if (holdTimer) out.warn(`installed mailcow cold standby ${TOOL_VERSION}, but ${UNIT_NAMES.timer} is not enabled: restore first (sudo restore-from-hetzner), then: systemctl enable --now ${UNIT_NAMES.timer}`);
   else out.ok(`installed mailcow cold standby ${TOOL_VERSION}; the timer runs '${opts.onCalendar}'${shouldCheck ? ' and the check passed' : ''}`);
   out.info(`config: ${layout.configPath}   log: ${config.LOG_FILE}   journal: journalctl -u ${UNIT_NAMES.service}`);
   out.info(`run now: systemctl start ${UNIT_NAMES.service}   list backups: backup-to-hetzner list`);
   return EXIT.ok;
+}
+
+/** A standby's schedule is its own: hourly unless --on-calendar (and --randomized-delay) say otherwise. */
+function standbySchedule(opts: InstallOptions): void {
+  if (!opts.fromFlags.onCalendar) opts.onCalendar = DEFAULT_STANDBY_ON_CALENDAR;
+  if (!opts.fromFlags.randomizedDelay) opts.randomizedDelay = DEFAULT_STANDBY_RANDOMIZED_DELAY;
 }

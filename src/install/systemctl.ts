@@ -3,6 +3,7 @@
 import { UserError } from '../errors.js';
 import type { Exec } from '../adapters/exec.js';
 import { UNIT_NAMES } from './layout.js';
+import { STANDBY_UNIT_NAMES } from './standby-units.js';
 import { onPath } from './preflight.js';
 import type { Ops } from './ops.js';
 
@@ -51,4 +52,13 @@ export async function runCheck(exec: Exec, ops: Ops, nodePath: string, cliPath: 
 export async function startFirstBackup(ops: Ops): Promise<void> {
   await ops.run('systemctl', ['start', '--no-block', UNIT_NAMES.service], { what: `systemctl start ${UNIT_NAMES.service}` });
   ops.out.ok(`first backup started in the background; follow it with: journalctl -fu ${UNIT_NAMES.service}`);
+}
+
+/** The standby's timer, and its first mirror at once (in the background: the first fetches everything). */
+export async function enableStandby(ops: Ops): Promise<void> {
+  const { service, timer } = STANDBY_UNIT_NAMES;
+  await ops.run('systemctl', ['daemon-reload'], { what: 'systemctl daemon-reload' });
+  await ops.run('systemctl', ['enable', '--now', timer], { what: `systemctl enable --now ${timer}`, onLine: (l) => ops.out.info(l) });
+  await ops.run('systemctl', ['start', '--no-block', service], { what: `systemctl start ${service}` });
+  ops.out.ok(`${ops.dryRun ? 'would enable' : 'enabled and started'} ${timer}; the first mirror runs now in the background: journalctl -fu ${service}`);
 }

@@ -9,6 +9,7 @@ import { EXIT } from '../cli/exit-codes.js';
 import { parseConfigText } from '../config/load.js';
 import { configSchema, type Config } from '../config/schema.js';
 import { DEFAULTS, layoutFor, rooted, UNIT_NAMES } from './layout.js';
+import { STANDBY_UNIT_NAMES } from './standby-units.js';
 import { readManifest, type InstallManifest } from './manifest.js';
 import type { InstallOptions } from './options.js';
 import { Ops, type Out } from './ops.js';
@@ -36,7 +37,7 @@ export async function runUninstall(opts: InstallOptions, deps: { exec: Exec; out
 
   out.step('systemd');
   if (opts.root === '/') {
-    await ops.run('systemctl', ['disable', '--now', UNIT_NAMES.timer], { what: 'systemctl disable --now', okCodes: [0, 1, 5] });
+    for (const timer of [UNIT_NAMES.timer, STANDBY_UNIT_NAMES.timer]) await ops.run('systemctl', ['disable', '--now', timer], { what: 'systemctl disable --now', okCodes: [0, 1, 5] });
     await ops.run('systemctl', ['stop', UNIT_NAMES.service], { what: 'systemctl stop', okCodes: [0, 1, 5] });
   } else out.info(`skipped under --root: systemctl disable --now ${UNIT_NAMES.timer}`);
   const units = manifest?.units ?? Object.values(UNIT_NAMES).map((n) => join(DEFAULTS.unitDir, n));

@@ -64,12 +64,13 @@ function checkPath(what: string, p: string): string {
   return p;
 }
 
-export function renderUnits(p: UnitParams, templates: { service: string; timer: string; failure: string } = loadUnitTemplates()): RenderedUnits {
+/** The templates' placeholders (paths checked); `writable`: further paths the service may write. */
+export function unitValues(p: UnitParams, writable: string[] = []): Record<string, string> {
   const c = p.config;
-  for (const [what, v] of Object.entries({ node: p.nodePath, 'motd file': p.motdFile, 'install folder': p.installDir, config: p.configPath, TEMP_BACKUP_DIR: c.TEMP_BACKUP_DIR, STATE_DIR: c.STATE_DIR, LOG_FILE: c.LOG_FILE, STATUS_FILE: c.STATUS_FILE, SSH_KEY_PATH: c.SSH_KEY_PATH, ...(c.PROMETHEUS_TEXTFILE ? { PROMETHEUS_TEXTFILE: c.PROMETHEUS_TEXTFILE } : {}) })) {
+  for (const [what, v] of Object.entries({ node: p.nodePath, 'motd file': p.motdFile, 'install folder': p.installDir, config: p.configPath, TEMP_BACKUP_DIR: c.TEMP_BACKUP_DIR, STATE_DIR: c.STATE_DIR, LOG_FILE: c.LOG_FILE, STATUS_FILE: c.STATUS_FILE, SSH_KEY_PATH: c.SSH_KEY_PATH, ...(c.PROMETHEUS_TEXTFILE ? { PROMETHEUS_TEXTFILE: c.PROMETHEUS_TEXTFILE } : {}), ...Object.fromEntries(writable.map((w) => [w, w])) })) {
     checkPath(what, v);
   }
-  const values: Record<string, string> = {
+  return {
     NODE: p.nodePath,
     INSTALL_DIR: p.installDir,
     CONFIG: p.configPath,
@@ -79,9 +80,14 @@ export function renderUnits(p: UnitParams, templates: { service: string; timer: 
     MOTD_FILE: p.motdFile,
     MOTD_DIR: dirname(p.motdFile),
     STATE_DIR: c.STATE_DIR,
-    READ_WRITE_PATHS: readWritePaths(c).map((x) => `-${x}`).join(' '),
+    READ_WRITE_PATHS: unique([...readWritePaths(c), ...writable]).map((x) => `-${x}`).join(' '),
     HOME_BINDS: homeBinds(c.SSH_KEY_PATH, p.nodePath).join(' '),
   };
+}
+
+export function renderUnits(p: UnitParams, templates: { service: string; timer: string; failure: string } = loadUnitTemplates()): RenderedUnits {
+  const c = p.config;
+  const values = unitValues(p);
   const service = fillTemplate(UNIT_NAMES.service, templates.service, { ...values, TEMP_BIND_LINE: 'TEMP_BIND_PLACEHOLDER' }).replace('TEMP_BIND_PLACEHOLDER', tempBindLine(c.TEMP_BACKUP_DIR));
   return {
     service,

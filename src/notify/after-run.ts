@@ -8,7 +8,7 @@ import type { Logger } from '../adapters/logger.js';
 import { readMailcowConf, secretsOf } from '../adapters/mailcow.js';
 import type { Config } from '../config/schema.js';
 import type { RunSummary } from '../plan/report.js';
-import { composeReport, composeTest, resultOf } from './compose.js';
+import { composeReport, composeTest, resultOf, type RunResult } from './compose.js';
 import { ping } from './healthcheck.js';
 import { sendMessage, sendTest, smtpSettingsFrom, tlsPolicyText, type SmtpSettings, type SmtpTransportOptions, type TestOutcome } from './smtp.js';
 import { nextStatus, readStatus, writePrometheus, writeStatus, type RunStatus } from './status-file.js';
@@ -34,6 +34,8 @@ export interface NotifyDeps {
   /** Replaces the nodemailer transport entirely (tests). */
   smtpTransport?: SmtpTransportOptions;
   toolVersion?: string;
+  /** Another kind of run (a standby's mirror) words its e-mail and ping itself. */
+  words?: { compose: typeof composeReport; pingBody: (s: RunSummary, result: RunResult, logTail: string[]) => string; logCommands?: string[] };
 }
 
 export interface NotifyOutcome {
@@ -153,10 +155,10 @@ export async function notifyAfterRun(deps: NotifyDeps, summary: RunSummary): Pro
       await guard('the report e-mail was NOT delivered', async () => {
         const settings = smtpSettingsOf(deps);
         const nextRun = await (deps.nextRun ? deps.nextRun().catch(() => undefined) : nextScheduledRun(deps.exec));
-        const mail = composeReport(summary, {
+        const mail = (deps.words?.compose ?? composeReport)(summary, {
           redact: log.redact,
           logTail: log.tail(40),
-          logCommands: [`less +G ${c.LOG_FILE}`, `journalctl -u ${SERVICE_UNIT} -n 500`],
+          logCommands: deps.words?.logCommands ?? [`less +G ${c.LOG_FILE}`, `journalctl -u ${SERVICE_UNIT} -n 500`],
           nextRun,
           recovered: out.recovered,
           failingSince: prev?.failingSince,
@@ -176,7 +178,9 @@ export async function notifyAfterRun(deps: NotifyDeps, summary: RunSummary): Pro
   if (c.HEALTHCHECK_URL) {
     await guard('healthcheck ping', async () => {
       const ok = result === 'ok';
-      const body = ok
+      const body = deps.words
+        ? deps.words.pingBody(summary, result, log.tail(50))
+        : ok
         ? `backup ${summary.backupName} of ${summary.host} published and verified`
         : [`backup of ${summary.host} ${result === 'partial' ? `published, but ${summary.failedPhase} failed` : result === 'interrupted' ? `INTERRUPTED in ${summary.failedPhase ?? '?'}` : `FAILED in ${summary.failedPhase ?? '?'}`}: ${summary.error ?? ''}`, '', ...log.tail(50)].join('\n');
       out.ping = (await ping(c.HEALTHCHECK_URL, ok ? 'success' : result === 'interrupted' ? 'log' : 'fail', { log, body, fetch: deps.fetch })) ? 'sent' : 'failed';

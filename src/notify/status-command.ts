@@ -4,6 +4,10 @@
 import { age, duration } from '../plan/human.js';
 import { verificationText, type Verification, type VerificationRecord } from '../plan/verification.js';
 import { readStatus, type RunStatus } from './status-file.js';
+import { parseBackupName } from '../plan/names.js';
+import type { MirrorFacts } from '../plan/report.js';
+import { lagSeconds } from '../plan/standby.js';
+import { decryptionText, lagText } from './standby-report.js';
 
 export interface NewestBackup {
   name: string;
@@ -109,6 +113,7 @@ export async function statusReport(deps: StatusDeps): Promise<StatusReport> {
     lines.push(`newest backup  none${deps.newestOnBox ? ' on the box' : ' recorded'}`);
     problems.push('there is no verified backup');
   }
+  if (st?.mirror) mirrorLines(st.mirror, newest?.name, now, threshold, lines, problems);
   let scrub: StatusReport['json']['scrub'];
   if (deps.scrubState) {
     const sc = await deps.scrubState();
@@ -128,4 +133,20 @@ export async function statusReport(deps: StatusDeps): Promise<StatusReport> {
   const healthy = problems.length === 0;
   lines.push(healthy ? 'healthy' : `NOT healthy (${problems.length} problem${problems.length === 1 ? '' : 's'})`);
   return { healthy, lines, problems, json: { healthy, problems, lastRun: st, newestBackup: newest, scrub, staleAfterHours: threshold } };
+}
+
+/** A standby host: the copy it holds, how far it lags the box (asked now when the box answered), and whether it is stale. */
+function mirrorLines(m: MirrorFacts, newestOnBox: string | undefined, now: Date, threshold: number, lines: string[], problems: string[]): void {
+  if (!m.name) {
+    lines.push('mirror         none: this standby holds no verified copy yet');
+    problems.push('the standby holds no verified copy of a backup');
+    return;
+  }
+  const taken = parseBackupName(m.name);
+  const verified = m.verifiedAt ? `verified ${local(new Date(m.verifiedAt))} (${age(now.getTime() - Date.parse(m.verifiedAt))} ago)` : 'verified (when: not recorded)';
+  lines.push(`mirror         ${m.name}, ${verified}; ${decryptionText(m.decryption)}`);
+  const live = newestOnBox ? { ...m, newestOnBox, lagSeconds: lagSeconds(m.name, newestOnBox) } : m;
+  lines.push(`lag            ${lagText(live)}`);
+  const ageHours = taken ? (now.getTime() - taken.getTime()) / 3_600_000 : 0;
+  if (ageHours > threshold) problems.push(`the mirrored backup ${m.name} is ${Math.round(ageHours * 10) / 10} h old (more than ${threshold} h, STALE_AFTER_HOURS): a failover would restore stale mail`);
 }

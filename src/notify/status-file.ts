@@ -5,7 +5,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { RunSummary } from '../plan/report.js';
+import type { MirrorFacts, RunSummary } from '../plan/report.js';
+import { parseBackupName } from '../plan/names.js';
 import { resultOf, type RunResult } from './compose.js';
 
 export const STATUS_VERSION = 1;
@@ -45,6 +46,8 @@ export interface RunStatus {
   /** When the current failure streak began; set while failing, cleared by a success. */
   failingSince?: string;
   toolVersion?: string;
+  /** A standby's run: the mirror it holds (restore-from-hetzner standby). */
+  mirror?: MirrorFacts;
 }
 
 /** PURE: the status this run leaves, from its summary and the one the previous run left. */
@@ -85,6 +88,7 @@ export function nextStatus(prev: RunStatus | undefined, s: RunSummary, opts: { n
     consecutiveFailures: interrupted ? (prev?.consecutiveFailures ?? 0) : failing ? (prev?.consecutiveFailures ?? 0) + 1 : 0,
     failingSince: interrupted ? prev?.failingSince : failing ? (prev && prev.consecutiveFailures > 0 && prev.failingSince ? prev.failingSince : finishedAt) : undefined,
     toolVersion: opts.toolVersion,
+    mirror: s.mirror,
   };
   return JSON.parse(JSON.stringify(st)) as RunStatus; // drops the undefined keys
 }
@@ -168,6 +172,12 @@ export function renderPrometheus(st: RunStatus): string {
   metric('box_used_bytes', 'Used space on the Storage Box.', st.box?.usedBytes);
   metric('box_available_bytes', 'Free space on the Storage Box.', st.box?.availableBytes);
   metric('box_size_bytes', 'Size of the Storage Box.', st.box?.sizeBytes);
+  if (st.mirror) {
+    metric('standby_lag_seconds', 'Standby: how much older the mirrored backup is than the newest on the box (0: up to date).', st.mirror.lagSeconds);
+    metric('standby_mirrored_backup_timestamp_seconds', 'Standby: when the backup it holds as a verified copy was taken, Unix time.', st.mirror.name ? (parseBackupName(st.mirror.name)?.getTime() ?? NaN) / 1000 : undefined);
+    metric('standby_verified_timestamp_seconds', 'Standby: when this host verified that copy against its manifest, Unix time.', secs(st.mirror.verifiedAt));
+    metric('standby_decryption_proved', 'Standby: 1 when the encrypted archives were decrypted with AGE_IDENTITY_FILE, 0 when not proved.', st.mirror.decryption === undefined || st.mirror.decryption === 'not encrypted' ? undefined : st.mirror.decryption === 'proved' ? 1 : 0);
+  }
   return out.join('\n') + '\n';
 }
 

@@ -37,6 +37,24 @@ export interface RunSummary {
   scrub?: { verified: string[]; damaged: string[]; skipped: number; notScrubbed?: string };
   warnings: string[];
   logFile: string;
+  /** A standby's run (restore-from-hetzner standby): what it mirrored. */
+  mirror?: MirrorFacts;
+}
+
+export interface MirrorFacts {
+  /** The backup now held as a complete verified copy (the newest one held, on failure). */
+  name?: string;
+  /** When this host verified that copy against its manifest. */
+  verifiedAt?: string;
+  /** The newest published backup on the box when the run listed it. */
+  newestOnBox?: string;
+  /** Seconds the mirrored backup is older than the newest on the box; 0: up to date. */
+  lagSeconds?: number;
+  /** Whether the encrypted archives were proved to decrypt on this host. */
+  decryption?: 'proved' | 'not proved' | 'not encrypted';
+  bytesFromBox?: number;
+  /** Complete copies kept in STANDBY_DIR, newest first. */
+  copies?: string[];
 }
 
 /** Stopped by SIGINT/SIGTERM: an interruption, not a failure of the backup. */

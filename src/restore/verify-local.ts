@@ -44,16 +44,20 @@ export async function verifyDownload(
   refetch?: (paths: string[]) => Promise<void>,
 ): Promise<{ files: number; archives: number; refetched: string[] }> {
   const paths = [...checksums.keys()].filter(wanted);
-  let bad = await mismatches(folder, checksums, paths, signal);
+  const checked = async (ps: string[]) => {
+    const bad = await badFiles(folder, checksums, ps, signal);
+    if (signal?.aborted) throw new UserError('interrupted', 'interrupted while verifying the download; nothing on this host was changed');
+    return bad;
+  };
+  let bad = await checked(paths);
   const refetched = bad.map((b) => b.path);
-  if (bad.length && refetch && !signal?.aborted) {
+  if (bad.length && refetch) {
     await Promise.all(refetched.map((p) => rm(join(folder, p), { force: true })));
     await refetch(refetched);
-    bad = await mismatches(folder, checksums, refetched, signal);
+    bad = await checked(refetched);
   }
   if (bad.length) {
-    const lines = bad.map((b) => b.line);
-    throw new UserError('verify', `the backup does not match its checksums.sha256: ${lines[0]}${lines.length > 1 ? ` (and ${lines.length - 1} more)` : ''}; nothing on this host was changed`, lines.slice(0, 20));
+    throw new UserError('verify', `the backup does not match its checksums.sha256: ${bad[0]!.why}${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}; nothing on this host was changed`, bad.slice(0, 20).map((b) => b.why));
   }
   const encrypted = paths.filter(isEncryptedName);
   if (encrypted.length && !identities) throw new UserError('config', `the backup is encrypted (${encrypted[0]}): give the age identity file with --identity PATH`);
@@ -70,21 +74,20 @@ export async function verifyDownload(
   return { files: paths.length, archives, refetched };
 }
 
-/** The files of `paths` whose content is not the manifest's, each with a line saying how. */
-async function mismatches(folder: string, checksums: Map<string, string>, paths: string[], signal?: AbortSignal): Promise<{ path: string; line: string }[]> {
-  const bad: { path: string; line: string }[] = [];
+/** The files of `paths` (manifest paths under `folder`) that are missing or whose SHA-256 is not the manifest's. */
+export async function badFiles(folder: string, checksums: Map<string, string>, paths: string[], signal?: AbortSignal): Promise<{ path: string; why: string }[]> {
+  const bad: { path: string; why: string }[] = [];
   const pool = createHashPool();
   try {
     await forEachLimit(paths, 16, async (p) => {
       if (signal?.aborted) return;
       const r = await pool.hash(join(folder, p));
-      if (!r) bad.push({ path: p, line: `${p}: missing from the download` });
-      else if (r.hash !== checksums.get(p)) bad.push({ path: p, line: `${p}: SHA-256 ${r.hash.slice(0, 12)}… but the manifest says ${checksums.get(p)!.slice(0, 12)}…` });
+      if (!r) bad.push({ path: p, why: `${p}: missing from the download` });
+      else if (r.hash !== checksums.get(p)) bad.push({ path: p, why: `${p}: SHA-256 ${r.hash.slice(0, 12)}… but the manifest says ${checksums.get(p)!.slice(0, 12)}…` });
     });
   } finally {
     await pool.close();
   }
-  if (signal?.aborted) throw new UserError('interrupted', 'interrupted while verifying the download; nothing on this host was changed');
   return bad;
 }
 

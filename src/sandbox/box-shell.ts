@@ -27,6 +27,8 @@ export interface BoxState {
   quotaBytes?: number;
   /** After an rsync receive, flip one byte of the first changed file whose path contains this. */
   corruptAfterUpload?: string;
+  /** The box's rsync sends at most this many KiB/s (a slow link to a restoring or standby host). */
+  sendKBps?: number;
   /** Refuse sha256sum (and the other checksum tools) like any unknown command: a box without them. */
   noSha256sum?: boolean;
   /** Append one JSON line per command: {"time","command","exit"}. */
@@ -481,6 +483,7 @@ function rsync(words: string[]): Promise<never> {
     if (o.value === undefined) argv.push(o.raw);
     else argv.push(`${o.name}=${o.value}`);
   }
+  if (sender && state.sendKBps) argv.push(`--bwlimit=${state.sendKBps}`);
   argv.push('.', ...paths);
 
   const before = !sender && state.corruptAfterUpload ? inventory() : undefined;

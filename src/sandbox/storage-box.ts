@@ -31,6 +31,8 @@ export interface StorageBoxMode {
   quotaBytes?: number;
   /** After the next rsync upload, flip one byte of the first changed file whose path contains this. */
   corruptAfterUpload?: string;
+  /** The box's rsync sends at most this many KiB/s (a slow link to a restoring or standby host). */
+  sendKBps?: number;
   /** The shell refuses sha256sum ("Command not found…", exit 8), as a box without it would. */
   noSha256sum?: boolean;
   /** JSON-lines log of every command: {"time","command","exit"}. */
