@@ -19,6 +19,7 @@ const USAGE = `usage: restore-from-hetzner [--config PATH]                      
        restore-from-hetzner --backup NAME|latest --mailbox ADDR [--mode replace|merge] --yes
        restore-from-hetzner --backup NAME|latest --download-only DIR [--components LIST]
        restore-from-hetzner --list [--json]
+       restore-from-hetzner drill [--backup NAME|latest] [--identity FILE] [--json]   (see drill --help)
        (an encrypted backup also needs --identity PATH; the wizard asks for it)
 
 options:
@@ -41,6 +42,7 @@ options:
   --version, --help`;
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'drill') return (await import('./drill.js')).drillMain(argv.slice(1));
   let values;
   try {
     values = parseArgs({

@@ -38,6 +38,24 @@ export async function verifyDownload(
   identities?: Identities,
 ): Promise<{ files: number; archives: number }> {
   const paths = [...checksums.keys()].filter(wanted);
+  await checkHashes(folder, checksums, paths, signal);
+  const encrypted = paths.filter(isEncryptedName);
+  if (encrypted.length && !identities) throw new UserError('config', `the backup is encrypted (${encrypted[0]}): give the age identity file with --identity PATH`);
+  for (const p of encrypted) {
+    if (signal?.aborted) throw new UserError('interrupted', 'interrupted while decrypting the download; nothing on this host was changed');
+    await decryptOrRefuse(join(folder, p), join(folder, plainName(p)), identities!);
+    await rm(join(folder, p));
+  }
+  let archives = 0;
+  for (const p of paths.map(plainName).filter((p) => /^backup_[a-z]+\.tar\.(zst|gz)$/.test(p))) {
+    await exec(p.endsWith('.zst') ? 'zstd' : 'gzip', ['-t', '-q', join(folder, p)], { what: `testing ${p}`, errorKind: 'verify', timeoutMs: 3_600_000 });
+    archives++;
+  }
+  return { files: paths.length, archives };
+}
+
+/** Hashes `paths` of `folder` and compares them with the manifest; throws naming every bad file. */
+export async function checkHashes(folder: string, checksums: Map<string, string>, paths: string[], signal?: AbortSignal): Promise<void> {
   const bad: string[] = [];
   const pool = createHashPool();
   try {
@@ -54,19 +72,6 @@ export async function verifyDownload(
   if (bad.length) {
     throw new UserError('verify', `the backup does not match its checksums.sha256: ${bad[0]}${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}; nothing on this host was changed`, bad.slice(0, 20));
   }
-  const encrypted = paths.filter(isEncryptedName);
-  if (encrypted.length && !identities) throw new UserError('config', `the backup is encrypted (${encrypted[0]}): give the age identity file with --identity PATH`);
-  for (const p of encrypted) {
-    if (signal?.aborted) throw new UserError('interrupted', 'interrupted while decrypting the download; nothing on this host was changed');
-    await decryptOrRefuse(join(folder, p), join(folder, plainName(p)), identities!);
-    await rm(join(folder, p));
-  }
-  let archives = 0;
-  for (const p of paths.map(plainName).filter((p) => /^backup_[a-z]+\.tar\.(zst|gz)$/.test(p))) {
-    await exec(p.endsWith('.zst') ? 'zstd' : 'gzip', ['-t', '-q', join(folder, p)], { what: `testing ${p}`, errorKind: 'verify', timeoutMs: 3_600_000 });
-    archives++;
-  }
-  return { files: paths.length, archives };
 }
 
 /** Decrypts one verified file; an identity that is not among its recipients is refused in one line. */
