@@ -20,6 +20,7 @@ import { ensureKey, offerKeyUpload, pinBoxHostKey } from './ssh-setup.js';
 import { checkCalendar, enableTimer, runCheck, startFirstBackup } from './systemctl.js';
 import { installedSettings, settleInstallDir, settleSettings } from './installed-units.js';
 import { renderUnits } from './units.js';
+import { DRILL_UNIT_NAMES, renderDrillUnits } from './drill-units.js';
 
 export interface InstallDeps {
   exec: Exec;
@@ -107,6 +108,10 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
     [UNIT_NAMES.timer, units.timer],
     [UNIT_NAMES.failure, units.failure],
   ];
+  if (opts.drillCalendar) {
+    const drill = renderDrillUnits(units.service, opts.drillCalendar, deps.packageRoot);
+    unitFiles.push([DRILL_UNIT_NAMES.service, drill.service], [DRILL_UNIT_NAMES.timer, drill.timer]);
+  }
   for (const [name, text] of unitFiles) {
     const path = join(R(layout.unitDir), name);
     const r = await ops.writeFile(path, text, 0o644);
@@ -142,6 +147,9 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
   if (opts.root !== '/') out.info(`skipped under --root: systemctl daemon-reload${holdTimer ? '' : `; systemctl enable --now ${UNIT_NAMES.timer}`}`);
   else if (holdTimer) await ops.run('systemctl', ['daemon-reload'], { what: 'systemctl daemon-reload' });
   else await enableTimer(ops);
+  // The drill never touches the live mailcow: it may run before a fresh host's restore too.
+  if (opts.drillCalendar && opts.root === '/') await enableTimer(ops, DRILL_UNIT_NAMES.timer);
+  else if (opts.drillCalendar) out.info(`skipped under --root: systemctl enable --now ${DRILL_UNIT_NAMES.timer}`);
 
   let checked: boolean | undefined;
   if (shouldCheck) {
