@@ -258,7 +258,7 @@ describe('installer', () => {
 
     it('every unit it writes scores <= 5.0 in systemd-analyze security --offline, and says why for each permission it keeps', async (t) => {
       const written = fs.readdirSync(unitDir()).sort();
-      assert.deepEqual(written, ['mailcow-backup-failure@.service', 'mailcow-backup.service', 'mailcow-backup.timer']);
+      assert.deepEqual(written, ['mailcow-backup-drill.service', 'mailcow-backup-drill.timer', 'mailcow-backup-failure@.service', 'mailcow-backup.service', 'mailcow-backup.timer']);
       for (const name of written) {
         const text = fs.readFileSync(path.join(unitDir(), name), 'utf8');
         if (name.endsWith('.timer')) {

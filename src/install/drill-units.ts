@@ -19,8 +19,11 @@ export function renderDrillUnits(backupService: string, drillCalendar: string, p
   s = swap(s, /^Description=.*$/m, 'Description=mailcow restore drill: the newest backup fetched, opened and checked in a scratch folder');
   s = swap(s, /^OnFailure=.*$/m, '# A drill that fails e-mails and pings /fail itself; no failure hook (the marker is the backup\'s).');
   s = swap(s, /^(ExecStart=.*)\/backup-to-hetzner\.js run (--config .*)$/m, '$1/restore-from-hetzner.js drill $2');
-  // 6: the backup is not restorable, a result the drill reports itself; 130/143: stopped.
-  s = swap(s, /^SuccessExitStatus=.*$/m, 'SuccessExitStatus=6 130 143');
+  s = swap(
+    s,
+    /^# Not failures, so no OnFailure= hook: 75.*\n# 130\/143.*\nSuccessExitStatus=.*$/m,
+    '# Not failures of the unit: 6, the backup is NOT restorable, which the drill reports itself (e-mail,\n# healthcheck /fail, status); 130/143, stopped by SIGINT/SIGTERM (systemctl stop, shutdown).\nSuccessExitStatus=6 130 143',
+  );
   s = swap(s, /^ExecStopPost=.*$/m, '# (no ExecStopPost=: the failure marker belongs to the backup runs)');
   s = swap(s, /^SyslogIdentifier=.*$/m, 'SyslogIdentifier=mailcow-backup-drill');
   const timer = fillTemplate(DRILL_UNIT_NAMES.timer, readTemplate(`systemd/${DRILL_UNIT_NAMES.timer}`, packageRoot), { DRILL_CALENDAR: drillCalendar });
