@@ -6,7 +6,7 @@
 // against one with it) and prints a table; JSON to --out.
 //
 //   npm run bench -- [--mail-mib 1024] [--plain-text] [--bwlimit-mbit 100] [--messages-x10]
-//                    [--threads auto|N] [--skip-peers] [--out bench-results/latest.json]
+//                    [--threads auto|N] [--skip-peers] [--skip-rto] [--out bench-results/latest.json]
 //                    [--work DIR] [--keep] [--shaping auto|bwlimit]
 // Environment: BENCH_MAIL_MIB, BENCH_BWLIMIT_MBIT, BENCH_OUT. Run scripts/bench-setup.sh first
 // (borg, restic, GNU time). Needs root for the network namespace (else rsync --bwlimit is used).
@@ -26,6 +26,7 @@ import type { BenchResult } from './bench/result.js';
 import { fmtB, render } from './bench/table.js';
 import { nodeBaselineMs, runTool, writeJson, type RunMeasure } from './bench/tool.js';
 import { verifyMethods } from './bench/verify-methods.js';
+import { rtoCases, rtoTargets, type RtoCase } from './bench/rto.js';
 
 const root = resolve(fileURLToPath(new URL('../../', import.meta.url)));
 
@@ -37,6 +38,7 @@ const { values: opt } = parseArgs({
     'messages-x10': { type: 'boolean', default: false },
     threads: { type: 'string', default: '1' },
     'skip-peers': { type: 'boolean', default: false },
+    'skip-rto': { type: 'boolean', default: false },
     out: { type: 'string', default: process.env.BENCH_OUT ?? join(root, 'bench-results', 'latest.json') },
     work: { type: 'string', default: join(root, 'bench-results', 'work') },
     keep: { type: 'boolean', default: false },
@@ -82,6 +84,7 @@ async function main(): Promise<number> {
     config: {
       THREADS: opt.threads!,
       REMOTE_RETENTION_DAYS: '0',
+      STANDBY_DIR: join(work, 'standby'),
       ...(!netns && mbit > 0 ? { BWLIMIT_KBPS: String(Math.round((mbit * 1e6) / 8 / 1024)) } : {}),
     },
   });
@@ -154,6 +157,14 @@ async function main(): Promise<number> {
     await toolRun('run 3');
     await peerRun('run3');
 
+    // RTO: restores of run 3's backup (yesterday's is run 1's), after every backup measurement.
+    let rto: RtoCase[] | undefined;
+    if (!opt['skip-rto']) {
+      await mkdir(join(work, 'standby'), { recursive: true });
+      rto = await rtoCases(sb, link, { work, standbyDir: join(work, 'standby'), previous: runs[0]!.backupName!, latest: runs[2]!.backupName!, log });
+      for (const x of rto) log(`${x.case}: ${x.wallS.toFixed(1)} s, ${fmtB(x.fromBoxBytes)} from the box, ${fmtB(x.fromHostBytes)} from this host`);
+    }
+
     const result: BenchResult = {
       version: 1,
       at: new Date().toISOString(),
@@ -174,9 +185,10 @@ async function main(): Promise<number> {
       runs: runs.map(({ status: _s, stderrTail: _t, ...r }) => r),
       references: refs,
       peers: peers.map((p) => ({ name: p.name, version: p.version, runs: peerRuns.get(p.name)! })),
+      rto,
       targets: [],
     };
-    result.targets = targets(result);
+    result.targets = [...targets(result), ...(rto ? rtoTargets(rto, fmtB) : [])];
     const text = render(result);
     console.log(text);
     await mkdir(dirname(out), { recursive: true });
@@ -259,7 +271,7 @@ function targets(r: BenchResult): BenchResult['targets'] {
 }
 
 function readFileHeader(): string {
-  return 'npm run bench -- [--mail-mib 1024] [--plain-text] [--bwlimit-mbit 100] [--messages-x10] [--threads N] [--skip-peers] [--out FILE] [--work DIR] [--keep]';
+  return 'npm run bench -- [--mail-mib 1024] [--plain-text] [--bwlimit-mbit 100] [--messages-x10] [--threads N] [--skip-peers] [--skip-rto] [--out FILE] [--work DIR] [--keep]';
 }
 
 main().then(

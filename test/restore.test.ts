@@ -12,7 +12,7 @@ import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { createLogger } from '../src/adapters/logger.js';
 import { runMailcowRestore } from '../src/restore/mailcow-restore.js';
 import { formatChecksumLine, isManifestPart, readManifest } from '../src/plan/manifest.js';
-import { BACKUP_CLI, configWithOtherHostKey, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
+import { assertSameTree, BACKUP_CLI, configWithOtherHostKey, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
 
 const VOLS = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
 
@@ -22,13 +22,6 @@ async function volumeHashes(sb: Sandbox): Promise<Record<string, Map<string, str
   const r: Record<string, Map<string, string>> = {};
   for (const v of VOLS) r[v] = await treeHashes(sb.mailcow.volume(v));
   return r;
-}
-
-function assertSameTree(actual: Map<string, string>, expected: Map<string, string>, what: string) {
-  const missing = [...expected.keys()].filter((k) => !actual.has(k));
-  const extra = [...actual.keys()].filter((k) => !expected.has(k));
-  const differ = [...expected.keys()].filter((k) => actual.has(k) && actual.get(k) !== expected.get(k));
-  assert.deepEqual({ missing: missing.slice(0, 5), extra: extra.slice(0, 5), differ: differ.slice(0, 5) }, { missing: [], extra: [], differ: [] }, what);
 }
 
 describe('restore-from-hetzner on the sandbox', { timeout: 360_000 }, () => {
@@ -94,8 +87,9 @@ describe('restore-from-hetzner on the sandbox', { timeout: 360_000 }, () => {
     await fsp.writeFile(file, bad);
     const st = await fsp.stat(file);
     await fsp.utimes(file, st.atime, st.mtime);
-    // damage the host so a wrongful restore would show
+    // damage the host so a wrongful restore would show; the victim too, so only the box has it
     await fsp.rm(path.join(sb.mailcow.volume('vmail'), 'example.com/bob'), { recursive: true });
+    await fsp.rm(path.join(sb.mailcow.volume('vmail'), 'example.com/alice/Maildir/cur', victim));
     const before = await volumeHashes(sb);
     const actionsBefore = (await sb.mailcow.readActions()).length;
     try {

@@ -3,6 +3,7 @@ import type { Change, HashRefs } from './references.js';
 import type { PeerRun } from './peers.js';
 import type { RunMeasure } from './tool.js';
 import type { VerifyMethodRefs } from './verify-methods.js';
+import type { RtoCase } from './rto.js';
 
 export interface BenchResult {
   version: 1;
@@ -31,5 +32,7 @@ export interface BenchResult {
     verifyMethods?: VerifyMethodRefs;
   };
   peers: { name: string; version: string; runs: PeerRun[] }[];
+  /** Restores measured on the same sandbox after the runs (see scripts/bench/rto.ts). */
+  rto?: RtoCase[];
   targets: { target: string; measured: string; ok?: boolean }[];
 }

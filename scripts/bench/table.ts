@@ -150,6 +150,17 @@ export function render(r: BenchResult): string {
     out.push(table(['tool', 'run', 'wall s', 'CPU s', 'peak RSS MB', 'repository growth'], pr));
     out.push('');
   }
+  if (r.rto?.length) {
+    out.push(`**RTO** (restore-from-hetzner --yes on the same sandbox, ${r.meta.link.mbit ? `${r.meta.link.mbit} Mbit/s` : 'unlimited'} from the box; steps from the restore's own progress lines)`);
+    out.push('');
+    out.push(
+      table(
+        ['case', 'wall s', 'download s', 'verify s', "mailcow's script s", 'vmail into volume s', 'from the box', 'from this host', 'host lacked'],
+        r.rto.map((x) => [x.case, x.wallS.toFixed(1), x.steps.download.toFixed(1), x.steps.verify.toFixed(1), x.steps.archives.toFixed(1), x.steps.vmail.toFixed(1), fmtB(x.fromBoxBytes), fmtB(x.fromHostBytes), `${fmtB(x.lackingBytes)} of ${fmtB(x.selectionBytes)}`]),
+      ),
+    );
+    out.push('');
+  }
   out.push('**Targets**');
   out.push('');
   out.push(table(['target', 'measured', 'result'], r.targets.map((t) => [t.target, t.measured, t.ok === undefined ? 'n/a' : t.ok ? 'met' : '**missed**'])));

@@ -6,10 +6,13 @@ import { listBackups, listText } from '../backup/list.js';
 import type { RunContext } from '../backup/context.js';
 import { COMPONENTS, type Component } from '../config/schema.js';
 import { isUserError } from '../errors.js';
-import { executeRestore, prepareRestore, type RestoreReport } from '../restore/engine.js';
+import { executeRestore, fetchedLine, prepareRestore, type RestoreReport } from '../restore/engine.js';
 import { parseComponents, type Mode } from '../restore/plan.js';
 import { checkLine, runWizard } from '../restore/wizard.js';
 import { TOOL_VERSION } from '../version.js';
+import { importMessages, searchMessages, type SearchSession } from '../restore/messages.js';
+import { foundLines, parseSince, splitQuery } from '../plan/message-search.js';
+import { bytes } from '../plan/human.js';
 import { EXIT } from './exit-codes.js';
 import { buildContext } from './context.js';
 import { exitOf, installSignalHandlers, reportError, runMain } from './main.js';
@@ -19,6 +22,8 @@ const USAGE = `usage: restore-from-hetzner [--config PATH]                      
        restore-from-hetzner --backup NAME|latest --mailbox ADDR [--mode replace|merge] --yes
        restore-from-hetzner --backup NAME|latest --download-only DIR [--components LIST]
        restore-from-hetzner --list [--json]
+       restore-from-hetzner --mailbox ADDR --search QUERY [--folder NAME]
+                            [--backup NAME|latest | --since DATE] [--yes] [--json]
        restore-from-hetzner drill [--backup NAME|latest] [--identity FILE] [--json]   (see drill --help)
        (an encrypted backup also needs --identity PATH; the wizard asks for it)
 
@@ -37,6 +42,12 @@ options:
   --identity PATH      age identity file (private key) for an encrypted backup; checked on the
                        backup's small mailcow.conf.age before anything big is downloaded
   --list               published backups on the box (--json for scripts)
+  --search QUERY       find messages of --mailbox in the backups (newest first) with dovecot's
+                       search language (subject invoice from bob, since 2026-11-01, ...; see
+                       'man doveadm-search-query'); lists them, --yes restores them into the
+                       folder "Restored-<today>" (a message the mailbox still has is skipped)
+  --folder NAME        with --search: only this folder (INBOX, Sent, Archive/2024, ...)
+  --since DATE         with --search: only backups made on or after DATE (YYYY-MM-DD)
   --json               machine-readable output
   --debug              more detail in the log
   --version, --help`;
@@ -60,6 +71,9 @@ async function main(argv: string[]): Promise<number> {
         'keep-download': { type: 'boolean' },
         identity: { type: 'string' },
         list: { type: 'boolean' },
+        search: { type: 'string' },
+        folder: { type: 'string' },
+        since: { type: 'string' },
         json: { type: 'boolean' },
         debug: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -83,6 +97,7 @@ async function main(argv: string[]): Promise<number> {
     return EXIT.config;
   };
   const mailboxes = (values.mailbox ?? []).flatMap((m) => m.split(',')).map((m) => m.trim()).filter(Boolean);
+  if (values.search !== undefined || values.folder !== undefined || values.since !== undefined) return searchCommand(values, mailboxes, bad);
   let components: Component[] = [];
   try {
     if (values.components) components = parseComponents(values.components);
@@ -141,6 +156,7 @@ async function main(argv: string[]): Promise<number> {
       else {
         if (report.restored.length) out(`restored from ${report.name}: ${report.restored.join(', ')}`);
         if (report.skipped.length) out(`skipped: ${report.skipped.join(', ')}`);
+        if (report.fetched) out(fetchedLine(report.fetched));
         if (report.containers) out(`mailcow containers: ${report.containers.up} of ${report.containers.total} up${report.containers.down.length ? ` (NOT up: ${report.containers.down.join(', ')})` : ''}`);
         if (report.downloadedTo) out(`verified download: ${report.downloadedTo}`);
         for (const n of report.next) out(`next: ${n}`);
@@ -165,6 +181,57 @@ async function main(argv: string[]): Promise<number> {
     if (e && (e as { name?: string }).name === 'ExitPromptError') {
       process.stderr.write('cancelled: nothing was changed\n');
       return EXIT.interrupted;
+    }
+    return reportError(e, ctx?.log);
+  } finally {
+    await ctx?.log.close();
+  }
+}
+
+/** --search: find messages across backups, list them, restore them with --yes. */
+async function searchCommand(values: { config?: string; debug?: boolean; search?: string; folder?: string; since?: string; backup?: string; yes?: boolean; json?: boolean }, mailboxes: string[], bad: (m: string) => number): Promise<number> {
+  if (values.search === undefined) return bad('--folder and --since go with --search QUERY, e.g. --mailbox alice@example.com --search subject invoice --folder INBOX');
+  if (mailboxes.length !== 1) return bad('--search needs exactly one --mailbox user@domain');
+  const query = splitQuery(values.search);
+  if (query.length === 0) return bad("--search needs a query in dovecot's search language, e.g. --search 'subject invoice from bob' (or 'all')");
+  const since = values.since === undefined ? undefined : parseSince(values.since);
+  if (values.since !== undefined && !since) return bad(`--since must be a date like 2026-11-20, not '${values.since}'`);
+  if (since && values.backup) return bad('give --backup or --since, not both');
+  const sig = installSignalHandlers();
+  let ctx: RunContext | undefined;
+  const out = (l: string) => process.stdout.write(l + '\n');
+  let session: SearchSession | undefined;
+  let importing = false;
+  try {
+    ctx = buildContext({ config: values.config, debug: values.debug }, sig.signal, values.json ? 'silent' : undefined);
+    await ctx.box.connect();
+    try {
+      session = await searchMessages(ctx, { mailbox: mailboxes[0]!, query, folder: values.folder, backup: values.backup, since }, (l) => ctx!.log.info(l));
+      const r = session.result;
+      importing = Boolean(values.yes && r.found.length);
+      const restore = importing ? await importMessages(session, r.found) : undefined;
+      if (values.json) out(JSON.stringify({ ...r, restore }, null, 2));
+      else {
+        const searched = `${r.searched.length} backup(s) searched: ${r.searched.join(', ')}${r.without.length ? ` (${r.without.length} without mail of ${r.mailbox}${values.folder === undefined ? '' : ` in ${values.folder}`}: ${r.without.join(', ')})` : ''}`;
+        if (r.found.length === 0) out(`no message of ${r.mailbox} matches '${values.search}'; ${searched}`);
+        else {
+          out(`${r.found.length} message(s) of ${r.mailbox} match '${values.search}', newest first (each from the newest backup that has it):`);
+          for (const l of foundLines(r.found, bytes)) out(`  ${l}`);
+          out(searched);
+          if (restore) out(`restored ${restore.restored} message(s) into folder ${restore.folder} of ${r.mailbox}; ${restore.skipped} skipped (still in the mailbox)`);
+          else out(`to restore them into folder "Restored-<today>": run the same command with --yes`);
+        }
+      }
+      return EXIT.ok;
+    } finally {
+      await session?.remove().catch(() => undefined);
+      await ctx.box.close();
+    }
+  } catch (e) {
+    if (sig.received()) {
+      const msg = `interrupted by ${sig.received()}: the fetched copies are removed; ${importing ? 'messages imported before it stay in the mailbox; the same search again skips them as still in the mailbox' : 'nothing was restored'}`;
+      ctx ? ctx.log.error(msg) : process.stderr.write(`error: ${msg}\n`);
+      return exitOf(e, sig.received());
     }
     return reportError(e, ctx?.log);
   } finally {

@@ -135,7 +135,7 @@ export function unescapeRsync(s: string): string {
 }
 
 /** `Total bytes sent: 1,234` and friends from --stats. */
-export function parseStats(lines: string[]): { bytesSent: number; totalSize: number; transferredSize: number } {
+export function parseStats(lines: string[]): { bytesSent: number; bytesReceived: number; totalSize: number; transferredSize: number; literalBytes: number } {
   const num = (re: RegExp) => {
     for (const l of lines) {
       const m = re.exec(l);
@@ -147,6 +147,8 @@ export function parseStats(lines: string[]): { bytesSent: number; totalSize: num
     bytesSent: num(/^Total bytes sent: ([\d,.]+)/),
     totalSize: num(/^Total file size: ([\d,.]+)/),
     transferredSize: num(/^Total transferred file size: ([\d,.]+)/),
+    bytesReceived: num(/^Total bytes received: ([\d,.]+)/),
+    literalBytes: num(/^Literal data: ([\d,.]+)/),
   };
 }
 

@@ -6,7 +6,7 @@ import type { Exec } from '../adapters/exec.js';
 import type { Logger } from '../adapters/logger.js';
 import type { Component } from '../config/schema.js';
 import { ARCHIVE_BASE } from '../adapters/mailcow.js';
-import { remoteSpec, rsyncRemoteShell, type BoxTarget } from '../plan/transport-args.js';
+import { parseStats, remoteSpec, rsyncRemoteShell, type BoxTarget } from '../plan/transport-args.js';
 import { CHECKSUM_FILE, MANIFEST_DIR, RECORD_FILE } from '../plan/manifest.js';
 
 /** The small files every restore reads first (mailcow.conf.age when the backup is encrypted). */
@@ -29,6 +29,21 @@ export function downloadFilters(o: { components: Component[]; mailboxDirs: strin
   return rules;
 }
 
+/**
+ * rsync filter rules that select exactly `paths` (files of the backup folder) and the folders
+ * above them (pure). A name holding a wildcard character has them escaped: rsync reads a
+ * backslash as an escape only in a pattern with a wildcard.
+ */
+export function exactFilters(paths: string[]): string[] {
+  const lit = (p: string) => (/[*?[]/.test(p) ? p.replace(/[*?[\\]/g, '\\$&') : p);
+  const dirs = new Set<string>();
+  for (const p of paths) {
+    const parts = p.split('/');
+    for (let i = 1; i < parts.length; i++) dirs.add(`--include=/${lit(parts.slice(0, i).join('/'))}/`);
+  }
+  return [...dirs, ...paths.map((p) => `--include=/${lit(p)}`), '--exclude=*'];
+}
+
 export async function downloadBackup(
   exec: Exec,
   log: Logger,
@@ -43,14 +58,17 @@ export async function downloadBackup(
      * Local folders laid out like the backup folder whose files rsync takes instead of fetching
      * them when size and time match: `link` hard-links them (a mirror's earlier copy, which is
      * never written to), `copy` copies them (the live volumes, which change). Absolute paths;
-     * rsync tries them in order and accepts at most 20.
+     * rsync tries them in order and accepts at most 20, all of one kind: a list mixing both is
+     * used as `copy` (rsync refuses --link-dest with --copy-dest; a copy is always safe).
      */
     basis?: { dir: string; how: 'link' | 'copy' }[];
   },
-): Promise<{ files: number; bytesFromBox: number }> {
+): Promise<{ files: number; bytesFromBox: number; totalBytes: number; literalBytes: number }> {
   await mkdir(o.localFolder, { recursive: true, mode: 0o700 });
   let files = 0;
-  let bytesFromBox = 0;
+  const stats: string[] = [];
+  const basis = (o.basis ?? []).slice(0, 20);
+  const how = basis.some((b) => b.how === 'copy') ? 'copy' : 'link';
   const tty = Boolean(o.progress);
   await exec(
     'rsync',
@@ -61,7 +79,7 @@ export async function downloadBackup(
       ...(tty ? ['--info=progress2', '--no-inc-recursive'] : []),
       '--out-format=%n',
       '--stats',
-      ...(o.basis ?? []).slice(0, 20).map((b) => `--${b.how}-dest=${b.dir}`),
+      ...basis.map((b) => `--${how}-dest=${b.dir}`),
       `--timeout=${o.timeoutSec ?? 600}`,
       ...o.filters,
       '-e',
@@ -77,8 +95,7 @@ export async function downloadBackup(
           if (line.trim()) log.warn(`rsync: ${line}`);
           return;
         }
-        const received = /^Total bytes received: ([\d,.]+)/.exec(line);
-        if (received) bytesFromBox = Number(received[1]!.replace(/[,.]/g, ''));
+        if (/^(Total |Literal data)/.test(line)) stats.push(line);
         else if (/^\s+[\d,.]+\s+\d+%/.test(line)) o.progress?.(line.trim());
         else if (/^(Number of|Total |Literal data|Matched data|File list|sent |total size)/.test(line) || !line.trim()) return;
         else if (line && !line.endsWith('/')) files++;
@@ -86,5 +103,8 @@ export async function downloadBackup(
     },
   );
   log.info(`downloaded ${files} new or changed file(s) of ${o.remoteFolder}`);
-  return { files, bytesFromBox };
+  // totalBytes: the selection's size; literalBytes: file data that crossed the wire (the rest came
+  // from this host: basis files, matched blocks, files already in localFolder).
+  const st = parseStats(stats);
+  return { files, bytesFromBox: st.bytesReceived, totalBytes: st.totalSize, literalBytes: st.literalBytes };
 }

@@ -13,7 +13,7 @@ import type { Component } from '../config/schema.js';
 import { errorText, isUserError, UserError } from '../errors.js';
 import { RECORD_FILE } from '../plan/manifest.js';
 import { publishedBackups } from '../plan/names.js';
-import { downloadBackup, downloadFilters, META_FILES } from './download.js';
+import { downloadBackup, downloadFilters, exactFilters, META_FILES } from './download.js';
 import { liveMessages, restoreMailbox } from './mailbox.js';
 import { backupMailboxes, chosenMailboxBytes, type BackupMailbox } from './mailbox-list.js';
 import { backupMessageKeys, replaceLoss, type ReplaceLoss } from './replace-loss.js';
@@ -39,6 +39,11 @@ import { readChecksums, verifyDownload } from './verify-local.js';
 import { loadIdentities, type Identities } from '../adapters/age.js';
 import { isEncryptedName, recipientFingerprint } from '../plan/age-keys.js';
 import { compose, packVmail, restoreVmail, vmailVolume } from './vmail.js';
+import type { HeldLock } from '../adapters/lock.js';
+import { lockForRestore } from './restore-lock.js';
+import { clearLeftoverContainer } from '../backup/leftover-container.js';
+import { restoreBasis, reuseEarlierDownload } from './basis.js';
+import { bytes } from '../plan/human.js';
 
 export interface RestoreRequest {
   /** A published backup name or 'latest'. */
@@ -69,6 +74,8 @@ export interface Prepared {
   request: RestoreRequest;
   /** Loaded and proven (it decrypted mailcow.conf.age) when the backup is encrypted. */
   identities?: Identities;
+  /** An earlier download whose vmail tree this download starts from. */
+  reused?: string;
 }
 
 export interface EngineUi {
@@ -84,14 +91,29 @@ export interface RestoreReport {
   restored: string[];
   skipped: string[];
   containers?: { up: number; total: number; down: string[] };
+  /** Bytes that came from the Storage Box (on the wire) and from this host's own copies. */
+  fetched?: { fromBox: number; fromHost: number; sources: string[] };
   next: string[];
 }
 
+/** The report line a person reads: how much of the download travelled. */
+export const fetchedLine = (f: NonNullable<RestoreReport['fetched']>) =>
+  `fetched ${bytes(f.fromBox)} from the Storage Box, ${bytes(f.fromHost)} from this host${f.fromHost && f.sources.length ? ` (${f.sources.join(', ')})` : ''}`;
+
 const VMAIL = 'vmail';
+
+/** The compose project of this host's mailcow, for a restore that read no mailcow.conf (--download-only). */
+function liveProject(mailcowPath: string): string {
+  try {
+    return readMailcowConf(mailcowPath).COMPOSE_PROJECT_NAME ?? 'mailcowdockerized';
+  } catch {
+    return 'mailcowdockerized';
+  }
+}
 const archiveComponents = (cs: Component[]) => cs.filter((c) => c !== 'vmail');
 
 /** Where a restore downloads to (a folder per backup inside). */
-const restoreDir = (ctx: RunContext) => join(ctx.config.TEMP_BACKUP_DIR, 'restore');
+export const restoreDir = (ctx: RunContext) => join(ctx.config.TEMP_BACKUP_DIR, 'restore');
 
 /** Published backup names on the box (staging folders and foreign names never show). */
 export async function publishedNames(ctx: RunContext): Promise<string[]> {
@@ -117,10 +139,11 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
   const location = req.downloadOnly ? resolve(req.downloadOnly) : restoreDir(ctx);
   await mkdir(location, { recursive: true, mode: 0o700 });
   // mailcow's script must be offered this backup and only it.
-  for (const n of await readdir(location)) if (n.startsWith('mailcow-') && n !== name) {
-    if (req.downloadOnly) throw new UserError('config', `${location} already holds ${n}; give --download-only an empty folder (mailcow's script would offer both)`);
-    await rm(join(location, n), { recursive: true, force: true });
+  if (req.downloadOnly) {
+    const n = (await readdir(location)).find((n) => n.startsWith('mailcow-') && n !== name);
+    if (n) throw new UserError('config', `${location} already holds ${n}; give --download-only an empty folder (mailcow's script would offer both)`);
   }
+  const reused = req.downloadOnly ? undefined : await reuseEarlierDownload(ctx, location, name, { vmail: req.components.includes('vmail'), mailboxDirs });
   const folder = join(location, name);
   const mailWanted = req.components.includes('vmail') || req.mailboxes.length > 0;
   const needCryptForCheck = mailWanted && !req.components.includes('crypt') && !req.downloadOnly;
@@ -158,7 +181,7 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
       .filter((ch) => ['components', 'mailboxes', 'local disk'].includes(ch.title))
       .concat(encryptionCheck(identities));
     checks.unshift(integrity);
-    return { name, record, choices, checks, plan: [`download ${name} into ${folder} and verify it${identities ? ', then decrypt it' : ''}${choices.components.includes('vmail') ? '; vmail is packed as backup_vmail.tar.zst' : ''}; nothing else is touched`], location, folder, checksums, request: req, identities };
+    return { reused, name, record, choices, checks, plan: [`download ${name} into ${folder} and verify it${identities ? ', then decrypt it' : ''}${choices.components.includes('vmail') ? '; vmail is packed as backup_vmail.tar.zst' : ''}; nothing else is touched`], location, folder, checksums, request: req, identities };
   }
 
   const liveConf = readMailcowConf(c.MAILCOW_PATH);
@@ -169,7 +192,7 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
   const replaceLossOf = req.mode === 'replace' && req.mailboxes.length ? await mailboxLoss(ctx, req.mailboxes, mailboxDirs, checksums, liveConf, backupConf) : undefined;
   const facts: HostFacts = { liveConf, backupConf, backupArch, hostArch: hostArchMarker(process.env.RESTORE_HOST_ARCH ?? process.arch), cryptKeysMatch, freeBytes: free, needBytes, downloadDir: location, missingMailboxes, replaceLoss: replaceLossOf };
   const checks = [integrity, ...preRestoreChecks(record, choices, facts), ...encryptionCheck(identities)];
-  return { name, record, choices, checks, plan: planText(record, choices, facts, c.MAILCOW_PATH), facts, location, folder, checksums, request: req, identities };
+  return { name, record, choices, checks, plan: planText(record, choices, facts, c.MAILCOW_PATH), facts, location, folder, checksums, request: req, identities, reused };
 }
 
 /** Per mailbox, the live messages --mode replace would remove; a mailbox that cannot be listed is left out (the plan says so). */
@@ -197,7 +220,7 @@ const fetchSmall = (ctx: RunContext, name: string, folder: string, archives: Com
   });
 
 /** Fetches a backup's small files and reads its record and manifest (checked against checksums.sha256). */
-async function fetchIndex(ctx: RunContext, name: string, folder: string): Promise<{ record: BackupRecord; checksums: Map<string, string> }> {
+export async function fetchIndex(ctx: RunContext, name: string, folder: string): Promise<{ record: BackupRecord; checksums: Map<string, string> }> {
   await fetchSmall(ctx, name, folder, []);
   const record = JSON.parse(await readFile(join(folder, RECORD_FILE), 'utf8')) as BackupRecord;
   if (record.name !== name) throw new UserError('verify', `${name}/backup.json names ${record.name}; the backup folder was renamed or damaged`);
@@ -273,24 +296,43 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
   const report: RestoreReport = { name, restored: [], skipped: [], next: [] };
   let keep = Boolean(prep.request.keepDownload || prep.request.downloadOnly);
   let touched = false;
+  let lock: HeldLock | undefined;
   try {
-    // Step 6: download and verify. Nothing on the host changes before this succeeded.
-    ui.progress(`downloading ${name} into ${folder}`);
-    await downloadBackup(ctx.exec, ctx.log, {
-      target: ctx.box.target,
-      remoteFolder: `${c.HETZNER_REMOTE_PATH}/${name}`,
-      localFolder: folder,
-      filters: downloadFilters({ components: choices.components, mailboxDirs, vmailDir: VMAIL }),
-      progress: ui.tty ? (l) => ctx.log.progress(`  ${l}`) : undefined,
-    }).finally(() => ctx.log.progress(undefined));
+    // Step 6: download and verify. Nothing on the host changes before this succeeded. Files this
+    // host already holds are copied from it; the manifest decides whether they are used.
+    const project = prep.facts?.liveConf.COMPOSE_PROJECT_NAME ?? liveProject(c.MAILCOW_PATH);
+    const local = await restoreBasis(ctx, { name, wantsMail: choices.components.includes('vmail') || mailboxDirs.length > 0, project });
+    const remoteFolder = `${c.HETZNER_REMOTE_PATH}/${name}`;
+    let d: Awaited<ReturnType<typeof downloadBackup>>;
+    try {
+      ui.progress(`downloading ${name} into ${folder}${local.sources.length ? `, taking what this host holds from ${local.sources.join(', ')}` : ''}`);
+      d = await downloadBackup(ctx.exec, ctx.log, {
+        target: ctx.box.target,
+        remoteFolder,
+        localFolder: folder,
+        filters: downloadFilters({ components: choices.components, mailboxDirs, vmailDir: VMAIL }),
+        progress: ui.tty ? (l) => ctx.log.progress(`  ${l}`) : undefined,
+        basis: local.basis,
+      }).finally(() => ctx.log.progress(undefined));
+    } finally {
+      await local.close();
+    }
+    let again = { bytesFromBox: 0, totalBytes: 0 };
+    const refetch = async (paths: string[]) => {
+      ctx.log.warn(`${paths.length} file(s) do not match the manifest (${paths.slice(0, 3).join(', ')}${paths.length > 3 ? ', …' : ''}): fetching them again from the Storage Box, without any copy from this host`);
+      again = await downloadBackup(ctx.exec, ctx.log, { target: ctx.box.target, remoteFolder, localFolder: folder, filters: exactFilters(paths) });
+    };
     const wanted = (p: string) =>
       META_FILES.includes(p) ||
       archiveComponents(choices.components).some((comp) => p.startsWith(`backup_${comp === 'mysql' ? 'mariadb' : comp}.tar.`)) ||
       (choices.components.includes('vmail') && p.startsWith(`${VMAIL}/`)) ||
       mailboxDirs.some((d) => p.startsWith(`${VMAIL}/${d}/`));
     ui.progress(`verifying every downloaded file against checksums.sha256${prep.identities ? ', decrypting them' : ''} and the archives with zstd -t`);
-    const v = await verifyDownload(ctx.exec, folder, prep.checksums, wanted, ctx.signal, prep.identities);
+    const v = await verifyDownload(ctx.exec, folder, prep.checksums, wanted, ctx.signal, prep.identities, refetch);
     ctx.log.info(`verified ${v.files} files and ${v.archives} archives of ${name}`);
+    const sources = [...(prep.reused ? [`the earlier download of ${prep.reused}`] : []), ...local.sources];
+    report.fetched = { fromBox: d.bytesFromBox + again.bytesFromBox, fromHost: Math.max(0, d.totalBytes - d.literalBytes - again.totalBytes), sources };
+    ctx.log.info(fetchedLine(report.fetched));
 
     if (prep.request.downloadOnly) {
       if (choices.components.includes('vmail')) {
@@ -303,11 +345,13 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
       return report;
     }
     if (ctx.signal.aborted) throw new UserError('interrupted', 'interrupted before anything was restored; nothing on this host was changed');
+    lock = await lockForRestore(ctx, (l) => ui.progress(l));
+    // mailcow's script restores each archive in `docker run --name mailcow-backup` too.
+    if (choices.components.some((x) => x !== 'vmail')) await clearLeftoverContainer(ctx, lock.tookOver, 'nothing was restored');
 
     // Step 7: one component at a time; an interrupt finishes the current one, then stops.
     // No abort signal and a process group of their own: Ctrl-C lets the current step finish.
     const applyExec = createExec(undefined, ctx.log.redact, { ownProcessGroup: true });
-    const project = prep.facts!.liveConf.COMPOSE_PROJECT_NAME ?? 'mailcowdockerized';
     const steps: { what: string; run: () => Promise<void> }[] = [];
     for (const comp of archiveOrder(choices.components)) {
       steps.push({
@@ -389,6 +433,7 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
     if (touched) keep = true;
     throw e;
   } finally {
+    await lock?.release();
     if (!keep) await rm(folder, { recursive: true, force: true }).catch(() => undefined);
     else if (!prep.request.downloadOnly) report.downloadedTo = folder;
   }

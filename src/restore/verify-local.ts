@@ -36,9 +36,25 @@ export async function verifyDownload(
   wanted: (path: string) => boolean,
   signal?: AbortSignal,
   identities?: Identities,
-): Promise<{ files: number; archives: number }> {
+  /**
+   * Fetches the named files again from the box, without any local basis. Given, a file that does
+   * not match is removed, fetched again and checked again: a basis file from this host (a live
+   * file that changed meanwhile, a tampered mirror copy) is never used.
+   */
+  refetch?: (paths: string[]) => Promise<void>,
+): Promise<{ files: number; archives: number; refetched: string[] }> {
   const paths = [...checksums.keys()].filter(wanted);
-  await checkHashes(folder, checksums, paths, signal);
+  let bad = await mismatches(folder, checksums, paths, signal);
+  const refetched = bad.map((b) => b.path);
+  if (bad.length && refetch && !signal?.aborted) {
+    await Promise.all(refetched.map((p) => rm(join(folder, p), { force: true })));
+    await refetch(refetched);
+    bad = await mismatches(folder, checksums, refetched, signal);
+  }
+  if (bad.length) {
+    const lines = bad.map((b) => b.line);
+    throw new UserError('verify', `the backup does not match its checksums.sha256: ${lines[0]}${lines.length > 1 ? ` (and ${lines.length - 1} more)` : ''}; nothing on this host was changed`, lines.slice(0, 20));
+  }
   const encrypted = paths.filter(isEncryptedName);
   if (encrypted.length && !identities) throw new UserError('config', `the backup is encrypted (${encrypted[0]}): give the age identity file with --identity PATH`);
   for (const p of encrypted) {
@@ -51,27 +67,31 @@ export async function verifyDownload(
     await exec(p.endsWith('.zst') ? 'zstd' : 'gzip', ['-t', '-q', join(folder, p)], { what: `testing ${p}`, errorKind: 'verify', timeoutMs: 3_600_000 });
     archives++;
   }
-  return { files: paths.length, archives };
+  return { files: paths.length, archives, refetched };
 }
 
-/** Hashes `paths` of `folder` and compares them with the manifest; throws naming every bad file. */
+/** Hashes `paths` of `folder` against the manifest (nothing fetched again); throws naming every bad file. */
 export async function checkHashes(folder: string, checksums: Map<string, string>, paths: string[], signal?: AbortSignal): Promise<void> {
-  const bad: string[] = [];
+  const lines = (await mismatches(folder, checksums, paths, signal)).map((b) => b.line);
+  if (lines.length) throw new UserError('verify', `the backup does not match its checksums.sha256: ${lines[0]}${lines.length > 1 ? ` (and ${lines.length - 1} more)` : ''}`, lines.slice(0, 20));
+}
+
+/** The files of `paths` whose content is not the manifest's, each with a line saying how. */
+async function mismatches(folder: string, checksums: Map<string, string>, paths: string[], signal?: AbortSignal): Promise<{ path: string; line: string }[]> {
+  const bad: { path: string; line: string }[] = [];
   const pool = createHashPool();
   try {
     await forEachLimit(paths, 16, async (p) => {
       if (signal?.aborted) return;
       const r = await pool.hash(join(folder, p));
-      if (!r) bad.push(`${p}: missing from the download`);
-      else if (r.hash !== checksums.get(p)) bad.push(`${p}: SHA-256 ${r.hash.slice(0, 12)}… but the manifest says ${checksums.get(p)!.slice(0, 12)}…`);
+      if (!r) bad.push({ path: p, line: `${p}: missing from the download` });
+      else if (r.hash !== checksums.get(p)) bad.push({ path: p, line: `${p}: SHA-256 ${r.hash.slice(0, 12)}… but the manifest says ${checksums.get(p)!.slice(0, 12)}…` });
     });
   } finally {
     await pool.close();
   }
   if (signal?.aborted) throw new UserError('interrupted', 'interrupted while verifying the download; nothing on this host was changed');
-  if (bad.length) {
-    throw new UserError('verify', `the backup does not match its checksums.sha256: ${bad[0]}${bad.length > 1 ? ` (and ${bad.length - 1} more)` : ''}; nothing on this host was changed`, bad.slice(0, 20));
-  }
+  return bad;
 }
 
 /** Decrypts one verified file; an identity that is not among its recipients is refused in one line. */

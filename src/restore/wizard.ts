@@ -9,6 +9,7 @@ import { verificationText } from '../plan/verification.js';
 import { executeRestore, listBackupMailboxes, prepareRestore, type RestoreReport } from './engine.js';
 import { DONE, mailboxRows, toggle } from './mailbox-list.js';
 import { type Check, type Mode } from './plan.js';
+import { restoreMessagesWizard } from './wizard-messages.js';
 
 export const CONFIRM_WORD = 'RESTORE';
 
@@ -44,8 +45,10 @@ export async function runWizard(ctx: RunContext, out: (l: string) => void, ident
       { name: 'everything (all components)', value: 'all' },
       { name: 'chosen components', value: 'components' },
       { name: 'one or more mailboxes', value: 'mailboxes' },
+      { name: 'one or more messages (search a mailbox in this backup and older ones)', value: 'messages' },
     ],
   });
+  if (what === 'messages') return restoreMessagesWizard(ctx, backup, out, CONFIRM_WORD);
   let components: Component[] = [];
   let mailboxes: string[] = [];
   let mode: Mode = 'replace';

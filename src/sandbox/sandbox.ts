@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createStandinMailcow, type StandinMailcow, type StandinMailcowOptions } from './mailcow-standin.js';
 import { startStorageBox, type StorageBox } from './storage-box.js';
+import { enableStandinDovecot, stopStandinDovecot, type StandinDovecotOptions } from './dovecot-standin.js';
 
 export interface Sandbox {
   dir: string;
@@ -30,6 +31,8 @@ export interface SandboxOptions {
   mailcow?: StandinMailcowOptions;
   /** Extra or overriding config lines. */
   config?: Record<string, string>;
+  /** Real dovecot behind `docker compose exec dovecot-mailcow doveadm …` (off: doveadm calls are only logged). */
+  dovecot?: StandinDovecotOptions;
 }
 
 export function fakeBinDir(): string {
@@ -46,6 +49,7 @@ export async function createSandbox(o: SandboxOptions): Promise<Sandbox> {
       ...o.mailcow,
       maildir: { seed: o.seed ?? 1, totalBytes: o.mailBytes ?? 2 * 1024 * 1024, ...o.mailcow?.maildir },
     });
+    if (o.dovecot) await enableStandinDovecot(mailcow.path, o.dovecot);
     const remotePath = 'backups/mailcow';
     const values: Record<string, string> = {
       HETZNER_HOST: box.host,
@@ -73,7 +77,10 @@ export async function createSandbox(o: SandboxOptions): Promise<Sandbox> {
       // The sandbox's paths are not judged against a unit this machine may have installed.
       MAILCOW_BACKUP_UNIT_DIR: join(o.dir, 'no-units'),
     };
-    return { dir: o.dir, box, mailcow, configPath, env, remotePath, stop: () => box.stop() };
+    return { dir: o.dir, box, mailcow, configPath, env, remotePath, stop: async () => {
+      await stopStandinDovecot(mailcow.path);
+      await box.stop();
+    } };
   } catch (e) {
     await box.stop();
     throw e;

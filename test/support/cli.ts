@@ -1,5 +1,6 @@
 // Runs the compiled commands as an admin (or systemd) would, and small helpers for asserting on
 // what landed on the loopback Storage Box.
+import assert from 'node:assert/strict';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { copyFile, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -151,3 +152,11 @@ export const BOX_HASH_MODES = [
   { name: 'box with sha256sum', noSha256sum: false },
   { name: 'box without sha256sum (rsync --checksum / download)', noSha256sum: true },
 ] as const;
+
+/** Two trees of `treeHashes` are equal; the first few missing, extra and differing paths say how not. */
+export function assertSameTree(actual: Map<string, string>, expected: Map<string, string>, what: string): void {
+  const missing = [...expected.keys()].filter((k) => !actual.has(k));
+  const extra = [...actual.keys()].filter((k) => !expected.has(k));
+  const differ = [...expected.keys()].filter((k) => actual.has(k) && actual.get(k) !== expected.get(k));
+  assert.deepEqual({ missing: missing.slice(0, 5), extra: extra.slice(0, 5), differ: differ.slice(0, 5) }, { missing: [], extra: [], differ: [] }, what);
+}

@@ -1,0 +1,201 @@
+// A restore fetches only what this host lacks: the live vmail volume (rollback), a standby
+// mirror's copy of an earlier backup (failover) and a mirror copy that was tampered with, on the
+// sandbox (real sshd box stand-in, real rsync). Bytes from the box are asserted against the size
+// of what changed, never against the whole backup.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
+import { mutateDatabases } from '../src/sandbox/mailcow-standin.js';
+import { mutateMaildir, seededBytes } from '../src/sandbox/maildir-fixture.js';
+import { basisOrder } from '../src/plan/restore-basis.js';
+import { exactFilters } from '../src/restore/download.js';
+import { assertSameTree, BACKUP_CLI, flipByte, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
+
+const VOLS = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
+const UNIT: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+const KiB = 1024;
+
+/** The line the restore prints, read back into numbers (as exact as its rounding). */
+function fetched(out: string): { box: number; host: number; line: string } {
+  const m = /^fetched ([\d.]+) (B|KiB|MiB|GiB) from the Storage Box, ([\d.]+) (B|KiB|MiB|GiB) from this host.*$/m.exec(out);
+  assert.ok(m, `no "fetched … from the Storage Box, … from this host" line in:\n${out}`);
+  return { box: Number(m[1]) * UNIT[m[2]!]!, host: Number(m[3]) * UNIT[m[4]!]!, line: m[0] };
+}
+
+/** Regular files under root: relative path → size and mtime. */
+async function files(root: string, rel = ''): Promise<Map<string, { size: number; mtimeMs: number }>> {
+  const out = new Map<string, { size: number; mtimeMs: number }>();
+  for (const e of await fsp.readdir(path.join(root, rel), { withFileTypes: true })) {
+    const p = rel ? `${rel}/${e.name}` : e.name;
+    if (e.isDirectory()) for (const [k, v] of await files(root, p)) out.set(k, v);
+    else if (e.isFile()) {
+      const st = await fsp.stat(path.join(root, p));
+      out.set(p, { size: st.size, mtimeMs: Math.floor(st.mtimeMs / 1000) });
+    }
+  }
+  return out;
+}
+
+const sum = (m: Map<string, { size: number }>, keep: (p: string) => boolean = () => true) => [...m].filter(([p]) => keep(p)).reduce((n, [, v]) => n + v.size, 0);
+
+describe('restore basis (pure)', () => {
+  it('offers the mirror of the same backup first, then the live volume, then older mirrors newest first; foreign names never', () => {
+    const order = basisOrder({ name: 'mailcow-2026-11-21-03-00-00', mirrors: ['mailcow-2026-11-19-03-00-00', 'mailcow-2026-11-21-03-00-00', 'mailcow-2026-11-20-03-00-00', 'mailcow-bad', '.incomplete-mailcow-2026-11-22-03-00-00'], live: '/scratch' });
+    assert.deepEqual(order.map((b) => b.name), ['mailcow-2026-11-21-03-00-00', '/scratch', 'mailcow-2026-11-20-03-00-00', 'mailcow-2026-11-19-03-00-00']);
+  });
+
+  it('fetches again exactly the named files, wildcard characters in their names taken literally (real rsync)', async () => {
+    const t = await fsp.mkdtemp(path.join(os.tmpdir(), 'exact-filters-'));
+    try {
+      const want = ['vmail/a.org/bob/Maildir/cur/1.M1,S=5:2,S', 'vmail/a.org/bob/Maildir/.[x]*?/cur/2', 'backup_redis.tar.zst'];
+      const others = ['vmail/a.org/bob/Maildir/cur/3', 'vmail/a.org/bob/Maildir/.[x]ab/cur/2', 'vmail/a.org/bob/Maildir/.x*?/cur/2', 'vmail/b.org/eve/Maildir/cur/1', 'backup_crypt.tar.zst'];
+      for (const p of [...want, ...others]) {
+        await fsp.mkdir(path.dirname(path.join(t, 'src', p)), { recursive: true });
+        await fsp.writeFile(path.join(t, 'src', p), p);
+      }
+      execFileSync('rsync', ['-rlpt', ...exactFilters(want), `${t}/src/`, `${t}/dst/`]);
+      assert.deepEqual([...(await files(path.join(t, 'dst'))).keys()].sort(), [...want].sort());
+    } finally {
+      await fsp.rm(t, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('a restore fetches only what this host lacks', { timeout: 600_000 }, () => {
+  let dir: string;
+  let sb: Sandbox;
+  let env: Record<string, string>;
+  let standby: string;
+  const boxFolder = (name: string) => path.join(sb.box.root, sb.remotePath, name);
+  const vm = () => sb.mailcow.volume('vmail');
+  const published = async () => (await fsp.readdir(path.join(sb.box.root, sb.remotePath))).filter((n) => /^mailcow-[\d-]+$/.test(n)).sort();
+  const restore = (args: string[]) => runCli(RESTORE_CLI, [...args, '--yes', '--config', sb.configPath], env, 180_000);
+  /** What a standby mirror holds: a complete copy of the backup folder as on the box. */
+  const mirror = (name: string) => execFileSync('cp', ['-a', boxFolder(name), path.join(standby, name)]);
+
+  before(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'restore-basis-'));
+    standby = path.join(dir, 'standby');
+    await fsp.mkdir(standby);
+    sb = await createSandbox({ dir, mailBytes: 6 * 1024 * 1024, seed: 21, config: { STANDBY_DIR: standby } });
+    env = { ...sb.env, STANDIN_PROMPTS: 'tty' };
+    const r = await runCli(BACKUP_CLI, ['run', '--config', sb.configPath], sb.env);
+    assert.equal(r.code, 0, r.stderr);
+  });
+  after(async () => {
+    await sb?.stop();
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  it('rollback after damage to two mailboxes fetches about their size from the box; the volume is the backup again', async () => {
+    const atBackup = await treeHashes(vm());
+    const all = await files(vm());
+    const sizeOf = (box: string) => sum(all, (p) => p.startsWith(`${box}/`));
+    const boxes = [...new Set([...all.keys()].map((p) => p.split('/').slice(0, 2).join('/')))].sort((a, b) => sizeOf(a) - sizeOf(b));
+    const [lost, garbled] = [boxes[0]!, boxes[1]!];
+    const damaged = sum(all, (p) => p.startsWith(`${lost}/`) || p.startsWith(`${garbled}/`));
+    assert.ok(damaged < sum(all) / 3, `two of ${boxes.length} mailboxes (${damaged} of ${sum(all)} bytes)`);
+    await fsp.rm(path.join(vm(), lost), { recursive: true });
+    // garbled: every file rewritten with other bytes of the same size (a client gone wrong)
+    for (const [p, f] of all) if (p.startsWith(`${garbled}/`)) await fsp.writeFile(path.join(vm(), p), seededBytes(f.size, 'garbled', p));
+
+    const r = await restore(['--backup', 'latest', '--components', 'vmail']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assertSameTree(await treeHashes(vm()), atBackup, 'vmail as at backup time');
+    const f = fetched(r.stdout);
+    assert.ok(f.box >= damaged * 0.9 && f.box <= damaged * 1.05 + 200 * KiB, `from the box ${f.box} B for ${damaged} B of damaged mail: ${f.line}`);
+    assert.ok(f.host >= (sum(all) - damaged) * 0.95, `from this host ${f.host} B of ${sum(all) - damaged} B undamaged: ${f.line}`);
+    assert.match(f.line, /from this host \(the live vmail volume \//);
+  });
+
+  it('failover with a mirror copy of the previous backup at STANDBY_DIR fetches only the change since', async () => {
+    const [day1] = await published();
+    mirror(day1!);
+    await mutateMaildir(vm(), { seed: 22, newFraction: 0.05, deleteFraction: 0.02, renameFraction: 0.02 });
+    await mutateDatabases(sb.mailcow, 22);
+    const b = await runCli(BACKUP_CLI, ['run', '--config', sb.configPath], sb.env);
+    assert.equal(b.code, 0, b.stderr);
+    const day2 = (await published()).at(-1)!;
+    assert.notEqual(day2, day1);
+    const atDay2: Record<string, Map<string, string>> = {};
+    for (const v of VOLS) atDay2[v] = await treeHashes(sb.mailcow.volume(v));
+    // The change since the mirror: files of day 2 the mirror lacks by path, size and time.
+    const inMirror = await files(path.join(standby, day1!));
+    const onBox = await files(boxFolder(day2));
+    const isNew = (p: string) => {
+      const m = inMirror.get(p);
+      const n = onBox.get(p)!;
+      return !m || m.size !== n.size || m.mtimeMs !== n.mtimeMs;
+    };
+    const change = sum(onBox, isNew);
+    const newMail = sum(onBox, (p) => p.startsWith('vmail/') && isNew(p));
+    const vmailBytes = sum(onBox, (p) => p.startsWith('vmail/'));
+    assert.ok(newMail < vmailBytes / 5, `a day's new mail ${newMail} B of ${vmailBytes} B`);
+    // A standby host's fresh mailcow holds no mail of its own.
+    for (const n of await fsp.readdir(vm())) await fsp.rm(path.join(vm(), n), { recursive: true });
+
+    const r = await restore(['--backup', 'latest', '--components', 'all']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    for (const v of VOLS) assertSameTree(await treeHashes(sb.mailcow.volume(v)), atDay2[v]!, `${v} as in ${day2}`);
+    const f = fetched(r.stdout);
+    assert.ok(f.box <= change * 1.05 + 300 * KiB, `from the box ${f.box} B, the change since the mirror is ${change} B: ${f.line}`);
+    assert.ok(f.box >= newMail * 0.9, `the new mail (${newMail} B) came from the box: ${f.line}`);
+    assert.ok(f.host >= (vmailBytes - newMail) * 0.95, `from this host ${f.host} B of ${vmailBytes - newMail} B unchanged mail: ${f.line}`);
+    assert.ok(f.line.includes(`the standby copy ${path.join(standby, day1!)}`), f.line);
+  });
+
+  it('a tampered mirror file (same size and time) is detected and fetched again from the box, never used; the mirror is not "fixed"', async () => {
+    const [day1, day2] = await published();
+    // Only the tampered copy may offer this file: the older mirror would hold a good one.
+    await fsp.rm(path.join(standby, day1!), { recursive: true });
+    mirror(day2!);
+    const atDay2 = await treeHashes(vm());
+    const rel = [...atDay2.keys()].find((p) => p.includes('/cur/'))!;
+    const inMirror = path.join(standby, day2!, 'vmail', rel);
+    const was = await fsp.stat(inMirror);
+    await flipByte(inMirror);
+    await fsp.utimes(inMirror, was.atime, was.mtime); // same size and time: rsync's quick check cannot tell
+    const tampered = await fsp.readFile(inMirror);
+    const mirrorStat = await fsp.stat(inMirror);
+    assert.notEqual((await fsp.readFile(path.join(boxFolder(day2!), 'vmail', rel))).compare(tampered), 0, 'the mirror copy differs from the box');
+    // The host lost that mailbox: the tampered copy is the only one on this host.
+    const mailbox = rel.split('/').slice(0, 2).join('/');
+    await fsp.rm(path.join(vm(), mailbox), { recursive: true });
+
+    const r = await restore(['--backup', day2!, '--components', 'vmail']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assertSameTree(await treeHashes(vm()), atDay2, `vmail as in ${day2}, the tampered file included`);
+    assert.match(r.stderr, new RegExp(`1 file\\(s\\) do not match the manifest \\(vmail/${rel.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\): fetching them again from the Storage Box, without any copy from this host`));
+    assert.equal((await fsp.readFile(inMirror)).compare(tampered), 0, 'the mirror file is left as it was found');
+    const after = await fsp.stat(inMirror);
+    assert.deepEqual([after.ino, after.size, after.mtimeMs, after.mode], [mirrorStat.ino, mirrorStat.size, mirrorStat.mtimeMs, mirrorStat.mode], 'nothing touched the mirror inode');
+    assert.notEqual((await fsp.stat(path.join(vm(), rel))).ino, after.ino, 'the volume got a file of its own');
+    const f = fetched(r.stdout);
+    assert.ok(f.box < 300 * KiB, `only the tampered file and the file list came from the box: ${f.line}`);
+  });
+
+  it('an earlier download kept with --keep-download is where the next restore starts: only the change since travels', async () => {
+    const [day1, day2] = await published();
+    const k = await restore(['--backup', day1!, '--components', 'vmail', '--keep-download']);
+    assert.equal(k.code, 0, k.stderr + k.stdout);
+    const kept = path.join(dir, 'tmp', 'restore', day1!);
+    assert.match(k.stdout, new RegExp(`verified download: ${kept}`));
+    for (const n of await fsp.readdir(standby)) await fsp.rm(path.join(standby, n), { recursive: true });
+    for (const n of await fsp.readdir(vm())) await fsp.rm(path.join(vm(), n), { recursive: true });
+    const inKept = await files(path.join(kept, 'vmail'));
+    const onBox = await files(path.join(boxFolder(day2!), 'vmail'));
+    const change = sum(onBox, (p) => ((m, n) => !m || m.size !== n.size || m.mtimeMs !== n.mtimeMs)(inKept.get(p), onBox.get(p)!));
+
+    const r = await restore(['--backup', day2!, '--components', 'vmail']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assertSameTree(await treeHashes(vm()), await treeHashes(path.join(boxFolder(day2!), 'vmail')), `vmail as in ${day2}`);
+    const f = fetched(r.stdout);
+    assert.ok(f.box <= change * 1.05 + 300 * KiB, `from the box ${f.box} B, the change since ${day1} is ${change} B: ${f.line}`);
+    assert.ok(f.line.includes(`the earlier download of ${day1}`), f.line);
+    assert.ok(!(await fsp.readdir(path.join(dir, 'tmp', 'restore'))).includes(day1!), 'mailcow\'s script is offered only the backup being restored');
+  });
+});
