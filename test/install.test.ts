@@ -228,6 +228,23 @@ describe('installer', () => {
       assert.equal(r.stderr.trim(), '', r.stderr);
     });
 
+    it('writes the restore drill\'s service and weekly timer (--drill-calendar), which systemd-analyze verify accepts', async () => {
+      const service = fs.readFileSync(path.join(unitDir(), 'mailcow-backup-drill.service'), 'utf8');
+      const timer = fs.readFileSync(path.join(unitDir(), 'mailcow-backup-drill.timer'), 'utf8');
+      assert.match(service, /^ExecStart=\S+ (?:--[a-z-]+(?:=\S+)? )*\/opt\/mailcow-cold-standby\/dist\/src\/cli\/restore-from-hetzner\.js drill --config \/etc\/mailcow-backup\/\.env$/m);
+      assert.match(service, /^SuccessExitStatus=6 130 143$/m, 'a backup found not restorable is reported by the drill, not a unit failure');
+      assert.doesNotMatch(service, /^OnFailure=|^ExecStopPost=|@[A-Z_]+@/m);
+      assert.ok(service.split('\n').includes('ProtectSystem=strict'));
+      assert.match(timer, /^OnCalendar=weekly$/m);
+      assert.match(timer, /^Unit=mailcow-backup-drill\.service$/m);
+      const stub = path.join(tmp, 'stub-units');
+      fs.mkdirSync(stub, { recursive: true });
+      fs.writeFileSync(path.join(stub, 'docker.service'), '[Service]\nExecStart=/bin/true\n');
+      const r = await run('systemd-analyze', ['verify', ...['mailcow-backup-drill.service', 'mailcow-backup-drill.timer'].map((n) => path.join(unitDir(), n))], { SYSTEMD_UNIT_PATH: `${stub}:${unitDir()}:` });
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      assert.equal(r.stderr.trim(), '', r.stderr);
+    });
+
     it('schedules daily at 03:00 with a randomized delay, persistent, and systemd-analyze calendar accepts it', async () => {
       const timer = fs.readFileSync(path.join(unitDir(), 'mailcow-backup.timer'), 'utf8');
       const spec = /^OnCalendar=(.+)$/m.exec(timer)?.[1];
@@ -241,7 +258,7 @@ describe('installer', () => {
 
     it('every unit it writes scores <= 5.0 in systemd-analyze security --offline, and says why for each permission it keeps', async (t) => {
       const written = fs.readdirSync(unitDir()).sort();
-      assert.deepEqual(written, ['mailcow-backup-failure@.service', 'mailcow-backup.service', 'mailcow-backup.timer']);
+      assert.deepEqual(written, ['mailcow-backup-drill.service', 'mailcow-backup-drill.timer', 'mailcow-backup-failure@.service', 'mailcow-backup.service', 'mailcow-backup.timer']);
       for (const name of written) {
         const text = fs.readFileSync(path.join(unitDir(), name), 'utf8');
         if (name.endsWith('.timer')) {

@@ -19,12 +19,16 @@ export async function mailCryptFacts(mailcowPath: string, cryptVolume: string | 
 
 /** Messages are the files in Maildir `cur`/`new` folders; each is checked for mail_crypt's header. */
 export async function sampleMessages(root: string): Promise<{ sampled: number; encrypted: number }> {
-  let sampled = 0;
-  let encrypted = 0;
+  const heads = await messageHeads(root, MAIL_CRYPT_MAGIC.length);
+  return { sampled: heads.length, encrypted: heads.filter((h) => h.equals(MAIL_CRYPT_MAGIC)).length };
+}
+
+/** The first `size` bytes of a bounded sample of messages (files in `cur`/`new`) under `root`. */
+export async function messageHeads(root: string, size: number, sample = SAMPLE): Promise<Buffer[]> {
+  const heads: Buffer[] = [];
   let dirs = 0;
-  const head = Buffer.alloc(MAIL_CRYPT_MAGIC.length);
   const walk = async (dir: string, isMessages: boolean): Promise<void> => {
-    if (sampled >= SAMPLE || ++dirs > MAX_DIRS) return;
+    if (heads.length >= sample || ++dirs > MAX_DIRS) return;
     let d;
     try {
       d = await opendir(dir);
@@ -32,17 +36,17 @@ export async function sampleMessages(root: string): Promise<{ sampled: number; e
       return;
     }
     for await (const e of d) {
-      if (sampled >= SAMPLE || dirs > MAX_DIRS) break;
+      if (heads.length >= sample || dirs > MAX_DIRS) break;
       if (e.isDirectory()) await walk(join(dir, e.name), e.name === 'cur' || e.name === 'new');
       else if (isMessages && e.isFile()) {
         const fh = await open(join(dir, e.name), 'r').catch(() => undefined);
         if (!fh) continue;
-        const { bytesRead } = await fh.read(head, 0, head.length, 0).finally(() => fh.close());
-        sampled++;
-        if (bytesRead === head.length && head.equals(MAIL_CRYPT_MAGIC)) encrypted++;
+        const head = Buffer.alloc(size);
+        const { bytesRead } = await fh.read(head, 0, size, 0).finally(() => fh.close());
+        heads.push(head.subarray(0, bytesRead));
       }
     }
   };
   await walk(root, false);
-  return { sampled, encrypted };
+  return heads;
 }

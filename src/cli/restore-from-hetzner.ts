@@ -26,6 +26,7 @@ const USAGE = `usage: restore-from-hetzner [--config PATH]                      
                             [--backup NAME|latest | --since DATE] [--yes] [--json]
        restore-from-hetzner standby             (a standby host: mirror the newest backup; its timer runs it)
        restore-from-hetzner status [--json]     (the last run, and on a standby the mirror and its lag)
+       restore-from-hetzner drill [--backup NAME|latest] [--identity FILE] [--json]   (see drill --help)
        (an encrypted backup also needs --identity PATH; the wizard asks for it)
 
 options:
@@ -54,6 +55,7 @@ options:
   --version, --help`;
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'drill') return (await import('./drill.js')).drillMain(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({

@@ -8,6 +8,7 @@ import { KEY_DOCS } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { DEFAULTS } from './layout.js';
 import { DEFAULT_ON_CALENDAR, DEFAULT_RANDOMIZED_DELAY, DEFAULT_TIMEOUT_START } from './units.js';
+import { DEFAULT_DRILL_CALENDAR } from './drill-units.js';
 
 export const USAGE = `usage: node dist/install.js [options]            (as root)
        node dist/install.js --uninstall [--purge]
@@ -36,6 +37,7 @@ schedule (installing again keeps what the installed units have unless one of the
   --on-calendar SPEC        when the timer runs (default '${DEFAULT_ON_CALENDAR}'; systemd.time(7))
   --randomized-delay SPAN   RandomizedDelaySec= of the timer (default ${DEFAULT_RANDOMIZED_DELAY})
   --timeout SPAN            TimeoutStartSec= of the service (default ${DEFAULT_TIMEOUT_START})
+  --drill-calendar SPEC     when the restore drill runs (default '${DEFAULT_DRILL_CALENDAR}'; 'off': no drill timer)
 
 config values (an existing .env is never changed: edit it instead):
   --host HOST               HETZNER_HOST, e.g. u123456.your-storagebox.de
@@ -89,6 +91,7 @@ export const PARSE_OPTIONS = {
   uninstall: { type: 'boolean' },
   purge: { type: 'boolean' },
   'on-calendar': { type: 'string' },
+  'drill-calendar': { type: 'string' },
   'randomized-delay': { type: 'string' },
   timeout: { type: 'string' },
   host: { type: 'string' },
@@ -126,6 +129,8 @@ export interface InstallOptions {
   /** Host path of the config file. */
   configPath: string;
   onCalendar: string;
+  /** The restore drill's OnCalendar=; undefined: no drill timer ('off'). */
+  drillCalendar?: string;
   randomizedDelay: string;
   timeoutStart: string;
   acceptHostKey?: string;
@@ -165,6 +170,8 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
   if (flags.check && flags['skip-check']) throw new UserError('config', '--check and --skip-check contradict each other; give one');
   const onCalendar = flags['on-calendar'] ?? DEFAULT_ON_CALENDAR;
   if (!onCalendar.trim() || /[\n\r\0]/.test(onCalendar)) throw new UserError('config', `--on-calendar '${onCalendar}' is not a calendar spec; e.g. --on-calendar '*-*-* 03:00:00'`);
+  const drillCalendar = (flags['drill-calendar'] ?? DEFAULT_DRILL_CALENDAR).trim();
+  if (!drillCalendar || /[\n\r\0]/.test(drillCalendar)) throw new UserError('config', `--drill-calendar '${drillCalendar}' is not a calendar spec; e.g. --drill-calendar 'Sun *-*-* 05:00:00', or off`);
   const randomizedDelay = flags['randomized-delay'] ?? DEFAULT_RANDOMIZED_DELAY;
   if (!SPAN.test(randomizedDelay.trim())) throw new UserError('config', `--randomized-delay '${randomizedDelay}' is not a time span; e.g. --randomized-delay 30min (0 for none)`);
   const timeoutStart = flags.timeout ?? DEFAULT_TIMEOUT_START;
@@ -224,6 +231,7 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
     installDir: flags['install-dir'] !== undefined ? absolute('--install-dir', flags['install-dir']) : DEFAULTS.installDir,
     configPath: flags.config !== undefined ? absolute('--config', flags.config) : `${DEFAULTS.configDir}/.env`,
     onCalendar: onCalendar.trim(),
+    drillCalendar: drillCalendar === 'off' ? undefined : drillCalendar,
     randomizedDelay: randomizedDelay.trim(),
     timeoutStart: timeoutStart.trim(),
     acceptHostKey,

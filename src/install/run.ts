@@ -22,6 +22,7 @@ import { installedSettings, settleInstallDir, settleSettings } from './installed
 import { renderUnits } from './units.js';
 import { DEFAULT_STANDBY_ON_CALENDAR, DEFAULT_STANDBY_RANDOMIZED_DELAY, renderStandbyUnits, STANDBY_UNIT_NAMES } from './standby-units.js';
 import { UserError } from '../errors.js';
+import { DRILL_UNIT_NAMES, renderDrillUnits } from './drill-units.js';
 
 export interface InstallDeps {
   exec: Exec;
@@ -134,6 +135,10 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
     if (opts.root === '/' && name.endsWith('.timer')) await ops.run('systemctl', ['disable', '--now', name], { what: `systemctl disable --now ${name}`, okCodes: [0, 1, 5] });
     if (await ops.remove(path)) out.ok(`removed ${path} (${standby ? 'a standby does not back up' : 'this host is the primary now'})`);
   }
+  if (opts.drillCalendar) {
+    const drill = renderDrillUnits(units.service, opts.drillCalendar, deps.packageRoot);
+    unitFiles.push([DRILL_UNIT_NAMES.service, drill.service], [DRILL_UNIT_NAMES.timer, drill.timer]);
+  }
   for (const [name, text] of unitFiles) {
     const path = join(R(layout.unitDir), name);
     const r = await ops.writeFile(path, text, 0o644);
@@ -173,6 +178,9 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
   } else if (opts.root !== '/') out.info(`skipped under --root: systemctl daemon-reload${holdTimer ? '' : `; systemctl enable --now ${UNIT_NAMES.timer}`}`);
   else if (holdTimer) await ops.run('systemctl', ['daemon-reload'], { what: 'systemctl daemon-reload' });
   else await enableTimer(ops);
+  // The drill never touches the live mailcow: it may run before a fresh host's restore too.
+  if (opts.drillCalendar && opts.root === '/') await enableTimer(ops, DRILL_UNIT_NAMES.timer);
+  else if (opts.drillCalendar) out.info(`skipped under --root: systemctl enable --now ${DRILL_UNIT_NAMES.timer}`);
 
   let checked: boolean | undefined;
   if (shouldCheck) {

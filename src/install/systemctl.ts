@@ -22,14 +22,14 @@ export async function checkCalendar(exec: Exec, spec: string, requireTool: boole
   return { normalized: field('Normalized form'), next: field('Next elapse') };
 }
 
-export async function enableTimer(ops: Ops): Promise<void> {
+export async function enableTimer(ops: Ops, timer: string = UNIT_NAMES.timer): Promise<void> {
   await ops.run('systemctl', ['daemon-reload'], { what: 'systemctl daemon-reload' });
-  await ops.run('systemctl', ['enable', '--now', UNIT_NAMES.timer], { what: `systemctl enable --now ${UNIT_NAMES.timer}`, onLine: (l) => ops.out.info(l) });
+  await ops.run('systemctl', ['enable', '--now', timer], { what: `systemctl enable --now ${timer}`, onLine: (l) => ops.out.info(l) });
   if (!ops.dryRun) {
-    const r = await ops.probe('systemctl', ['list-timers', '--no-pager', UNIT_NAMES.timer], { what: 'systemctl list-timers', capture: true, okCodes: [0, 1] });
+    const r = await ops.probe('systemctl', ['list-timers', '--no-pager', timer], { what: 'systemctl list-timers', capture: true, okCodes: [0, 1] });
     for (const l of r.stdout.split('\n').filter((x) => x.trim()).slice(0, 2)) ops.out.info(l);
   }
-  ops.out.ok(`${ops.dryRun ? 'would enable' : 'enabled and started'} ${UNIT_NAMES.timer}`);
+  ops.out.ok(`${ops.dryRun ? 'would enable' : 'enabled and started'} ${timer}`);
 }
 
 /** `backup-to-hetzner check` with the installed program; true when nothing failed. */

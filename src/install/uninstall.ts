@@ -13,6 +13,7 @@ import { STANDBY_UNIT_NAMES } from './standby-units.js';
 import { readManifest, type InstallManifest } from './manifest.js';
 import type { InstallOptions } from './options.js';
 import { Ops, type Out } from './ops.js';
+import { DRILL_UNIT_NAMES } from './drill-units.js';
 
 function configOf(realConfigPath: string, out: Out): Config {
   try {
@@ -37,8 +38,8 @@ export async function runUninstall(opts: InstallOptions, deps: { exec: Exec; out
 
   out.step('systemd');
   if (opts.root === '/') {
-    for (const timer of [UNIT_NAMES.timer, STANDBY_UNIT_NAMES.timer]) await ops.run('systemctl', ['disable', '--now', timer], { what: 'systemctl disable --now', okCodes: [0, 1, 5] });
-    await ops.run('systemctl', ['stop', UNIT_NAMES.service], { what: 'systemctl stop', okCodes: [0, 1, 5] });
+    await ops.run('systemctl', ['disable', '--now', UNIT_NAMES.timer, STANDBY_UNIT_NAMES.timer, DRILL_UNIT_NAMES.timer], { what: 'systemctl disable --now', okCodes: [0, 1, 5] });
+    await ops.run('systemctl', ['stop', UNIT_NAMES.service, DRILL_UNIT_NAMES.service], { what: 'systemctl stop', okCodes: [0, 1, 5] });
   } else out.info(`skipped under --root: systemctl disable --now ${UNIT_NAMES.timer}`);
   const units = manifest?.units ?? Object.values(UNIT_NAMES).map((n) => join(DEFAULTS.unitDir, n));
   for (const u of units) if (await ops.remove(R(u))) out.ok(`removed ${R(u)}`);

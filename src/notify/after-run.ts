@@ -73,7 +73,7 @@ export function smtpSettingsOf(deps: NotifyDeps): SmtpSettings {
   return { ...smtpSettingsFrom(deps.config, conf?.MAILCOW_HOSTNAME?.trim() || undefined, caFile), ...deps.smtp };
 }
 
-function fromAddress(deps: NotifyDeps): string {
+export function fromAddress(deps: NotifyDeps): string {
   const c = deps.config;
   if (c.NOTIFICATION_FROM) return c.NOTIFICATION_FROM;
   const domain = mailcowConfOf(deps)?.MAILCOW_HOSTNAME?.trim() || hostname();

@@ -48,6 +48,25 @@ export interface RunStatus {
   toolVersion?: string;
   /** A standby's run: the mirror it holds (restore-from-hetzner standby). */
   mirror?: MirrorFacts;
+  /** The last restore drill (`restore-from-hetzner drill`); carried over by the backup runs. */
+  lastDrill?: DrillStatus;
+}
+
+export interface DrillStatus {
+  at: string;
+  backup?: string;
+  /** ok: restorable; failed: NOT restorable (exit 6); error: the drill could not run (exit 1). */
+  result: 'ok' | 'failed' | 'error';
+  exitCode: number;
+  summary: string;
+  domains?: number;
+  mailboxes?: number;
+  messages?: number;
+  bytes?: number;
+  fetchMs?: number;
+  openMs?: number;
+  /** The last drill that proved a backup restorable. */
+  lastSuccessAt?: string;
 }
 
 /** PURE: the status this run leaves, from its summary and the one the previous run left. */
@@ -89,6 +108,7 @@ export function nextStatus(prev: RunStatus | undefined, s: RunSummary, opts: { n
     failingSince: interrupted ? prev?.failingSince : failing ? (prev && prev.consecutiveFailures > 0 && prev.failingSince ? prev.failingSince : finishedAt) : undefined,
     toolVersion: opts.toolVersion,
     mirror: s.mirror,
+    ...(prev?.lastDrill ? { lastDrill: prev.lastDrill } : {}),
   };
   return JSON.parse(JSON.stringify(st)) as RunStatus; // drops the undefined keys
 }
@@ -178,7 +198,25 @@ export function renderPrometheus(st: RunStatus): string {
     metric('standby_verified_timestamp_seconds', 'Standby: when this host verified that copy against its manifest, Unix time.', secs(st.mirror.verifiedAt));
     metric('standby_decryption_proved', 'Standby: 1 when the encrypted archives were decrypted with AGE_IDENTITY_FILE, 0 when not proved.', st.mirror.decryption === undefined || st.mirror.decryption === 'not encrypted' ? undefined : st.mirror.decryption === 'proved' ? 1 : 0);
   }
-  return out.join('\n') + '\n';
+  return out.join('\n') + '\n' + (st.lastDrill ? renderDrillPrometheus(st.lastDrill) : '');
+}
+
+/** PURE: the last restore drill as metrics (also alone, before any backup run wrote a status). */
+export function renderDrillPrometheus(d: DrillStatus): string {
+  const secs = (iso: string | undefined) => (iso ? Date.parse(iso) / 1000 : undefined);
+  const lines: string[] = [];
+  const metric = (name: string, help: string, value: number | undefined) => {
+    if (value === undefined || !Number.isFinite(value)) return;
+    lines.push(`# HELP ${PREFIX}_${name} ${help}`, `# TYPE ${PREFIX}_${name} gauge`, `${PREFIX}_${name} ${value}`);
+  };
+  metric('last_drill_timestamp_seconds', 'End of the last restore drill, Unix time.', secs(d.at));
+  metric('last_drill_success', '1 when the last restore drill proved its backup restorable, else 0.', d.result === 'ok' ? 1 : 0);
+  metric('last_drill_success_timestamp_seconds', 'End of the last restore drill that proved a backup restorable, Unix time.', secs(d.lastSuccessAt));
+  metric('last_drill_mailboxes', 'Mailboxes in the database the last drill opened.', d.mailboxes);
+  metric('last_drill_messages', 'Messages in the mail the last drill fetched.', d.messages);
+  metric('last_drill_fetch_seconds', 'Time the last drill took to fetch its backup (restore time estimate).', d.fetchMs === undefined ? undefined : d.fetchMs / 1000);
+  metric('last_drill_open_seconds', 'Time the last drill took to prepare and open the database.', d.openMs === undefined ? undefined : d.openMs / 1000);
+  return lines.length ? lines.join('\n') + '\n' : '';
 }
 
 export async function writePrometheus(path: string, st: RunStatus): Promise<void> {

@@ -74,6 +74,13 @@ export async function verifyDownload(
   return { files: paths.length, archives, refetched };
 }
 
+/** Hashes `paths` of `folder` against the manifest (nothing fetched again); throws naming every bad file. */
+export async function checkHashes(folder: string, checksums: Map<string, string>, paths: string[], signal?: AbortSignal): Promise<void> {
+  const lines = (await badFiles(folder, checksums, paths, signal)).map((b) => b.why);
+  if (signal?.aborted) throw new UserError('interrupted', 'interrupted while verifying the download; nothing on this host was changed');
+  if (lines.length) throw new UserError('verify', `the backup does not match its checksums.sha256: ${lines[0]}${lines.length > 1 ? ` (and ${lines.length - 1} more)` : ''}`, lines.slice(0, 20));
+}
+
 /** The files of `paths` (manifest paths under `folder`) that are missing or whose SHA-256 is not the manifest's. */
 export async function badFiles(folder: string, checksums: Map<string, string>, paths: string[], signal?: AbortSignal): Promise<{ path: string; why: string }[]> {
   const bad: { path: string; why: string }[] = [];

@@ -9,6 +9,8 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { encryptStandinMail } from './mail-crypt-fixture.js';
+import { createMailcowDatabase } from './mariadb-standin.js';
 import { generateMaildir, mulberry32, seededBytes, VMAIL_GID, VMAIL_UID, type GenerateMaildirOptions, type GenerateMaildirResult } from './maildir-fixture.js';
 
 export const STANDIN_VOLUMES = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
@@ -33,6 +35,14 @@ export interface StandinMailcowOptions {
   seed?: number;
   /** also fill the vmail volume with generateMaildir(...) (maildirSub is taken from the conf) */
   maildir?: Omit<GenerateMaildirOptions, 'maildirSub'>;
+  /**
+   * The SQL volume becomes a real MariaDB datadir with mailcow's domain/mailbox/alias tables for the
+   * fixture's mailboxes (the last one inactive), and the stand-in script's mysql backup a real
+   * mariabackup (a few seconds per backup: opt-in, for the drill's tests and the demo).
+   */
+  realDatabase?: boolean;
+  /** Every message is rewritten as mail_crypt stores it, encrypted for the crypt volume's key. */
+  mailCrypt?: boolean;
 }
 
 export interface StandinMailcow {
@@ -377,6 +387,11 @@ export async function createStandinMailcow(dir: string, opts: StandinMailcowOpti
     },
   };
   if (opts.maildir) mc.maildir = await generateMaildir(volume('vmail'), { ...opts.maildir, maildirSub: conf.MAILDIR_SUB });
+  if (opts.mailCrypt) await encryptStandinMail(volume('vmail'), volume('crypt'));
+  if (opts.realDatabase) {
+    const users = mc.maildir?.users ?? [];
+    await createMailcowDatabase(volume('mysql'), conf.DBNAME!, users.map((address, i) => ({ address, active: i === users.length - 1 && users.length > 1 ? 0 : 1 })));
+  }
   return mc;
 }
 

@@ -28,6 +28,13 @@
 #  STANDIN_EXTRA_PROMPT=TEXT       after the dataset choice, a looping question no wrapper knows
 #                                  (as a newer mailcow might add); end of input there waits forever
 #  STANDIN_PRINT_SECRETS=1         print mailcow.conf's DB passwords, as a failing mysqldump can
+#  STANDIN_FAIL_MARIABACKUP=1      (real datadir only) `mariabackup --backup` cannot reach the server;
+#                                  as in the real script (commands joined with ';') the archive is
+#                                  still written, holding a datadir that does not prepare
+# A mysql volume that is a real MariaDB datadir (the sandbox's realDatabase option) is backed up as
+# the real script does it: mariabackup --backup against the running server, --prepare, tar of
+# /backup_mariadb. Nothing runs the server here, so the stand-in starts a throwaway mariadbd on the
+# volume (private socket, no network) for the backup's duration, as mysql-mailcow would be running.
 # Every simulated docker action is appended to $MAILCOW_PATH/standin-actions.log. Backups run each
 # component in `docker run --name mailcow-backup --rm …` like the real script, so they need the
 # fake docker CLI (src/sandbox/fake-bin) on PATH and STANDIN_MAILCOW_PATH set.
@@ -206,6 +213,42 @@ backup_volume() {
   return 0
 }
 
+# backup_mariadb_real IMAGE: mysql of a real datadir (see the header).
+backup_mariadb_real() {
+  local image="$1" vol sock work srv
+  vol="$(docker volume ls -qf "name=^${CMPS_PRJ}_mysql-vol-1$")"
+  action "run mailcow-backup backup mysql (${CMPS_PRJ}_mysql-vol-1, mariabackup)"
+  if in_list mysql "${STANDIN_FAIL_COMPONENT:-}"; then
+    >&2 echo "docker: Error response from daemon: failed to create task for container: failed to create shim task: OCI runtime create failed (standin: mysql failed on purpose)."
+    return 0
+  fi
+  sock=$(mktemp -d /tmp/mdb-XXXXXX) # a socket path must stay under 108 bytes
+  work=$(mktemp -d "${TMPDIR:-/tmp}/standin-mariabackup-XXXXXX")
+  mariadbd --no-defaults --datadir="${VOLUMES}/mysql-vol-1" --socket="${sock}/s" --pid-file="${sock}/pid" --log-error="${sock}/err.log" \
+    --innodb-log-file-size=4M --skip-networking --user=root &
+  srv=$!
+  local i
+  for (( i = 0; i < 600; i++ )); do
+    mariadb-admin --no-defaults -S "${sock}/s" -u root ping >/dev/null 2>&1 && break
+    sleep 0.05
+  done
+  local target="/run/mysqld/s"
+  [[ "${STANDIN_FAIL_MARIABACKUP:-}" == 1 ]] && target="/run/mysqld/gone"
+  docker run --name mailcow-backup --rm --entrypoint= -v "${vol}":/var/lib/mysql/:ro,z -v "${sock}":/run/mysqld:z -v "${work}":/backup_mariadb:z \
+    ${image} mariabackup --no-defaults --socket="${target}" --user=root --backup --target-dir=/backup_mariadb
+  docker run --name mailcow-backup --rm --entrypoint= -v "${work}":/backup_mariadb:z \
+    ${image} mariabackup --no-defaults --prepare --target-dir=/backup_mariadb
+  mariadb-admin --no-defaults -S "${sock}/s" -u root shutdown >/dev/null 2>&1
+  wait "${srv}" 2>/dev/null
+  [[ $(id -u) == 0 ]] && chown -R 999:999 "${work}"
+  docker run --name mailcow-backup --rm \
+    -v "${BACKUP_LOCATION}/mailcow-${DATE}":/backup:z \
+    -v "${work}":/backup_mariadb:ro,z \
+    ${image} /bin/tar --warning='no-file-ignored' --use-compress-program="zstd --rsyncable -T${THREADS}" -Pcvpf /backup/backup_mariadb.tar.zst /backup_mariadb
+  rm -rf "${sock}" "${work}"
+  return 0
+}
+
 function backup() {
   DATE=$(date +"%Y-%m-%d-%H-%M-%S")
   mkdir -p "${BACKUP_LOCATION}/mailcow-${DATE}"
@@ -243,7 +286,11 @@ function backup() {
         continue
       else
         echo "Using SQL image ${SQLIMAGE}, starting..."
-        backup_volume mysql mysql-vol-1 backup_mariadb.tar.zst
+        if [[ -f "${VOLUMES}/mysql-vol-1/mysql/global_priv.frm" ]]; then
+          backup_mariadb_real "${SQLIMAGE}"
+        else
+          backup_volume mysql mysql-vol-1 backup_mariadb.tar.zst
+        fi
       fi
       ;;&
     --delete-days)
