@@ -14,7 +14,7 @@ import { lockPhase } from '../src/backup/lock-phase.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { readManifest } from '../src/plan/manifest.js';
-import { backup, BOX_HASH_MODES, configWithOtherHostKey, publishedOnBox, sleep, spawnBackup, treeHashes } from './support/cli.js';
+import { backup, BOX_HASH_MODES, configWithOtherHostKey, inProcessClock, publishedOnBox, spawnBackup, treeHashes } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -92,7 +92,6 @@ describe('backup to the loopback Storage Box', () => {
 
   test('second run after a day of mail sends about the change and hard-links the rest', async () => {
     const change = await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 5, newFraction: 0.05, deleteFraction: 0.01, renameFraction: 0.02 });
-    await sleep(1100);
     const r = await backup(['run', '--config', sb.configPath], sb.env);
     assert.equal(r.code, 0, r.stderr);
     const names = await publishedOnBox(sb.box.root, sb.remotePath);
@@ -146,8 +145,8 @@ describe('backup to the loopback Storage Box', () => {
     const delivered = `${folder}/${Date.now()}.M1P1.late,S=5000:2,`;
     // A symlink in the volume is skipped, as the manifest skips it.
     await symlink('/etc/hostname', join(folder, 'a-symlink'));
-    await sleep(1100);
     const ctx = buildContext({ config: sb.configPath }, new AbortController().signal, 'silent');
+    ctx.now = inProcessClock();
     const exec = ctx.exec;
     // The moment between the manifest and rsync's walk of the mail tree: dovecot delivers one
     // message and expunges another.
@@ -193,7 +192,6 @@ describe('backup to the loopback Storage Box', () => {
       const fresh = [...(await treeHashes(sb.mailcow.volume('vmail'))).keys()].find((p) => !old.has(p) && /\/(cur|new)\//.test(p));
       assert.ok(fresh);
       await sb.box.setMode({ corruptAfterUpload: fresh });
-      await sleep(1100);
       const before = await publishedOnBox(sb.box.root, sb.remotePath);
       const cmds = (await sb.box.commands()).length;
       const r = await backup(['run', '--config', sb.configPath], sb.env);
@@ -210,7 +208,6 @@ describe('backup to the loopback Storage Box', () => {
     });
 
     test(`the next run succeeds, checks everything the dead staging folder lent it, and removes it (${mode.name})`, async () => {
-      await sleep(1100);
       const before = (await publishedOnBox(sb.box.root, sb.remotePath)).length;
       const r = await backup(['run', '--config', sb.configPath], sb.env);
       assert.equal(r.code, 0, r.stderr);
@@ -227,7 +224,6 @@ describe('backup to the loopback Storage Box', () => {
 
   test('a box on which hard links fail is reported, not hidden', async () => {
     await sb.box.setMode({ hardlinksFail: true });
-    await sleep(1100);
     try {
       const r = await backup(['run', '--config', sb.configPath], sb.env);
       assert.equal(r.code, 0, r.stderr);
@@ -244,7 +240,6 @@ describe('backup to the loopback Storage Box', () => {
     try {
       const change = await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 8, newFraction: 0.01, deleteFraction: 0, renameFraction: 0.05 });
       assert.ok(change.renamed > 0);
-      await sleep(1100);
       const r = await backup(['run', '--config', sb.configPath], sb.env);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stderr.match(/refused a hard link through sftp/g)?.length, 1, r.stderr);
@@ -262,7 +257,6 @@ describe('backup to the loopback Storage Box', () => {
 
   test('mailcow script exits 0 with an archive missing or truncated: the run fails, nothing published', async () => {
     for (const [k, v] of [['STANDIN_FAIL_COMPONENT', 'redis'], ['STANDIN_TRUNCATE_COMPONENT', 'mysql']] as const) {
-      await sleep(1100);
       const before = await publishedOnBox(sb.box.root, sb.remotePath);
       const r = await backup(['run', '--config', sb.configPath], { ...sb.env, [k]: v });
       assert.equal(r.code, 1, r.stderr);
@@ -275,7 +269,6 @@ describe('backup to the loopback Storage Box', () => {
   test('LOCAL_RETENTION_DAYS keeps the local dump of a verified backup', async () => {
     const cfg = join(dir, 'keep-local.env');
     await writeFile(cfg, (await readFile(sb.configPath, 'utf8')) + 'LOCAL_RETENTION_DAYS=3\n', { mode: 0o600 });
-    await sleep(1100);
     const r = await backup(['run', '--config', cfg], sb.env);
     assert.equal(r.code, 0, r.stderr);
     const names = await publishedOnBox(sb.box.root, sb.remotePath);
@@ -284,7 +277,6 @@ describe('backup to the loopback Storage Box', () => {
     assert.deepEqual(await treeHashes(local), new Map([...(await treeHashes(join(boxBackups, newest)))].filter(([p]) => !p.startsWith('vmail/') && !p.startsWith('manifest/') && !['checksums.sha256', 'backup.json'].includes(p))));
     assert.equal((await stat(join(dir, 'tmp'))).mode & 0o777, 0o700);
     // Back to LOCAL_RETENTION_DAYS=0: the next verified run removes it.
-    await sleep(1100);
     assert.equal((await backup(['run', '--config', sb.configPath], sb.env)).code, 0);
     assert.deepEqual((await readdir(join(dir, 'tmp'))).filter((n) => n.startsWith('mailcow-')), []);
   });
@@ -299,7 +291,6 @@ describe('backup to the loopback Storage Box', () => {
   });
 
   test('a second run while one holds the lock exits 75 at once', async () => {
-    await sleep(1100);
     const slow = spawnBackup(['run', '--debug', '--config', sb.configPath], { ...sb.env, STANDIN_SLOW_SECONDS: '1' });
     // The event, not a guess at its time: the first run is past the lock, inside its dump.
     await slow.waitFor(/phase dump: start/);
@@ -310,7 +301,6 @@ describe('backup to the loopback Storage Box', () => {
   });
 
   test('a lock left by a killed run is taken over and its leftovers removed', async () => {
-    await sleep(1100);
     const run = spawnBackup(['run', '--debug', '--config', sb.configPath], { ...sb.env, STANDIN_SLOW_SECONDS: '5' });
     // Kill it once mailcow's script runs in its temp folder, however loaded the machine is.
     await run.waitFor(/mailcow: Using \S+ as backup\/restore location/);
@@ -424,7 +414,6 @@ describe('notice and monitoring through the real commands', () => {
     });
     const cfg = join(dir, 'mail.env');
     await writeFile(cfg, (await readFile(sb.configPath, 'utf8')) + `EMAIL_NOTIFICATIONS=yes\nNOTIFICATION_EMAIL=admin@example.com\nSMTP_HOST=127.0.0.1\nSMTP_PORT=${port}\n`, { mode: 0o600 });
-    await sleep(1100);
     const r = await backup(['run', '--config', cfg], sb.env);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /report e-mail was NOT delivered/);
