@@ -14,7 +14,7 @@ import { lockPhase } from '../src/backup/lock-phase.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { readManifest } from '../src/plan/manifest.js';
-import { backup, BOX_HASH_MODES, configWithOtherHostKey, inProcessClock, publishedOnBox, spawnBackup, treeHashes } from './support/cli.js';
+import { backup, backupsAtLeast, BOX_HASH_MODES, configWithOtherHostKey, inProcessClock, publishedOnBox, spawnBackup, treeHashes } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -49,15 +49,12 @@ after(async () => {
 });
 
 describe('backup to the loopback Storage Box', () => {
-  let first: string;
-
   test('first run publishes a backup whose every file is hash-identical to its source', async () => {
     const r = await backup(['run', '--config', sb.configPath], sb.env);
     assert.equal(r.code, 0, r.stderr);
     const names = await publishedOnBox(sb.box.root, sb.remotePath);
     assert.equal(names.length, 1);
-    first = names[0]!;
-    const folder = join(boxBackups, first);
+    const folder = join(boxBackups, names[0]!);
 
     // The vmail tree on the box is the volume, file for file.
     const source = await treeHashes(sb.mailcow.volume('vmail'));
@@ -81,7 +78,7 @@ describe('backup to the loopback Storage Box', () => {
 
     // The record keeps what the box cannot: the owner of the mail files.
     const record = JSON.parse(await readFile(join(folder, 'backup.json'), 'utf8'));
-    assert.equal(record.name, first);
+    assert.equal(record.name, names[0]);
     assert.equal(record.vmail.files, source.size);
     if (process.getuid?.() === 0) assert.deepEqual([record.vmail.owner.uid, record.vmail.owner.gid], [5000, 5000]);
 
@@ -91,12 +88,13 @@ describe('backup to the loopback Storage Box', () => {
   });
 
   test('second run after a day of mail sends about the change and hard-links the rest', async () => {
+    const first = (await backupsAtLeast(sb, 1)).at(-1)!;
     const change = await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 5, newFraction: 0.05, deleteFraction: 0.01, renameFraction: 0.02 });
     const r = await backup(['run', '--config', sb.configPath], sb.env);
     assert.equal(r.code, 0, r.stderr);
     const names = await publishedOnBox(sb.box.root, sb.remotePath);
-    assert.equal(names.length, 2);
-    const second = names[1]!;
+    assert.equal(names.at(-2), first);
+    const second = names.at(-1)!;
 
     const source = await treeHashes(sb.mailcow.volume('vmail'));
     assert.deepEqual(await treeHashes(join(boxBackups, second, 'vmail')), source);
@@ -184,45 +182,47 @@ describe('backup to the loopback Storage Box', () => {
   // Against both answers a box gives to sha256sum: without it, rsync --checksum must catch the
   // flipped byte (same size, same mtime) by making the box's rsync read it.
   BOX_HASH_MODES.forEach((mode, i) => {
-    test(`a byte flipped on the box between upload and verification: nothing is published, exit 5 (${mode.name})`, async () => {
+    test(`a byte flipped on the box between upload and verification: nothing is published, exit 5; the next run succeeds, checks everything the dead staging folder lent it, and removes it (${mode.name})`, async () => {
       await sb.box.setMode({ noSha256sum: mode.noSha256sum });
-      // Corrupt a message this run sends (one it hard-links is the later scrub's to find).
-      const old = await treeHashes(sb.mailcow.volume('vmail'));
-      await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 6 + i, newFraction: 0.02, deleteFraction: 0, renameFraction: 0 });
-      const fresh = [...(await treeHashes(sb.mailcow.volume('vmail'))).keys()].find((p) => !old.has(p) && /\/(cur|new)\//.test(p));
-      assert.ok(fresh);
-      await sb.box.setMode({ corruptAfterUpload: fresh });
-      const before = await publishedOnBox(sb.box.root, sb.remotePath);
-      const cmds = (await sb.box.commands()).length;
-      const r = await backup(['run', '--config', sb.configPath], sb.env);
-      assert.equal(r.code, 5, r.stderr);
-      assert.match(r.stderr, /differ from what was sent/);
-      assert.ok(r.stderr.includes(fresh), r.stderr);
-      assert.equal((await sb.box.readState()).corruptAfterUpload, undefined, 'the box flipped the byte');
-      assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before);
-      assert.equal((await readdir(boxBackups)).filter((n) => n.startsWith('.incomplete-')).length, 1);
-      assert.equal((await status()).result, 'failed');
-      const hashing = (await sb.box.commands()).slice(cmds).filter((c) => c.command.startsWith('sha256sum '));
-      if (mode.noSha256sum) assert.deepEqual(hashing.map((c) => c.exit), [8], 'probed once, refused, never relied on');
-      else assert.ok(hashing.some((c) => c.exit === 0));
-    });
+      try {
+        // Corrupt a message this run sends (one it hard-links is the later scrub's to find).
+        const old = await treeHashes(sb.mailcow.volume('vmail'));
+        await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 6 + i, newFraction: 0.02, deleteFraction: 0, renameFraction: 0 });
+        const fresh = [...(await treeHashes(sb.mailcow.volume('vmail'))).keys()].find((p) => !old.has(p) && /\/(cur|new)\//.test(p));
+        assert.ok(fresh);
+        await sb.box.setMode({ corruptAfterUpload: fresh });
+        const before = await publishedOnBox(sb.box.root, sb.remotePath);
+        const cmds = (await sb.box.commands()).length;
+        const r = await backup(['run', '--config', sb.configPath], sb.env);
+        assert.equal(r.code, 5, r.stderr);
+        assert.match(r.stderr, /differ from what was sent/);
+        assert.ok(r.stderr.includes(fresh), r.stderr);
+        assert.equal((await sb.box.readState()).corruptAfterUpload, undefined, 'the box flipped the byte');
+        assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before);
+        assert.equal((await readdir(boxBackups)).filter((n) => n.startsWith('.incomplete-')).length, 1);
+        assert.equal((await status()).result, 'failed');
+        const hashing = (await sb.box.commands()).slice(cmds).filter((c) => c.command.startsWith('sha256sum '));
+        if (mode.noSha256sum) assert.deepEqual(hashing.map((c) => c.exit), [8], 'probed once, refused, never relied on');
+        else assert.ok(hashing.some((c) => c.exit === 0));
 
-    test(`the next run succeeds, checks everything the dead staging folder lent it, and removes it (${mode.name})`, async () => {
-      const before = (await publishedOnBox(sb.box.root, sb.remotePath)).length;
-      const r = await backup(['run', '--config', sb.configPath], sb.env);
-      assert.equal(r.code, 0, r.stderr);
-      const names = await publishedOnBox(sb.box.root, sb.remotePath);
-      assert.equal(names.length, before + 1);
-      assert.deepEqual(await treeHashes(join(boxBackups, names.at(-1)!, 'vmail')), await treeHashes(sb.mailcow.volume('vmail')));
-      assert.deepEqual((await readdir(boxBackups)).filter((n) => n.startsWith('.')), []);
-      // The report names the method that vouched for the backup.
-      assert.match(r.stdout + r.stderr, mode.noSha256sum ? /published and verified on the Storage Box with rsync --checksum/ : /published and verified on the Storage Box with sha256sum/);
-      execFileSync('sh', ['-c', 'zcat -f checksums.sha256 manifest/*.gz | sha256sum --quiet --strict -c'], { cwd: join(boxBackups, names.at(-1)!) });
-      await sb.box.setMode({ noSha256sum: false });
+        // The next run, with the dead staging folder of this one on the box.
+        const next = await backup(['run', '--config', sb.configPath], sb.env);
+        assert.equal(next.code, 0, next.stderr);
+        const names = await publishedOnBox(sb.box.root, sb.remotePath);
+        assert.equal(names.length, before.length + 1);
+        assert.deepEqual(await treeHashes(join(boxBackups, names.at(-1)!, 'vmail')), await treeHashes(sb.mailcow.volume('vmail')));
+        assert.deepEqual((await readdir(boxBackups)).filter((n) => n.startsWith('.')), []);
+        // The report names the method that vouched for the backup.
+        assert.match(next.stdout + next.stderr, mode.noSha256sum ? /published and verified on the Storage Box with rsync --checksum/ : /published and verified on the Storage Box with sha256sum/);
+        execFileSync('sh', ['-c', 'zcat -f checksums.sha256 manifest/*.gz | sha256sum --quiet --strict -c'], { cwd: join(boxBackups, names.at(-1)!) });
+      } finally {
+        await sb.box.setMode({ noSha256sum: false, corruptAfterUpload: undefined });
+      }
     });
   });
 
   test('a box on which hard links fail is reported, not hidden', async () => {
+    await backupsAtLeast(sb, 1);
     await sb.box.setMode({ hardlinksFail: true });
     try {
       const r = await backup(['run', '--config', sb.configPath], sb.env);
@@ -236,6 +236,7 @@ describe('backup to the loopback Storage Box', () => {
   });
 
   test('a box whose sftp refuses hard links: renamed messages are stored again, the backup stays whole', async () => {
+    await backupsAtLeast(sb, 1);
     await sb.box.setMode({ sftpHardlinkRefused: true });
     try {
       const change = await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 8, newFraction: 0.01, deleteFraction: 0, renameFraction: 0.05 });
@@ -282,6 +283,7 @@ describe('backup to the loopback Storage Box', () => {
   });
 
   test('secrets from mailcow.conf never reach the log', async () => {
+    await backupsAtLeast(sb, 1);
     const log = await readFile(join(dir, 'log', 'mailcow-backup.log'), 'utf8');
     assert.ok(log.length > 1000);
     // Lines from before the lock (when the file is opened) are there too, in order, with their time.
@@ -347,16 +349,18 @@ describe('backup to the loopback Storage Box', () => {
   }
 
   test('list shows the published backups newest first, and --json parses', async () => {
+    await backupsAtLeast(sb, 2);
     const r = await backup(['list', '--json', '--config', sb.configPath], sb.env);
     assert.equal(r.code, 0, r.stderr);
     const list = JSON.parse(r.stdout) as { name: string; state: string }[];
     const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    assert.ok(names.length >= 2);
     assert.deepEqual(list.map((b) => b.name), [...names].reverse());
     assert.ok(list.every((b) => b.state === 'verified'));
   });
 
   test('retention removes old backups, keeps the newest, and ignores names it did not create', async () => {
-    const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    const names = await backupsAtLeast(sb, 2);
     // Age the oldest backup by renaming it to a date far in the past, and drop in a stranger.
     const { rename, mkdir } = await import('node:fs/promises');
     await rename(join(boxBackups, names[0]!), join(boxBackups, 'mailcow-2020-01-01-03-00-00'));
@@ -424,6 +428,8 @@ describe('notice and monitoring through the real commands', () => {
   });
 
   test('status is unhealthy (exit 6) when the newest backup is older than STALE_AFTER_HOURS', async () => {
+    // Its own healthy starting point: a fresh successful run.
+    assert.equal((await backup(['run', '--config', sb.configPath], sb.env)).code, 0);
     const st = await backup(['status', '--config', sb.configPath], sb.env);
     assert.equal(st.code, 0, st.stdout + st.stderr);
     const cfg = join(dir, 'stale.env');

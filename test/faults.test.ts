@@ -19,7 +19,7 @@ import { planRetention } from '../src/plan/retention.js';
 import { backupNameFor, parseBackupName } from '../src/plan/names.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { startStorageBox } from '../src/sandbox/storage-box.js';
-import { backup, publishedOnBox, sleep, flipByte, spawnBackup, treeHashes, type Spawned } from './support/cli.js';
+import { backup, backupsAtLeast, publishedOnBox, sleep, flipByte, spawnBackup, treeHashes, type Spawned } from './support/cli.js';
 
 const TRIALS = Math.max(1, Number(process.env.FAULT_TRIALS ?? 1) || 1);
 let sb: Sandbox;
@@ -521,7 +521,7 @@ describe('other faults', () => {
   // Regression: retention knew nothing of the scrub. When the newest backup is damaged and the
   // older good ones are past REMOTE_RETENTION_DAYS, prune deleted every good one and kept the damaged.
   test('retention never deletes the last good backup because the newer one is damaged', async () => {
-    const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    const names = await backupsAtLeast(sb, 2);
     // Age every backup but the newest past REMOTE_RETENTION_DAYS=30, then damage the newest.
     let d = new Date(Date.now() - 90 * 86_400_000);
     for (const n of names.slice(0, -1)) {

@@ -136,6 +136,15 @@ export async function backupsOnBox(sb: { configPath: string; env: Record<string,
   return publishedOnBox(sb.box.root, sb.remotePath);
 }
 
+/**
+ * At least `n` backups published on the box, running the daily backup as many times as are
+ * missing: a test's own starting point, whichever tests of its file ran (or failed) before it.
+ */
+export async function backupsAtLeast(sb: { configPath: string; env: Record<string, string>; box: { root: string }; remotePath: string }, n: number): Promise<string[]> {
+  const have = (await publishedOnBox(sb.box.root, sb.remotePath)).length;
+  return have >= n ? publishedOnBox(sb.box.root, sb.remotePath) : backupsOnBox(sb, n - have).then(() => publishedOnBox(sb.box.root, sb.remotePath));
+}
+
 /** A strict-mode sandbox in a fresh temp folder with `count` backups published on its box. */
 export async function sandboxWithBackups(prefix: string, opts: { mailBytes: number; seed: number }, count: number): Promise<{ sb: Sandbox; dir: string; boxBackups: string; names: string[] }> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
