@@ -14,7 +14,7 @@ import { lockPhase } from '../src/backup/lock-phase.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { readManifest } from '../src/plan/manifest.js';
-import { backup, BOX_HASH_MODES, configWithOtherHostKey, publishedOnBox, sleep, spawnBackup, treeHashes } from './support/cli.js';
+import { backup, backupsAtLeast, BOX_HASH_MODES, configWithOtherHostKey, inProcessClock, publishedOnBox, spawnBackup, treeHashes } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -49,15 +49,12 @@ after(async () => {
 });
 
 describe('backup to the loopback Storage Box', () => {
-  let first: string;
-
   test('first run publishes a backup whose every file is hash-identical to its source', async () => {
     const r = await backup(['run', '--config', sb.configPath], sb.env);
     assert.equal(r.code, 0, r.stderr);
     const names = await publishedOnBox(sb.box.root, sb.remotePath);
     assert.equal(names.length, 1);
-    first = names[0]!;
-    const folder = join(boxBackups, first);
+    const folder = join(boxBackups, names[0]!);
 
     // The vmail tree on the box is the volume, file for file.
     const source = await treeHashes(sb.mailcow.volume('vmail'));
@@ -81,7 +78,7 @@ describe('backup to the loopback Storage Box', () => {
 
     // The record keeps what the box cannot: the owner of the mail files.
     const record = JSON.parse(await readFile(join(folder, 'backup.json'), 'utf8'));
-    assert.equal(record.name, first);
+    assert.equal(record.name, names[0]);
     assert.equal(record.vmail.files, source.size);
     if (process.getuid?.() === 0) assert.deepEqual([record.vmail.owner.uid, record.vmail.owner.gid], [5000, 5000]);
 
@@ -91,13 +88,13 @@ describe('backup to the loopback Storage Box', () => {
   });
 
   test('second run after a day of mail sends about the change and hard-links the rest', async () => {
+    const first = (await backupsAtLeast(sb, 1)).at(-1)!;
     const change = await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 5, newFraction: 0.05, deleteFraction: 0.01, renameFraction: 0.02 });
-    await sleep(1100);
     const r = await backup(['run', '--config', sb.configPath], sb.env);
     assert.equal(r.code, 0, r.stderr);
     const names = await publishedOnBox(sb.box.root, sb.remotePath);
-    assert.equal(names.length, 2);
-    const second = names[1]!;
+    assert.equal(names.at(-2), first);
+    const second = names.at(-1)!;
 
     const source = await treeHashes(sb.mailcow.volume('vmail'));
     assert.deepEqual(await treeHashes(join(boxBackups, second, 'vmail')), source);
@@ -146,8 +143,8 @@ describe('backup to the loopback Storage Box', () => {
     const delivered = `${folder}/${Date.now()}.M1P1.late,S=5000:2,`;
     // A symlink in the volume is skipped, as the manifest skips it.
     await symlink('/etc/hostname', join(folder, 'a-symlink'));
-    await sleep(1100);
     const ctx = buildContext({ config: sb.configPath }, new AbortController().signal, 'silent');
+    ctx.now = inProcessClock();
     const exec = ctx.exec;
     // The moment between the manifest and rsync's walk of the mail tree: dovecot delivers one
     // message and expunges another.
@@ -185,49 +182,48 @@ describe('backup to the loopback Storage Box', () => {
   // Against both answers a box gives to sha256sum: without it, rsync --checksum must catch the
   // flipped byte (same size, same mtime) by making the box's rsync read it.
   BOX_HASH_MODES.forEach((mode, i) => {
-    test(`a byte flipped on the box between upload and verification: nothing is published, exit 5 (${mode.name})`, async () => {
+    test(`a byte flipped on the box between upload and verification: nothing is published, exit 5; the next run succeeds, checks everything the dead staging folder lent it, and removes it (${mode.name})`, async () => {
       await sb.box.setMode({ noSha256sum: mode.noSha256sum });
-      // Corrupt a message this run sends (one it hard-links is the later scrub's to find).
-      const old = await treeHashes(sb.mailcow.volume('vmail'));
-      await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 6 + i, newFraction: 0.02, deleteFraction: 0, renameFraction: 0 });
-      const fresh = [...(await treeHashes(sb.mailcow.volume('vmail'))).keys()].find((p) => !old.has(p) && /\/(cur|new)\//.test(p));
-      assert.ok(fresh);
-      await sb.box.setMode({ corruptAfterUpload: fresh });
-      await sleep(1100);
-      const before = await publishedOnBox(sb.box.root, sb.remotePath);
-      const cmds = (await sb.box.commands()).length;
-      const r = await backup(['run', '--config', sb.configPath], sb.env);
-      assert.equal(r.code, 5, r.stderr);
-      assert.match(r.stderr, /differ from what was sent/);
-      assert.ok(r.stderr.includes(fresh), r.stderr);
-      assert.equal((await sb.box.readState()).corruptAfterUpload, undefined, 'the box flipped the byte');
-      assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before);
-      assert.equal((await readdir(boxBackups)).filter((n) => n.startsWith('.incomplete-')).length, 1);
-      assert.equal((await status()).result, 'failed');
-      const hashing = (await sb.box.commands()).slice(cmds).filter((c) => c.command.startsWith('sha256sum '));
-      if (mode.noSha256sum) assert.deepEqual(hashing.map((c) => c.exit), [8], 'probed once, refused, never relied on');
-      else assert.ok(hashing.some((c) => c.exit === 0));
-    });
+      try {
+        // Corrupt a message this run sends (one it hard-links is the later scrub's to find).
+        const old = await treeHashes(sb.mailcow.volume('vmail'));
+        await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 6 + i, newFraction: 0.02, deleteFraction: 0, renameFraction: 0 });
+        const fresh = [...(await treeHashes(sb.mailcow.volume('vmail'))).keys()].find((p) => !old.has(p) && /\/(cur|new)\//.test(p));
+        assert.ok(fresh);
+        await sb.box.setMode({ corruptAfterUpload: fresh });
+        const before = await publishedOnBox(sb.box.root, sb.remotePath);
+        const cmds = (await sb.box.commands()).length;
+        const r = await backup(['run', '--config', sb.configPath], sb.env);
+        assert.equal(r.code, 5, r.stderr);
+        assert.match(r.stderr, /differ from what was sent/);
+        assert.ok(r.stderr.includes(fresh), r.stderr);
+        assert.equal((await sb.box.readState()).corruptAfterUpload, undefined, 'the box flipped the byte');
+        assert.deepEqual(await publishedOnBox(sb.box.root, sb.remotePath), before);
+        assert.equal((await readdir(boxBackups)).filter((n) => n.startsWith('.incomplete-')).length, 1);
+        assert.equal((await status()).result, 'failed');
+        const hashing = (await sb.box.commands()).slice(cmds).filter((c) => c.command.startsWith('sha256sum '));
+        if (mode.noSha256sum) assert.deepEqual(hashing.map((c) => c.exit), [8], 'probed once, refused, never relied on');
+        else assert.ok(hashing.some((c) => c.exit === 0));
 
-    test(`the next run succeeds, checks everything the dead staging folder lent it, and removes it (${mode.name})`, async () => {
-      await sleep(1100);
-      const before = (await publishedOnBox(sb.box.root, sb.remotePath)).length;
-      const r = await backup(['run', '--config', sb.configPath], sb.env);
-      assert.equal(r.code, 0, r.stderr);
-      const names = await publishedOnBox(sb.box.root, sb.remotePath);
-      assert.equal(names.length, before + 1);
-      assert.deepEqual(await treeHashes(join(boxBackups, names.at(-1)!, 'vmail')), await treeHashes(sb.mailcow.volume('vmail')));
-      assert.deepEqual((await readdir(boxBackups)).filter((n) => n.startsWith('.')), []);
-      // The report names the method that vouched for the backup.
-      assert.match(r.stdout + r.stderr, mode.noSha256sum ? /published and verified on the Storage Box with rsync --checksum/ : /published and verified on the Storage Box with sha256sum/);
-      execFileSync('sh', ['-c', 'zcat -f checksums.sha256 manifest/*.gz | sha256sum --quiet --strict -c'], { cwd: join(boxBackups, names.at(-1)!) });
-      await sb.box.setMode({ noSha256sum: false });
+        // The next run, with the dead staging folder of this one on the box.
+        const next = await backup(['run', '--config', sb.configPath], sb.env);
+        assert.equal(next.code, 0, next.stderr);
+        const names = await publishedOnBox(sb.box.root, sb.remotePath);
+        assert.equal(names.length, before.length + 1);
+        assert.deepEqual(await treeHashes(join(boxBackups, names.at(-1)!, 'vmail')), await treeHashes(sb.mailcow.volume('vmail')));
+        assert.deepEqual((await readdir(boxBackups)).filter((n) => n.startsWith('.')), []);
+        // The report names the method that vouched for the backup.
+        assert.match(next.stdout + next.stderr, mode.noSha256sum ? /published and verified on the Storage Box with rsync --checksum/ : /published and verified on the Storage Box with sha256sum/);
+        execFileSync('sh', ['-c', 'zcat -f checksums.sha256 manifest/*.gz | sha256sum --quiet --strict -c'], { cwd: join(boxBackups, names.at(-1)!) });
+      } finally {
+        await sb.box.setMode({ noSha256sum: false, corruptAfterUpload: undefined });
+      }
     });
   });
 
   test('a box on which hard links fail is reported, not hidden', async () => {
+    await backupsAtLeast(sb, 1);
     await sb.box.setMode({ hardlinksFail: true });
-    await sleep(1100);
     try {
       const r = await backup(['run', '--config', sb.configPath], sb.env);
       assert.equal(r.code, 0, r.stderr);
@@ -240,11 +236,11 @@ describe('backup to the loopback Storage Box', () => {
   });
 
   test('a box whose sftp refuses hard links: renamed messages are stored again, the backup stays whole', async () => {
+    await backupsAtLeast(sb, 1);
     await sb.box.setMode({ sftpHardlinkRefused: true });
     try {
       const change = await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 8, newFraction: 0.01, deleteFraction: 0, renameFraction: 0.05 });
       assert.ok(change.renamed > 0);
-      await sleep(1100);
       const r = await backup(['run', '--config', sb.configPath], sb.env);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stderr.match(/refused a hard link through sftp/g)?.length, 1, r.stderr);
@@ -262,7 +258,6 @@ describe('backup to the loopback Storage Box', () => {
 
   test('mailcow script exits 0 with an archive missing or truncated: the run fails, nothing published', async () => {
     for (const [k, v] of [['STANDIN_FAIL_COMPONENT', 'redis'], ['STANDIN_TRUNCATE_COMPONENT', 'mysql']] as const) {
-      await sleep(1100);
       const before = await publishedOnBox(sb.box.root, sb.remotePath);
       const r = await backup(['run', '--config', sb.configPath], { ...sb.env, [k]: v });
       assert.equal(r.code, 1, r.stderr);
@@ -275,7 +270,6 @@ describe('backup to the loopback Storage Box', () => {
   test('LOCAL_RETENTION_DAYS keeps the local dump of a verified backup', async () => {
     const cfg = join(dir, 'keep-local.env');
     await writeFile(cfg, (await readFile(sb.configPath, 'utf8')) + 'LOCAL_RETENTION_DAYS=3\n', { mode: 0o600 });
-    await sleep(1100);
     const r = await backup(['run', '--config', cfg], sb.env);
     assert.equal(r.code, 0, r.stderr);
     const names = await publishedOnBox(sb.box.root, sb.remotePath);
@@ -284,12 +278,12 @@ describe('backup to the loopback Storage Box', () => {
     assert.deepEqual(await treeHashes(local), new Map([...(await treeHashes(join(boxBackups, newest)))].filter(([p]) => !p.startsWith('vmail/') && !p.startsWith('manifest/') && !['checksums.sha256', 'backup.json'].includes(p))));
     assert.equal((await stat(join(dir, 'tmp'))).mode & 0o777, 0o700);
     // Back to LOCAL_RETENTION_DAYS=0: the next verified run removes it.
-    await sleep(1100);
     assert.equal((await backup(['run', '--config', sb.configPath], sb.env)).code, 0);
     assert.deepEqual((await readdir(join(dir, 'tmp'))).filter((n) => n.startsWith('mailcow-')), []);
   });
 
   test('secrets from mailcow.conf never reach the log', async () => {
+    await backupsAtLeast(sb, 1);
     const log = await readFile(join(dir, 'log', 'mailcow-backup.log'), 'utf8');
     assert.ok(log.length > 1000);
     // Lines from before the lock (when the file is opened) are there too, in order, with their time.
@@ -299,7 +293,6 @@ describe('backup to the loopback Storage Box', () => {
   });
 
   test('a second run while one holds the lock exits 75 at once', async () => {
-    await sleep(1100);
     const slow = spawnBackup(['run', '--debug', '--config', sb.configPath], { ...sb.env, STANDIN_SLOW_SECONDS: '1' });
     // The event, not a guess at its time: the first run is past the lock, inside its dump.
     await slow.waitFor(/phase dump: start/);
@@ -310,7 +303,6 @@ describe('backup to the loopback Storage Box', () => {
   });
 
   test('a lock left by a killed run is taken over and its leftovers removed', async () => {
-    await sleep(1100);
     const run = spawnBackup(['run', '--debug', '--config', sb.configPath], { ...sb.env, STANDIN_SLOW_SECONDS: '5' });
     // Kill it once mailcow's script runs in its temp folder, however loaded the machine is.
     await run.waitFor(/mailcow: Using \S+ as backup\/restore location/);
@@ -357,16 +349,18 @@ describe('backup to the loopback Storage Box', () => {
   }
 
   test('list shows the published backups newest first, and --json parses', async () => {
+    await backupsAtLeast(sb, 2);
     const r = await backup(['list', '--json', '--config', sb.configPath], sb.env);
     assert.equal(r.code, 0, r.stderr);
     const list = JSON.parse(r.stdout) as { name: string; state: string }[];
     const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    assert.ok(names.length >= 2);
     assert.deepEqual(list.map((b) => b.name), [...names].reverse());
     assert.ok(list.every((b) => b.state === 'verified'));
   });
 
   test('retention removes old backups, keeps the newest, and ignores names it did not create', async () => {
-    const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    const names = await backupsAtLeast(sb, 2);
     // Age the oldest backup by renaming it to a date far in the past, and drop in a stranger.
     const { rename, mkdir } = await import('node:fs/promises');
     await rename(join(boxBackups, names[0]!), join(boxBackups, 'mailcow-2020-01-01-03-00-00'));
@@ -424,7 +418,6 @@ describe('notice and monitoring through the real commands', () => {
     });
     const cfg = join(dir, 'mail.env');
     await writeFile(cfg, (await readFile(sb.configPath, 'utf8')) + `EMAIL_NOTIFICATIONS=yes\nNOTIFICATION_EMAIL=admin@example.com\nSMTP_HOST=127.0.0.1\nSMTP_PORT=${port}\n`, { mode: 0o600 });
-    await sleep(1100);
     const r = await backup(['run', '--config', cfg], sb.env);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stderr, /report e-mail was NOT delivered/);
@@ -435,6 +428,8 @@ describe('notice and monitoring through the real commands', () => {
   });
 
   test('status is unhealthy (exit 6) when the newest backup is older than STALE_AFTER_HOURS', async () => {
+    // Its own healthy starting point: a fresh successful run.
+    assert.equal((await backup(['run', '--config', sb.configPath], sb.env)).code, 0);
     const st = await backup(['status', '--config', sb.configPath], sb.env);
     assert.equal(st.code, 0, st.stdout + st.stderr);
     const cfg = join(dir, 'stale.env');

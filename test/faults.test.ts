@@ -19,7 +19,7 @@ import { planRetention } from '../src/plan/retention.js';
 import { backupNameFor, parseBackupName } from '../src/plan/names.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { startStorageBox } from '../src/sandbox/storage-box.js';
-import { backup, publishedOnBox, sleep, flipByte, spawnBackup, treeHashes, type Spawned } from './support/cli.js';
+import { backup, backupsAtLeast, publishedOnBox, sleep, flipByte, spawnBackup, treeHashes, type Spawned } from './support/cli.js';
 
 const TRIALS = Math.max(1, Number(process.env.FAULT_TRIALS ?? 1) || 1);
 let sb: Sandbox;
@@ -88,6 +88,19 @@ function strayProcesses(exclude: Set<number>): { pid: number; cmd: string }[] {
   return out;
 }
 
+/**
+ * The stray processes once the killed run's children had their chance to end: returns as soon as
+ * there are none, else what is still there after `withinMs` (the bound a test allows them).
+ */
+async function strayAfter(withinMs: number): Promise<{ pid: number; cmd: string }[]> {
+  const t0 = Date.now();
+  for (;;) {
+    const stray = strayProcesses(new Set());
+    if (!stray.length || Date.now() - t0 >= withinMs) return stray;
+    await sleep(20);
+  }
+}
+
 function ppidOf(pid: number): number | undefined {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -130,7 +143,6 @@ async function restartBox(): Promise<void> {
 }
 
 async function nextRunSucceeds(env: Record<string, string> = {}, args: string[] = []): Promise<{ stderr: string; bytesSent: number }> {
-  await sleep(1100);
   const r = await backup(['run', '--config', sb.configPath, ...args], { ...sb.env, ...env }, 120_000);
   assert.equal(r.code, 0, `next run: ${r.stderr.slice(-3000)}`);
   assert.deepEqual(stagings(), [], 'the next run removed dead staging folders');
@@ -166,7 +178,6 @@ describe('killed at each phase', () => {
       test(`${signal} at ${ph}`, async () => {
         const outcomes: string[] = [];
         for (let t = 0; t < TRIALS; t++) {
-          await sleep(1100);
           const before = await publishedOnBox(sb.box.root, sb.remotePath);
           // The dump is widened so that a kill "at dump" lands inside mailcow's script.
           const run = spawnRun(ph === 'dump' ? { STANDIN_SLOW_SECONDS: '1' } : {});
@@ -186,13 +197,11 @@ describe('killed at each phase', () => {
             assert.ok(ex.code === 143 || ex.code === 0, `exit ${ex.code}: ${run.stderr().slice(-2000)}`);
             assert.equal(lockHeld(), false, 'lock released on SIGTERM');
             assert.deepEqual(runDirs(), [], 'temp removed on SIGTERM');
-            await sleep(500);
-            const stray = strayProcesses(new Set());
+            const stray = await strayAfter(500);
             assert.deepEqual(stray, [], 'no child left running after SIGTERM');
             note += `, exit ${ex.code}, lock released, temp removed, no stray child`;
           } else {
-            await sleep(300);
-            const stray = strayProcesses(new Set());
+            const stray = await strayAfter(300);
             for (const s of stray) process.kill(s.pid, 'SIGKILL');
             // Every child runs in the run's process group: killing the group leaves nothing behind.
             assert.deepEqual(stray.map((s) => s.cmd), [], 'a process outside the killed group survived SIGKILL');
@@ -310,7 +319,6 @@ describe('the link to the box fails mid-upload', () => {
   test('the SSH server dies mid-upload: clear failure within the timeouts; the next run resumes', async () => {
     const outcomes: string[] = [];
     for (let t = 0; t < TRIALS; t++) {
-      await sleep(1100);
       const tag = `dies${t}`;
       const size = await addBigMail(tag);
       await writeSlow();
@@ -341,7 +349,6 @@ describe('the link to the box fails mid-upload', () => {
   test('the link stalls (no packets) mid-upload: fails within RSYNC_TIMEOUT; the next run resumes', async () => {
     const outcomes: string[] = [];
     for (let t = 0; t < TRIALS; t++) {
-      await sleep(1100);
       const tag = `stall${t}`;
       const size = await addBigMail(tag);
       await writeSlow();
@@ -395,7 +402,6 @@ describe('the link to the box fails mid-upload', () => {
   test('the connection dies twice in the same message: the third run sends only what never arrived', async () => {
     const outcomes: string[] = [];
     for (let t = 0; t < TRIALS; t++) {
-      await sleep(1100);
       const tag = `twice${t}`;
       const size = await addBigMail(tag);
       const before = await publishedOnBox(sb.box.root, sb.remotePath);
@@ -451,7 +457,6 @@ describe('other faults', () => {
       await writeFile(cfg, (await readFile(sb.configPath, 'utf8')).replace(/^TEMP_BACKUP_DIR=.*$/m, `TEMP_BACKUP_DIR=${join(mnt, 'tmp')}`), { mode: 0o600 });
       const outcomes: string[] = [];
       for (let i = 0; i < TRIALS; i++) {
-        await sleep(1100);
         const before = await publishedOnBox(sb.box.root, sb.remotePath);
         const run = spawnRun({ STANDIN_SLOW_SECONDS: '1' }, cfg);
         await run.waitFor(/phase dump: start/);
@@ -481,7 +486,6 @@ describe('other faults', () => {
   test('two runs started at the same instant: exactly one proceeds', async () => {
     const outcomes = new Map<string, number>();
     for (let i = 0; i < Math.max(3, TRIALS); i++) {
-      await sleep(1100);
       const a = spawnRun();
       const b = spawnRun();
       const [ea, eb] = await Promise.all([a.exit, b.exit]);
@@ -494,7 +498,6 @@ describe('other faults', () => {
   });
 
   test('a byte of a published backup flipped on the box: verify names the file', async () => {
-    await sleep(1100);
     const names = await publishedOnBox(sb.box.root, sb.remotePath);
     const victim = names.at(-1)!;
     const sums = await manifestPaths(join(boxBackups, victim));
@@ -518,7 +521,7 @@ describe('other faults', () => {
   // Regression: retention knew nothing of the scrub. When the newest backup is damaged and the
   // older good ones are past REMOTE_RETENTION_DAYS, prune deleted every good one and kept the damaged.
   test('retention never deletes the last good backup because the newer one is damaged', async () => {
-    const names = await publishedOnBox(sb.box.root, sb.remotePath);
+    const names = await backupsAtLeast(sb, 2);
     // Age every backup but the newest past REMOTE_RETENTION_DAYS=30, then damage the newest.
     let d = new Date(Date.now() - 90 * 86_400_000);
     for (const n of names.slice(0, -1)) {

@@ -16,7 +16,7 @@ import { SMTPServer } from 'smtp-server';
 import { backupNameFor } from '../src/plan/names.js';
 import { readManifest } from '../src/plan/manifest.js';
 import type { Sandbox } from '../src/sandbox/sandbox.js';
-import { backup, BACKUP_CLI, flipByte, publishedOnBox, removeSandbox, RESTORE_CLI, runCli, sandboxWithBackups, sleep } from './support/cli.js';
+import { backup, BACKUP_CLI, flipByte, publishedOnBox, removeSandbox, RESTORE_CLI, runCli, sandboxWithBackups, withRunClock } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -39,7 +39,7 @@ async function mailFile(name: string): Promise<string> {
 
 /** A run in its own process group (as a terminal's Ctrl-C or systemd reaches it), its output awaited line by line. */
 function spawnRun(env: Record<string, string> = {}) {
-  const p = spawn(process.execPath, [BACKUP_CLI, 'run', '--debug', '--config', sb.configPath], { env: { ...process.env, ...sb.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  const p = spawn(process.execPath, [BACKUP_CLI, 'run', '--debug', '--config', sb.configPath], { env: { ...process.env, ...withRunClock(['run'], { ...sb.env, ...env }) }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let out = '';
   const waiters: { re: RegExp; go: () => void }[] = [];
   const exit = new Promise<number | null>((resolve) => p.on('exit', (code) => resolve(code)));
@@ -178,7 +178,6 @@ describe('runs that did not fail', () => {
   test('a second run while the first holds the lock: exit 75, no e-mail, no ping, the status file untouched', async () => {
     const statusBefore = await statusFile();
     assert.equal(JSON.parse(statusBefore).result, 'ok');
-    await sleep(1100); // backup names have one-second resolution
     const first = spawnRun();
     // The first run holds the lock once its preflight begins; it is held still while the second runs.
     await first.waitFor(/phase preflight: start/);
@@ -209,7 +208,6 @@ describe('runs that did not fail', () => {
   });
 
   test('a run stopped by Ctrl-C is shown as interrupted, not failed: no e-mail, no /fail, no failure counted', async () => {
-    await sleep(1100);
     const run = spawnRun({ STANDIN_SLOW_SECONDS: '1' });
     await run.waitFor(/phase dump: start/);
     process.kill(-run.p.pid!, 'SIGINT'); // what a terminal's Ctrl-C does: the whole foreground group
@@ -233,7 +231,6 @@ describe('runs that did not fail', () => {
     const victim = await mailFile(older);
     await flipByte(victim);
     try {
-      await sleep(1100);
       const before = await publishedOnBox(sb.box.root, sb.remotePath);
       const r = await cli(['run']);
       assert.equal(r.code, 3, r.stdout + r.stderr);

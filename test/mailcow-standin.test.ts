@@ -130,6 +130,12 @@ async function freshLocation(base: string, name: string, mode = 0o755): Promise<
   return loc;
 }
 
+/** mailcow's services that are not running, as `docker compose ps --all` shows them. */
+function notRunning(): string[] {
+  const rows = fakeDocker(mc.path, ['compose', 'ps', '--all']).stdout.split('\n').slice(1).filter(Boolean);
+  return rows.filter((l) => !/ Up /.test(l)).map((l) => /-([a-z]+-mailcow)-1 /.exec(l)![1]!);
+}
+
 function backupFolders(loc: string): string[] {
   return readdirSync(loc).filter((n) => /^mailcow-\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}$/.test(n)).sort().map((n) => path.join(loc, n));
 }
@@ -213,7 +219,7 @@ describe('stand-in backup', () => {
       assert.deepEqual(await treeHashes(out), await treeHashes(mc.volume(VOLUME_OF[a]!)), `${a} archive == volume`);
     }
     const actions = await mc.readActions();
-    assert.ok(actions.includes('exec redis-mailcow redis-cli save'));
+    assert.ok(actions.includes('docker exec redis-mailcow redis-cli save'), actions.join('|'));
   });
 
   it('missing location with stdin closed: prompts "Create it now?", exits 1, no hang', async () => {
@@ -367,6 +373,23 @@ describe('the fake docker: mailcow\'s dump container', () => {
     assert.equal(listed(), '', '--rm removed it when it ended');
   });
 
+  it('docker stop ends a --rm container (SIGTERM) and the daemon removes it; the attached CLI returns; exec into it fails once it is gone', async () => {
+    const cli = await startDumpContainer(mc.path, await freshLocation(tmp, 'loc-stop'));
+    const cliExit = new Promise<number | null>((r) => cli.on('exit', (code) => r(code)));
+    try {
+      const [id] = listed().split('\t');
+      const ex = docker(['exec', 'mailcow-backup', 'sh', '-c', 'echo inside']);
+      assert.deepEqual([ex.status, ex.stdout], [0, 'inside\n'], ex.stderr);
+      const stop = docker(['stop', '-t', '5', 'mailcow-backup']);
+      assert.deepEqual([stop.status, stop.stdout], [0, 'mailcow-backup\n'], stop.stderr);
+      assert.equal(listed(), '', '--rm: gone once stopped');
+      assert.notEqual(await cliExit, 0, 'the attached docker run ends with its container');
+      assert.match(docker(['exec', id!, 'true']).stderr, new RegExp(`No such container: ${id}`));
+    } finally {
+      docker(['rm', '-f', 'mailcow-backup']);
+    }
+  });
+
   it('backup runs each component in docker run --name mailcow-backup: a leftover container fails every one, yet exit 0', async () => {
     const cli = await startDumpContainer(mc.path, await freshLocation(tmp, 'loc-manual2'));
     try {
@@ -407,7 +430,7 @@ describe("the fake docker: compose services' state", () => {
   const running = () => docker(['compose', 'ps', '--format', 'table {{.Name}} {{.Status}}']).stdout.split('\n').slice(1).filter(Boolean);
 
   it('stop takes a service out of `compose ps` (ps --all shows it exited), exec into it fails, start brings it back', () => {
-    assert.equal(running().length, 5);
+    assert.equal(running().length, 6);
     assert.equal(docker(['compose', 'stop', 'dovecot-mailcow']).status, 0);
     assert.ok(!running().some((l) => l.includes('dovecot-mailcow')), running().join('\n'));
     assert.match(docker(['compose', 'ps', '--all']).stdout, /-dovecot-mailcow-1 Exited \(0\)/);
@@ -415,13 +438,44 @@ describe("the fake docker: compose services' state", () => {
     assert.equal(ex.status, 1);
     assert.match(ex.stderr, /service "dovecot-mailcow" is not running/);
     assert.equal(docker(['compose', 'start', 'dovecot-mailcow']).status, 0);
-    assert.equal(running().length, 5);
+    assert.equal(running().length, 6);
     assert.equal(docker(['compose', 'exec', '-T', 'dovecot-mailcow', 'true']).status, 0);
     // down/up: everything, as the SQL restore does it
     docker(['compose', 'down']);
     assert.deepEqual(running(), []);
     docker(['compose', 'up', '-d']);
-    assert.equal(running().length, 5);
+    assert.equal(running().length, 6);
+  });
+
+  it("plain docker stop/start/kill/exec by the id `docker ps -qf name=…` gives, as mailcow's restore script calls them", () => {
+    const idOf = (all: boolean) => docker(['ps', all ? '-aqf' : '-qf', 'name=dovecot-mailcow']).stdout.trim();
+    const id = idOf(false);
+    assert.match(id, /^[0-9a-f]{12}$/);
+    try {
+      assert.deepEqual([docker(['stop', id]).status, docker(['stop', id]).stdout], [0, `${id}\n`]);
+      assert.equal(idOf(false), '', 'a stopped container is not in `docker ps`');
+      assert.equal(idOf(true), id, '`docker ps -a` still has it');
+      assert.ok(!running().some((l) => l.includes('dovecot-mailcow')), 'compose sees it stopped too');
+      const ex = docker(['exec', id, 'doveadm', 'force-resync', '-A', '*']);
+      assert.equal(ex.status, 1);
+      assert.match(ex.stderr, new RegExp(`^Error response from daemon: container ${id}[0-9a-f]{52} is not running$`, 'm'));
+      const kill = docker(['kill', id]);
+      assert.equal(kill.status, 1);
+      assert.match(kill.stderr, /is not running/);
+      // What the real script runs when the container it wants is not running: no id, docker's usage error.
+      const none = docker(['stop']);
+      assert.equal(none.status, 1);
+      assert.match(none.stderr, /'docker stop' requires at least 1 argument/);
+      assert.match(docker(['start', 'no-such-container']).stderr, /^Error response from daemon: No such container: no-such-container$/m);
+      assert.equal(docker(['start', id]).status, 0);
+      assert.equal(idOf(false), id);
+      assert.equal(docker(['exec', id, 'doveadm', 'force-resync', '-A', '*']).status, 0);
+      assert.equal(docker(['kill', id]).status, 0);
+      assert.equal(idOf(false), '');
+    } finally {
+      docker(['start', id]);
+    }
+    assert.equal(running().length, 6);
   });
 });
 
@@ -439,17 +493,64 @@ describe('stand-in restore (interactive, driven by label)', () => {
     const victim = [...before1.keys()].find((k) => k.includes(`${path.sep}cur${path.sep}`))!;
     await fsp.rm(path.join(vmail, victim));
     await fsp.writeFile(path.join(vmail, 'stray-file'), 'not in the backup');
+    const since = (await mc.readActions()).length;
     const r = await driveRestore(mc, loc, { label: 'Mail directory (/var/vmail)', resync: true });
     assert.equal(r.timedOut, false);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.deepEqual(await treeHashes(vmail), before1);
     const st = statSync(path.join(vmail, victim));
     if (process.getuid?.() === 0) assert.equal(st.uid, 5000);
-    const actions = await mc.readActions();
-    for (const a of ['stop watchdog-mailcow', 'stop dovecot-mailcow', 'restore vmail', 'start dovecot-mailcow', 'exec dovecot-mailcow doveadm force-resync -A *', 'start watchdog-mailcow']) {
-      assert.ok(actions.includes(a), `action log has "${a}"`);
-    }
+    // As mailcow's script does it: dovecot (and its watchdog) stopped around the extraction, the
+    // resync run in dovecot once it is started again, and both running at the end.
+    const actions = (await mc.readActions()).slice(since);
+    const order = ['docker stop watchdog-mailcow', 'docker stop dovecot-mailcow', 'restore vmail', 'docker start dovecot-mailcow', 'docker exec dovecot-mailcow doveadm force-resync -A *', 'docker start watchdog-mailcow'];
+    assert.deepEqual(actions.filter((a) => order.includes(a)), order, actions.join('|'));
+    assert.deepEqual(notRunning(), []);
     assert.deepEqual(new Set(r.datasets), new Set(['all', 'Mail directory (/var/vmail)', 'Crypt data', 'Redis DB', 'Rspamd data', 'Postfix data', 'SQL DB']));
+  });
+
+  it('a damaged archive: tar fails, and the script carries on and starts what it stopped, as the real one does', async () => {
+    const loc4 = await freshLocation(tmp, 'loc-damaged');
+    assert.equal((await run(mc, ['backup', 'crypt'], { MAILCOW_BACKUP_LOCATION: loc4 })).code, 0);
+    const archive = path.join(backupFolders(loc4)[0]!, 'backup_crypt.tar.zst');
+    await fsp.truncate(archive, Math.floor(statSync(archive).size / 2));
+    const since = (await mc.readActions()).length;
+    const r = await driveRestore(mc, loc4, { label: 'Crypt data' });
+    assert.equal(r.code, 0, 'its exit status says nothing');
+    assert.match(r.stderr, /tar: .*(Unexpected EOF|Error)/);
+    const actions = (await mc.readActions()).slice(since).filter((a) => a.startsWith('docker '));
+    assert.deepEqual(actions, ['docker stop watchdog-mailcow', 'docker stop dovecot-mailcow', 'docker start dovecot-mailcow', 'docker start watchdog-mailcow']);
+    assert.deepEqual(notRunning(), []);
+  });
+
+  it('a restore killed during the extraction leaves what it stopped stopped (dovecot, watchdog) and its container running, as the real script would', async () => {
+    const script = spawn(mc.script, ['restore'], { env: { ...dockerEnv(mc.path), MAILCOW_BACKUP_LOCATION: loc, STANDIN_DATASET_ORDER: 'sorted', STANDIN_HANG_COMPONENT: 'crypt' }, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+    const exited = new Promise((r) => script.on('exit', r));
+    try {
+      let out = '';
+      script.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+        if (/Select a restore point: $/.test(out)) script.stdin!.write('1\n');
+        // sorted: 0 all, then backup_crypt… first
+        else if (/Select a dataset to restore: $/.test(out)) script.stdin!.write(`${/\[ (\d+) \] - Crypt data/.exec(out)![1]}\n`);
+      });
+      await new Promise<void>((resolve, reject) => {
+        let err = '';
+        script.stderr!.setEncoding('utf8').on('data', (d: string) => (err += d).includes('standin: the container of crypt hangs now') && resolve());
+        void exited.then(() => reject(new Error(`the script ended: ${out}${err}`)));
+      });
+      // Killed as a terminal's Ctrl-C or a stopped unit kills it: the whole process group.
+      process.kill(-script.pid!, 'SIGKILL');
+      await exited;
+      assert.deepEqual(notRunning(), ['dovecot-mailcow', 'watchdog-mailcow']);
+      const ex = fakeDocker(mc.path, ['exec', fakeDocker(mc.path, ['ps', '-aqf', 'name=dovecot-mailcow']).stdout.trim(), 'doveadm', 'force-resync', '-A', '*']);
+      assert.equal(ex.status, 1);
+      assert.match(ex.stderr, /^Error response from daemon: container [0-9a-f]{64} is not running$/m);
+      assert.match(fakeDocker(mc.path, ['ps', '--filter', 'name=^mailcow-backup$', '--format', '{{.State}}']).stdout, /^running$/m);
+    } finally {
+      fakeDocker(mc.path, ['rm', '-f', 'mailcow-backup']);
+      fakeDocker(mc.path, ['compose', 'start', 'dovecot-mailcow', 'watchdog-mailcow']);
+    }
   });
 
   it('restoring "SQL DB" asks to proceed and rewrites DB parameters in the live mailcow.conf', async () => {
@@ -512,7 +613,8 @@ describe('stand-in restore (interactive, driven by label)', () => {
     // It returned at all: the script (which holds the output pipes while it waits) is gone.
     assert.ok(Date.now() - t0 < 15_000);
     assert.deepEqual(await treeHashes(mc.volume('crypt')), crypt, 'crypt untouched');
-    assert.ok(!(await mc.readActions()).slice(actions).some((a) => a.startsWith('restore ') || a.startsWith('stop ')), 'nothing stopped or restored');
+    assert.ok(!(await mc.readActions()).slice(actions).some((a) => a.startsWith('restore ') || a.startsWith('docker stop ')), 'nothing stopped or restored');
+    assert.deepEqual(notRunning(), []);
   });
 
   it('accepts .tar.gz archives from older backups', async () => {

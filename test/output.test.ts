@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Sandbox } from '../src/sandbox/sandbox.js';
 import { CHECK_TITLES } from '../src/backup/check.js';
-import { BACKUP_CLI, backup, configWithOtherHostKey, publishedOnBox, removeSandbox, sandboxWithBackups, sleep } from './support/cli.js';
+import { BACKUP_CLI, backup, configWithOtherHostKey, publishedOnBox, removeSandbox, sandboxWithBackups, withRunClock } from './support/cli.js';
 
 let sb: Sandbox;
 let dir: string;
@@ -19,12 +19,8 @@ before(async () => {
 
 after(() => removeSandbox(sb, dir));
 
-/** Backup names have one-second resolution: the next run must start in a later second. */
-const nextSecond = () => sleep(1100);
-
 describe('run: results on stdout, diagnostics on stderr', () => {
   test('`run > file` keeps the summary; stderr has the progress, not the summary', async () => {
-    await nextSecond();
     const r = await backup(['run', '--config', sb.configPath], sb.env);
     assert.equal(r.code, 0, r.stderr);
     const newest = (await publishedOnBox(sb.box.root, sb.remotePath)).at(-1)!;
@@ -35,9 +31,8 @@ describe('run: results on stdout, diagnostics on stderr', () => {
   });
 
   test('a reader that closes after the first line (`run 2>&1 | head -1`): the run still publishes, prunes and writes its status', async () => {
-    await nextSecond();
     const before = await publishedOnBox(sb.box.root, sb.remotePath);
-    const p = spawn(process.execPath, [BACKUP_CLI, 'run', '--config', sb.configPath], { env: { ...process.env, ...sb.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [BACKUP_CLI, 'run', '--config', sb.configPath], { env: { ...process.env, ...withRunClock(['run'], sb.env) }, stdio: ['ignore', 'pipe', 'pipe'] });
     let first = '';
     const closeBoth = (d: Buffer) => {
       first ||= d.toString().split('\n')[0]!;

@@ -126,7 +126,14 @@ describe('restore-from-hetzner on the sandbox', { timeout: 360_000 }, () => {
     const st = await fsp.stat(path.join(sb.mailcow.volume('vmail'), someMail));
     assert.equal(st.uid, 5000);
     assert.match(r.stdout, /restored from mailcow-.*: crypt, mysql, redis, rspamd, postfix, vmail/);
-    assert.match(r.stdout, /mailcow containers: 5 of 5 up/);
+    // mailcow's script stopped watchdog and each volume's container around its extraction, the tool
+    // stopped dovecot for the mail: every one of them runs again, as docker itself says.
+    for (const c of ['crypt', 'redis', 'rspamd', 'postfix']) assert.ok(actions.includes(`run mailcow-backup restore ${c} (mailcowdockerized_${c}-vol-1)`), actions.join('|'));
+    for (const c of ['watchdog', 'dovecot', 'redis', 'rspamd', 'postfix']) assert.ok(actions.includes(`docker stop ${c}-mailcow`), `${c} stopped: ${actions.join('|')}`);
+    assert.ok(actions.includes('docker compose down') && actions.includes('docker compose up -d'), actions.join('|'));
+    assert.match(r.stdout, /mailcow containers: 6 of 6 up/);
+    const ps = execFileSync('docker', ['ps', '--format', '{{.Names}}'], { env: { ...process.env, ...sb.env } }).toString().trim().split('\n').sort();
+    assert.deepEqual(ps, ['dovecot', 'mysql', 'postfix', 'redis', 'rspamd', 'watchdog'].map((c) => `mailcowdockerized-${c}-mailcow-1`));
     assert.ok(!existsSync(path.join(dir, 'tmp', 'restore', path.basename(backupDir))), 'download removed');
   });
 

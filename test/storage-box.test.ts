@@ -48,6 +48,12 @@ describe('storage box stand-in', () => {
     return { ino: st.ino, nlink: st.nlink };
   };
   const sha256 = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+  /** The local data uploaded to /home/<name> unless it is there already: a test's own starting point. */
+  const uploaded = async (name: string): Promise<void> => {
+    if (fs.existsSync(path.join(box.root, name, 'big.bin'))) return;
+    const r = await rsync('-rlpt', `${local}/data/`, remote(`/home/${name}/`));
+    assert.equal(r.code, 0, r.stderr);
+  };
 
   before(async () => {
     tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'storage-box-test-'));
@@ -147,6 +153,7 @@ describe('storage box stand-in', () => {
   });
 
   it('hard-links with --link-dest=/home/<prev>, copies when hard links fail', async () => {
+    await uploaded('b1');
     let r = await rsync('-rlpt', '--stats', '--link-dest=/home/b1', `${local}/data/`, remote('/home/b2/'));
     assert.equal(r.code, 0, r.stderr);
     assert.equal(ino('b2/big.bin').ino, ino('b1/big.bin').ino);
@@ -172,6 +179,9 @@ describe('storage box stand-in', () => {
   });
 
   it('refuses the unconfirmed commands in strict mode', async () => {
+    await uploaded('b1');
+    await uploaded('b2');
+    await uploaded('b3');
     await box.setMode({ strict: true });
     try {
       const cmds = ['mv b3 b4', 'md5sum b1/big.bin', 'chmod 600 b1/big.bin', 'ln -s b1 b5'];
@@ -193,6 +203,7 @@ describe('storage box stand-in', () => {
   });
 
   it('reports the quota with df', async () => {
+    await uploaded('b1');
     let r = await ssh('df');
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
@@ -207,13 +218,15 @@ describe('storage box stand-in', () => {
   });
 
   it('renames with sftp -b and relative paths', async () => {
-    const r = await runProc('sftp', ['-b', '-', ...sftpClientArgs(box), target], 'rename b2-moved b2-renamed\n');
+    await uploaded('d1');
+    const r = await runProc('sftp', ['-b', '-', ...sftpClientArgs(box), target], 'rename d1 d1-renamed\n');
     assert.equal(r.code, 0, r.stderr);
-    assert.ok(fs.existsSync(path.join(box.root, 'b2-renamed', 'big.bin')));
-    assert.ok(!fs.existsSync(path.join(box.root, 'b2-moved')));
+    assert.ok(fs.existsSync(path.join(box.root, 'd1-renamed', 'big.bin')));
+    assert.ok(!fs.existsSync(path.join(box.root, 'd1')));
   });
 
   it('corrupts one byte after the next upload, keeping size and mtime, once', async () => {
+    await uploaded('b1');
     await box.setMode({ corruptAfterUpload: 'big.bin' });
     const r = await rsync('-rlpt', `${local}/data/`, remote('/home/c1/'));
     assert.equal(r.code, 0, r.stderr);

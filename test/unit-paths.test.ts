@@ -2,7 +2,7 @@
 // there) is read-only for the timer's runs under ProtectSystem=strict: the installed unit's
 // ReadWritePaths= was written from the config of that day. `check` and the run compare the two on
 // the sandbox (real sshd, real rsync), with the unit the installer renders, and name the fix.
-import { after, before, describe, it } from 'node:test';
+import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, promises as fsp } from 'node:fs';
@@ -19,6 +19,7 @@ describe('the installed unit against the configured paths', { timeout: 240_000 }
   let sb: Sandbox;
   let unitDir: string;
   let env: Record<string, string>;
+  let installedConfig: string;
   const NODE = '/usr/bin/node';
 
   before(async () => {
@@ -31,11 +32,15 @@ describe('the installed unit against the configured paths', { timeout: 240_000 }
     const units = renderUnits({ nodePath: NODE, installDir: '/opt/mailcow-cold-standby', configPath: sb.configPath, onCalendar: 'daily', randomizedDelay: '0', timeoutStart: '1h', motdFile: '/run/motd.d/mailcow-backup-failed', config });
     await fsp.writeFile(path.join(unitDir, 'mailcow-backup.service'), units.service);
     env = { ...sb.env, MAILCOW_BACKUP_UNIT_DIR: unitDir, INVOCATION_ID: '' };
+    installedConfig = await fsp.readFile(sb.configPath, 'utf8');
   });
   after(async () => {
     await sb?.stop();
     await fsp.rm(dir, { recursive: true, force: true });
   });
+
+  // Each test changes a path in .env its own way: the next one starts from the .env the unit was written from.
+  afterEach(() => fsp.writeFile(sb.configPath, installedConfig));
 
   const fix = () => `run the installer again: sudo ${NODE} /opt/mailcow-cold-standby/dist/install.js --yes --config ${sb.configPath}`;
 

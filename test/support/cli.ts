@@ -20,7 +20,7 @@ export interface CliResult {
 
 export function runCli(cli: string, args: string[], env: Record<string, string> = {}, timeoutMs = 120_000): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...(cli === BACKUP_CLI ? withRunClock(args, env) : env) }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
@@ -36,6 +36,26 @@ export function runCli(cli: string, args: string[], env: Record<string, string> 
   });
 }
 
+/**
+ * Backup names have one-second resolution: two runs in one second would want the same name. Each
+ * `run` a test starts gets the tool's clock (MAILCOW_BACKUP_TEST_CLOCK) one second further ahead of
+ * the real one than the previous run's, so its backup is named at least a second later without
+ * waiting. (Run k names at real time + k s or later; run k-1 ended before run k started, at real
+ * time + (k-1) s.) A clock the caller sets wins.
+ */
+let clockAhead = 0;
+export function nextRunClock(): Date {
+  clockAhead += 1000;
+  return new Date(Date.now() + clockAhead);
+}
+/** `now` of an in-process run on the same distinct clock as the CLI runs' (see nextRunClock). */
+export function inProcessClock(): () => Date {
+  const delta = nextRunClock().getTime() - Date.now();
+  return () => new Date(Date.now() + delta);
+}
+/** The environment of a backup-to-hetzner process: with `run`, the next distinct clock (see nextRunClock). */
+export const withRunClock = (args: string[], env: Record<string, string>) => (args[0] === 'run' ? { MAILCOW_BACKUP_TEST_CLOCK: nextRunClock().toISOString(), ...env } : env);
+
 export const backup = (args: string[], env: Record<string, string>, timeoutMs?: number) => runCli(BACKUP_CLI, args, env, timeoutMs);
 
 export interface Spawned {
@@ -49,7 +69,7 @@ export interface Spawned {
 export function spawnBackup(args: string[], env: Record<string, string>): Spawned {
   const t0 = Date.now();
   const p = spawn(process.execPath, [BACKUP_CLI, ...args], {
-    env: { ...process.env, ...env },
+    env: { ...process.env, ...withRunClock(args, env) },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   });
@@ -108,14 +128,22 @@ export async function flipByte(file: string): Promise<void> {
   }
 }
 
-/** Runs the daily backup `count` times, a second apart (names have one-second resolution); returns the published names. */
+/** Runs the daily backup `count` times (each named a second or more after the last); returns the published names. */
 export async function backupsOnBox(sb: { configPath: string; env: Record<string, string>; box: { root: string }; remotePath: string }, count: number): Promise<string[]> {
   for (let i = 0; i < count; i++) {
-    if (i) await sleep(1100);
     const r = await backup(['run', '--config', sb.configPath], sb.env);
     if (r.code !== 0) throw new Error(`backup run ${i + 1} exited ${r.code}: ${r.stderr.slice(-2000)}`);
   }
   return publishedOnBox(sb.box.root, sb.remotePath);
+}
+
+/**
+ * At least `n` backups published on the box, running the daily backup as many times as are
+ * missing: a test's own starting point, whichever tests of its file ran (or failed) before it.
+ */
+export async function backupsAtLeast(sb: { configPath: string; env: Record<string, string>; box: { root: string }; remotePath: string }, n: number): Promise<string[]> {
+  const have = (await publishedOnBox(sb.box.root, sb.remotePath)).length;
+  return have >= n ? publishedOnBox(sb.box.root, sb.remotePath) : backupsOnBox(sb, n - have).then(() => publishedOnBox(sb.box.root, sb.remotePath));
 }
 
 /** A strict-mode sandbox in a fresh temp folder with `count` backups published on its box. */

@@ -19,7 +19,8 @@
 #  STANDIN_NO_IMAGE=1              backup image unavailable (no network, not cached): exit 1 early
 #  STANDIN_FAIL_COMPONENT=x[,y]    that component's archive is not written; the run still exits 0
 #  STANDIN_HANG_COMPONENT=x        that component's container never ends (its compressor hangs once
-#                                  the archive is written, as a tar on a dead filesystem would)
+#                                  the archive is written, as a tar on a dead filesystem would; in a
+#                                  restore, once the archive is extracted)
 #  STANDIN_TRUNCATE_COMPONENT=x[,y] archive written then truncated to half its size; exit 0
 #  STANDIN_ARCH=aarch64            pretend `uname -m` says this
 #  STANDIN_PROMPTS=tty             real `read -p` semantics (prompt on stderr, only if stdin is a tty)
@@ -36,8 +37,11 @@
 # /backup_mariadb. Nothing runs the server here, so the stand-in starts a throwaway mariadbd on the
 # volume (private socket, no network) for the backup's duration, as mysql-mailcow would be running.
 # Every simulated docker action is appended to $MAILCOW_PATH/standin-actions.log. Backups run each
-# component in `docker run --name mailcow-backup --rm …` like the real script, so they need the
-# fake docker CLI (src/sandbox/fake-bin) on PATH and STANDIN_MAILCOW_PATH set.
+# component in `docker run --name mailcow-backup --rm …` like the real script, and a restore stops
+# and starts mailcow's containers with the real script's own docker calls (`docker stop $(docker ps
+# -qf name=dovecot-mailcow)` …, `docker compose -f … down`/`up -d` for SQL), so they need the fake
+# docker CLI (src/sandbox/fake-bin) on PATH and STANDIN_MAILCOW_PATH set; it keeps the containers'
+# state and logs each action.
 
 DEBIAN_DOCKER_IMAGE="ghcr.io/mailcow/backup:latest"
 
@@ -269,7 +273,7 @@ function backup() {
       backup_volume crypt crypt-vol-1 backup_crypt.tar.zst
       ;;&
     redis|all)
-      action "exec redis-mailcow redis-cli save"
+      docker exec $(docker ps -qf name=redis-mailcow) redis-cli save
       backup_volume redis redis-vol-1 backup_redis.tar.zst
       ;;&
     rspamd|all)
@@ -329,6 +333,9 @@ restore_volume() {
   find "${vol}" -mindepth 1 -delete
   local decompress="zstd -d -T${THREADS}"
   [[ "${archive}" == *.zst ]] || decompress="gzip -d"
+  if in_list "${comp}" "${STANDIN_HANG_COMPONENT:-}"; then
+    decompress="sh -c '${decompress} && echo \"standin: the container of ${comp} hangs now\" >&2 && exec sleep 2147483647'"
+  fi
   docker run -i --name mailcow-backup --rm \
     -v "${RESTORE_LOCATION%/}":/backup:z \
     -v "$(docker volume ls -qf "name=^${CMPS_PRJ}_$2$")":$(container_path "${comp}"):z \
@@ -350,60 +357,60 @@ function restore() {
 
   echo
   echo "Stopping watchdog-mailcow..."
-  action "stop watchdog-mailcow"
+  docker stop $(docker ps -qf name=watchdog-mailcow)
   echo
   RESTORE_LOCATION="${1}"
   shift
   while (( "$#" )); do
     case "$1" in
     vmail)
-      action "stop dovecot-mailcow"
+      docker stop $(docker ps -qf name=dovecot-mailcow)
       restore_volume vmail vmail-vol-1 vmail
-      action "start dovecot-mailcow"
+      docker start $(docker ps -aqf name=dovecot-mailcow)
       echo
       echo "In most cases it is not required to run a full resync, you can run the command printed below at any time after testing wether the restore process broke a mailbox:"
       echo
-      echo "docker exec 0123456789ab doveadm force-resync -A '*'"
+      echo "docker exec $(docker ps -qf name=dovecot-mailcow) doveadm force-resync -A '*'"
       echo
       prompt "Force a resync now? [y|N] " FORCE_RESYNC
       if [[ ${FORCE_RESYNC,,} =~ ^(yes|y)$ ]]; then
-        action "exec dovecot-mailcow doveadm force-resync -A *"
+        docker exec $(docker ps -qf name=dovecot-mailcow) doveadm force-resync -A '*'
       else
         echo "OK, skipped."
       fi
       ;;
     redis)
-      action "stop redis-mailcow"
+      docker stop $(docker ps -qf name=redis-mailcow)
       restore_volume redis redis-vol-1 redis
-      action "start redis-mailcow"
+      docker start $(docker ps -aqf name=redis-mailcow)
       ;;
     crypt)
-      action "stop dovecot-mailcow"
+      docker stop $(docker ps -qf name=dovecot-mailcow)
       restore_volume crypt crypt-vol-1 crypt
-      action "start dovecot-mailcow"
+      docker start $(docker ps -aqf name=dovecot-mailcow)
       ;;
     rspamd)
       BACKUP_ARCH=$(find "${RESTORE_LOCATION}" \( -name '*x86*' -o -name '*aarch*' \) -exec basename {} \; | sed 's/^\.//' | sed 's/^\.//')
       if [[ "${BACKUP_ARCH}" == "" ]]; then
         echo -e "\e[33mCould not find a architecture signature of the loaded backup... Maybe the backup was done before the multiarch update?"
         echo -e "Continuing anyhow. If rspamd is crashing opon boot try remove the rspamd volume with docker volume rm ${CMPS_PRJ}_rspamd-vol-1 after you've stopped the stack.\e[0m"
-        action "stop rspamd-mailcow"
+        docker stop $(docker ps -qf name=rspamd-mailcow)
         restore_volume rspamd rspamd-vol-1 rspamd
-        action "start rspamd-mailcow"
+        docker start $(docker ps -aqf name=rspamd-mailcow)
       elif [[ $ARCH != "${BACKUP_ARCH}" ]]; then
         echo -e "\e[31mThe Architecture of the backed up mailcow OS is different then your restoring mailcow OS..."
         echo -e "Skipping rspamd due to compatibility issues!\e[0m"
         action "skip rspamd (arch ${BACKUP_ARCH} != ${ARCH})"
       else
-        action "stop rspamd-mailcow"
+        docker stop $(docker ps -qf name=rspamd-mailcow)
         restore_volume rspamd rspamd-vol-1 rspamd
-        action "start rspamd-mailcow"
+        docker start $(docker ps -aqf name=rspamd-mailcow)
       fi
       ;;
     postfix)
-      action "stop postfix-mailcow"
+      docker stop $(docker ps -qf name=postfix-mailcow)
       restore_volume postfix postfix-vol-1 postfix
-      action "start postfix-mailcow"
+      docker start $(docker ps -aqf name=postfix-mailcow)
       ;;
     mysql|mariadb)
       SQLIMAGE=$(grep -iEo '(mysql|mariadb)\:.+' "${COMPOSE_FILE}")
@@ -425,7 +432,7 @@ function restore() {
           continue
         else
           echo "Stopping mailcow..."
-          action "${COMPOSE_COMMAND} down"
+          ${COMPOSE_COMMAND} -f ${COMPOSE_FILE} --env-file ${ENV_FILE} down
         fi
         restore_volume mysql mysql-vol-1 mariadb
         echo "Modifying mailcow.conf..."
@@ -437,7 +444,7 @@ function restore() {
         action "rewrite mailcow.conf DB parameters"
         source "${SCRIPT_DIR}/../mailcow.conf"
         echo "Starting mailcow..."
-        action "${COMPOSE_COMMAND} up -d"
+        ${COMPOSE_COMMAND} -f ${COMPOSE_FILE} --env-file ${ENV_FILE} up -d
       fi
       ;;
     esac
@@ -445,7 +452,7 @@ function restore() {
   done
   echo
   echo "Starting watchdog-mailcow..."
-  action "start watchdog-mailcow"
+  docker start $(docker ps -aqf name=watchdog-mailcow)
 }
 
 if [[ ${1} == "backup" ]]; then
