@@ -7,6 +7,8 @@ import { parseBackupName } from './names.js';
 export interface RetentionPolicy {
   /** Backups older than this many days are removed unless a keep rule holds them; 0 keeps all. */
   retentionDays: number;
+  /** Newest backup of each of the last N hours (hourly runs); 0 when absent. */
+  keepHourly?: number;
   keepDaily: number;
   keepWeekly: number;
   keepMonthly: number;
@@ -31,7 +33,8 @@ function isoWeek(d: Date): string {
   return `${t.getUTCFullYear()}-W${pad(week)}`;
 }
 
-const BUCKETS: { rule: 'keepDaily' | 'keepWeekly' | 'keepMonthly'; label: string; key: (d: Date) => string }[] = [
+const BUCKETS: { rule: 'keepHourly' | 'keepDaily' | 'keepWeekly' | 'keepMonthly'; label: string; key: (d: Date) => string }[] = [
+  { rule: 'keepHourly', label: 'hourly', key: (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}h` },
   { rule: 'keepDaily', label: 'daily', key: (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}` },
   { rule: 'keepWeekly', label: 'weekly', key: isoWeek },
   { rule: 'keepMonthly', label: 'monthly', key: (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}` },
@@ -46,7 +49,7 @@ const BUCKETS: { rule: 'keepDaily' | 'keepWeekly' | 'keepMonthly'; label: string
  * among them is kept too, as the last known good one: otherwise a damaged newest backup would
  * let the age rule delete every good one (the newest is kept, but it cannot be restored).
  */
-export function planRetention(names: string[], policy: RetentionPolicy, now: Date, damaged: ReadonlySet<string> = new Set()): RetentionPlan {
+export function planRetention(names: string[], policy: RetentionPolicy, now: Date, damaged: ReadonlySet<string> = new Set(), verified: ReadonlySet<string> = new Set()): RetentionPlan {
   const ignored: string[] = [];
   const dated: { name: string; date: Date }[] = [];
   for (const name of names) {
@@ -65,13 +68,17 @@ export function planRetention(names: string[], policy: RetentionPolicy, now: Dat
     const newer = dated.slice(0, lastGood).map((b) => b.name);
     add(dated[lastGood]!.name, `last known good: newer ${newer.join(', ')} ${newer.length === 1 ? 'is' : 'are'} damaged`);
   }
+  // The newest backup this host saw verified (by its run or a scrub) and not damaged since: with
+  // hourly runs the newest may be one another host or a hand made; a verified one must stay.
+  const lastVerified = dated.findIndex((b) => verified.has(b.name) && !damaged.has(b.name));
+  if (lastVerified > 0) add(dated[lastVerified]!.name, 'last verified');
   for (const b of dated) {
     const ageDays = (now.getTime() - b.date.getTime()) / DAY;
     if (policy.retentionDays === 0) add(b.name, 'REMOTE_RETENTION_DAYS=0 keeps all');
     else if (ageDays < policy.retentionDays) add(b.name, `younger than ${count(policy.retentionDays, 'day')}`);
   }
   for (const bucket of BUCKETS) {
-    const limit = policy[bucket.rule];
+    const limit = policy[bucket.rule] ?? 0;
     const seen = new Set<string>();
     for (const b of dated) {
       if (seen.size >= limit) break;
