@@ -48,6 +48,7 @@ async function newMail(n: number): Promise<string[]> {
 before(async () => {
   dir = await mkdtemp(join(tmpdir(), 'mcb-hourly-'));
   sb = await createSandbox({ dir, mailBytes: 1024 * 1024, seed: 16, strict: true, config: { DUMP_INTERVAL_HOURS: '24', KEEP_HOURLY: '2', REMOTE_RETENTION_DAYS: '1' } });
+  await writeFile(sb.configPath, `${await readFile(sb.configPath, 'utf8')}PROMETHEUS_TEXTFILE=${join(dir, 'state', 'backup.prom')}\n`);
   // The vmail folder named in the config, so a run needs docker only to dump: every call is logged.
   await writeFile(sb.configPath, `${await readFile(sb.configPath, 'utf8')}VMAIL_VOLUME_PATH=${sb.mailcow.volume('vmail')}\n`);
   const bin = join(dir, 'bin');
@@ -118,6 +119,17 @@ describe('hourly runs: a dump a day, the mail every hour', { timeout: 600_000 },
     const line = l.stdout.split('\n').find((x) => x.includes(second));
     const local = new Date('2026-12-01T03:00:00Z').toLocaleString('sv-SE').slice(0, 16);
     assert.ok(line?.includes(`dump ${local} (of ${first})`), l.stdout);
+
+    // The mail's RPO and the database's, apart: in status, its JSON and the Prometheus file.
+    const s = await backup(['status', '--config', sb.configPath], at('2026-12-01T04:10:00Z'));
+    assert.equal(s.code, 0, s.stdout + s.stderr);
+    assert.match(s.stdout, new RegExp(`newest backup  ${second}, \\d+ min old`));
+    assert.match(s.stdout, new RegExp(`newest dump    ${local}, 1\\.2 h old \\(database; made by ${first}, linked into the newer backups\\)`));
+    const j = JSON.parse((await backup(['status', '--json', '--config', sb.configPath], at('2026-12-01T04:10:00Z'))).stdout);
+    assert.equal(j.newestDump.by, first);
+    assert.equal(j.newestDump.ageHours, 1.2);
+    const prom = await readFile(join(dir, 'state', 'backup.prom'), 'utf8');
+    assert.match(prom, new RegExp(`^mailcow_backup_last_dump_timestamp_seconds ${Date.parse(String((await record(first)).dumpedAt)) / 1000}$`, 'm'));
   });
 
   test('a full restore from the 04:00 backup gives the 03:00 database and the 04:00 mail; --download-only works from it', async () => {

@@ -124,7 +124,7 @@ async function main(argv: string[]): Promise<number> {
             await c.box.connect();
             try {
               const l = await listBackups(c, { sizes: false, records: 'newest' });
-              return l[0] && { name: l[0].name, date: l[0].date, verification: l[0], encryption: l[0].encryption };
+              return l[0] && { name: l[0].name, date: l[0].date, verification: l[0], encryption: l[0].encryption, dump: l[0].dump };
             } finally {
               await c.box.close();
             }
