@@ -8,6 +8,7 @@ import { KEY_DOCS } from '../config/schema.js';
 import { UserError } from '../errors.js';
 import { DEFAULTS } from './layout.js';
 import { DEFAULT_ON_CALENDAR, DEFAULT_RANDOMIZED_DELAY, DEFAULT_TIMEOUT_START } from './units.js';
+import { FREQUENT_RANDOMIZED_DELAY, periodHoursOf, scheduleDefaults } from './schedule.js';
 
 export const USAGE = `usage: node dist/install.js [options]            (as root)
        node dist/install.js --uninstall [--purge]
@@ -30,6 +31,10 @@ schedule (installing again keeps what the installed units have unless one of the
   --on-calendar SPEC        when the timer runs (default '${DEFAULT_ON_CALENDAR}'; systemd.time(7))
   --randomized-delay SPAN   RandomizedDelaySec= of the timer (default ${DEFAULT_RANDOMIZED_DELAY})
   --timeout SPAN            TimeoutStartSec= of the service (default ${DEFAULT_TIMEOUT_START})
+  --dump-interval HOURS     DUMP_INTERVAL_HOURS: hours between database dumps (default 24); runs
+                            in between back up the mail only. A schedule more often than daily
+                            (--on-calendar hourly) also sets, in a new .env: STALE_AFTER_HOURS
+                            2 x its period + 2, NOTIFY_ON=daily, KEEP_HOURLY=48, and a 5min delay
 
 config values (an existing .env is never changed: edit it instead):
   --host HOST               HETZNER_HOST, e.g. u123456.your-storagebox.de
@@ -83,6 +88,7 @@ export const PARSE_OPTIONS = {
   uninstall: { type: 'boolean' },
   purge: { type: 'boolean' },
   'on-calendar': { type: 'string' },
+  'dump-interval': { type: 'string' },
   'randomized-delay': { type: 'string' },
   timeout: { type: 'string' },
   host: { type: 'string' },
@@ -156,7 +162,9 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
   if (flags.check && flags['skip-check']) throw new UserError('config', '--check and --skip-check contradict each other; give one');
   const onCalendar = flags['on-calendar'] ?? DEFAULT_ON_CALENDAR;
   if (!onCalendar.trim() || /[\n\r\0]/.test(onCalendar)) throw new UserError('config', `--on-calendar '${onCalendar}' is not a calendar spec; e.g. --on-calendar '*-*-* 03:00:00'`);
-  const randomizedDelay = flags['randomized-delay'] ?? DEFAULT_RANDOMIZED_DELAY;
+  // Runs more often than daily with a half-hour random delay would overtake each other.
+  const frequent = flags['on-calendar'] !== undefined && (periodHoursOf(onCalendar) ?? 24) < 24;
+  const randomizedDelay = flags['randomized-delay'] ?? (frequent ? FREQUENT_RANDOMIZED_DELAY : DEFAULT_RANDOMIZED_DELAY);
   if (!SPAN.test(randomizedDelay.trim())) throw new UserError('config', `--randomized-delay '${randomizedDelay}' is not a time span; e.g. --randomized-delay 30min (0 for none)`);
   const timeoutStart = flags.timeout ?? DEFAULT_TIMEOUT_START;
   if (!SPAN.test(timeoutStart.trim())) throw new UserError('config', `--timeout '${timeoutStart}' is not a time span; e.g. --timeout 12h`);
@@ -201,6 +209,10 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
     if (v !== undefined) put(key, v, `--${flag}`);
   }
   if (flags.email !== undefined && given.EMAIL_NOTIFICATIONS === undefined) put('EMAIL_NOTIFICATIONS', 'true', '--email');
+  for (const [k, v] of Object.entries(scheduleDefaults(onCalendar, flags['dump-interval']))) {
+    const byFlag = k === 'DUMP_INTERVAL_HOURS' && flags['dump-interval'] !== undefined;
+    if (byFlag || given[k] === undefined) put(k, v, byFlag ? '--dump-interval' : `--on-calendar ${onCalendar.trim()}`);
+  }
 
   const root = flags.root !== undefined ? absolute('--root', resolve(flags.root)) : '/';
   return {
@@ -224,6 +236,6 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
     givenFrom,
     envFile,
     warnings,
-    fromFlags: { onCalendar: flags['on-calendar'] !== undefined, randomizedDelay: flags['randomized-delay'] !== undefined, timeoutStart: flags.timeout !== undefined, installDir: flags['install-dir'] !== undefined },
+    fromFlags: { onCalendar: flags['on-calendar'] !== undefined, randomizedDelay: flags['randomized-delay'] !== undefined || frequent, timeoutStart: flags.timeout !== undefined, installDir: flags['install-dir'] !== undefined },
   };
 }
