@@ -90,9 +90,8 @@ export async function listBackups(ctx: RunContext, opts: { sizes: boolean; recor
     .reverse();
 }
 
-/** Where the database dump a backup holds comes from: its own run, or an earlier backup's (linked). */
-const dumpText = (b: ListedBackup) =>
-  b.dump ? `  dump ${new Date(b.dump.at).toLocaleString('sv-SE').slice(0, 16)} (${b.dump.by === b.name ? 'own' : `of ${b.dump.by}`})` : '';
+/** A backup made between dumps holds an earlier backup's dump: when that was taken (its own dump goes without saying). */
+const dumpText = (b: ListedBackup) => (b.dump && b.dump.by !== b.name ? `  dump ${new Date(b.dump.at).toLocaleString('sv-SE').slice(0, 16)} (of ${b.dump.by})` : '');
 
 export function listText(list: ListedBackup[]): string[] {
   if (list.length === 0) return ['no published backups on the Storage Box yet'];
