@@ -156,7 +156,8 @@ describe('hourly runs: a dump a day, the mail every hour', { timeout: 600_000 },
     const next = await runAt('2026-12-02T02:59:30Z');
     assert.ok((await sb.mailcow.readActions()).slice(actions).some((a) => a.startsWith('run mailcow-backup backup mysql')), 'mailcow\'s script ran');
     assert.equal((await record(next)).dumpedBy, next);
-    const [a, b] = await Promise.all([stat(join(boxBackups, first, 'backup_mariadb.tar.zst')), stat(join(boxBackups, next, 'backup_mariadb.tar.zst'))]);
+    // A new dump, not the 03:00 one (which the 05:00 backup holds; the 03:00 backup itself may be pruned by now).
+    const [a, b] = await Promise.all([stat(join(boxBackups, third, 'backup_mariadb.tar.zst')), stat(join(boxBackups, next, 'backup_mariadb.tar.zst'))]);
     assert.notEqual(b.ino, a.ino);
   });
 
@@ -168,5 +169,31 @@ describe('hourly runs: a dump a day, the mail every hour', { timeout: 600_000 },
     assert.deepEqual(left, [third, backupNameFor(new Date('2026-12-02T02:59:30Z'))]);
     for (const f of DUMP_FILES.filter((x) => x.endsWith('.zst'))) execFileSync('zstd', ['-t', '-q', join(boxBackups, third, f)]);
     sha256sumC(third);
+  });
+});
+
+describe('a box that refuses hard links', { timeout: 300_000 }, () => {
+  test('a run between dumps dumps after all, says why, and publishes a complete backup', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'mcb-hourly-nolink-'));
+    const box = await createSandbox({ dir: d, mailBytes: 256 * 1024, seed: 17, strict: true, hardlinksFail: true, config: { DUMP_INTERVAL_HOURS: '24' } });
+    try {
+      const e = { ...box.env, PATH: `${join(dir, 'bin')}:${box.env.PATH}` };
+      const first = await backup(['run', '--config', box.configPath], { ...e, MAILCOW_BACKUP_TEST_CLOCK: '2026-12-01T03:00:00Z' });
+      assert.equal(first.code, 0, first.stderr);
+      const actions = (await box.mailcow.readActions()).length;
+      const r = await backup(['run', '--config', box.configPath], { ...e, MAILCOW_BACKUP_TEST_CLOCK: '2026-12-01T04:00:00Z' });
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /warning +the dump was not due, but mailcow-\S+'s could not be linked \(the Storage Box refused a hard link through sftp\): this run dumps/);
+      assert.ok((await box.mailcow.readActions()).slice(actions).some((a) => a.startsWith('run mailcow-backup backup mysql')));
+      const names = await publishedOnBox(box.box.root, box.remotePath);
+      assert.equal(names.length, 2);
+      const folder = join(box.box.root, box.remotePath, names[1]!);
+      assert.equal(JSON.parse(await readFile(join(folder, 'backup.json'), 'utf8')).dumpedBy, names[1]);
+      execFileSync('sh', ['-c', 'zcat -f checksums.sha256 manifest/*.gz | sha256sum --quiet --strict -c'], { cwd: folder });
+      assert.deepEqual((await readdir(join(box.box.root, box.remotePath))).filter((n) => n.startsWith('.')), [], 'no staging folder left');
+    } finally {
+      await box.stop();
+      await rm(d, { recursive: true, force: true, maxRetries: 5 });
+    }
   });
 });
