@@ -68,10 +68,6 @@ export function planRetention(names: string[], policy: RetentionPolicy, now: Dat
     const newer = dated.slice(0, lastGood).map((b) => b.name);
     add(dated[lastGood]!.name, `last known good: newer ${newer.join(', ')} ${newer.length === 1 ? 'is' : 'are'} damaged`);
   }
-  // The newest backup this host saw verified (by its run or a scrub) and not damaged since: with
-  // hourly runs the newest may be one another host or a hand made; a verified one must stay.
-  const lastVerified = dated.findIndex((b) => verified.has(b.name) && !damaged.has(b.name));
-  if (lastVerified > 0) add(dated[lastVerified]!.name, 'last verified');
   for (const b of dated) {
     const ageDays = (now.getTime() - b.date.getTime()) / DAY;
     if (policy.retentionDays === 0) add(b.name, 'REMOTE_RETENTION_DAYS=0 keeps all');
@@ -88,6 +84,12 @@ export function planRetention(names: string[], policy: RetentionPolicy, now: Dat
       add(b.name, `${bucket.label} ${key}`);
     }
   }
+
+  // The newest backup this host saw verified (by its run or a scrub) and not damaged since: the
+  // newest may be one another host or a hand made; a verified one must stay (a safety net: said
+  // only when no other rule keeps it).
+  const lastVerified = dated.find((b) => verified.has(b.name) && !damaged.has(b.name));
+  if (lastVerified && reasons.get(lastVerified.name)!.length === 0) add(lastVerified.name, 'last verified');
 
   const plan: RetentionPlan = { keep: [], remove: [], ignored };
   for (const b of dated) {
