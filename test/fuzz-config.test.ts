@@ -40,7 +40,7 @@ const path2k = '/' + 'a'.repeat(2000);
 /** Values each key must refuse (at least one per key; the test checks every key is covered). */
 const BAD: Record<string, string[]> = {};
 const add = (keys: string[], values: string[]) => keys.forEach((k) => (BAD[k] = [...(BAD[k] ?? []), ...values]));
-const INTS = ['HETZNER_PORT', 'SSH_CONNECT_TIMEOUT', 'RSYNC_TIMEOUT', 'BWLIMIT_KBPS', 'LOCAL_RETENTION_DAYS', 'LOCK_TIMEOUT_HOURS', 'REMOTE_RETENTION_DAYS', 'KEEP_DAILY', 'KEEP_WEEKLY', 'KEEP_MONTHLY', 'SCRUB_BUDGET_MINUTES', 'SHRINK_GUARD_PERCENT', 'SMTP_PORT', 'STALE_AFTER_HOURS', 'STANDBY_KEEP'];
+const INTS = ['HETZNER_PORT', 'SSH_CONNECT_TIMEOUT', 'RSYNC_TIMEOUT', 'BWLIMIT_KBPS', 'LOCAL_RETENTION_DAYS', 'LOCK_TIMEOUT_HOURS', 'REMOTE_RETENTION_DAYS', 'KEEP_DAILY', 'KEEP_WEEKLY', 'KEEP_MONTHLY', 'SCRUB_BUDGET_MINUTES', 'SHRINK_GUARD_PERCENT', 'SMTP_PORT', 'STALE_AFTER_HOURS', 'STANDBY_KEEP', 'KEEP_HOURLY', 'DUMP_INTERVAL_HOURS'];
 const PATHS = ['SSH_KEY_PATH', 'SSH_KNOWN_HOSTS', 'MAILCOW_PATH', 'VMAIL_VOLUME_PATH', 'TEMP_BACKUP_DIR', 'STATE_DIR', 'LOG_FILE', 'SMTP_TLS_CA', 'STATUS_FILE', 'PROMETHEUS_TEXTFILE', 'STANDBY_DIR', 'AGE_IDENTITY_FILE'];
 add(INTS, ['-1', '1.5', 'abc', '99999999999999999999', '١٢', '0x10', '1 2', '1;reboot', '$(id)', BIG]);
 add(['ALLOW_VMAIL_WITHOUT_CRYPT', 'EMAIL_NOTIFICATIONS'], ['maybe', 'tru e', '$(true)', 'ja', BIG]);

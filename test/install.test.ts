@@ -390,6 +390,20 @@ describe('installer', () => {
     assert.match(service(), /^TimeoutStartSec=6h$/m);
   });
 
+  it('--on-calendar hourly --dump-interval 24: hourly timer with a short delay; the new .env dumps daily, goes stale after 4 h, mails a daily digest, keeps 48 hourly backups', async () => {
+    const root = await makeRoot('hourly');
+    const r = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--on-calendar', 'hourly', '--dump-interval', '24', '--set', 'KEEP_HOURLY=24']);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const timer = fs.readFileSync(path.join(root, 'etc/systemd/system/mailcow-backup.timer'), 'utf8');
+    assert.match(timer, /^OnCalendar=hourly$/m);
+    assert.match(timer, /^RandomizedDelaySec=5min$/m);
+    const env = parse(fs.readFileSync(path.join(root, 'etc/mailcow-backup/.env'), 'utf8'));
+    assert.deepEqual([env.DUMP_INTERVAL_HOURS, env.STALE_AFTER_HOURS, env.NOTIFY_ON, env.KEEP_HOURLY], ['24', '4', 'daily', '24']);
+    const bad = await installer(['--root', await makeRoot('hourly-bad'), ...base, '--accept-host-key', box.hostKeyFingerprint, '--dump-interval', 'often']);
+    assert.equal(bad.code, 2, bad.stdout + bad.stderr);
+    assert.match(bad.stderr, /DUMP_INTERVAL_HOURS='often' \(from --dump-interval\) must be a whole number/);
+  });
+
   it('asks interactively (scripted answers through the real prompt definitions) and pins after confirmation', async () => {
     const root = await makeRoot('interactive');
     const asked: string[] = [];

@@ -21,6 +21,7 @@ import { composeReport, escapeHtml } from '../src/notify/compose.js';
 import { ping, pingUrl } from '../src/notify/healthcheck.js';
 import { isLoopbackHost } from '../src/notify/smtp.js';
 import { statusReport } from '../src/notify/status-command.js';
+import { backupNameFor } from '../src/plan/names.js';
 import { nextStatus, readStatus, renderPrometheus, type RunStatus } from '../src/notify/status-file.js';
 
 const MAIL_HOST = 'mail.example.test';
@@ -342,6 +343,38 @@ describe('notifications', () => {
     assert.deepEqual(subjects, ['[mailcow-backup] FAILED mx1 — dump', '[mailcow-backup] FAILED mx1 — upload', '[mailcow-backup] OK mx1 — mailcow-2025-01-16-03-00-00 (recovered)']);
     const recovered = await simpleParser(received[2]!.raw);
     assert.match(recovered.text!, /the previous run failed \(failing since/);
+  });
+
+  it('NOTIFY_ON=daily: a day of hourly successes is one digest mail the next day; a failure is mailed at once', async () => {
+    let now = new Date();
+    const deps = depsWith({ NOTIFY_ON: 'daily' }, { now: () => now });
+    const run = (h: number, fail = false) => {
+      const start = new Date(2025, 0, 15, h, 0, 0);
+      now = new Date(start.getTime() + 90_000);
+      const name = backupNameFor(start);
+      const times = { backupName: name, startedAt: start.toISOString(), finishedAt: now.toISOString(), dump: { by: backupNameFor(new Date(2025, 0, 15, 1)), at: start.toISOString() } };
+      return notifyAfterRun(deps, fail ? failedSummary(times) : okSummary(times));
+    };
+    for (let h = 1; h <= 23; h++) {
+      const out = await run(h, h === 10);
+      assert.equal(out.email, h === 10 || h === 11 ? 'sent' : 'skipped', `${h}:00`);
+      assert.equal(out.digest, 'held', `${h}:00`);
+    }
+    const subjects = async () => Promise.all(received.map(async (r) => (await simpleParser(r.raw)).subject));
+    assert.deepEqual(await subjects(), ['[mailcow-backup] FAILED mx1 — dump', `[mailcow-backup] OK mx1 — ${backupNameFor(new Date(2025, 0, 15, 11))} (recovered)`]);
+
+    // The first run of the next day sends the day before, once.
+    const next = await run(24);
+    assert.equal(next.email, 'skipped');
+    assert.equal(next.digest, 'sent', logText(deps));
+    assert.equal(received.length, 3);
+    const digest = await simpleParser(received[2]!.raw);
+    assert.equal(digest.subject, '[mailcow-backup] DIGEST mx1 — 2025-01-15: 23 runs, 22 OK, 1 not OK (each reported when it happened)');
+    for (let h = 1; h <= 23; h++) assert.ok(digest.text!.includes(backupNameFor(new Date(2025, 0, 15, h))), `${h}:00 in the digest`);
+    assert.match(digest.text!, /FAILED/);
+    assertNoSecret(received[2]!.raw, 'the digest');
+    assert.equal((await run(25)).digest, 'held');
+    assert.equal(received.length, 3);
   });
 
   it('EMAIL_NOTIFICATIONS off: no e-mail, the rest still happens', async () => {

@@ -105,3 +105,26 @@ test('a damaged newest backup never costs the last known good one', () => {
   // A damaged backup in the middle changes nothing: the newest is good.
   assert.deepEqual(planRetention(names, policy({ retentionDays: 3 }), NOW, new Set([daysAgo(1)])), planRetention(names, policy({ retentionDays: 3 }), NOW));
 });
+
+test('KEEP_HOURLY keeps the newest backup of each of the last N hours that have one', () => {
+  // Hourly runs for two days, two runs in one hour (a manual one at :30).
+  const names = Array.from({ length: 48 }, (_, i) => backupNameFor(new Date(2026, 10, 23, 11 - i, 0, 0)));
+  const extra = backupNameFor(new Date(2026, 10, 23, 10, 30, 0));
+  const plan = planRetention([...names, extra], policy({ retentionDays: 1, keepHourly: 30 }), NOW);
+  const kept = plan.keep.map((k) => k.name);
+  // 24 h by age (1 day), then hours 25..30 by the hourly rule; of 10:00 and 10:30 the newer holds the hour.
+  for (const n of names.slice(0, 30)) if (n !== names[1]) assert.ok(kept.includes(n), n);
+  assert.ok(kept.includes(extra));
+  assert.ok(plan.keep.find((k) => k.name === names[29])!.reasons.some((r) => r.startsWith('hourly ')));
+  assert.deepEqual(plan.remove.map((r) => r.name).sort(), names.slice(30).sort());
+});
+
+test('the newest backup this host verified is never pruned, also when newer ones were not verified here', () => {
+  const names = [daysAgo(40), daysAgo(35), daysAgo(1)];
+  const plan = planRetention(names, policy({ retentionDays: 30 }), NOW, new Set(), new Set([daysAgo(35)]));
+  assert.deepEqual(plan.keep.map((k) => [k.name, k.reasons]), [[daysAgo(1), ['newest', 'younger than 30 days']], [daysAgo(35), ['last verified']]]);
+  assert.deepEqual(plan.remove.map((r) => r.name), [daysAgo(40)]);
+  // A verified backup found damaged since is not the last verified one.
+  const damaged = planRetention(names, policy({ retentionDays: 30 }), NOW, new Set([daysAgo(35)]), new Set([daysAgo(35)]));
+  assert.ok(!damaged.keep.some((k) => k.name === daysAgo(35)));
+});

@@ -19,6 +19,18 @@ export interface ListedBackup extends Verification {
   addedBytes?: number;
   /** age recipients' fingerprints; null: not encrypted; undefined: its backup.json was not read. */
   encryption?: { tool: 'age'; recipients: string[] } | null;
+  /** When the database dump it holds was taken, by which backup's run (DUMP_INTERVAL_HOURS); undefined for older records. */
+  dump?: { at: string; by: string };
+}
+
+/** The dump `name`'s backup.json records (its own, or one linked from an earlier backup). */
+export function recordedDump(text: string, name: string): ListedBackup['dump'] {
+  try {
+    const r = JSON.parse(text) as { name?: unknown; dumpedAt?: unknown; dumpedBy?: unknown };
+    return r?.name === name && typeof r.dumpedAt === 'string' && typeof r.dumpedBy === 'string' ? { at: r.dumpedAt, by: r.dumpedBy } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -38,16 +50,17 @@ export function recordedEncryption(text: string, name: string): ListedBackup['en
 
 export const encryptionText = (e: ListedBackup['encryption']) => (e === undefined ? '?' : e === null ? 'no' : `age: ${e.recipients.join(', ')}`);
 
-/** The backups' records, fetched together: name -> what each says about encryption. */
-async function readEncryption(ctx: RunContext, root: string, names: string[]): Promise<Map<string, ListedBackup['encryption']>> {
-  const out = new Map<string, ListedBackup['encryption']>();
+/** The backups' records, fetched together: name -> what each says about encryption and its dump. */
+async function readRecords(ctx: RunContext, root: string, names: string[]): Promise<Map<string, Pick<ListedBackup, 'encryption' | 'dump'>>> {
+  const out = new Map<string, Pick<ListedBackup, 'encryption' | 'dump'>>();
   if (names.length === 0) return out;
   const tmp = await mkdtemp(join(tmpdir(), 'mailcow-backup-records-'));
   try {
     const into = join(tmp, 'records');
     for (const p of await ctx.box.download(root, names.map((n) => `${n}/${RECORD_FILE}`), into, ctx.config.RSYNC_TIMEOUT, "to read the backups' records")) {
       const name = p.split('/')[0]!;
-      out.set(name, recordedEncryption(await readFile(join(into, p), 'utf8'), name));
+      const text = await readFile(join(into, p), 'utf8');
+      out.set(name, { encryption: recordedEncryption(text, name), dump: recordedDump(text, name) });
     }
   } finally {
     await rm(tmp, { recursive: true, force: true });
@@ -66,16 +79,19 @@ export async function listBackups(ctx: RunContext, opts: { sizes: boolean; recor
     // Oldest first: du charges each hard-linked file to the first folder that holds it.
     added = await ctx.box.duKiB(published.map((n) => `${root}/${n}`));
   }
-  const records = opts.records ? await readEncryption(ctx, root, opts.records === 'all' ? published : published.slice(-1)) : new Map<string, ListedBackup['encryption']>();
+  const records = opts.records ? await readRecords(ctx, root, opts.records === 'all' ? published : published.slice(-1)) : new Map<string, Pick<ListedBackup, 'encryption' | 'dump'>>();
   const now = ctx.now().getTime();
   return published
     .map((name) => {
       const d = parseBackupName(name)!; // publishedBackups holds only names that parse
       const kib = added.get(`${root}/${name}`);
-      return { name, date: d.toISOString(), ageHours: (now - d.getTime()) / 3_600_000, addedBytes: kib === undefined ? undefined : kib * 1024, encryption: records.get(name), ...verificationOf(known[name]) };
+      return { name, date: d.toISOString(), ageHours: (now - d.getTime()) / 3_600_000, addedBytes: kib === undefined ? undefined : kib * 1024, encryption: records.get(name)?.encryption, dump: records.get(name)?.dump, ...verificationOf(known[name]) };
     })
     .reverse();
 }
+
+/** A backup made between dumps holds an earlier backup's dump: when that was taken (its own dump goes without saying). */
+const dumpText = (b: ListedBackup) => (b.dump && b.dump.by !== b.name ? `  dump ${new Date(b.dump.at).toLocaleString('sv-SE').slice(0, 16)} (of ${b.dump.by})` : '');
 
 export function listText(list: ListedBackup[]): string[] {
   if (list.length === 0) return ['no published backups on the Storage Box yet'];
@@ -84,7 +100,7 @@ export function listText(list: ListedBackup[]): string[] {
   const lines = [`NAME                          LOCAL TIME           AGE       ADDS ON BOX   ${'STATE'.padEnd(width)}ENCRYPTED`];
   for (const [i, b] of list.entries()) {
     const local = new Date(b.date).toLocaleString('sv-SE').slice(0, 19);
-    lines.push(`${b.name.padEnd(30)}${local.padEnd(21)}${age(b.ageHours * 3_600_000).padEnd(10)}${(b.addedBytes === undefined ? '-' : bytes(b.addedBytes)).padEnd(14)}${states[i]!.padEnd(width)}${encryptionText(b.encryption)}`);
+    lines.push(`${b.name.padEnd(30)}${local.padEnd(21)}${age(b.ageHours * 3_600_000).padEnd(10)}${(b.addedBytes === undefined ? '-' : bytes(b.addedBytes)).padEnd(14)}${states[i]!.padEnd(width)}${encryptionText(b.encryption)}${dumpText(b)}`);
   }
   if (list.some((b) => b.encryption === undefined)) lines.push("encrypted '?': the backup's backup.json could not be read (a folder not made by this tool, renamed, or damaged)");
   if (list.some((b) => b.state === 'unverified')) lines.push("not verified on this host: no run or scrub of this host checked it; 'backup-to-hetzner verify NAME' makes the box re-hash it");

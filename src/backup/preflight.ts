@@ -17,7 +17,7 @@ export interface Preflight {
   vmailPath?: string;
   threads: number;
   dumpEstimate?: number;
-  tempFree: number;
+  tempFree?: number;
   /** mailcow's dump container that a dead run left, removed (for the report). */
   removedContainer?: string;
 }
@@ -62,7 +62,7 @@ function existingAncestor(p: string): string {
   return cur;
 }
 
-export async function preflight(ctx: RunContext, tookOver?: string): Promise<Preflight> {
+export async function preflight(ctx: RunContext): Promise<Preflight> {
   const c = ctx.config;
   checkComponents(c);
   checkMailcowFolder(c.MAILCOW_PATH);
@@ -80,6 +80,21 @@ export async function preflight(ctx: RunContext, tookOver?: string): Promise<Pre
   }
 
   const archiveComponents = c.BACKUP_COMPONENTS.filter((x) => x !== 'vmail');
+  checkKeyFile(c.SSH_KEY_PATH);
+  checkKnownHosts(c.SSH_KNOWN_HOSTS);
+  await ctx.box.connect();
+  return { mailcowConf, archiveComponents, vmailPath, threads: threadsFor(c) };
+}
+
+/**
+ * What only a run that dumps needs (a run that takes the newest backup's dump by hard link
+ * touches neither docker nor the temp folder's space): no leftover dump container, room for the
+ * dump. Returns the container it removed, for the report.
+ */
+export async function dumpPreflight(ctx: RunContext, pre: Preflight, tookOver?: string): Promise<string | undefined> {
+  const c = ctx.config;
+  const { archiveComponents } = pre;
+  const project = pre.mailcowConf.COMPOSE_PROJECT_NAME || 'mailcowdockerized';
   // Before the space check: a dead run's half-written dump is removed with its container.
   const removedContainer = archiveComponents.length ? await clearLeftoverContainer(ctx, tookOver) : undefined;
   let sourceBytes = 0;
@@ -108,10 +123,9 @@ export async function preflight(ctx: RunContext, tookOver?: string): Promise<Pre
     );
   }
 
-  checkKeyFile(c.SSH_KEY_PATH);
-  checkKnownHosts(c.SSH_KNOWN_HOSTS);
-  await ctx.box.connect();
-  return { mailcowConf, archiveComponents, vmailPath, threads: threadsFor(c), dumpEstimate, tempFree: free, removedContainer };
+  pre.dumpEstimate = dumpEstimate;
+  pre.tempFree = free;
+  return removedContainer;
 }
 
 export const cachePath = (c: Config) => join(c.STATE_DIR, 'hash-cache.jsonl');

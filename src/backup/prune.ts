@@ -14,11 +14,17 @@ export async function knownDamaged(ctx: RunContext): Promise<Set<string>> {
   return new Set(Object.entries(st).filter(([, v]) => v.state === 'damaged').map(([k]) => k));
 }
 
+/** Backups this host knows verified: by the run that published them or by a scrub. */
+export async function knownVerified(ctx: RunContext): Promise<Set<string>> {
+  const st = await loadScrubState(ctx.config.STATE_DIR);
+  return new Set(Object.entries(st).filter(([, v]) => v.state !== 'damaged' && (v.verifiedAt !== undefined || v.state === 'ok')).map(([k]) => k));
+}
+
 export async function retentionPlanFor(ctx: RunContext, entries: BoxEntry[]): Promise<RetentionPlan> {
   const c = ctx.config;
   const names = entries.filter((e) => e.type === 'dir' && !e.name.startsWith('.')).map((e) => e.name);
-  const policy = { retentionDays: c.REMOTE_RETENTION_DAYS, keepDaily: c.KEEP_DAILY, keepWeekly: c.KEEP_WEEKLY, keepMonthly: c.KEEP_MONTHLY };
-  return planRetention(names, policy, ctx.now(), await knownDamaged(ctx));
+  const policy = { retentionDays: c.REMOTE_RETENTION_DAYS, keepHourly: c.KEEP_HOURLY, keepDaily: c.KEEP_DAILY, keepWeekly: c.KEEP_WEEKLY, keepMonthly: c.KEEP_MONTHLY };
+  return planRetention(names, policy, ctx.now(), await knownDamaged(ctx), await knownVerified(ctx));
 }
 
 export function describePlan(plan: RetentionPlan): string[] {

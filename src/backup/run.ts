@@ -9,7 +9,10 @@ import { errorText, isUserError, UserError } from '../errors.js';
 import { BackupManifest } from '../plan/backup-manifest.js';
 import { bytes } from '../plan/human.js';
 import { planRenameLinks, type RenameLink } from '../plan/manifest.js';
-import { isStagingName, publishedBackups, stagingNameFor } from '../plan/names.js';
+import { backupNameFor, isStagingName, publishedBackups, stagingNameFor } from '../plan/names.js';
+import { planDump } from '../plan/dump-due.js';
+import { recipientFingerprint } from '../plan/age-keys.js';
+import type { DumpResult } from '../adapters/mailcow.js';
 import type { VmailIndex } from '../plan/vmail-index.js';
 import type { RunSummary } from '../plan/report.js';
 import { TOOL_VERSION } from '../version.js';
@@ -17,11 +20,12 @@ import { phase, type PhaseTiming, type RunContext } from './context.js';
 import { encryptDump } from './encrypt.js';
 import type { LockPhase } from './lock-phase.js';
 import { dump, makeRunDir, removeStaleRunDirs } from './dump.js';
-import { withDumpRecord } from './leftover-container.js';
+import { carryDump, readNewest, type CarriedDump } from './carry-dump.js';
+import { clearLeftoverContainer, withDumpRecord } from './leftover-container.js';
 import { hashFiles, hashIndex, PreviousManifest, saveHashCache, walkTree, type TreeWalk } from './manifest-step.js';
-import { cachePath, preflight } from './preflight.js';
+import { cachePath, dumpPreflight, preflight } from './preflight.js';
 import { unitPathWarnings } from './unit-paths.js';
-import { pruneLocal, pruneRemote } from './prune.js';
+import { knownDamaged, pruneLocal, pruneRemote } from './prune.js';
 import { recordVerifiedAtPublish, runScrub } from './scrub.js';
 import { guardShrink } from './shrink-guard.js';
 import { checkHardLinks, linkRenamesOnBox, uploadManifest, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
@@ -63,11 +67,10 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
         ctx.log.warn(w);
         summary.warnings.push(w);
       }
-      const p = await preflight(ctx, lock!.tookOver);
+      const p = await preflight(ctx);
       await ctx.box.mkdirp(root);
       return p;
     });
-    if (pre.removedContainer) summary.warnings.push(pre.removedContainer);
     runDir = await makeRunDir(ctx);
     if (lock.tookOver) for (const d of await removeStaleRunDirs(ctx, runDir)) ctx.log.info(`removed the leftover ${d} of the dead run`);
 
@@ -77,15 +80,65 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     // cut twice is furthest along (kept by --partial) in the newest dead run's staging folder.
     const staleStagings = entries.filter((e) => e.type === 'dir' && isStagingName(e.name)).map((e) => e.name).sort().reverse();
     const prev = publishedNames[0];
-
-    const dumped = await phase(timings, 'dump', ctx.log, () => withDumpRecord(ctx, () => dump(ctx, pre, runDir!)));
-    const name = dumped.name;
-    summary.backupName = name;
-    if (publishedNames.includes(name)) throw new UserError('failed', `a backup named ${name} is already on the box; wait a second and run again`);
-    const staging = `${root}/${stagingNameFor(name)}`;
-    ctx.log.info(`dump ${name}: ${dumped.archives.map((a) => `${a.component} ${bytes(a.bytes)}`).join(', ') || 'no archive components'} (${dumped.outputLines} lines of script output)`);
     const recipients = c.ENCRYPT_RECIPIENTS ?? [];
-    const encryption = recipients.length ? await phase(timings, 'encrypt', ctx.log, () => encryptDump(ctx, dumped.folder, recipients)) : undefined;
+
+    // Between dumps (DUMP_INTERVAL_HOURS) the newest backup's dump is taken by hard link.
+    const read = prev && c.DUMP_INTERVAL_HOURS > 0 && pre.archiveComponents.length ? await readNewest(ctx, root, prev, runDir) : {};
+    const dumpPlan = planDump({
+      now: ctx.now(),
+      intervalHours: c.DUMP_INTERVAL_HOURS,
+      host: summary.host,
+      archiveComponents: pre.archiveComponents,
+      recipients: recipients.map(recipientFingerprint),
+      newest: read.newest?.record ?? (prev ? { name: prev } : undefined),
+      unusable: read.problem,
+      newestDamaged: prev ? (await knownDamaged(ctx)).has(prev) : false,
+    });
+    const named = (n: string) => {
+      if (publishedNames.includes(n)) throw new UserError('failed', `a backup named ${n} is already on the box; wait a second and run again`);
+      summary.backupName = n;
+      return n;
+    };
+    let carried: CarriedDump | undefined;
+    let dumped: DumpResult | undefined;
+    await phase(timings, 'dump', ctx.log, async () => {
+      if (!dumpPlan.dump && read.newest) {
+        const n = named(backupNameFor(ctx.now()));
+        const st = `${root}/${stagingNameFor(n)}`;
+        await ctx.box.mkdirp(st);
+        const r = await carryDump(ctx, root, st, read.newest, dumpPlan.origin);
+        if (r.carried) {
+          carried = r.carried;
+          ctx.log.info(`no dump this run: the database dump of ${dumpPlan.origin.by} (${dumpPlan.origin.at}) is linked from ${dumpPlan.from}, not due before DUMP_INTERVAL_HOURS=${c.DUMP_INTERVAL_HOURS}`);
+          // A dead run's container is cleared even when this run does not dump.
+          if (lock!.tookOver) {
+            const removed = await clearLeftoverContainer(ctx, lock!.tookOver);
+            if (removed) summary.warnings.push(removed);
+          }
+          return;
+        }
+        const w = `the dump was not due, but ${dumpPlan.from}'s could not be linked (${r.problem}): this run dumps`;
+        ctx.log.warn(w);
+        summary.warnings.push(w);
+        await ctx.box.removeTree(st);
+      } else ctx.log.info(`dump: ${dumpPlan.dump ? dumpPlan.reason : 'the newest backup cannot lend its dump'}`);
+      try {
+        const removed = await dumpPreflight(ctx, pre, lock!.tookOver);
+        if (removed) summary.warnings.push(removed);
+      } catch (e) {
+        throw Object.assign(e as object, { phase: 'preflight' });
+      }
+      const at = ctx.now().toISOString();
+      dumped = await withDumpRecord(ctx, () => dump(ctx, pre, runDir!));
+      named(dumped.name);
+      summary.dump = { by: dumped.name, at };
+    });
+    if (carried) summary.dump = { by: carried.origin.by, at: carried.origin.at, from: carried.from };
+    const name = summary.backupName!;
+    const staging = `${root}/${stagingNameFor(name)}`;
+    if (dumped) ctx.log.info(`dump ${name}: ${dumped.archives.map((a) => `${a.component} ${bytes(a.bytes)}`).join(', ') || 'no archive components'} (${dumped.outputLines} lines of script output)`);
+    const dumpFolder = dumped?.folder;
+    const encryption = carried ? carried.encryption : dumpFolder && recipients.length ? await phase(timings, 'encrypt', ctx.log, () => encryptDump(ctx, dumpFolder, recipients)) : undefined;
     if (encryption) summary.encrypted = { files: encryption.files.length, recipients: encryption.recipients.map((r) => r.fingerprint) };
 
     // Manifest: the dump's files and the vmail tree, hashed; unchanged files reuse last hash.
@@ -93,12 +146,14 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     let renames: RenameLink[] = [];
     const manifest = await phase(timings, 'manifest', ctx.log, async () => {
       const dumpFiles: { path: string; size: number; mtimeMs: number }[] = [];
-      for (const n of (await readdir(dumped.folder)).sort()) {
-        const st = await stat(join(dumped.folder, n));
+      for (const n of dumpFolder ? (await readdir(dumpFolder)).sort() : []) {
+        const st = await stat(join(dumpFolder!, n));
         if (st.isFile()) dumpFiles.push({ path: n, size: st.size, mtimeMs: Math.floor(st.mtimeMs) });
       }
       const previous = await PreviousManifest.open(cachePath(c), VMAIL_DIR);
-      const { entries: other, stats } = await hashFiles([{ root: dumped.folder, prefix: '', files: dumpFiles }], previous.other);
+      const { entries: other, stats } = await hashFiles(dumpFolder ? [{ root: dumpFolder, prefix: '', files: dumpFiles }] : [], previous.other);
+      // Linked from the newest backup: described by its manifest.
+      for (const f of carried?.files ?? []) other.set(f.path, f);
       let vanished = stats.vanished.length;
       summary.hashed = stats.hashed;
       summary.hashReused = stats.reused;
@@ -131,7 +186,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     // a broken upload had sent is linked, the file it was cut in is the basis of a delta.
     const linkBases = [...(prev ? [`${root}/${prev}`] : []), ...staleStagings.map((s) => `${root}/${s}`)];
     if (staleStagings.length) ctx.log.info(`resuming: ${staleStagings.length} staging folder(s) of failed runs lend what they received; all of it is hashed on the box before publishing`);
-    const sources: Source[] = [{ root: dumped.folder, prefix: '' }];
+    const sources: Source[] = dumpFolder ? [{ root: dumpFolder, prefix: '' }] : [];
     if (pre.vmailPath && walk) sources.push({ root: pre.vmailPath, prefix: VMAIL_DIR, tree: true });
     const sent = await phase(timings, 'upload', ctx.log, async () => {
       await ctx.box.mkdirp(pre.vmailPath ? `${staging}/${VMAIL_DIR}` : staging);
@@ -165,7 +220,13 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       const index = walk?.index;
       const wasSent = (p: string) => sent.transferred.has(p) || sent.arrived.has(p) || !!index?.wasSent(p);
       const changed = new Set(full ? [] : [...sent.transferred, ...(index?.sent() ?? []), ...sent.linked, ...sent.arrived]);
-      const toCheck = full ? manifest.paths() : [...changed].filter((p) => manifest.has(p));
+      // The linked dump is a published backup's, verified when it was published: like --link-dest links.
+      const lent = new Set(carried?.files.map((f) => f.path));
+      const toCheck = full
+        ? (function* all() {
+            for (const p of manifest.paths()) if (!lent.has(p)) yield p;
+          })()
+        : [...changed].filter((p) => manifest.has(p));
       const v = await verifyOnBox(ctx, staging, manifest, toCheck, sources, runDir!, wasSent);
       // A late file that vanished here and whose copy the box could not hash by name has no
       // hash: it leaves the manifest rather than put a line sha256sum -c cannot read into it.
@@ -196,7 +257,10 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
         components: c.BACKUP_COMPONENTS,
         files: totals.files,
         bytes: summary.backupBytes,
-        archives: dumped.archives.map((a) => ({ component: a.component, file: a.file.split('/').pop(), bytes: a.bytes })),
+        archives: dumped ? dumped.archives.map((a) => ({ component: a.component, file: a.file.split('/').pop(), bytes: a.bytes })) : carried?.archives,
+        // When the database (and the other archives) were dumped, and by which backup's run.
+        dumpedAt: summary.dump?.at,
+        dumpedBy: summary.dump?.by,
         vmail: walk
           ? { dir: VMAIL_DIR, ...walk.index.totals(), dirs: walk.index.dirCount, owner: walk.index.ownership(), modes: walk.index.dirModes(), mailboxes: recordedMailboxes(mailboxTotals(walk.index.entries(), VMAIL_DIR)) }
           : undefined,
@@ -240,7 +304,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       summary.backupsKept = pr.kept;
       summary.removed = pr.removed;
       if (pr.lastKnownGood) summary.warnings.push(pr.lastKnownGood);
-      if (c.LOCAL_RETENTION_DAYS > 0) await rename(dumped.folder, join(c.TEMP_BACKUP_DIR, name));
+      if (c.LOCAL_RETENTION_DAYS > 0 && dumpFolder) await rename(dumpFolder, join(c.TEMP_BACKUP_DIR, name));
       await pruneLocal(ctx);
       summary.box = await ctx.box.usage().catch(() => undefined);
     });

@@ -13,7 +13,7 @@ export async function runStatus(ctx: RunContext, json: boolean): Promise<number>
       await ctx.box.connect();
       try {
         const l = await listBackups(ctx, { sizes: false, records: 'newest' });
-        return l[0] && { name: l[0].name, date: l[0].date, verification: l[0], encryption: l[0].encryption };
+        return l[0] && { name: l[0].name, date: l[0].date, verification: l[0], encryption: l[0].encryption, dump: l[0].dump };
       } finally {
         await ctx.box.close();
       }

@@ -9,6 +9,7 @@ import { UserError } from '../errors.js';
 import { DEFAULTS } from './layout.js';
 import { DEFAULT_ON_CALENDAR, DEFAULT_RANDOMIZED_DELAY, DEFAULT_TIMEOUT_START } from './units.js';
 import { DEFAULT_DRILL_CALENDAR } from './drill-units.js';
+import { FREQUENT_RANDOMIZED_DELAY, periodHoursOf, scheduleDefaults } from './schedule.js';
 
 export const USAGE = `usage: node dist/install.js [options]            (as root)
        node dist/install.js --uninstall [--purge]
@@ -38,6 +39,10 @@ schedule (installing again keeps what the installed units have unless one of the
   --randomized-delay SPAN   RandomizedDelaySec= of the timer (default ${DEFAULT_RANDOMIZED_DELAY})
   --timeout SPAN            TimeoutStartSec= of the service (default ${DEFAULT_TIMEOUT_START})
   --drill-calendar SPEC     when the restore drill runs (default '${DEFAULT_DRILL_CALENDAR}'; 'off': no drill timer)
+  --dump-interval HOURS     DUMP_INTERVAL_HOURS: hours between database dumps (default 24); runs
+                            in between back up the mail only. A schedule more often than daily
+                            (--on-calendar hourly) also sets, in a new .env: STALE_AFTER_HOURS
+                            2 x its period + 2, NOTIFY_ON=daily, KEEP_HOURLY=48, and a 5min delay
 
 config values (an existing .env is never changed: edit it instead):
   --host HOST               HETZNER_HOST, e.g. u123456.your-storagebox.de
@@ -92,6 +97,7 @@ export const PARSE_OPTIONS = {
   purge: { type: 'boolean' },
   'on-calendar': { type: 'string' },
   'drill-calendar': { type: 'string' },
+  'dump-interval': { type: 'string' },
   'randomized-delay': { type: 'string' },
   timeout: { type: 'string' },
   host: { type: 'string' },
@@ -172,7 +178,9 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
   if (!onCalendar.trim() || /[\n\r\0]/.test(onCalendar)) throw new UserError('config', `--on-calendar '${onCalendar}' is not a calendar spec; e.g. --on-calendar '*-*-* 03:00:00'`);
   const drillCalendar = (flags['drill-calendar'] ?? DEFAULT_DRILL_CALENDAR).trim();
   if (!drillCalendar || /[\n\r\0]/.test(drillCalendar)) throw new UserError('config', `--drill-calendar '${drillCalendar}' is not a calendar spec; e.g. --drill-calendar 'Sun *-*-* 05:00:00', or off`);
-  const randomizedDelay = flags['randomized-delay'] ?? DEFAULT_RANDOMIZED_DELAY;
+  // Runs more often than daily with a half-hour random delay would overtake each other.
+  const frequent = flags['on-calendar'] !== undefined && (periodHoursOf(onCalendar) ?? 24) < 24;
+  const randomizedDelay = flags['randomized-delay'] ?? (frequent ? FREQUENT_RANDOMIZED_DELAY : DEFAULT_RANDOMIZED_DELAY);
   if (!SPAN.test(randomizedDelay.trim())) throw new UserError('config', `--randomized-delay '${randomizedDelay}' is not a time span; e.g. --randomized-delay 30min (0 for none)`);
   const timeoutStart = flags.timeout ?? DEFAULT_TIMEOUT_START;
   if (!SPAN.test(timeoutStart.trim())) throw new UserError('config', `--timeout '${timeoutStart}' is not a time span; e.g. --timeout 12h`);
@@ -220,6 +228,10 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
   }
   if (flags.email !== undefined && given.EMAIL_NOTIFICATIONS === undefined) put('EMAIL_NOTIFICATIONS', 'true', '--email');
   if (role !== undefined) put('ROLE', role, '--role');
+  for (const [k, v] of Object.entries(scheduleDefaults(onCalendar, flags['dump-interval']))) {
+    const byFlag = k === 'DUMP_INTERVAL_HOURS' && flags['dump-interval'] !== undefined;
+    if (byFlag || given[k] === undefined) put(k, v, byFlag ? '--dump-interval' : `--on-calendar ${onCalendar.trim()}`);
+  }
 
   const root = flags.root !== undefined ? absolute('--root', resolve(flags.root)) : '/';
   return {
@@ -245,6 +257,6 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
     givenFrom,
     envFile,
     warnings,
-    fromFlags: { onCalendar: flags['on-calendar'] !== undefined, randomizedDelay: flags['randomized-delay'] !== undefined, timeoutStart: flags.timeout !== undefined, installDir: flags['install-dir'] !== undefined },
+    fromFlags: { onCalendar: flags['on-calendar'] !== undefined, randomizedDelay: flags['randomized-delay'] !== undefined || frequent, timeoutStart: flags.timeout !== undefined, installDir: flags['install-dir'] !== undefined },
   };
 }

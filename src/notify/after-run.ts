@@ -9,6 +9,7 @@ import { readMailcowConf, secretsOf } from '../adapters/mailcow.js';
 import type { Config } from '../config/schema.js';
 import type { RunSummary } from '../plan/report.js';
 import { composeReport, composeTest, resultOf, type RunResult } from './compose.js';
+import { composeDigest, digestRunOf, loadDigest, planDigest, saveDigest } from './digest.js';
 import { ping } from './healthcheck.js';
 import { sendMessage, sendTest, smtpSettingsFrom, tlsPolicyText, type SmtpSettings, type SmtpTransportOptions, type TestOutcome } from './smtp.js';
 import { nextStatus, readStatus, writePrometheus, writeStatus, type RunStatus } from './status-file.js';
@@ -46,6 +47,8 @@ export interface NotifyOutcome {
   emailNote: string;
   recovered: boolean;
   ping: 'sent' | 'failed' | 'off';
+  /** NOTIFY_ON=daily: the earlier day's digest was sent now, or this run was only added to today's. */
+  digest?: 'sent' | 'held' | 'failed';
 }
 
 const prepared = new WeakMap<NotifyDeps, Record<string, string> | undefined>();
@@ -148,7 +151,7 @@ export async function notifyAfterRun(deps: NotifyDeps, summary: RunSummary): Pro
       out.emailNote = 'NOTIFICATION_EMAIL is not set';
     } else if (!wanted) {
       out.email = 'skipped';
-      out.emailNote = `NOTIFY_ON=failure and the run ${result === 'interrupted' ? 'was interrupted' : 'succeeded'}`;
+      out.emailNote = c.NOTIFY_ON === 'daily' ? "NOTIFY_ON=daily: the run goes into the day's digest" : `NOTIFY_ON=failure and the run ${result === 'interrupted' ? 'was interrupted' : 'succeeded'}`;
     } else {
       out.email = 'failed';
       out.emailNote = 'not delivered';
@@ -170,6 +173,21 @@ export async function notifyAfterRun(deps: NotifyDeps, summary: RunSummary): Pro
         log.info(`report e-mail sent to ${c.NOTIFICATION_EMAIL} through ${settings.host}:${settings.port} (${log.redact(r.response)})`);
       });
       if (out.email === 'failed') out.emailNote = 'not delivered (see the log)';
+    }
+    if (c.NOTIFY_ON === 'daily' && c.NOTIFICATION_EMAIL) {
+      out.digest = 'failed';
+      await guard('the daily digest e-mail was NOT delivered', async () => {
+        const plan = planDigest(await loadDigest(c.STATE_DIR), digestRunOf(summary, log.redact));
+        if (plan.send.length) {
+          // Held until delivered: the next run tries again with it.
+          await saveDigest(c.STATE_DIR, [...plan.send, ...plan.hold]);
+          const mail = composeDigest(plan.send, summary.host, { redact: log.redact, toolVersion: deps.toolVersion });
+          await sendMessage(smtpSettingsOf(deps), { ...mail, from: fromAddress(deps), to: c.NOTIFICATION_EMAIL! }, { transport: deps.smtpTransport });
+          log.info(`daily digest of ${plan.send.length} run(s) sent to ${c.NOTIFICATION_EMAIL}`);
+        }
+        await saveDigest(c.STATE_DIR, plan.hold);
+        out.digest = plan.send.length ? 'sent' : 'held';
+      });
     }
   }
 

@@ -17,10 +17,12 @@ export interface NewestBackup {
   verification?: Verification;
   /** From its backup.json: age recipients' fingerprints, null when not encrypted, undefined when not read. */
   encryption?: { tool: 'age'; recipients: string[] } | null;
+  /** From its backup.json: the database dump it holds (when, which backup's run made it). */
+  dump?: { at: string; by: string };
 }
 
 export interface StatusDeps {
-  config: { STATUS_FILE: string; STALE_AFTER_HOURS: number };
+  config: { STATUS_FILE: string; STALE_AFTER_HOURS: number; DUMP_INTERVAL_HOURS?: number };
   now: () => Date;
   /** Asks the box for its newest published backup; undefined when there is none. */
   newestOnBox?: () => Promise<NewestBackup | undefined>;
@@ -40,6 +42,8 @@ export interface StatusReport {
     problems: string[];
     lastRun?: RunStatus;
     newestBackup?: { name: string; date: string; ageHours: number; source: 'box' | 'status-file'; verification?: Verification; encryption?: { tool: 'age'; recipients: string[] } | null };
+    /** The database dump the newest backup holds: its age is the database's RPO, the backup's the mail's. */
+    newestDump?: { at: string; by: string; ageHours: number; staleAfterHours: number };
     scrub?: { verified: number; damaged: string[]; lastScrub?: string };
     staleAfterHours: number;
   };
@@ -90,10 +94,12 @@ export async function statusReport(deps: StatusDeps): Promise<StatusReport> {
   }
 
   let newest: StatusReport['json']['newestBackup'];
+  let dumpOf: { at: string; by: string } | undefined = st?.lastDumpAt && st.lastDumpBackup ? { at: st.lastDumpAt, by: st.lastDumpBackup } : undefined;
   if (deps.newestOnBox) {
     try {
       const b = await deps.newestOnBox();
       if (b) newest = { name: b.name, date: new Date(b.date).toISOString(), ageHours: 0, source: 'box', verification: b.verification, encryption: b.encryption };
+      dumpOf = b?.dump;
     } catch (e) {
       problems.push(`the Storage Box could not be asked for its backups: ${(e as Error).message}`);
     }
@@ -109,7 +115,17 @@ export async function statusReport(deps: StatusDeps): Promise<StatusReport> {
       lines.push(`WARNING        the newest verified backup is older than ${threshold} h (STALE_AFTER_HOURS): backups are not being made`);
       problems.push(`the newest verified backup is ${newest.ageHours} h old (more than ${threshold} h)`);
     }
-  } else if (!problems.some((p) => p.startsWith('the Storage Box'))) {
+  }
+  let newestDump: StatusReport['json']['newestDump'];
+  if (newest && dumpOf) {
+    // Between dumps the mail is fresher than the database; a dump counts as stale only past its interval.
+    const staleAfterHours = Math.max(threshold, (deps.config.DUMP_INTERVAL_HOURS ?? 0) + 2);
+    const ms = now.getTime() - Date.parse(dumpOf.at);
+    newestDump = { ...dumpOf, ageHours: Math.round((ms / 3_600_000) * 10) / 10, staleAfterHours };
+    lines.push(`newest dump    ${local(new Date(dumpOf.at))}, ${age(ms)} old (database; ${dumpOf.by === newest.name ? 'made by the newest backup' : `made by ${dumpOf.by}, linked into the newer backups`})`);
+    if (newestDump.ageHours > staleAfterHours) problems.push(`the newest database dump is ${newestDump.ageHours} h old (more than ${staleAfterHours} h: DUMP_INTERVAL_HOURS + 2, at least STALE_AFTER_HOURS)`);
+  }
+  if (!newest && !problems.some((p) => p.startsWith('the Storage Box'))) {
     lines.push(`newest backup  none${deps.newestOnBox ? ' on the box' : ' recorded'}`);
     problems.push('there is no verified backup');
   }
@@ -132,7 +148,7 @@ export async function statusReport(deps: StatusDeps): Promise<StatusReport> {
   for (const p of problems) if (!lines.some((l) => l.includes(p))) lines.push(`problem        ${p}`);
   const healthy = problems.length === 0;
   lines.push(healthy ? 'healthy' : `NOT healthy (${problems.length} problem${problems.length === 1 ? '' : 's'})`);
-  return { healthy, lines, problems, json: { healthy, problems, lastRun: st, newestBackup: newest, scrub, staleAfterHours: threshold } };
+  return { healthy, lines, problems, json: { healthy, problems, lastRun: st, newestBackup: newest, newestDump, scrub, staleAfterHours: threshold } };
 }
 
 /** A standby host: the copy it holds, how far it lags the box (asked now when the box answered), and whether it is stale. */

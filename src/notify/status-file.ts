@@ -46,6 +46,9 @@ export interface RunStatus {
   /** When the current failure streak began; set while failing, cleared by a success. */
   failingSince?: string;
   toolVersion?: string;
+  /** The database dump the newest published backup holds (database RPO; DUMP_INTERVAL_HOURS): when it began, which backup's run made it. */
+  lastDumpAt?: string;
+  lastDumpBackup?: string;
   /** A standby's run: the mirror it holds (restore-from-hetzner standby). */
   mirror?: MirrorFacts;
   /** The last restore drill (`restore-from-hetzner drill`); carried over by the backup runs. */
@@ -109,6 +112,8 @@ export function nextStatus(prev: RunStatus | undefined, s: RunSummary, opts: { n
     toolVersion: opts.toolVersion,
     mirror: s.mirror,
     ...(prev?.lastDrill ? { lastDrill: prev.lastDrill } : {}),
+    lastDumpAt: published && s.dump ? s.dump.at : prev?.lastDumpAt,
+    lastDumpBackup: published && s.dump ? s.dump.by : prev?.lastDumpBackup,
   };
   return JSON.parse(JSON.stringify(st)) as RunStatus; // drops the undefined keys
 }
@@ -182,6 +187,7 @@ export function renderPrometheus(st: RunStatus): string {
   metric('last_run_duration_seconds', 'Duration of the last run.', st.durationMs / 1000);
   for (const p of st.phases) metric('last_run_phase_duration_seconds', 'Duration of each phase of the last run.', p.ms / 1000, { phase: p.phase });
   metric('last_success_timestamp_seconds', 'End of the last run that published a verified backup, Unix time.', secs(st.lastSuccessAt));
+  metric('last_dump_timestamp_seconds', 'Start of the database dump the newest published backup holds, Unix time (the database RPO; the mail RPO is last_success_timestamp_seconds).', secs(st.lastDumpAt));
   metric('consecutive_failures', 'Failed runs in a row.', st.consecutiveFailures);
   metric('last_backup_size_bytes', 'Size of the backup the last run made.', st.backupBytes);
   metric('last_backup_files', 'Files in the backup the last run made.', st.files);

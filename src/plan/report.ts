@@ -37,6 +37,8 @@ export interface RunSummary {
   scrub?: { verified: string[]; damaged: string[]; skipped: number; notScrubbed?: string };
   warnings: string[];
   logFile: string;
+  /** The database dump this backup holds: the backup whose run made it, when; `from` when linked from the newest backup. */
+  dump?: { by: string; at: string; from?: string };
   /** A standby's run (restore-from-hetzner standby): what it mirrored. */
   mirror?: MirrorFacts;
 }
@@ -88,6 +90,7 @@ export function summaryText(s: RunSummary): string[] {
   if (s.verifiedOnBox !== undefined) {
     lines.push(`  verified     ${verifiedText(s)}${s.changedDuringRun ? `, ${s.changedDuringRun} changed while read (sent again)` : ''}${s.vanishedDuringRun ? `, ${s.vanishedDuringRun} vanished while read` : ''}`);
   }
+  if (s.dump) lines.push(`  dump         ${s.dump.from ? `not due: linked from ${s.dump.from}, ` : ''}taken ${s.dump.at} by ${s.dump.by}`);
   if (s.encrypted) lines.push(`  encrypted    ${s.encrypted.files} files (mailcow.conf, archives) with age for ${s.encrypted.recipients.join(', ')}; vmail as a tree`);
   if (s.hashed !== undefined) lines.push(`  manifest     ${s.hashed} files hashed, ${s.hashReused ?? 0} unchanged (hash reused)`);
   if (s.hardLinks) {

@@ -7,6 +7,8 @@ import { parseBackupName } from './names.js';
 export interface RetentionPolicy {
   /** Backups older than this many days are removed unless a keep rule holds them; 0 keeps all. */
   retentionDays: number;
+  /** Newest backup of each of the last N hours (hourly runs); 0 when absent. */
+  keepHourly?: number;
   keepDaily: number;
   keepWeekly: number;
   keepMonthly: number;
@@ -31,7 +33,8 @@ function isoWeek(d: Date): string {
   return `${t.getUTCFullYear()}-W${pad(week)}`;
 }
 
-const BUCKETS: { rule: 'keepDaily' | 'keepWeekly' | 'keepMonthly'; label: string; key: (d: Date) => string }[] = [
+const BUCKETS: { rule: 'keepHourly' | 'keepDaily' | 'keepWeekly' | 'keepMonthly'; label: string; key: (d: Date) => string }[] = [
+  { rule: 'keepHourly', label: 'hourly', key: (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}h` },
   { rule: 'keepDaily', label: 'daily', key: (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}` },
   { rule: 'keepWeekly', label: 'weekly', key: isoWeek },
   { rule: 'keepMonthly', label: 'monthly', key: (d) => `${d.getFullYear()}-${pad(d.getMonth() + 1)}` },
@@ -46,7 +49,7 @@ const BUCKETS: { rule: 'keepDaily' | 'keepWeekly' | 'keepMonthly'; label: string
  * among them is kept too, as the last known good one: otherwise a damaged newest backup would
  * let the age rule delete every good one (the newest is kept, but it cannot be restored).
  */
-export function planRetention(names: string[], policy: RetentionPolicy, now: Date, damaged: ReadonlySet<string> = new Set()): RetentionPlan {
+export function planRetention(names: string[], policy: RetentionPolicy, now: Date, damaged: ReadonlySet<string> = new Set(), verified: ReadonlySet<string> = new Set()): RetentionPlan {
   const ignored: string[] = [];
   const dated: { name: string; date: Date }[] = [];
   for (const name of names) {
@@ -71,7 +74,7 @@ export function planRetention(names: string[], policy: RetentionPolicy, now: Dat
     else if (ageDays < policy.retentionDays) add(b.name, `younger than ${count(policy.retentionDays, 'day')}`);
   }
   for (const bucket of BUCKETS) {
-    const limit = policy[bucket.rule];
+    const limit = policy[bucket.rule] ?? 0;
     const seen = new Set<string>();
     for (const b of dated) {
       if (seen.size >= limit) break;
@@ -81,6 +84,12 @@ export function planRetention(names: string[], policy: RetentionPolicy, now: Dat
       add(b.name, `${bucket.label} ${key}`);
     }
   }
+
+  // The newest backup this host saw verified (by its run or a scrub) and not damaged since: the
+  // newest may be one another host or a hand made; a verified one must stay (a safety net: said
+  // only when no other rule keeps it).
+  const lastVerified = dated.find((b) => verified.has(b.name) && !damaged.has(b.name));
+  if (lastVerified && reasons.get(lastVerified.name)!.length === 0) add(lastVerified.name, 'last verified');
 
   const plan: RetentionPlan = { keep: [], remove: [], ignored };
   for (const b of dated) {

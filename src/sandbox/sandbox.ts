@@ -66,6 +66,8 @@ export async function createSandbox(o: SandboxOptions): Promise<Sandbox> {
       STATUS_FILE: join(o.dir, 'state', 'status.json'),
       LOG_FILE: join(o.dir, 'log', 'mailcow-backup.log'),
       REMOTE_RETENTION_DAYS: '30',
+      // Every run dumps, as every test and the demo were written for; hourly tests set their interval.
+      DUMP_INTERVAL_HOURS: '0',
       ...o.config,
     };
     const configPath = join(o.dir, 'mailcow-backup.env');

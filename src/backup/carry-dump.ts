@@ -1,0 +1,84 @@
+// A run between dumps (DUMP_INTERVAL_HOURS): the newest backup's archives, mailcow.conf and
+// architecture marker (or their .age files) become hard links in the new backup's staging folder
+// through SFTP `ln`, on the box: no mailcow script, no docker, not a byte sent or stored again.
+// The new backup is still complete on its own, and its manifest lists them with the hashes the
+// newest backup's checksums.sha256 gives (a verified backup's files, like every --link-dest link).
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errorText } from '../errors.js';
+import { CHECKSUM_FILE, isManifestPart, parseChecksumLine, RECORD_FILE, type ManifestEntry } from '../plan/manifest.js';
+import type { DumpOrigin, NewestRecord } from '../plan/dump-due.js';
+import type { RunContext } from './context.js';
+import type { EncryptionRecord } from './encrypt.js';
+import { VMAIL_DIR } from './transfer.js';
+
+/** The newest backup's record and the files of its dump, as its own manifest lists them. */
+export interface NewestBackup {
+  record: NewestRecord & { archives?: unknown; encryption?: EncryptionRecord };
+  dumpFiles: { path: string; hash: string }[];
+}
+
+/** Reads the newest backup's backup.json and checksums.sha256; a problem is a reason to dump. */
+export async function readNewest(ctx: RunContext, root: string, name: string, into: string): Promise<{ newest?: NewestBackup; problem?: string }> {
+  try {
+    const rec = join(into, `newest.${RECORD_FILE}`);
+    const sums = join(into, `newest.${CHECKSUM_FILE}`);
+    if (!(await ctx.box.getFile(`${root}/${name}/${RECORD_FILE}`, rec))) return { problem: `${name} has no ${RECORD_FILE}` };
+    if (!(await ctx.box.getFile(`${root}/${name}/${CHECKSUM_FILE}`, sums))) return { problem: `${name} has no ${CHECKSUM_FILE}` };
+    const raw = JSON.parse(await readFile(rec, 'utf8')) as Record<string, unknown>;
+    if (raw.name !== name) return { problem: `${name}/${RECORD_FILE} names another backup` };
+    const enc = raw.encryption as EncryptionRecord | undefined;
+    const record = {
+      ...(raw as object),
+      name,
+      host: typeof raw.host === 'string' ? raw.host : undefined,
+      components: Array.isArray(raw.components) ? (raw.components as string[]) : undefined,
+      recipients: enc?.recipients?.map((r) => r.fingerprint) ?? [],
+      dumpedAt: typeof raw.dumpedAt === 'string' ? raw.dumpedAt : undefined,
+      dumpedBy: typeof raw.dumpedBy === 'string' ? raw.dumpedBy : undefined,
+    };
+    const dumpFiles: NewestBackup['dumpFiles'] = [];
+    for (const line of (await readFile(sums, 'utf8')).split('\n')) {
+      const p = line ? parseChecksumLine(line) : undefined;
+      if (line && !p) return { problem: `${name}/${CHECKSUM_FILE} holds a line that is not a checksum` };
+      if (p && !p.path.startsWith(`${VMAIL_DIR}/`) && !isManifestPart(p.path)) dumpFiles.push(p);
+    }
+    return { newest: { record, dumpFiles } };
+  } catch (e) {
+    return { problem: `${name}'s record could not be read: ${errorText(e)}` };
+  }
+}
+
+/** A backup's dump taken over from the newest backup. */
+export interface CarriedDump {
+  from: string;
+  origin: DumpOrigin;
+  files: ManifestEntry[];
+  archives: unknown;
+  encryption?: EncryptionRecord;
+}
+
+/**
+ * Links the newest backup's dump files into `staging` and checks that each arrived whole (name
+ * and size, by a listing). Undefined, with the reason logged, when the box refuses SFTP hard
+ * links or a link is missing: the caller then dumps, and the staging folder is its to clear.
+ */
+export async function carryDump(ctx: RunContext, root: string, staging: string, newest: NewestBackup, origin: DumpOrigin): Promise<{ carried?: CarriedDump; problem?: string }> {
+  const from = newest.record.name;
+  const listed = new Map((await ctx.box.list(`${root}/${from}`)).filter((e) => e.type === 'file').map((e) => [e.name, e.size]));
+  const files: ManifestEntry[] = [];
+  for (const f of newest.dumpFiles) {
+    const size = listed.get(f.path);
+    // Nested paths are not what a dump holds: better a dump than a guess.
+    if (size === undefined || f.path.includes('/')) return { problem: `${from}/${f.path}, listed in its manifest, is not on the box` };
+    // mtime -1: the hash cache never takes a later dump's file of the same name and size for this one.
+    files.push({ path: f.path, hash: f.hash, size, mtimeMs: -1 });
+  }
+  if (files.length === 0) return { problem: `${from} holds no dump files` };
+  const r = await ctx.box.hardLinks([staging], files.map((f) => ({ existing: `${root}/${from}/${f.path}`, link: `${staging}/${f.path}` })));
+  if (r.refused) return { problem: 'the Storage Box refused a hard link through sftp' };
+  const got = new Map((await ctx.box.list(staging)).filter((e) => e.type === 'file').map((e) => [e.name, e.size]));
+  const missing = files.filter((f) => got.get(f.path) !== f.size);
+  if (missing.length) return { problem: `${missing.length} of ${files.length} links to ${from}'s dump did not arrive (first: ${missing[0]!.path})` };
+  return { carried: { from, origin, files, archives: newest.record.archives, encryption: newest.record.encryption } };
+}
