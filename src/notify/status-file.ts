@@ -32,6 +32,8 @@ export interface RunStatus {
   /** The periodic scrub of this run, when SCRUB_BUDGET_MINUTES is on. */
   scrub?: { verified: string[]; damaged: string[]; skipped: number };
   box?: { usedBytes: number; availableBytes: number; sizeBytes: number };
+  /** The box's ZFS snapshots as the run saw them. */
+  snapshots?: RunSummary['snapshots'];
   phases: { phase: string; ms: number }[];
   warnings: string[];
   logFile: string;
@@ -75,6 +77,7 @@ export function nextStatus(prev: RunStatus | undefined, s: RunSummary, opts: { n
     backupsKept: s.backupsKept,
     scrub: s.scrub,
     box: s.box,
+    snapshots: s.snapshots,
     phases: s.phases.map((p) => ({ phase: p.phase, ms: Math.round(p.ms) })),
     warnings: s.warnings.map((w) => opts.redact(w)),
     logFile: s.logFile,
@@ -168,6 +171,9 @@ export function renderPrometheus(st: RunStatus): string {
   metric('box_used_bytes', 'Used space on the Storage Box.', st.box?.usedBytes);
   metric('box_available_bytes', 'Free space on the Storage Box.', st.box?.availableBytes);
   metric('box_size_bytes', 'Size of the Storage Box.', st.box?.sizeBytes);
+  metric('snapshots', "ZFS snapshots of the Storage Box visible to this tool's account (0: none, or not shown to it).", st.snapshots?.count);
+  metric('snapshot_newest_timestamp_seconds', 'When the newest snapshot of the box was taken (from its name), Unix time.', secs(st.snapshots?.newestAt));
+  if (st.snapshots?.newestAt) metric('snapshot_newest_age_seconds', 'Age of the newest snapshot at the end of the last run.', (Date.parse(st.finishedAt) - Date.parse(st.snapshots.newestAt)) / 1000);
   return out.join('\n') + '\n';
 }
 
