@@ -9,6 +9,7 @@ import { isUserError } from '../errors.js';
 import { executeRestore, prepareRestore, type RestoreReport } from '../restore/engine.js';
 import { parseComponents, type Mode } from '../restore/plan.js';
 import { checkLine, runWizard } from '../restore/wizard.js';
+import { listSnapshotBackups, snapshotListText } from '../restore/snapshot-list.js';
 import { TOOL_VERSION } from '../version.js';
 import { EXIT } from './exit-codes.js';
 import { buildContext } from './context.js';
@@ -18,12 +19,13 @@ const USAGE = `usage: restore-from-hetzner [--config PATH]                      
        restore-from-hetzner --backup NAME|latest --components LIST --yes
        restore-from-hetzner --backup NAME|latest --mailbox ADDR [--mode replace|merge] --yes
        restore-from-hetzner --backup NAME|latest --download-only DIR [--components LIST]
-       restore-from-hetzner --list [--json]
+       restore-from-hetzner --list [--snapshots] [--json]
        (an encrypted backup also needs --identity PATH; the wizard asks for it)
 
 options:
   --config PATH        config file (default /etc/mailcow-backup/.env, or $MAILCOW_BACKUP_CONFIG)
-  --backup NAME        a published backup (mailcow-YYYY-MM-DD-HH-MM-SS) or 'latest'
+  --backup NAME        a published backup (mailcow-YYYY-MM-DD-HH-MM-SS) or 'latest'; NAME@SNAPSHOT
+                       (or latest@SNAPSHOT): the backup as one of the box's ZFS snapshots holds it
   --components LIST    ${COMPONENTS.join(',')} or all
   --mailbox ADDR       restore one user's mail only (repeat it or give a comma list)
   --mode MODE          mailbox restore: merge (default: the backup's mail comes back as a
@@ -36,6 +38,7 @@ options:
   --identity PATH      age identity file (private key) for an encrypted backup; checked on the
                        backup's small mailcow.conf.age before anything big is downloaded
   --list               published backups on the box (--json for scripts)
+  --snapshots          with --list: the backups inside the box's ZFS snapshots, as NAME@SNAPSHOT
   --json               machine-readable output
   --debug              more detail in the log
   --version, --help`;
@@ -58,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
         'keep-download': { type: 'boolean' },
         identity: { type: 'string' },
         list: { type: 'boolean' },
+        snapshots: { type: 'boolean' },
         json: { type: 'boolean' },
         debug: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -80,6 +84,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`error: ${msg}\n`);
     return EXIT.config;
   };
+  if (values.snapshots && !values.list) return bad('--snapshots goes with --list (restore-from-hetzner --list --snapshots); to restore from a snapshot give --backup NAME@SNAPSHOT');
   const mailboxes = (values.mailbox ?? []).flatMap((m) => m.split(',')).map((m) => m.trim()).filter(Boolean);
   let components: Component[] = [];
   try {
@@ -108,6 +113,11 @@ async function main(argv: string[]): Promise<number> {
     ctx = buildContext({ config: values.config, debug: values.debug }, sig.signal, values.json ? 'silent' : undefined);
     await ctx.box.connect();
     try {
+      if (values.list && values.snapshots) {
+        const l = await listSnapshotBackups(ctx);
+        out(values.json ? JSON.stringify(l, null, 2) : snapshotListText(l, ctx.now()).join('\n'));
+        return EXIT.ok;
+      }
       if (values.list) {
         const list = await listBackups(ctx, { sizes: true, records: 'all' });
         out(values.json ? JSON.stringify(list, null, 2) : listText(list).join('\n'));
