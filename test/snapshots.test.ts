@@ -11,6 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { sftpClientArgs, sshClientArgs } from '../src/sandbox/storage-box.js';
+import { startWizard, type Terminal } from './support/tmux.js';
 import { BACKUP_CLI, flipByte, publishedOnBox, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
 
 const execFileP = promisify(execFile);
@@ -41,6 +42,7 @@ describe('ZFS snapshots on the Storage Box', { timeout: 600_000 }, () => {
   let atFirst: Record<string, Map<string, string>>;
   let snapshot: string;
   let firstRun: { code: number; stdout: string; stderr: string };
+  let term: Terminal | undefined;
   const prom = () => path.join(dir, 'metrics', 'mailcow_backup.prom');
   const live = () => path.join(sb.box.root, sb.remotePath);
   // The tool's clock for a run `hours` after the first backup.
@@ -55,6 +57,7 @@ describe('ZFS snapshots on the Storage Box', { timeout: 600_000 }, () => {
     atFirst = await volumeHashes(sb);
   });
   after(async () => {
+    term?.close();
     await sb?.stop();
     if (dir) await fsp.rm(dir, { recursive: true, force: true });
   });
@@ -148,6 +151,33 @@ describe('ZFS snapshots on the Storage Box', { timeout: 600_000 }, () => {
     assert.equal(list.snapshots, 1);
     assert.equal(list.backups.length, 2);
     assert.ok(list.backups.some((b) => b.ref === `${first}@${snapshot}` && !b.live));
+  });
+
+  it('the wizard, finding the live folder empty, offers the backups inside the snapshots and restores from one', async () => {
+    const crypt = sb.mailcow.volume('crypt');
+    await fsp.writeFile(path.join(crypt, 'ecpubkey.pem'), 'not the key');
+    const t = (term = startWizard(`snapshots-wizard-${process.pid}`, RESTORE_CLI, ['--config', sb.configPath], { ...sb.env, STANDIN_PROMPTS: 'tty' }));
+    const first_screen = await t.waitFor(/Which backup, from which snapshot\?/);
+    assert.match(first_screen, /the live folder on the Storage Box holds no published backup/);
+    assert.match(first_screen, new RegExp(`${first}@${snapshot} +\\(gone from the live folder\\)`));
+    t.keys('Down'); // the older of the two: the first backup
+    t.keys('Enter');
+    await t.waitFor(/What should be restored\?/);
+    t.keys('Down');
+    t.keys('Enter');
+    await t.waitFor(/Components/);
+    t.keys('Down');
+    t.keys('Space'); // crypt
+    t.keys('Enter');
+    const screen = await t.waitFor(/Type RESTORE to start/);
+    assert.match(screen, new RegExp(`OK +backup +${first} as the snapshot ${snapshot} holds it`));
+    t.type('RESTORE');
+    t.keys('Enter');
+    const done = await t.waitFor(/WIZARD-EXIT=\d+/, 90_000);
+    assert.match(done, /WIZARD-EXIT=0/, done);
+    assert.deepEqual([...(await treeHashes(crypt))].sort(), [...atFirst.crypt!].sort());
+    t.close();
+    term = undefined;
   });
 
   it('a damaged file inside a snapshot is refused like any damaged backup (exit 5, nothing changed)', async () => {
