@@ -552,10 +552,13 @@ describe('other faults', () => {
     await rm(boxBackups, { recursive: true, force: true });
     await mkdir(boxBackups, { recursive: true });
     await rm(join(dir, 'state', 'hash-cache.jsonl'), { force: true });
+    // The backups were removed on purpose: the host forgets them, or its next run stops (issue 20).
+    await rm(join(dir, 'state', 'published-backups.json'), { force: true });
     await nextRunSucceeds();
     const [made] = await publishedOnBox(sb.box.root, sb.remotePath);
     const tomorrow = backupNameFor(new Date(parseBackupName(made!)!.getTime() + 86_400_000));
     await rename(join(boxBackups, made!), join(boxBackups, tomorrow));
+    await rm(join(dir, 'state', 'published-backups.json'), { force: true });
     await nextRunSucceeds();
     let left = await publishedOnBox(sb.box.root, sb.remotePath);
     assert.equal(left.length, 2, `after the jump back: ${left}`);

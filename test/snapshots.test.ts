@@ -11,6 +11,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { sftpClientArgs, sshClientArgs } from '../src/sandbox/storage-box.js';
+import { massDeletion, parseBackupRef, snapshotBackupFolder, snapshotsIn, snapshotTime } from '../src/plan/snapshots.js';
 import { startWizard, type Terminal } from './support/tmux.js';
 import { BACKUP_CLI, flipByte, publishedOnBox, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
 
@@ -206,5 +207,37 @@ describe('ZFS snapshots on the Storage Box', { timeout: 600_000 }, () => {
     assert.match(r.stdout, new RegExp(`OK +backup +${first} as the snapshot ${snapshot} holds it`));
     const now = await volumeHashes(sb);
     for (const v of VOLS) assert.deepEqual([...now[v]!].sort(), [...atFirst[v]!].sort(), `${v} identical to ${first}`);
+  });
+});
+
+describe('snapshot names, the mass-deletion rule and --backup NAME@SNAPSHOT (pure)', () => {
+  it("reads Hetzner's snapshot names as UTC times and lists the newest first; hostile names never pass", () => {
+    assert.equal(snapshotTime('2025-02-12T11-35-19')?.toISOString(), '2025-02-12T11:35:19.000Z');
+    assert.equal(snapshotTime('manual-before-upgrade'), undefined);
+    const list = snapshotsIn([
+      { name: '2026-12-01T04-00-00', type: 'dir' },
+      { name: '2026-12-03T04-00-00', type: 'dir' },
+      { name: 'before-upgrade', type: 'dir' },
+      { name: '-rf', type: 'dir' },
+      { name: 'a b', type: 'dir' },
+      { name: '2026-12-04T04-00-00', type: 'file' },
+    ]);
+    assert.deepEqual(list.map((s) => s.name), ['2026-12-03T04-00-00', '2026-12-01T04-00-00', 'before-upgrade']);
+  });
+
+  it('more than half of the remembered backups gone is a mass deletion; retention-sized losses are not', () => {
+    const b = (d: number) => `mailcow-2026-12-0${d}-03-00-00`;
+    assert.deepEqual(massDeletion([b(1)], []), [b(1)]);
+    assert.equal(massDeletion([b(1), b(2)], [b(2)]), undefined);
+    assert.deepEqual(massDeletion([b(1), b(2), b(3)], [b(3)]), [b(1), b(2)]);
+    assert.equal(massDeletion([b(1), b(2), b(3), b(4)], [b(3), b(4), b(5)]), undefined);
+    assert.equal(massDeletion([], []), undefined);
+  });
+
+  it('--backup NAME@SNAPSHOT: the folder inside the snapshot, relative to the box home; a bad snapshot name is refused', () => {
+    assert.deepEqual(parseBackupRef('mailcow-2026-12-05-03-00-00@2026-12-05T04-00-00'), { name: 'mailcow-2026-12-05-03-00-00', snapshot: '2026-12-05T04-00-00' });
+    assert.deepEqual(parseBackupRef('latest'), { name: 'latest' });
+    assert.ok('error' in parseBackupRef('latest@../../etc'));
+    assert.equal(snapshotBackupFolder('2026-12-05T04-00-00', 'backups/mailcow', 'mailcow-2026-12-05-03-00-00'), '.zfs/snapshot/2026-12-05T04-00-00/backups/mailcow/mailcow-2026-12-05-03-00-00');
   });
 });
