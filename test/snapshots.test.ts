@@ -123,6 +123,45 @@ describe('ZFS snapshots on the Storage Box', { timeout: 600_000 }, () => {
     assert.equal(ls.stdout.trim(), snapshot);
   });
 
+  it('the wizard: a live backup that fails verification is offered again from the snapshot, and restored from there', async () => {
+    const damaged = path.join(live(), first, 'backup_crypt.tar.zst');
+    await flipByte(damaged);
+    const crypt = sb.mailcow.volume('crypt');
+    await fsp.writeFile(path.join(crypt, 'ecpubkey.pem'), 'not the key');
+    try {
+      const t = (term = startWizard(`snapshots-verify-${process.pid}`, RESTORE_CLI, ['--config', sb.configPath], { ...sb.env, STANDIN_PROMPTS: 'tty' }));
+      await t.waitFor(/Which backup\?/);
+      t.keys('Down', 'Down'); // the oldest of the three: the first backup
+      await t.waitFor(new RegExp(`❯ ${first}|> ${first}`));
+      t.keys('Enter');
+      await t.waitFor(/What should be restored\?/);
+      t.keys('Down');
+      t.keys('Enter');
+      await t.waitFor(/Components/);
+      t.keys('Down');
+      t.keys('Space'); // crypt
+      t.keys('Enter');
+      await t.waitFor(/Type RESTORE to start/);
+      t.type('RESTORE');
+      t.keys('Enter');
+      const offer = await t.waitFor(/Restore from a snapshot instead\?/, 60_000);
+      assert.match(offer, /backup_crypt\.tar\.zst/);
+      assert.match(offer, new RegExp(`the box's read-only snapshots hold 2 backup\\(s\\), ${first} among them`));
+      assert.match(offer, new RegExp(`❯ ${first}@${snapshot}|> ${first}@${snapshot}`));
+      t.keys('Enter');
+      await t.waitFor(new RegExp(`OK +backup +${first} as the snapshot ${snapshot} holds it[\\s\\S]*Type RESTORE to start`));
+      t.type('RESTORE');
+      t.keys('Enter');
+      const done = await t.waitFor(/WIZARD-EXIT=\d+/, 90_000);
+      assert.match(done, /WIZARD-EXIT=0/, done);
+      assert.deepEqual([...(await treeHashes(crypt))].sort(), [...atFirst.crypt!].sort());
+      t.close();
+      term = undefined;
+    } finally {
+      await flipByte(damaged);
+    }
+  });
+
   it('the live folder wiped: the next run fails (exit 1), prunes nothing, and names the snapshot to restore from', async () => {
     const wipe = await onBox(sb, `rm -rf ${sb.remotePath}`);
     assert.equal(wipe.code, 0, wipe.stderr);
