@@ -194,6 +194,37 @@ for (const mode of BOX_HASH_MODES) describe(`verify (scrub), ${mode.name}`, () =
     assert.deepEqual(c.results.map((x) => x.name), [names[0]], 'then the one scrubbed longest ago');
   });
 
+  test('a backup that retention deletes while verify reads it is reported as removed, not as damaged', async () => {
+    const ac = new AbortController();
+    const ctx = buildContext({ config: sb.configPath }, ac.signal, 'silent');
+    const victim = names[1]!;
+    const aside = join(dir, 'pruned-aside');
+    const list = ctx.box.list.bind(ctx.box);
+    let first = true;
+    // The listing is taken, then a run's retention deletes the folder: the race `verify` has no lock against.
+    ctx.box.list = async (p: string) => {
+      const entries = await list(p);
+      if (first) await rename(join(boxBackups, victim), aside);
+      first = false;
+      return entries;
+    };
+    await ctx.box.connect();
+    try {
+      const r = await runScrub(ctx, { all: true });
+      assert.deepEqual(r.pruned, [victim]);
+      assert.deepEqual(r.results.map((x) => x.name), [names[0]]);
+      assert.equal(r.ok, true, scrubText(r).join('\n'));
+      assert.equal(scrubExitCode(r), 0);
+      assert.match(scrubText(r).join('\n'), new RegExp(`removed from the box by retention while being verified: ${victim}`));
+      const state = JSON.parse(await readFile(join(sb.dir, 'state', 'scrub.json'), 'utf8'));
+      assert.equal(state[victim], undefined, 'not remembered as damaged');
+    } finally {
+      await ctx.box.close();
+      await ctx.log.close();
+      await rename(aside, join(boxBackups, victim));
+    }
+  });
+
   test('--latest, NAME, and names that are not backups', async () => {
     const l = await scrub({ latest: true });
     assert.deepEqual(l.results.map((x) => x.name), [names[1]]);

@@ -16,6 +16,8 @@ export interface LockOwner {
   pid: number;
   startedAt: string;
   host: string;
+  /** What holds it: 'backup run' (the default, and older records), 'restore', … */
+  what?: string;
 }
 
 export interface HeldLock {
@@ -46,13 +48,17 @@ function otherLivingClaims(claimsDir: string): number[] {
   return living;
 }
 
-export async function acquireLock(stateDir: string, timeoutHours: number, log: Logger, now = () => new Date()): Promise<HeldLock> {
+/**
+ * `what` names the holder for whoever finds the lock taken. Only a backup run's lock is taken over
+ * for its age: a restore of a large server may rightly take longer than LOCK_TIMEOUT_HOURS.
+ */
+export async function acquireLock(stateDir: string, timeoutHours: number, log: Logger, now = () => new Date(), what = 'backup run'): Promise<HeldLock> {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const lockPath = join(stateDir, 'backup.lock');
   const ownerPath = join(stateDir, 'backup.lock.owner.json');
   const claimsDir = join(stateDir, 'backup.lock.claims');
   const claimPath = join(claimsDir, String(process.pid));
-  const me: LockOwner = { pid: process.pid, startedAt: now().toISOString(), host: process.env.HOSTNAME ?? '' };
+  const me: LockOwner = { pid: process.pid, startedAt: now().toISOString(), host: process.env.HOSTNAME ?? '', what };
   try {
     mkdirSync(claimsDir, { recursive: true, mode: 0o700 });
     writeFileSync(claimPath, JSON.stringify(me) + '\n', { mode: 0o600 });
@@ -77,9 +83,10 @@ export async function acquireLock(stateDir: string, timeoutHours: number, log: L
       owner = undefined;
     }
     const ageHours = owner ? (now().getTime() - Date.parse(owner.startedAt)) / 3_600_000 : 0;
+    const holder = owner?.what ?? 'backup run';
     let who = owner ? `process ${owner.pid}, started ${owner.startedAt}` : 'another process';
     if (owner && !alive(owner.pid)) tookOver = `the lock of run ${owner.pid} (started ${owner.startedAt}) was left by a process that no longer exists`;
-    else if (owner && ageHours > timeoutHours) tookOver = `the lock of run ${owner.pid} is ${ageHours.toFixed(1)} h old, more than LOCK_TIMEOUT_HOURS=${timeoutHours}`;
+    else if (owner && holder === 'backup run' && ageHours > timeoutHours) tookOver = `the lock of run ${owner.pid} is ${ageHours.toFixed(1)} h old, more than LOCK_TIMEOUT_HOURS=${timeoutHours}`;
     else if (!owner) {
       const claimants = otherLivingClaims(claimsDir);
       if (claimants.length === 0) tookOver = 'the lock was left by a run that died before it could record its process';
@@ -87,7 +94,7 @@ export async function acquireLock(stateDir: string, timeoutHours: number, log: L
     }
     if (!tookOver) {
       dropClaim();
-      throw new UserError('locked', `another backup run holds the lock ${lockPath} (${who}); wait for it to finish, or remove the lock if that process is gone`);
+      throw new UserError('locked', `${holder === 'backup run' ? 'another backup run' : `a ${holder}`} holds the lock ${lockPath} (${who}); wait for it to finish, or remove the lock if that process is gone`);
     }
     // Rename is atomic: of two runs that both found the dead lock, only one moves it away.
     const moved = `${lockPath}.stale-${process.pid}`;

@@ -78,6 +78,8 @@ export interface ScrubReport {
   skipped: string[];
   /** Set when every selected backup was skipped for another reason than time (NO_SHA256SUM_SKIP). */
   notScrubbed?: string;
+  /** Deleted from the box (a run's retention) while this scrub read them: neither verified nor damaged. */
+  pruned: string[];
   method: VerifyMethod;
 }
 
@@ -159,6 +161,7 @@ export async function runScrub(ctx: RunContext, opts: ScrubOptions = {}): Promis
 
   const results: BackupScrub[] = [];
   const skipped: string[] = [];
+  const pruned: string[] = [];
   const method = await ctx.box.verifyMethod();
   const report = (notScrubbed?: string): ScrubReport => ({
     ok: results.every((r) => r.state === 'ok'),
@@ -166,6 +169,7 @@ export async function runScrub(ctx: RunContext, opts: ScrubOptions = {}): Promis
     finishedAt: ctx.now().toISOString(),
     results,
     skipped,
+    pruned,
     notScrubbed,
     method,
   });
@@ -185,17 +189,24 @@ export async function runScrub(ctx: RunContext, opts: ScrubOptions = {}): Promis
       }
       ctx.signal.throwIfAborted();
       const r = await scrubOne(ctx, root, name, join(tmp, name), method);
+      await rm(join(tmp, name), { recursive: true, force: true });
+      // `verify` takes no lock (a long --all must not make the daily run skip as busy), so a run's
+      // retention may delete a backup while it is read: that backup is gone, not damaged.
+      if (r.state !== 'ok' && !publishedBackups(await ctx.box.list(root)).includes(name)) {
+        pruned.push(name);
+        ctx.log.info(`${name} was removed from the box (retention) while it was being verified: not counted as damaged`);
+        continue;
+      }
       results.push(r);
       if (opts.onResult) opts.onResult(r);
       else if (r.state === 'ok') ctx.log.info(scrubLine(r));
       else ctx.log.error(scrubLine(r));
       st[name] = { ...st[name], lastScrub: r.at, state: r.state, problems: r.problems.length };
-      await rm(join(tmp, name), { recursive: true, force: true });
     }
   } finally {
     await rm(tmp, { recursive: true, force: true }).catch(() => undefined);
     // Forget backups that retention removed; keep the rest (also on an interrupted scrub).
-    for (const k of Object.keys(st)) if (!published.includes(k)) delete st[k];
+    for (const k of Object.keys(st)) if (!published.includes(k) || pruned.includes(k)) delete st[k];
     await saveScrubState(c.STATE_DIR, st).catch((e) => ctx.log.warn(`cannot write ${scrubStatePath(c.STATE_DIR)}: ${(e as Error).message}`));
   }
   return report();
@@ -302,10 +313,11 @@ export function scrubResultText(r: BackupScrub, maxFiles = 20): string[] {
  *  The whole report; `withResults: false` gives only what follows the per-backup lines (printed as they came). */
 export function scrubText(report: ScrubReport, maxFiles = 20, withResults = true): string[] {
   const lines: string[] = [];
-  if (report.results.length === 0 && report.skipped.length === 0) return ['no published backups on the Storage Box to verify'];
+  if (report.results.length === 0 && report.skipped.length === 0 && report.pruned.length === 0) return ['no published backups on the Storage Box to verify'];
   if (report.notScrubbed) return [`${report.skipped.length} backup(s) ${report.notScrubbed}: ${report.skipped.join(', ')}`];
   if (withResults) for (const r of report.results) lines.push(...scrubResultText(r, maxFiles));
   if (report.skipped.length) lines.push(`not verified this time (time budget used up): ${report.skipped.join(', ')}`);
+  if (report.pruned.length) lines.push(`removed from the box by retention while being verified: ${report.pruned.join(', ')}`);
   const damaged = report.results.filter((r) => r.state === 'damaged').length;
   const errors = report.results.filter((r) => r.state === 'error').length;
   lines.push(

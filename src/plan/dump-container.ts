@@ -53,10 +53,11 @@ export function removedMessage(c: DumpContainer, why: string): string {
   return `removed the docker container ${DUMP_CONTAINER} (${describe(c)}) that a dead run of this tool left behind (${why}), and its half-written dump`;
 }
 
-export function foreignMessage(c: DumpContainer): string {
+/** `consequence`: what this tool did not do because of it ('nothing was dumped' for a run). */
+export function foreignMessage(c: DumpContainer, consequence = 'nothing was dumped'): string {
   return (
     `a docker container named ${DUMP_CONTAINER} already exists (${describe(c)}${c.backupSource ? `, writing to ${c.backupSource}` : ''}) and no run of this tool left it: ` +
-    `mailcow's backup script is probably running by hand; nothing was dumped. Run again when it is done; if it is stale, remove it: ${REMOVE_COMMAND}`
+    `mailcow's backup script is probably running by hand; ${consequence}. Run again when it is done; if it is stale, remove it: ${REMOVE_COMMAND}`
   );
 }
 

@@ -41,6 +41,9 @@ import { readChecksums, verifyDownload } from './verify-local.js';
 import { loadIdentities, type Identities } from '../adapters/age.js';
 import { isEncryptedName, recipientFingerprint } from '../plan/age-keys.js';
 import { compose, packVmail, restoreVmail, vmailVolume } from './vmail.js';
+import type { HeldLock } from '../adapters/lock.js';
+import { lockForRestore } from './restore-lock.js';
+import { clearLeftoverContainer } from '../backup/leftover-container.js';
 
 export interface RestoreRequest {
   /** A published backup name or 'latest'; `NAME@SNAPSHOT` (or `latest@SNAPSHOT`): as that snapshot holds it. */
@@ -293,6 +296,7 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
   const report: RestoreReport = { name, restored: [], skipped: [], next: [] };
   let keep = Boolean(prep.request.keepDownload || prep.request.downloadOnly);
   let touched = false;
+  let lock: HeldLock | undefined;
   try {
     // Step 6: download and verify. Nothing on the host changes before this succeeded.
     ui.progress(`downloading ${name} into ${folder}`);
@@ -323,6 +327,9 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
       return report;
     }
     if (ctx.signal.aborted) throw new UserError('interrupted', 'interrupted before anything was restored; nothing on this host was changed');
+    lock = await lockForRestore(ctx, (l) => ui.progress(l));
+    // mailcow's script restores each archive in `docker run --name mailcow-backup` too.
+    if (choices.components.some((x) => x !== 'vmail')) await clearLeftoverContainer(ctx, lock.tookOver, 'nothing was restored');
 
     // Step 7: one component at a time; an interrupt finishes the current one, then stops.
     // No abort signal and a process group of their own: Ctrl-C lets the current step finish.
@@ -409,6 +416,7 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
     if (touched) keep = true;
     throw e;
   } finally {
+    await lock?.release();
     if (!keep) await rm(folder, { recursive: true, force: true }).catch(() => undefined);
     else if (!prep.request.downloadOnly) report.downloadedTo = folder;
   }
