@@ -528,6 +528,8 @@ describe('other faults', () => {
       d = new Date(d.getTime() + 60_000);
       await rename(join(boxBackups, n), join(boxBackups, backupNameFor(d)));
     }
+    // Renamed by hand: the host forgets the names it left, or its prune stops (issue 20).
+    await rm(join(dir, 'state', 'published-backups.json'), { force: true });
     const newest = names.at(-1)!;
     const sums = await manifestPaths(join(boxBackups, newest));
     await flipByte(join(boxBackups, newest, sums.find((p) => p.includes('/cur/'))!));
@@ -555,10 +557,13 @@ describe('other faults', () => {
     await rm(boxBackups, { recursive: true, force: true });
     await mkdir(boxBackups, { recursive: true });
     await rm(join(dir, 'state', 'hash-cache.jsonl'), { force: true });
+    // The backups were removed on purpose: the host forgets them, or its next run stops (issue 20).
+    await rm(join(dir, 'state', 'published-backups.json'), { force: true });
     await nextRunSucceeds();
     const [made] = await publishedOnBox(sb.box.root, sb.remotePath);
     const tomorrow = backupNameFor(new Date(parseBackupName(made!)!.getTime() + 86_400_000));
     await rename(join(boxBackups, made!), join(boxBackups, tomorrow));
+    await rm(join(dir, 'state', 'published-backups.json'), { force: true });
     await nextRunSucceeds();
     let left = await publishedOnBox(sb.box.root, sb.remotePath);
     assert.equal(left.length, 2, `after the jump back: ${left}`);

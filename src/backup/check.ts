@@ -6,7 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { errorText } from '../errors.js';
 import { bytes } from '../plan/human.js';
-import { PROBE_PREFIX } from '../plan/names.js';
+import { PROBE_PREFIX, publishedBackups } from '../plan/names.js';
+import { snapshotVerdict } from '../plan/snapshots.js';
+import { snapshotFacts } from './snapshots.js';
 import { boxAbsolute, remoteSpec, rsyncRemoteShell } from '../plan/transport-args.js';
 import { PUBLISHED_FINGERPRINTS, pinnedFingerprints } from '../adapters/host-key.js';
 import { freeBytes } from '../adapters/disk.js';
@@ -26,7 +28,7 @@ export interface CheckResult {
 }
 
 /** What needs the connection, in order; each is SKIP (with why) when there is none. */
-const BOX_CHECKS = ['box commands', 'hard links', 'sftp rename', 'box space'];
+const BOX_CHECKS = ['box commands', 'hard links', 'sftp rename', 'box space', 'snapshots'];
 /** Every check `check` prints, in order (vmail volume only when vmail is backed up). */
 export const CHECK_TITLES = ['config', 'components', 'mailcow', 'vmail volume', 'mail_crypt', 'encryption', 'local disk', 'ssh key', 'host key', 'connection', ...BOX_CHECKS];
 
@@ -172,6 +174,7 @@ export async function runChecks(ctx: RunContext, onResult: (r: CheckResult) => v
       return pct > 90 ? ['WARN', `${detail}: nearly full`] : detail;
     });
     await ctx.box.removeTree(probe).catch(() => undefined);
+    await attempt('snapshots', async () => snapshotVerdict(await snapshotFacts(ctx, publishedBackups(await ctx.box.list(root)).at(-1)), ctx.now()));
   } finally {
     await ctx.box.close();
   }

@@ -2,7 +2,8 @@
 // ever deleted, each checked against its strict pattern first.
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isBackupName, isStagingName, parseBackupName } from '../plan/names.js';
+import { isBackupName, isStagingName, parseBackupName, publishedBackups } from '../plan/names.js';
+import { guardMassDeletion, rememberBackups } from './snapshots.js';
 import { planRetention, type RetentionPlan } from '../plan/retention.js';
 import type { BoxEntry } from '../adapters/storage-box.js';
 import type { RunContext } from './context.js';
@@ -44,6 +45,8 @@ export interface PruneResult {
 }
 
 export async function pruneRemote(ctx: RunContext, root: string, entries: BoxEntry[], keepStaging: string[]): Promise<PruneResult> {
+  // Backups deleted behind this host's back: retention must not run on what is left.
+  await guardMassDeletion(ctx, publishedBackups(entries));
   const plan = await retentionPlanFor(ctx, entries);
   for (const line of describePlan(plan)) ctx.log.debug(`retention: ${line}`);
   // Said at warn level and in the report: the admin must learn that the newer ones are damaged.
@@ -69,6 +72,7 @@ export async function pruneRemote(ctx: RunContext, root: string, entries: BoxEnt
       staleStagingRemoved.push(e.name);
     }
   }
+  if (!ctx.dryRun) await rememberBackups(ctx, publishedBackups(entries).filter((n) => !removed.includes(n)));
   return { removed, kept: plan.keep.length, staleStagingRemoved, lastKnownGood };
 }
 

@@ -28,6 +28,7 @@ import { unitPathWarnings } from './unit-paths.js';
 import { knownDamaged, pruneLocal, pruneRemote } from './prune.js';
 import { recordVerifiedAtPublish, runScrub } from './scrub.js';
 import { guardShrink } from './shrink-guard.js';
+import { guardMassDeletion, snapshotsForReport } from './snapshots.js';
 import { checkHardLinks, linkRenamesOnBox, uploadManifest, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
 import { mailboxTotals, recordedMailboxes } from '../plan/mailboxes.js';
 
@@ -76,6 +77,10 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
 
     const entries = await ctx.box.list(root);
     const publishedNames = publishedBackups(entries).reverse();
+    // Far fewer backups than this host left there: deleted by someone else. Stop before anything.
+    await guardMassDeletion(ctx, publishedNames).catch((e) => {
+      throw Object.assign(e as object, { phase: 'preflight' });
+    });
     // Newest first: rsync takes the first basis that holds a file as its delta basis, and a file
     // cut twice is furthest along (kept by --partial) in the newest dead run's staging folder.
     const staleStagings = entries.filter((e) => e.type === 'dir' && isStagingName(e.name)).map((e) => e.name).sort().reverse();
@@ -307,6 +312,8 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       if (c.LOCAL_RETENTION_DAYS > 0 && dumpFolder) await rename(dumpFolder, join(c.TEMP_BACKUP_DIR, name));
       await pruneLocal(ctx);
       summary.box = await ctx.box.usage().catch(() => undefined);
+      const snaps = await snapshotsForReport(ctx, name).catch((e) => void ctx.log.warn(`cannot look at the box's snapshots: ${errorText(e)}`));
+      if (snaps) (summary.snapshots = snaps.summary), (summary.snapshotNote = snaps.line);
     });
 
     const bad = summary.scrub?.damaged ?? [];

@@ -9,6 +9,7 @@ import { isUserError } from '../errors.js';
 import { executeRestore, fetchedLine, prepareRestore, type RestoreReport } from '../restore/engine.js';
 import { parseComponents, type Mode } from '../restore/plan.js';
 import { checkLine, runWizard } from '../restore/wizard.js';
+import { listSnapshotBackups, snapshotListText } from '../restore/snapshot-list.js';
 import { TOOL_VERSION } from '../version.js';
 import { importMessages, searchMessages, type SearchSession } from '../restore/messages.js';
 import { foundLines, parseSince, splitQuery } from '../plan/message-search.js';
@@ -21,7 +22,7 @@ const USAGE = `usage: restore-from-hetzner [--config PATH]                      
        restore-from-hetzner --backup NAME|latest --components LIST --yes
        restore-from-hetzner --backup NAME|latest --mailbox ADDR [--mode replace|merge] --yes
        restore-from-hetzner --backup NAME|latest --download-only DIR [--components LIST]
-       restore-from-hetzner --list [--json]
+       restore-from-hetzner --list [--snapshots] [--json]
        restore-from-hetzner --mailbox ADDR --search QUERY [--folder NAME]
                             [--backup NAME|latest | --since DATE] [--yes] [--json]
        restore-from-hetzner standby             (a standby host: mirror the newest backup; its timer runs it)
@@ -31,7 +32,8 @@ const USAGE = `usage: restore-from-hetzner [--config PATH]                      
 
 options:
   --config PATH        config file (default /etc/mailcow-backup/.env, or $MAILCOW_BACKUP_CONFIG)
-  --backup NAME        a published backup (mailcow-YYYY-MM-DD-HH-MM-SS) or 'latest'
+  --backup NAME        a published backup (mailcow-YYYY-MM-DD-HH-MM-SS) or 'latest'; NAME@SNAPSHOT
+                       (or latest@SNAPSHOT): the backup as one of the box's ZFS snapshots holds it
   --components LIST    ${COMPONENTS.join(',')} or all
   --mailbox ADDR       restore one user's mail only (repeat it or give a comma list)
   --mode MODE          mailbox restore: merge (default: the backup's mail comes back as a
@@ -50,6 +52,7 @@ options:
                        folder "Restored-<today>" (a message the mailbox still has is skipped)
   --folder NAME        with --search: only this folder (INBOX, Sent, Archive/2024, ...)
   --since DATE         with --search: only backups made on or after DATE (YYYY-MM-DD)
+  --snapshots          with --list: the backups inside the box's ZFS snapshots, as NAME@SNAPSHOT
   --json               machine-readable output
   --debug              more detail in the log
   --version, --help`;
@@ -76,6 +79,7 @@ async function main(argv: string[]): Promise<number> {
         search: { type: 'string' },
         folder: { type: 'string' },
         since: { type: 'string' },
+        snapshots: { type: 'boolean' },
         json: { type: 'boolean' },
         debug: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -117,6 +121,7 @@ async function main(argv: string[]): Promise<number> {
     process.stderr.write(`error: ${msg}\n`);
     return EXIT.config;
   };
+  if (values.snapshots && !values.list) return bad('--snapshots goes with --list (restore-from-hetzner --list --snapshots); to restore from a snapshot give --backup NAME@SNAPSHOT');
   const mailboxes = (values.mailbox ?? []).flatMap((m) => m.split(',')).map((m) => m.trim()).filter(Boolean);
   if (values.search !== undefined || values.folder !== undefined || values.since !== undefined) return searchCommand(values, mailboxes, bad);
   let components: Component[] = [];
@@ -148,6 +153,11 @@ async function main(argv: string[]): Promise<number> {
     const lock = ctx.config.ROLE === 'standby' && !values.list && !values['check-only'] ? await (await import('../adapters/lock.js')).acquireLock(ctx.config.STATE_DIR, ctx.config.LOCK_TIMEOUT_HOURS, ctx.log, ctx.now, 'restore', 'standby') : undefined;
     await ctx.box.connect();
     try {
+      if (values.list && values.snapshots) {
+        const l = await listSnapshotBackups(ctx);
+        out(values.json ? JSON.stringify(l, null, 2) : snapshotListText(l, ctx.now()).join('\n'));
+        return EXIT.ok;
+      }
       if (values.list) {
         const list = await listBackups(ctx, { sizes: true, records: 'all' });
         out(values.json ? JSON.stringify(list, null, 2) : listText(list).join('\n'));

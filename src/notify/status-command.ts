@@ -145,6 +145,14 @@ export async function statusReport(deps: StatusDeps): Promise<StatusReport> {
     );
     if (damaged.length) problems.push(`damaged on the box: ${damaged.join(' ')} (see 'backup-to-hetzner verify ${damaged.join(' ')}')`);
   }
+  if (st?.snapshots) {
+    const sn = st.snapshots;
+    lines.push(
+      sn.count === 0
+        ? `snapshots      none visible to this account when the last run looked: nothing protects the backups from this server's own key (see 'backup-to-hetzner check')`
+        : `snapshots      ${sn.count}, the newest ${sn.newest}${sn.newestAt ? ` ${age(now.getTime() - Date.parse(sn.newestAt))} old` : ''} (as the last run saw them)`,
+    );
+  }
   for (const p of problems) if (!lines.some((l) => l.includes(p))) lines.push(`problem        ${p}`);
   const healthy = problems.length === 0;
   lines.push(healthy ? 'healthy' : `NOT healthy (${problems.length} problem${problems.length === 1 ? '' : 's'})`);

@@ -33,6 +33,8 @@ export interface RunStatus {
   /** The periodic scrub of this run, when SCRUB_BUDGET_MINUTES is on. */
   scrub?: { verified: string[]; damaged: string[]; skipped: number };
   box?: { usedBytes: number; availableBytes: number; sizeBytes: number };
+  /** The box's ZFS snapshots as the run saw them. */
+  snapshots?: RunSummary['snapshots'];
   phases: { phase: string; ms: number }[];
   warnings: string[];
   logFile: string;
@@ -100,6 +102,7 @@ export function nextStatus(prev: RunStatus | undefined, s: RunSummary, opts: { n
     backupsKept: s.backupsKept,
     scrub: s.scrub,
     box: s.box,
+    snapshots: s.snapshots,
     phases: s.phases.map((p) => ({ phase: p.phase, ms: Math.round(p.ms) })),
     warnings: s.warnings.map((w) => opts.redact(w)),
     logFile: s.logFile,
@@ -204,6 +207,9 @@ export function renderPrometheus(st: RunStatus): string {
     metric('standby_verified_timestamp_seconds', 'Standby: when this host verified that copy against its manifest, Unix time.', secs(st.mirror.verifiedAt));
     metric('standby_decryption_proved', 'Standby: 1 when the encrypted archives were decrypted with AGE_IDENTITY_FILE, 0 when not proved.', st.mirror.decryption === undefined || st.mirror.decryption === 'not encrypted' ? undefined : st.mirror.decryption === 'proved' ? 1 : 0);
   }
+  metric('snapshots', "ZFS snapshots of the Storage Box visible to this tool's account (0: none, or not shown to it).", st.snapshots?.count);
+  metric('snapshot_newest_timestamp_seconds', 'When the newest snapshot of the box was taken (from its name), Unix time.', secs(st.snapshots?.newestAt));
+  if (st.snapshots?.newestAt) metric('snapshot_newest_age_seconds', 'Age of the newest snapshot at the end of the last run.', (Date.parse(st.finishedAt) - Date.parse(st.snapshots.newestAt)) / 1000);
   return out.join('\n') + '\n' + (st.lastDrill ? renderDrillPrometheus(st.lastDrill) : '');
 }
 

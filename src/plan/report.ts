@@ -39,6 +39,10 @@ export interface RunSummary {
   logFile: string;
   /** The database dump this backup holds: the backup whose run made it, when; `from` when linked from the newest backup. */
   dump?: { by: string; at: string; from?: string };
+  /** The box's ZFS snapshots as the run found them (status, Prometheus). */
+  snapshots?: { count: number; newest?: string; newestAt?: string; newestBackupProtected?: boolean };
+  /** The snapshot verdict, in the report once a week (`check`'s words). */
+  snapshotNote?: string;
   /** A standby's run (restore-from-hetzner standby): what it mirrored. */
   mirror?: MirrorFacts;
 }
@@ -107,6 +111,7 @@ export function summaryText(s: RunSummary): string[] {
     const sc = s.scrub;
     lines.push(`  scrub        ${sc.verified.length} older backup(s) re-verified on the box${sc.damaged.length ? `, DAMAGED: ${sc.damaged.join(' ')}` : ''}${sc.skipped ? `, ${sc.skipped} left for the next runs` : ''}`);
   }
+  if (s.snapshotNote) lines.push(`  snapshots    ${s.snapshotNote}`);
   if (s.phases.length) lines.push(`  phases       ${s.phases.map((p) => `${p.phase} ${duration(p.ms)}`).join(', ')}`);
   for (const w of s.warnings) lines.push(`  warning      ${w}`);
   lines.push(`  log          ${s.logFile}`);

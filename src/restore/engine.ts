@@ -13,6 +13,8 @@ import type { Component } from '../config/schema.js';
 import { errorText, isUserError, UserError } from '../errors.js';
 import { RECORD_FILE } from '../plan/manifest.js';
 import { publishedBackups } from '../plan/names.js';
+import { parseBackupRef, snapshotBackupFolder } from '../plan/snapshots.js';
+import { backupsInSnapshot, findSnapshots } from '../backup/snapshots.js';
 import { downloadBackup, downloadFilters, exactFilters, META_FILES } from './download.js';
 import { liveMessages, restoreMailbox } from './mailbox.js';
 import { backupMailboxes, chosenMailboxBytes, type BackupMailbox } from './mailbox-list.js';
@@ -46,7 +48,7 @@ import { restoreBasis, reuseEarlierDownload } from './basis.js';
 import { bytes } from '../plan/human.js';
 
 export interface RestoreRequest {
-  /** A published backup name or 'latest'. */
+  /** A published backup name or 'latest'; `NAME@SNAPSHOT` (or `latest@SNAPSHOT`): as that snapshot holds it. */
   backup: string;
   components: Component[];
   mailboxes: string[];
@@ -63,6 +65,8 @@ export type AskIdentity = (backup: string, recipients: string[]) => Promise<stri
 
 export interface Prepared {
   name: string;
+  /** The backup's folder on the box, relative to its home (inside `.zfs/snapshot/…` for a snapshot's). */
+  remoteFolder: string;
   record: BackupRecord;
   choices: Choices;
   checks: Check[];
@@ -121,16 +125,32 @@ export async function publishedNames(ctx: RunContext): Promise<string[]> {
   return publishedBackups(entries).reverse();
 }
 
+/** `NAME` or `latest` among the backups the snapshot holds (read-only: none is known damaged there). */
+async function resolveInSnapshot(ctx: RunContext, want: string, snapshot: string): Promise<ReturnType<typeof resolveBackup>> {
+  const held = await backupsInSnapshot(ctx, snapshot);
+  if (held.length === 0) {
+    const snaps = (await findSnapshots(ctx)).map((s) => s.name);
+    return { ok: false, reason: snaps.includes(snapshot) ? `the snapshot ${snapshot} holds no backup in ${ctx.config.HETZNER_REMOTE_PATH}` : `there is no snapshot ${snapshot} visible on the Storage Box (${snaps.length ? `newest: ${snaps[0]}` : 'none visible to this account'}); see 'restore-from-hetzner --list --snapshots'` };
+  }
+  const r = resolveBackup(held, want);
+  return r.ok ? r : { ok: false, reason: r.reason.replace('the published backups', `the backups in the snapshot ${snapshot}`) };
+}
+
 /** The box must be connected. Reads only the backup's small files; changes nothing on the host. */
 export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askIdentity?: AskIdentity): Promise<Prepared> {
   const c = ctx.config;
   const known = await loadScrubState(c.STATE_DIR);
   const v = (n: string) => verificationOf(known[n]);
-  const r = resolveBackup(await publishedNames(ctx), req.backup, (n) => v(n).state === 'damaged');
+  const ref = parseBackupRef(req.backup);
+  if ('error' in ref) throw new UserError('config', `--backup ${req.backup}: ${ref.error}`);
+  const r = ref.snapshot ? await resolveInSnapshot(ctx, ref.name, ref.snapshot) : resolveBackup(await publishedNames(ctx), ref.name, (n) => v(n).state === 'damaged');
   if (!r.ok) throw new UserError('config', r.reason);
   const name = r.name;
+  const remoteFolder = ref.snapshot ? snapshotBackupFolder(ref.snapshot, c.HETZNER_REMOTE_PATH, name) : `${c.HETZNER_REMOTE_PATH}/${name}`;
   if (r.skipped.length) ctx.log.warn(`'latest' skips ${r.skipped.join(', ')}: known DAMAGED (see 'backup-to-hetzner list'); restoring ${name}, the newest backup not known to be damaged`);
-  const integrity = backupIntegrityCheck(name, v(name), r.skipped.map((n) => ({ name: n, v: v(n) })));
+  const integrity = ref.snapshot
+    ? { status: 'OK' as const, title: 'backup', detail: `${name} as the snapshot ${ref.snapshot} holds it (read-only: nobody could change it since); the download is verified against its own checksums.sha256 before anything is changed` }
+    : backupIntegrityCheck(name, v(name), r.skipped.map((n) => ({ name: n, v: v(n) })));
   const mailboxDirs = req.mailboxes.map((m) => {
     const d = mailboxDir(m);
     if (!d) throw new UserError('config', `--mailbox ${m} is not a mailbox address (user@domain)`);
@@ -148,12 +168,12 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
   const mailWanted = req.components.includes('vmail') || req.mailboxes.length > 0;
   const needCryptForCheck = mailWanted && !req.components.includes('crypt') && !req.downloadOnly;
   ctx.log.info(`reading ${name}'s record, checksums and mailcow.conf from the Storage Box`);
-  const { record, checksums } = await fetchIndex(ctx, name, folder);
+  const { record, checksums } = await fetchIndex(ctx, name, remoteFolder, folder);
   // An encrypted backup: the identity must decrypt its mailcow.conf before anything big is fetched.
-  const identities = await identityFor(ctx, name, folder, record, checksums, req, askIdentity);
+  const identities = await identityFor(ctx, name, remoteFolder, folder, record, checksums, req, askIdentity);
   await verifyDownload(ctx.exec, folder, checksums, (p) => META_FILES.includes(p) && existsSync(join(folder, p)), ctx.signal, identities);
   if (needCryptForCheck) {
-    await fetchSmall(ctx, name, folder, ['crypt']);
+    await fetchSmall(ctx, remoteFolder, folder, ['crypt']);
     await verifyDownload(ctx.exec, folder, checksums, (p) => /^backup_crypt\.tar\.(zst|gz)(\.age)?$/.test(p) && existsSync(join(folder, p)), ctx.signal, identities);
   }
   const backupConf = existsSync(join(folder, 'mailcow.conf')) ? parse(await readFile(join(folder, 'mailcow.conf'), 'utf8')) : {};
@@ -181,7 +201,7 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
       .filter((ch) => ['components', 'mailboxes', 'local disk'].includes(ch.title))
       .concat(encryptionCheck(identities));
     checks.unshift(integrity);
-    return { reused, name, record, choices, checks, plan: [`download ${name} into ${folder} and verify it${identities ? ', then decrypt it' : ''}${choices.components.includes('vmail') ? '; vmail is packed as backup_vmail.tar.zst' : ''}; nothing else is touched`], location, folder, checksums, request: req, identities };
+    return { reused, name, remoteFolder, record, choices, checks, plan: [`download ${name} into ${folder} and verify it${identities ? ', then decrypt it' : ''}${choices.components.includes('vmail') ? '; vmail is packed as backup_vmail.tar.zst' : ''}; nothing else is touched`], location, folder, checksums, request: req, identities };
   }
 
   const liveConf = readMailcowConf(c.MAILCOW_PATH);
@@ -192,7 +212,7 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
   const replaceLossOf = req.mode === 'replace' && req.mailboxes.length ? await mailboxLoss(ctx, req.mailboxes, mailboxDirs, checksums, liveConf, backupConf) : undefined;
   const facts: HostFacts = { liveConf, backupConf, backupArch, hostArch: hostArchMarker(process.env.RESTORE_HOST_ARCH ?? process.arch), cryptKeysMatch, freeBytes: free, needBytes, downloadDir: location, missingMailboxes, replaceLoss: replaceLossOf };
   const checks = [integrity, ...preRestoreChecks(record, choices, facts), ...encryptionCheck(identities)];
-  return { name, record, choices, checks, plan: planText(record, choices, facts, c.MAILCOW_PATH), facts, location, folder, checksums, request: req, identities, reused };
+  return { name, remoteFolder, record, choices, checks, plan: planText(record, choices, facts, c.MAILCOW_PATH), facts, location, folder, checksums, request: req, identities, reused };
 }
 
 /** Per mailbox, the live messages --mode replace would remove; a mailbox that cannot be listed is left out (the plan says so). */
@@ -211,25 +231,25 @@ async function mailboxLoss(ctx: RunContext, mailboxes: string[], dirs: string[],
 }
 
 /** The backup's small files (record, manifest, mailcow.conf; `archives` too) into `folder`. */
-const fetchSmall = (ctx: RunContext, name: string, folder: string, archives: Component[]) =>
+const fetchSmall = (ctx: RunContext, remoteFolder: string, folder: string, archives: Component[]) =>
   downloadBackup(ctx.exec, ctx.log, {
     target: ctx.box.target,
-    remoteFolder: `${ctx.config.HETZNER_REMOTE_PATH}/${name}`,
+    remoteFolder,
     localFolder: folder,
     filters: downloadFilters({ components: [], mailboxDirs: [], vmailDir: VMAIL, archives }),
   });
 
 /** Fetches a backup's small files and reads its record and manifest (checked against checksums.sha256). */
-export async function fetchIndex(ctx: RunContext, name: string, folder: string): Promise<{ record: BackupRecord; checksums: Map<string, string> }> {
-  await fetchSmall(ctx, name, folder, []);
+export async function fetchIndex(ctx: RunContext, name: string, remoteFolder: string, folder: string): Promise<{ record: BackupRecord; checksums: Map<string, string> }> {
+  await fetchSmall(ctx, remoteFolder, folder, []);
   const record = JSON.parse(await readFile(join(folder, RECORD_FILE), 'utf8')) as BackupRecord;
   if (record.name !== name) throw new UserError('verify', `${name}/backup.json names ${record.name}; the backup folder was renamed or damaged`);
   return { record, checksums: await readChecksums(folder) };
 }
 
 /** The mailboxes a published backup holds (for the wizard), each marked whether this host has it. */
-export async function listBackupMailboxes(ctx: RunContext, name: string): Promise<BackupMailbox[]> {
-  const { record, checksums } = await fetchIndex(ctx, name, join(restoreDir(ctx), name));
+export async function listBackupMailboxes(ctx: RunContext, name: string, remoteFolder = `${ctx.config.HETZNER_REMOTE_PATH}/${name}`): Promise<BackupMailbox[]> {
+  const { record, checksums } = await fetchIndex(ctx, name, remoteFolder, join(restoreDir(ctx), name));
   const list = backupMailboxes(record, checksums.keys());
   let vol: string | undefined;
   try {
@@ -245,7 +265,7 @@ const encryptionCheck = (ids?: Identities): Check[] =>
   ids ? [{ status: 'OK', title: 'encryption', detail: `age: ${ids.path} (${ids.recipients.map(recipientFingerprint).join(', ')}) decrypts this backup; its files are decrypted after the download is verified` }] : [];
 
 /** The identity for an encrypted backup: from --identity, or asked; checked on the small mailcow.conf.age. */
-async function identityFor(ctx: RunContext, name: string, folder: string, record: BackupRecord, checksums: Map<string, string>, req: RestoreRequest, ask?: AskIdentity): Promise<Identities | undefined> {
+async function identityFor(ctx: RunContext, name: string, remoteFolder: string, folder: string, record: BackupRecord, checksums: Map<string, string>, req: RestoreRequest, ask?: AskIdentity): Promise<Identities | undefined> {
   const encrypted = [...checksums.keys()].filter(isEncryptedName);
   if (encrypted.length === 0) {
     if (req.identity) ctx.log.info(`${name} is not encrypted: --identity is not needed`);
@@ -259,7 +279,7 @@ async function identityFor(ctx: RunContext, name: string, folder: string, record
   const mine = ids.recipients.map(recipientFingerprint);
   // mailcow.conf.age is always there (mailcow's script copies mailcow.conf) and already fetched.
   const probe = encrypted.includes('mailcow.conf.age') ? 'mailcow.conf.age' : encrypted[0]!;
-  if (!existsSync(join(folder, probe))) await downloadBackup(ctx.exec, ctx.log, { target: ctx.box.target, remoteFolder: `${ctx.config.HETZNER_REMOTE_PATH}/${name}`, localFolder: folder, filters: [`--include=/${probe}`, '--exclude=*'] });
+  if (!existsSync(join(folder, probe))) await downloadBackup(ctx.exec, ctx.log, { target: ctx.box.target, remoteFolder, localFolder: folder, filters: [`--include=/${probe}`, '--exclude=*'] });
   try {
     await verifyDownload(ctx.exec, folder, checksums, (p) => p === probe, ctx.signal, ids);
   } catch (e) {
@@ -302,7 +322,7 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
     // host already holds are copied from it; the manifest decides whether they are used.
     const project = prep.facts?.liveConf.COMPOSE_PROJECT_NAME ?? liveProject(c.MAILCOW_PATH);
     const local = await restoreBasis(ctx, { name, wantsMail: choices.components.includes('vmail') || mailboxDirs.length > 0, project });
-    const remoteFolder = `${c.HETZNER_REMOTE_PATH}/${name}`;
+    const remoteFolder = prep.remoteFolder;
     let d: Awaited<ReturnType<typeof downloadBackup>>;
     try {
       ui.progress(`downloading ${name} into ${folder}${local.sources.length ? `, taking what this host holds from ${local.sources.join(', ')}` : ''}`);

@@ -151,7 +151,7 @@ export async function searchMessages(ctx: RunContext, req: MessageSearchRequest,
     for (const name of names) {
       if (ctx.signal.aborted) throw new UserError('interrupted', 'interrupted');
       progress(`searching ${name}`);
-      const { checksums } = await fetchIndex(ctx, name, join(restoreDir(ctx), name));
+      const { checksums } = await fetchIndex(ctx, name, `${ctx.config.HETZNER_REMOTE_PATH}/${name}`, join(restoreDir(ctx), name));
       const prefix = `${VMAIL}/${dir}/${sub ? `${sub}/` : ''}`;
       const wanted = new Map<string, string>();
       for (const [p, h] of checksums) if (p.startsWith(prefix) && isMessagePath(p.slice(prefix.length), folder)) wanted.set(p, h);

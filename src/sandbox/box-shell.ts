@@ -198,13 +198,108 @@ function checkInside(abs: string, shown: string): void {
 }
 
 // ---------------------------------------------------------------------------------------------
+// snapshots: `.zfs/snapshot/<name>/` at the box's root is read-only, as ZFS makes it. The copies
+// a test takes are chmod a-w too, but the tests run as root, which ignores modes: so every
+// command that writes refuses a path inside `.zfs` with the kernel's own words, and rsync and
+// sftp (which write wherever their protocol says) run where `.zfs` is a read-only bind mount.
+
+const SNAPSHOT_ROOT = '.zfs';
+
+/** The box path `word` (as the client wrote it) lies inside the read-only `.zfs`. */
+function inSnapshots(word: string): boolean {
+  let rel: string;
+  try {
+    rel = mapRel(word);
+  } catch {
+    return false;
+  }
+  const real = resolveReal(path.join(realRoot, rel));
+  const zfs = path.join(realRoot, SNAPSHOT_ROOT);
+  return real === zfs || real.startsWith(zfs + '/');
+}
+
+function readOnly(message: string): never {
+  err(`${message}: Read-only file system\n`);
+  logAndExit(1);
+}
+
+/** The path words of a simple command (options and dd's key=value words left out). */
+function pathWords(args: string[]): string[] {
+  const out: string[] = [];
+  let end = false;
+  for (const a of args) {
+    if (!end && a === '--') end = true;
+    else if (!end && a.startsWith('-') && a !== '-') continue;
+    else out.push(a);
+  }
+  return out;
+}
+
+/** Refuses, as a read-only file system would, a command that would write inside `.zfs`. */
+function guardSnapshots(cmd: string, args: string[]): void {
+  const words = pathWords(args);
+  const hit = (w: string | undefined) => w !== undefined && inSnapshots(w);
+  switch (cmd) {
+    case 'rm':
+    case 'rmdir':
+      for (const w of words) if (hit(w)) readOnly(`${cmd}: cannot remove '${w}'`);
+      return;
+    case 'mkdir':
+      for (const w of words) if (hit(w)) readOnly(`mkdir: cannot create directory '${w}'`);
+      return;
+    case 'touch':
+      for (const w of words) if (hit(w)) readOnly(`touch: cannot touch '${w}'`);
+      return;
+    case 'chmod':
+      for (const w of words.slice(1)) if (hit(w)) readOnly(`chmod: changing permissions of '${w}'`);
+      return;
+    case 'mv':
+      for (const w of words.slice(0, -1)) if (hit(w)) readOnly(`mv: cannot move '${w}'`);
+      if (hit(words.at(-1))) readOnly(`mv: cannot move '${words[0]}' to '${words.at(-1)}'`);
+      return;
+    case 'cp':
+    case 'ln':
+    case 'scp':
+      if (words.length > 1 && hit(words.at(-1))) readOnly(`${cmd}: cannot create '${words.at(-1)}'`);
+      return;
+    case 'dd': {
+      const of = args.find((a) => a.startsWith('of='))?.slice(3);
+      if (hit(of)) readOnly(`dd: failed to open '${of}'`);
+      return;
+    }
+  }
+}
+
+let roMount: string[] | undefined | null = null;
+/**
+ * The argv prefix that runs a program with `.zfs` bound read-only (a private mount namespace), or
+ * undefined when there is no `.zfs` or the system does not allow it (then the modes are all).
+ */
+function readOnlyWrapper(): string[] | undefined {
+  if (roMount !== null) return roMount;
+  roMount = undefined;
+  const zfs = path.join(realRoot, SNAPSHOT_ROOT);
+  if (!fs.existsSync(zfs)) return roMount;
+  const script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"';
+  const prefix = ['unshare', '--mount', '--propagation', 'private', '/bin/sh', '-c', script, 'sh', zfs];
+  if (spawnSync(prefix[0]!, [...prefix.slice(1), 'true'], { env: CHILD_ENV }).status === 0) roMount = prefix;
+  return roMount;
+}
+
+/** spawn(cmd, args) with `.zfs` read-only where the system allows it. */
+function spawnGuarded(cmd: string, args: string[], opts: Parameters<typeof spawn>[2]): ReturnType<typeof spawn> {
+  const wrap = readOnlyWrapper();
+  return wrap ? spawn(wrap[0]!, [...wrap.slice(1), cmd, ...args], opts) : spawn(cmd, args, opts);
+}
+
+// ---------------------------------------------------------------------------------------------
 // commands
 
 type Rewrite = (line: string) => string;
 
 function run(cmd: string, args: string[], rewrite?: Rewrite): Promise<never> {
   return new Promise<never>(() => {
-    const child = spawn(cmd, args, {
+    const child = spawnGuarded(cmd, args, {
       cwd: realRoot,
       env: CHILD_ENV,
       stdio: ['inherit', rewrite ? 'pipe' : 'inherit', 'inherit'],
@@ -460,6 +555,10 @@ function rsync(words: string[]): Promise<never> {
   const rawPaths = args.slice(dot + 1);
   if (rawPaths.some((p) => p.startsWith('-'))) throw new PathError('options after "." are not allowed');
   const paths = rawPaths.map((p) => mapRel(p));
+  if (!sender && rawPaths[0] !== undefined && inSnapshots(rawPaths[0])) {
+    err(`rsync: [Receiver] mkdir "${rawPaths[0]}" failed: Read-only file system (30)\n`);
+    logAndExit(23);
+  }
   const destAbs = !sender && paths[0] !== undefined ? path.join(realRoot, paths[0]) : realRoot;
 
   for (const o of opts) {
@@ -488,7 +587,7 @@ function rsync(words: string[]): Promise<never> {
 
   const before = !sender && state.corruptAfterUpload ? inventory() : undefined;
   return new Promise<never>(() => {
-    const child = spawn('/usr/bin/rsync', argv, { cwd: realRoot, env: CHILD_ENV, stdio: 'inherit' });
+    const child = spawnGuarded('/usr/bin/rsync', argv, { cwd: realRoot, env: CHILD_ENV, stdio: 'inherit' });
     child.on('error', (e) => {
       err(`rsync: ${e.message}\n`);
       logAndExit(127);
@@ -613,6 +712,11 @@ async function main(): Promise<void> {
 
   if (!ALWAYS.has(cmd) && !(UNCONFIRMED.has(cmd) && !state.strict)) refuse();
   if (state.noSha256sum && SUMS.has(cmd)) refuse();
+  try {
+    guardSnapshots(cmd, args);
+  } catch (e) {
+    if (!(e instanceof PathError)) throw e;
+  }
 
   try {
     switch (cmd) {

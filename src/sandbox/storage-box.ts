@@ -57,6 +57,11 @@ export interface StorageBox {
   logPath: string;
   /** sshd's pid: the CPU of finished logins (box-shell, the box's rsync) adds to its children's time. */
   sshdPid: number;
+  /**
+   * Takes a snapshot of the box's home now, as Hetzner's automatic snapshots do: a read-only copy
+   * at `.zfs/snapshot/<name>/`, named like Hetzner's (`2026-12-05T03-00-00`, UTC, from `at`).
+   */
+  takeSnapshot(at?: Date): Promise<string>;
   /** Merge these fields into the state file (undefined removes a field). */
   setMode(mode: Partial<StorageBoxMode>): Promise<void>;
   /** Current state file contents. */
@@ -263,6 +268,7 @@ export async function startStorageBox(opts: StorageBoxOptions): Promise<StorageB
         await writeState(statePath, next as unknown as StorageBoxState);
       },
       readState,
+      takeSnapshot: (at) => takeSnapshot(root, at ?? new Date()),
       async commands() {
         let text = '';
         try {
@@ -276,6 +282,8 @@ export async function startStorageBox(opts: StorageBoxOptions): Promise<StorageB
           .map((l) => JSON.parse(l) as { time: string; command: string; exit: number });
       },
       async stop() {
+        // Snapshot copies are read-only: a non-root caller could not remove the sandbox otherwise.
+        await execFileP('chmod', ['-R', 'u+w', path.join(root, '.zfs')]).catch(() => undefined);
         if (!exited) {
           child.kill('SIGTERM');
           const t = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -287,6 +295,21 @@ export async function startStorageBox(opts: StorageBoxOptions): Promise<StorageB
     return box;
   }
   throw new Error(`storage box stand-in: ${lastErr}`);
+}
+
+/** Hetzner's snapshot name for a time: `YYYY-MM-DDTHH-MM-SS` in UTC. */
+export const snapshotNameFor = (d: Date): string => d.toISOString().slice(0, 19).replace(/:/g, '-');
+
+async function takeSnapshot(root: string, at: Date): Promise<string> {
+  const name = snapshotNameFor(at);
+  const zfs = path.join(root, '.zfs');
+  const dest = path.join(zfs, 'snapshot', name);
+  await execFileP('chmod', ['-R', 'u+w', zfs]).catch(() => undefined);
+  await fs.mkdir(dest, { recursive: true });
+  // A copy, not hard links: the live files must stay writable while the snapshot's are not.
+  await execFileP('rsync', ['-a', '--exclude=/.zfs', `${root}/`, `${dest}/`]);
+  await execFileP('chmod', ['-R', 'a-w', zfs]);
+  return name;
 }
 
 /** The ssh options a client needs to reach the box (ssh syntax: `-p PORT`). */
