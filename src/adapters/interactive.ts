@@ -49,13 +49,23 @@ export async function runInteractive(cmd: string, args: string[], o: Interactive
   });
   const tail: string[] = [];
   const tailMax = o.tailLines ?? 30;
+  // In a process group of its own the script's children go too (mailcow's script runs `docker run
+  // -i`, whose client would otherwise outlive it, keep its output open and the restore waiting).
+  const stop = () => {
+    try {
+      if (o.ownProcessGroup && sub.pid) process.kill(-sub.pid, 'SIGTERM');
+      else sub.kill('SIGTERM');
+    } catch {
+      sub.kill('SIGTERM');
+    }
+  };
   let idle: NodeJS.Timeout | undefined;
   let idledOut = false;
   const kick = () => {
     if (idle) clearTimeout(idle);
     idle = setTimeout(() => {
       idledOut = true;
-      sub.kill('SIGTERM');
+      stop();
     }, o.idleTimeoutMs ?? 120_000);
   };
   kick();
@@ -70,9 +80,7 @@ export async function runInteractive(cmd: string, args: string[], o: Interactive
         sub.stdin?.end();
       }
     },
-    kill: () => {
-      sub.kill('SIGTERM');
-    },
+    kill: stop,
   };
   sub.stdin?.on('error', () => undefined);
   const pump = (stream: NodeJS.ReadableStream | null, name: 'stdout' | 'stderr') =>
@@ -101,7 +109,13 @@ export async function runInteractive(cmd: string, args: string[], o: Interactive
       });
       stream.on('error', () => resolve());
     });
-  const [result] = await Promise.all([sub, pump(sub.stdout, 'stdout'), pump(sub.stderr, 'stderr')]);
+  const pumps = Promise.all([pump(sub.stdout, 'stdout'), pump(sub.stderr, 'stderr')]);
+  const result = await sub;
+  // A grandchild that escaped its group may still hold the output open: what it prints after the
+  // script has ended is not waited for.
+  await Promise.race([pumps, new Promise((r) => setTimeout(r, 5000).unref())]);
+  sub.stdout?.destroy();
+  sub.stderr?.destroy();
   if (idle) clearTimeout(idle);
   if (result.isCanceled) throw new UserError('interrupted', `${o.what} was stopped because the run was interrupted`, tail);
   if (idledOut) throw new UserError('failed', `${o.what} printed nothing for ${Math.round((o.idleTimeoutMs ?? 120_000) / 1000)} s (waiting for an answer the tool does not know?) and was stopped`, tail);
