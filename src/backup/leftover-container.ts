@@ -44,7 +44,7 @@ function deadDump(stateDir: string): DumpRecord | undefined {
  * when the container is not ours. A docker that cannot list containers is only warned about:
  * mailcow's script needs it anyway and will say so.
  */
-export async function clearLeftoverContainer(ctx: RunContext, tookOver: string | undefined, consequence?: string): Promise<string | undefined> {
+export async function clearLeftoverContainer(ctx: RunContext, tookOver: string | undefined, consequence?: string, keepRunDir?: string): Promise<string | undefined> {
   const c = ctx.config;
   const dead = deadDump(c.STATE_DIR);
   let found;
@@ -61,7 +61,7 @@ export async function clearLeftoverContainer(ctx: RunContext, tookOver: string |
   const verdict = judgeDumpContainer(found, { tempDir: c.TEMP_BACKUP_DIR, runDirPrefix: RUN_DIR_PREFIX, tookOver, deadDump: dead });
   if (!verdict.ours) throw new UserError('dump-busy', foreignMessage(found, consequence));
   await removeDumpContainer(ctx.exec);
-  for (const d of await removeStaleRunDirs(ctx)) ctx.log.info(`removed the leftover ${d} of the dead run`);
+  for (const d of await removeStaleRunDirs(ctx, keepRunDir)) ctx.log.info(`removed the leftover ${d} of the dead run`);
   rmSync(recordPath(c.STATE_DIR), { force: true });
   const msg = removedMessage(found, verdict.why);
   ctx.log.warn(msg);

@@ -91,12 +91,12 @@ export async function preflight(ctx: RunContext): Promise<Preflight> {
  * touches neither docker nor the temp folder's space): no leftover dump container, room for the
  * dump. Returns the container it removed, for the report.
  */
-export async function dumpPreflight(ctx: RunContext, pre: Preflight, tookOver?: string): Promise<string | undefined> {
+export async function dumpPreflight(ctx: RunContext, pre: Preflight, tookOver?: string, runDir?: string): Promise<string | undefined> {
   const c = ctx.config;
   const { archiveComponents } = pre;
   const project = pre.mailcowConf.COMPOSE_PROJECT_NAME || 'mailcowdockerized';
   // Before the space check: a dead run's half-written dump is removed with its container.
-  const removedContainer = archiveComponents.length ? await clearLeftoverContainer(ctx, tookOver) : undefined;
+  const removedContainer = archiveComponents.length ? await clearLeftoverContainer(ctx, tookOver, undefined, runDir) : undefined;
   let sourceBytes = 0;
   let largest = 0;
   let known = true;

@@ -106,6 +106,18 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     };
     let carried: CarriedDump | undefined;
     let dumped: DumpResult | undefined;
+    // What a dump needs is checked before the dump phase starts: a container in the way or a full
+    // temp folder stops the run before mailcow's script is started (exit 7 / preflight).
+    const dumpChecks = async () => {
+      try {
+        const removed = await dumpPreflight(ctx, pre, lock!.tookOver, runDir);
+        if (removed) summary.warnings.push(removed);
+      } catch (e) {
+        throw Object.assign(e as object, { phase: 'preflight' });
+      }
+    };
+    const carrying = !dumpPlan.dump && Boolean(read.newest);
+    if (!carrying) await dumpChecks();
     await phase(timings, 'dump', ctx.log, async () => {
       if (!dumpPlan.dump && read.newest) {
         const n = named(backupNameFor(ctx.now()));
@@ -117,7 +129,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
           ctx.log.info(`no dump this run: the database dump of ${dumpPlan.origin.by} (${dumpPlan.origin.at}) is linked from ${dumpPlan.from}, not due before DUMP_INTERVAL_HOURS=${c.DUMP_INTERVAL_HOURS}`);
           // A dead run's container is cleared even when this run does not dump.
           if (lock!.tookOver) {
-            const removed = await clearLeftoverContainer(ctx, lock!.tookOver);
+            const removed = await clearLeftoverContainer(ctx, lock!.tookOver, undefined, runDir);
             if (removed) summary.warnings.push(removed);
           }
           return;
@@ -126,13 +138,8 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
         ctx.log.warn(w);
         summary.warnings.push(w);
         await ctx.box.removeTree(st);
+        await dumpChecks();
       } else ctx.log.info(`dump: ${dumpPlan.dump ? dumpPlan.reason : 'the newest backup cannot lend its dump'}`);
-      try {
-        const removed = await dumpPreflight(ctx, pre, lock!.tookOver);
-        if (removed) summary.warnings.push(removed);
-      } catch (e) {
-        throw Object.assign(e as object, { phase: 'preflight' });
-      }
       const at = ctx.now().toISOString();
       dumped = await withDumpRecord(ctx, () => dump(ctx, pre, runDir!));
       named(dumped.name);
