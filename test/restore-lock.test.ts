@@ -3,7 +3,7 @@
 // instead of failing, and a restore's lock is never taken over for its age.
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
@@ -28,10 +28,10 @@ after(async () => {
 });
 
 /** Another process holding the tool's lock as `what`, until its stdin closes. */
-async function holdLock(what: string): Promise<{ p: ChildProcess; release: () => Promise<void> }> {
+async function holdLock(what: string, name: 'backup' | 'standby' = 'backup'): Promise<{ p: ChildProcess; release: () => Promise<void> }> {
   const script = `
     const { acquireLock } = await import(${JSON.stringify(join(ROOT, 'dist/src/adapters/lock.js'))});
-    const lock = await acquireLock(${JSON.stringify(join(dir, 'state'))}, 6, { warn() {}, info() {} }, () => new Date(), ${JSON.stringify(what)});
+    const lock = await acquireLock(${JSON.stringify(join(dir, 'state'))}, 6, { warn() {}, info() {} }, () => new Date(), ${JSON.stringify(what)}, ${JSON.stringify(name)});
     process.stdout.write('held\\n');
     process.stdin.on('end', async () => { await lock.release(); process.exit(0); });
     process.stdin.resume();`;
@@ -97,4 +97,24 @@ test("someone else's mailcow-backup container: the restore stops before it chang
     docker(sb.mailcow.path, ['rm', '-f', 'mailcow-backup']);
     cli.kill('SIGKILL');
   }
+});
+
+test('on a standby host a failover restore waits for a running mirror run, then restores', { timeout: 120_000 }, async () => {
+  const atBackup = await treeHashes(sb.mailcow.volume('rspamd'));
+  await writeFile(join(sb.mailcow.volume('rspamd'), 'stats.ucl'), 'changed on the standby');
+  const config = join(dir, 'standby.env');
+  await writeFile(config, (await readFile(sb.configPath, 'utf8')) + '\nROLE=standby\n', { mode: 0o600 });
+  const holder = await holdLock('standby mirror run', 'standby');
+  const p = spawn(process.execPath, [RESTORE_CLI, '--backup', 'latest', '--components', 'rspamd', '--yes', '--config', config], { env: { ...process.env, ...sb.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const waiting = new Promise<void>((resolve) => {
+    const on = (d: Buffer) => ((out += d), /waiting until a standby mirror run \(process \d+\) has finished/.test(out) && resolve());
+    p.stdout!.on('data', on);
+    p.stderr!.on('data', on);
+  });
+  const exit = new Promise<number | null>((resolve) => p.on('exit', (c) => resolve(c)));
+  await Promise.race([waiting, exit.then(() => assert.fail(`the restore did not wait for the mirror run:\n${out}`))]);
+  await holder.release();
+  assert.equal(await exit, 0, out);
+  assert.deepEqual(await treeHashes(sb.mailcow.volume('rspamd')), atBackup, 'restored once the mirror run was done');
 });

@@ -150,7 +150,8 @@ async function main(argv: string[]): Promise<number> {
   try {
     ctx = buildContext({ config: values.config, debug: values.debug }, sig.signal, values.json ? 'silent' : undefined);
     // On a standby host a restore reads the mirrored copies: the mirror run must not rotate them meanwhile.
-    const lock = ctx.config.ROLE === 'standby' && !values.list && !values['check-only'] ? await (await import('../adapters/lock.js')).acquireLock(ctx.config.STATE_DIR, ctx.config.LOCK_TIMEOUT_HOURS, ctx.log, ctx.now, 'restore', 'standby') : undefined;
+    const c = ctx;
+    const lock = c.config.ROLE === 'standby' && !values.list && !values['check-only'] ? await (await import('../restore/restore-lock.js')).lockForRestore(c, (l) => c.log.info(l), 'standby') : undefined;
     await ctx.box.connect();
     try {
       if (values.list && values.snapshots) {
