@@ -390,6 +390,24 @@ describe('installer', () => {
     assert.match(service(), /^TimeoutStartSec=6h$/m);
   });
 
+  it("installing again keeps the restore drill's schedule, 'off' included, unless --drill-calendar changes it", async () => {
+    const root = await makeRoot('reinstall-drill');
+    const drillTimer = path.join(root, 'etc/systemd/system/mailcow-backup-drill.timer');
+    const off = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--drill-calendar', 'off']);
+    assert.equal(off.code, 0, off.stdout + off.stderr);
+    assert.ok(!fs.existsSync(drillTimer), 'off: no drill timer');
+    const again = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint]);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.ok(!fs.existsSync(drillTimer), "an upgrade does not turn the admin's 'off' back on");
+    assert.match(again.stdout, /^ok    restore drill schedule 'off' kept from the last install \(--drill-calendar changes it\)$/m);
+    const on = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--drill-calendar', 'Sun *-*-* 05:00:00']);
+    assert.equal(on.code, 0, on.stdout + on.stderr);
+    assert.match(fs.readFileSync(drillTimer, 'utf8'), /^OnCalendar=Sun \*-\*-\* 05:00:00$/m);
+    const kept = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint]);
+    assert.equal(kept.code, 0, kept.stdout + kept.stderr);
+    assert.match(fs.readFileSync(drillTimer, 'utf8'), /^OnCalendar=Sun \*-\*-\* 05:00:00$/m, 'the drill schedule survives an upgrade');
+  });
+
   it('--on-calendar hourly --dump-interval 24: hourly timer with a short delay; the new .env dumps daily, goes stale after 4 h, mails a daily digest, keeps 48 hourly backups', async () => {
     const root = await makeRoot('hourly');
     const r = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--on-calendar', 'hourly', '--dump-interval', '24', '--set', 'KEEP_HOURLY=24']);

@@ -17,6 +17,8 @@ export interface InstallManifest {
   motdFile: string;
   /** Kept by --uninstall, removed by --purge. */
   data: { stateDir: string; tempDir: string; logFile: string; statusFile: string };
+  /** The drill timer's schedule, or 'off': a re-install without --drill-calendar keeps it. */
+  drillCalendar?: string;
   /** Folders created by an install (real paths), removed by --uninstall when empty. */
   createdDirs: string[];
 }

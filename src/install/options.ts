@@ -157,7 +157,7 @@ export interface InstallOptions {
   /** Problems worth a WARN line that do not stop the install (unknown keys in --env-file). */
   warnings: string[];
   /** Which values a flag set; the others keep what the installed units (and the last install) have. */
-  fromFlags: Record<UnitSetting | 'installDir', boolean>;
+  fromFlags: Record<UnitSetting | 'installDir' | 'drillCalendar', boolean>;
 }
 
 export type UnitSetting = 'onCalendar' | 'randomizedDelay' | 'timeoutStart';
@@ -257,6 +257,6 @@ export function resolveOptions(flags: Flags, env: NodeJS.ProcessEnv = process.en
     givenFrom,
     envFile,
     warnings,
-    fromFlags: { onCalendar: flags['on-calendar'] !== undefined, randomizedDelay: flags['randomized-delay'] !== undefined || frequent, timeoutStart: flags.timeout !== undefined, installDir: flags['install-dir'] !== undefined },
+    fromFlags: { onCalendar: flags['on-calendar'] !== undefined, randomizedDelay: flags['randomized-delay'] !== undefined || frequent, timeoutStart: flags.timeout !== undefined, installDir: flags['install-dir'] !== undefined, drillCalendar: flags['drill-calendar'] !== undefined },
   };
 }

@@ -53,6 +53,10 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
   const settled = settleSettings(given, installedSettings(rooted(given.root, layout.unitDir)));
   const opts: InstallOptions = { ...given, ...settled.values, installDir: dir.installDir };
   if (dir.line) settled.lines.push({ warn: false, text: dir.line });
+  if (!given.fromFlags.drillCalendar && previous?.drillCalendar !== undefined) {
+    opts.drillCalendar = previous.drillCalendar === 'off' ? undefined : previous.drillCalendar;
+    settled.lines.push({ warn: false, text: `restore drill schedule '${previous.drillCalendar}' kept from the last install (--drill-calendar changes it)` });
+  }
   if (opts.role === 'standby') standbySchedule(opts);
   const secretKeys = KEY_DOCS.filter((d) => d.secret).map((d) => d.key);
   const ops = new Ops(opts.dryRun, exec, out, secretKeys);
@@ -152,6 +156,7 @@ export async function runInstall(given: InstallOptions, deps: InstallDeps): Prom
     configPath: layout.configPath,
     installDir: layout.installDir,
     units: unitFiles.map(([n]) => join(layout.unitDir, n)),
+    drillCalendar: opts.drillCalendar ?? 'off',
     logrotateFile: layout.logrotateFile,
     links: links.map((l) => unrooted(opts.root, l)),
     motdFile: layout.motdFile,
