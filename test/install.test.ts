@@ -505,7 +505,8 @@ describe('installer', () => {
     fs.writeFileSync(path.join(unitDir, 'mailcow-backup.timer'), '[Timer]\nOnCalendar=*-*-* 03:00:00\n');
     const r = await installer(['--root', root, ...base, '--accept-host-key', box.hostKeyFingerprint, '--role', 'standby']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.deepEqual(fs.readdirSync(unitDir).sort(), ['mailcow-backup-failure@.service', 'mailcow-standby.service', 'mailcow-standby.timer']);
+    // The restore drill runs on a standby too: it proves the copies this host would fail over with.
+    assert.deepEqual(fs.readdirSync(unitDir).sort(), ['mailcow-backup-drill.service', 'mailcow-backup-drill.timer', 'mailcow-backup-failure@.service', 'mailcow-standby.service', 'mailcow-standby.timer']);
     assert.equal(parse(fs.readFileSync(path.join(root, 'etc/mailcow-backup/.env'), 'utf8')).ROLE, 'standby');
     const service = fs.readFileSync(path.join(unitDir, 'mailcow-standby.service'), 'utf8');
     assert.match(service, /^ExecStart=\S+ \/opt\/mailcow-cold-standby\/dist\/src\/cli\/restore-from-hetzner\.js standby --config \/etc\/mailcow-backup\/\.env$/m);
