@@ -14,6 +14,7 @@ import { simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
+import { startMailSink, startPingServer } from './support/listeners.js';
 import { backup, publishedOnBox, RESTORE_CLI, runCli, sleep, treeHashes } from './support/cli.js';
 
 const VOLS = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
@@ -66,24 +67,8 @@ describe('restore-from-hetzner drill (real MariaDB)', { timeout: 900_000 }, () =
 
   before(async () => {
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'drill-'));
-    smtp = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ['STARTTLS'],
-      logger: false,
-      onData(stream, _s, cb) {
-        const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
-        stream.on('end', () => (mails.push(Buffer.concat(chunks).toString('utf8')), cb()));
-      },
-    });
-    await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
-    hc = http.createServer((req, res) => {
-      let body = '';
-      req.setEncoding('utf8');
-      req.on('data', (d: string) => (body += d));
-      req.on('end', () => (pings.push({ path: req.url ?? '', body }), res.end('OK')));
-    });
-    await new Promise<void>((resolve) => hc.listen(0, '127.0.0.1', resolve));
+    smtp = await startMailSink(mails);
+    hc = await startPingServer(pings);
     prom = path.join(dir, 'prom', 'mailcow_backup.prom');
     await fsp.mkdir(path.dirname(prom));
     sb = await createSandbox({

@@ -13,6 +13,7 @@ import { describeShrink, measuresOfRecord, shrinkOf, shrinkRefusal } from '../sr
 import { configSchema } from '../src/config/schema.js';
 import { parseConfigText } from '../src/config/load.js';
 import type { UserError } from '../src/errors.js';
+import { startMailSink } from './support/listeners.js';
 import { backup, backupsOnBox, publishedOnBox, removeSandbox } from './support/cli.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { tmpdir } from 'node:os';
@@ -68,17 +69,7 @@ describe('a run far smaller than the newest backup', () => {
   let names: string[];
 
   before(async () => {
-    smtp = new SMTPServer({
-      authOptional: true,
-      disabledCommands: ['STARTTLS'],
-      logger: false,
-      onData(stream, _s, cb) {
-        const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
-        stream.on('end', () => (mails.push(Buffer.concat(chunks).toString('utf8')), cb()));
-      },
-    });
-    await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', r));
+    smtp = await startMailSink(mails);
     dir = await mkdtemp(join(tmpdir(), 'mcb-shrink-'));
     sb = await createSandbox({
       dir,
