@@ -62,7 +62,7 @@ await esbuild.build({
   platform: 'node',
   format: 'esm',
   target: 'node20',
-  external: ['execa', 'nodemailer', 'winston', 'age-encryption'],
+  external: ['execa', 'nodemailer', 'winston', 'age-encryption', 'tar-stream'],
   // CommonJS dependencies (dotenv, proper-lockfile) call require(): give each output file one.
   banner: { js: "import { createRequire as bundleRequire } from 'node:module'; const require = bundleRequire(import.meta.url);" },
   plugins: [ownModuleUrls],

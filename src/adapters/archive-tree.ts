@@ -1,0 +1,143 @@
+// Reads a mailcow archive (`zstd -dc` into tar-stream) into a file tree plus the list of its
+// entries, and writes the tar again from the two (tar-stream into `zstd --rsyncable`). Only
+// regular files' data is in the tree; folders, links, devices and every entry's owner, mode and
+// time are in the list, so the archive packed again holds what mailcow's script wrote.
+// tar-stream is imported on first use, like the age library: most commands never need it.
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Readable, Transform } from 'node:stream';
+import type { Exec } from './exec.js';
+import { TREE_LIST_VERSION, treeProblem, treeRelPath, type EntryType, type TreeEntry, type TreeList } from '../plan/archive-tree.js';
+
+const tarStream = () => import('tar-stream');
+
+/** A regular file written into the tree: its place (relative to the tree) and content hash. */
+export interface TreeFile {
+  rel: string;
+  size: number;
+  hash: string;
+}
+
+const TYPES = new Set<EntryType>(['file', 'link', 'symlink', 'directory', 'character-device', 'block-device', 'fifo']);
+
+/**
+ * Unpacks `archive` (a .tar.zst) into `dir` and writes its entry list to `listFile`. Returns
+ * the files written, hashed as they were written; or `problem` (and nothing left behind) for an
+ * archive the tree cannot hold, which then stays whole.
+ */
+export async function unpackArchive(archive: string, dir: string, listFile: string, component: string): Promise<{ files: TreeFile[]; problem?: string }> {
+  const { extract } = await tarStream();
+  const entries: TreeEntry[] = [];
+  const files: TreeFile[] = [];
+  const seen = new Set<string>();
+  const zstd = spawn('zstd', ['-dc', '-q', archive], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  zstd.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
+  const exited = new Promise<number | null>((res) => zstd.on('close', (code) => res(code)));
+  const ex = extract();
+  let problem: string | undefined;
+  ex.on('entry', (h, stream, next) => {
+    const type = (h.type === 'contiguous-file' ? 'file' : h.type) as EntryType;
+    const e: TreeEntry = { name: h.name, type, mode: h.mode ?? 0o644, uid: h.uid ?? 0, gid: h.gid ?? 0, mtime: (h.mtime?.getTime() ?? 0) / 1000 };
+    if (h.uname) e.uname = h.uname;
+    if (h.gname) e.gname = h.gname;
+    if (h.linkname) e.linkname = h.linkname;
+    if (type === 'character-device' || type === 'block-device') (e.devmajor = h.devmajor ?? 0), (e.devminor = h.devminor ?? 0);
+    if (!TYPES.has(type)) problem ??= `the entry ${JSON.stringify(h.name)} is of type ${h.type}`;
+    const rel = treeRelPath(h.name);
+    if (type === 'file' && rel !== undefined && !problem && !seen.has(rel)) {
+      seen.add(rel);
+      e.size = h.size ?? 0;
+      const abs = join(dir, rel);
+      const hash = createHash('sha256');
+      let size = 0;
+      const tap = new Transform({
+        transform(chunk: Buffer, _enc, cb) {
+          hash.update(chunk);
+          size += chunk.length;
+          cb(null, chunk);
+        },
+      });
+      mkdir(dirname(abs), { recursive: true, mode: 0o700 })
+        .then(() => pipeline(stream, tap, createWriteStream(abs, { mode: 0o600 })))
+        .then(async () => {
+          // The entry's time, so that an untouched file keeps it from dump to dump.
+          await utimes(abs, e.mtime, e.mtime);
+          files.push({ rel, size, hash: hash.digest('hex') });
+          next();
+        })
+        .catch((err: Error) => {
+          problem ??= `${rel} could not be written (${err.message})`;
+          stream.resume();
+          next();
+        });
+    } else {
+      if (type === 'file') e.size = h.size ?? 0;
+      stream.on('end', next);
+      stream.resume();
+    }
+    entries.push(e);
+  });
+  try {
+    await pipeline(zstd.stdout as Readable, ex);
+  } catch (err) {
+    problem ??= `it cannot be read as tar (${(err as Error).message})`;
+    zstd.kill();
+  }
+  const code = await exited;
+  if (code !== 0 && !problem) problem = `zstd -dc failed: ${stderr.trim().split('\n').pop() ?? `exit ${code}`}`;
+  problem ??= treeProblem(entries);
+  if (problem) {
+    await rm(dir, { recursive: true, force: true });
+    return { files: [], problem };
+  }
+  const list: TreeList = { archiveTree: TREE_LIST_VERSION, component, archive: archive.split('/').pop()!, entries };
+  await writeFile(listFile, JSON.stringify(list), { mode: 0o600 });
+  return { files };
+}
+
+/** Reads and checks a tree list (a verified download's, so damage means a bug, not an attack). */
+export async function readTreeList(listFile: string): Promise<TreeList> {
+  const l = JSON.parse(await readFile(listFile, 'utf8')) as TreeList;
+  if (l.archiveTree !== TREE_LIST_VERSION || !Array.isArray(l.entries) || !/^backup_[a-z]+\.tar\.zst$/.test(l.archive)) throw new Error(`${listFile} is not an archive list this version can read`);
+  return l;
+}
+
+/** Writes `out` (a .tar.zst) from the tree `dir` and its list, with `zstd --rsyncable` as mailcow's script does. */
+export async function packArchive(exec: Exec, list: TreeList, dir: string, out: string, threads = 1): Promise<void> {
+  const { pack } = await tarStream();
+  const p = pack();
+  const feed = (async () => {
+    for (const e of list.entries) {
+      const header = {
+        name: e.name,
+        type: e.type,
+        mode: e.mode,
+        uid: e.uid,
+        gid: e.gid,
+        uname: e.uname,
+        gname: e.gname,
+        mtime: new Date(e.mtime * 1000),
+        linkname: e.linkname,
+        devmajor: e.devmajor,
+        devminor: e.devminor,
+        size: e.type === 'file' ? e.size : 0,
+      };
+      const rel = treeRelPath(e.name);
+      if (e.type === 'file' && rel !== undefined) {
+        await new Promise<void>((res, rej) => {
+          const entry = p.entry(header, (err) => (err ? rej(err) : res()));
+          createReadStream(join(dir, rel)).on('error', rej).pipe(entry);
+        });
+      } else await new Promise<void>((res, rej) => p.entry(header, (err) => (err ? rej(err) : res())));
+    }
+    p.finalize();
+  })();
+  feed.catch((err: Error) => p.destroy(err));
+  await exec('zstd', ['--rsyncable', '-q', '-f', `-T${threads}`, '-o', out], { what: `packing ${out.split('/').pop()}`, inputStream: Readable.from(p as AsyncIterable<Buffer>), timeoutMs: 24 * 3_600_000 });
+  await feed;
+}
