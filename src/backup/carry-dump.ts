@@ -1,5 +1,5 @@
 // A run between dumps (DUMP_INTERVAL_HOURS): the newest backup's archives, mailcow.conf and
-// architecture marker (or their .age files) become hard links in the new backup's staging folder
+// architecture marker (or their .age files; the archives' trees file by file) become hard links in the new backup's staging folder
 // through SFTP `ln`, on the box: no mailcow script, no docker, not a byte sent or stored again.
 // The new backup is still complete on its own, and its manifest lists them with the hashes the
 // newest backup's checksums.sha256 gives (a verified backup's files, like every --link-dest link).
@@ -14,7 +14,7 @@ import { VMAIL_DIR } from './transfer.js';
 
 /** The newest backup's record and the files of its dump, as its own manifest lists them. */
 export interface NewestBackup {
-  record: NewestRecord & { archives?: unknown; encryption?: EncryptionRecord };
+  record: NewestRecord & { archives?: unknown; archiveLayout?: string; encryption?: EncryptionRecord };
   dumpFiles: { path: string; hash: string }[];
 }
 
@@ -55,6 +55,7 @@ export interface CarriedDump {
   origin: DumpOrigin;
   files: ManifestEntry[];
   archives: unknown;
+  archiveLayout?: string;
   encryption?: EncryptionRecord;
 }
 
@@ -65,20 +66,30 @@ export interface CarriedDump {
  */
 export async function carryDump(ctx: RunContext, root: string, staging: string, newest: NewestBackup, origin: DumpOrigin): Promise<{ carried?: CarriedDump; problem?: string }> {
   const from = newest.record.name;
-  const listed = new Map((await ctx.box.list(`${root}/${from}`)).filter((e) => e.type === 'file').map((e) => [e.name, e.size]));
+  // The archives' trees (archives/<component>/…) nest: every folder of the dump is listed once.
+  const folders = [...new Set(newest.dumpFiles.map((f) => dirOf(f.path)))].sort();
+  const sizes = async (base: string) => {
+    const m = new Map<string, number>();
+    for (const d of folders) for (const e of await ctx.box.list(d ? `${base}/${d}` : base)) if (e.type === 'file') m.set(d ? `${d}/${e.name}` : e.name, e.size);
+    return m;
+  };
+  const listed = await sizes(`${root}/${from}`);
   const files: ManifestEntry[] = [];
   for (const f of newest.dumpFiles) {
     const size = listed.get(f.path);
-    // Nested paths are not what a dump holds: better a dump than a guess.
-    if (size === undefined || f.path.includes('/')) return { problem: `${from}/${f.path}, listed in its manifest, is not on the box` };
+    if (size === undefined || f.path.split('/').some((p) => p === '' || p === '.' || p === '..')) return { problem: `${from}/${f.path}, listed in its manifest, is not on the box` };
     // mtime -1: the hash cache never takes a later dump's file of the same name and size for this one.
     files.push({ path: f.path, hash: f.hash, size, mtimeMs: -1 });
   }
   if (files.length === 0) return { problem: `${from} holds no dump files` };
-  const r = await ctx.box.hardLinks([staging], files.map((f) => ({ existing: `${root}/${from}/${f.path}`, link: `${staging}/${f.path}` })));
+  const dirs = new Set<string>([staging]);
+  for (const d of folders) d.split('/').forEach((_, i, parts) => dirs.add(`${staging}/${parts.slice(0, i + 1).join('/')}`));
+  const r = await ctx.box.hardLinks([...dirs].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1)), files.map((f) => ({ existing: `${root}/${from}/${f.path}`, link: `${staging}/${f.path}` })));
   if (r.refused) return { problem: 'the Storage Box refused a hard link through sftp' };
-  const got = new Map((await ctx.box.list(staging)).filter((e) => e.type === 'file').map((e) => [e.name, e.size]));
+  const got = await sizes(staging);
   const missing = files.filter((f) => got.get(f.path) !== f.size);
   if (missing.length) return { problem: `${missing.length} of ${files.length} links to ${from}'s dump did not arrive (first: ${missing[0]!.path})` };
-  return { carried: { from, origin, files, archives: newest.record.archives, encryption: newest.record.encryption } };
+  return { carried: { from, origin, files, archives: newest.record.archives, archiveLayout: newest.record.archiveLayout, encryption: newest.record.encryption } };
 }
+
+const dirOf = (p: string) => (p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '');

@@ -16,7 +16,7 @@ export interface RunContext {
   dryRun: boolean;
 }
 
-export type PhaseName = 'lock' | 'preflight' | 'dump' | 'encrypt' | 'manifest' | 'compare' | 'upload' | 'verify' | 'publish' | 'prune' | 'scrub' | 'report' | 'list' | 'download' | 'archives' | 'rotate';
+export type PhaseName = 'lock' | 'preflight' | 'dump' | 'unpack' | 'encrypt' | 'manifest' | 'compare' | 'upload' | 'verify' | 'publish' | 'prune' | 'scrub' | 'report' | 'list' | 'download' | 'archives' | 'rotate';
 
 export interface PhaseTiming {
   phase: PhaseName;

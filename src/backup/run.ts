@@ -1,7 +1,7 @@
 // The daily run, in order: lock, preflight, dump, manifest, upload, verify, publish, scrub, prune.
 // Each step is its own module; this file only orders them and collects the summary. The lock is
 // taken by the caller before it loads this module (lock-phase.ts: start-up time).
-import { lstat, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { HeldLock } from '../adapters/lock.js';
@@ -17,7 +17,9 @@ import type { VmailIndex } from '../plan/vmail-index.js';
 import type { RunSummary } from '../plan/report.js';
 import { TOOL_VERSION } from '../version.js';
 import { phase, type PhaseTiming, type RunContext } from './context.js';
-import { encryptDump } from './encrypt.js';
+import { encryptDump, saveCipherStore } from './encrypt.js';
+import { unpackDump } from './archive-tree.js';
+import { TREE_LAYOUT } from '../plan/archive-tree.js';
 import type { LockPhase } from './lock-phase.js';
 import { dump, makeRunDir, removeStaleRunDirs } from './dump.js';
 import { carryDump, readNewest, type CarriedDump } from './carry-dump.js';
@@ -150,7 +152,13 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     const staging = `${root}/${stagingNameFor(name)}`;
     if (dumped) ctx.log.info(`dump ${name}: ${dumped.archives.map((a) => `${a.component} ${bytes(a.bytes)}`).join(', ') || 'no archive components'} (${dumped.outputLines} lines of script output)`);
     const dumpFolder = dumped?.folder;
-    const encryption = carried ? carried.encryption : dumpFolder && recipients.length ? await phase(timings, 'encrypt', ctx.log, () => encryptDump(ctx, dumpFolder, recipients)) : undefined;
+    // The last published manifest: hashes to reuse, and what the trees' unchanged files are.
+    const previous = await PreviousManifest.open(cachePath(c), VMAIL_DIR);
+    const unpacked = dumped?.archives.length ? await phase(timings, 'unpack', ctx.log, () => unpackDump(ctx, dumpFolder!, dumped!.archives, previous.other)) : undefined;
+    const encrypted = !carried && dumpFolder && recipients.length ? await phase(timings, 'encrypt', ctx.log, () => encryptDump(ctx, dumpFolder, recipients, unpacked?.files, previous.other)) : undefined;
+    // The plaintext hashes stay on this host (cipher store); backup.json gets the record alone.
+    const encryption = carried ? carried.encryption : encrypted && { tool: encrypted.tool, files: encrypted.files, recipients: encrypted.recipients };
+    const archiveLayout = unpacked?.trees.length ? TREE_LAYOUT : carried?.archiveLayout;
     if (encryption) summary.encrypted = { files: encryption.files.length, recipients: encryption.recipients.map((r) => r.fingerprint) };
 
     // Manifest: the dump's files and the vmail tree, hashed; unchanged files reuse last hash.
@@ -158,12 +166,14 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     let renames: RenameLink[] = [];
     const manifest = await phase(timings, 'manifest', ctx.log, async () => {
       const dumpFiles: { path: string; size: number; mtimeMs: number }[] = [];
-      for (const n of dumpFolder ? (await readdir(dumpFolder)).sort() : []) {
-        const st = await stat(join(dumpFolder!, n));
+      // Recursive: the archives' trees are below archives/.
+      for (const n of dumpFolder ? (await readdir(dumpFolder, { recursive: true })).sort() : []) {
+        const st = await lstat(join(dumpFolder!, n));
         if (st.isFile()) dumpFiles.push({ path: n, size: st.size, mtimeMs: Math.floor(st.mtimeMs) });
       }
-      const previous = await PreviousManifest.open(cachePath(c), VMAIL_DIR);
-      const { entries: other, stats } = await hashFiles(dumpFolder ? [{ root: dumpFolder, prefix: '', files: dumpFiles }] : [], previous.other);
+      // The trees' files were hashed as they were unpacked.
+      const cache = unpacked && !encrypted ? new Map([...previous.other, ...unpacked.files]) : previous.other;
+      const { entries: other, stats } = await hashFiles(dumpFolder ? [{ root: dumpFolder, prefix: '', files: dumpFiles }] : [], cache);
       // Linked from the newest backup: described by its manifest.
       for (const f of carried?.files ?? []) other.set(f.path, f);
       let vanished = stats.vanished.length;
@@ -270,6 +280,8 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
         files: totals.files,
         bytes: summary.backupBytes,
         archives: dumped ? dumped.archives.map((a) => ({ component: a.component, file: a.file.split('/').pop(), bytes: a.bytes })) : carried?.archives,
+        // 'tree': archives/<component>/ and .tar.json instead of the .tar.zst (restore packs them again).
+        archiveLayout,
         // When the database (and the other archives) were dumped, and by which backup's run.
         dumpedAt: summary.dump?.at,
         dumpedBy: summary.dump?.by,
@@ -284,6 +296,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       published = summary.published = true;
       ctx.log.info(`published ${root}/${name}`);
       await saveHashCache(cachePath(c), manifest);
+      if (encrypted && dumpFolder) await saveCipherStore(ctx, dumpFolder, encrypted.plain, manifest);
       // What `list`, `status` and the restore show for it: verified by this run, not yet scrubbed.
       await recordVerifiedAtPublish(c.STATE_DIR, name, ctx.now().toISOString()).catch((e) => ctx.log.warn(`cannot record that ${name} was verified: ${(e as Error).message}`));
     });
