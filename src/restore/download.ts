@@ -8,6 +8,7 @@ import type { Component } from '../config/schema.js';
 import { ARCHIVE_BASE } from '../adapters/mailcow.js';
 import { parseStats, remoteSpec, rsyncRemoteShell, type BoxTarget } from '../plan/transport-args.js';
 import { CHECKSUM_FILE, MANIFEST_DIR, RECORD_FILE } from '../plan/manifest.js';
+import { ARCHIVES_DIR, treeDir, treeListPath } from '../plan/archive-tree.js';
 
 /** The small files every restore reads first (mailcow.conf.age when the backup is encrypted). */
 export const META_FILES = ['mailcow.conf', 'mailcow.conf.age', '.x86_64', '.aarch64', CHECKSUM_FILE, RECORD_FILE];
@@ -16,7 +17,11 @@ export const META_FILES = ['mailcow.conf', 'mailcow.conf.age', '.x86_64', '.aarc
 export function downloadFilters(o: { components: Component[]; mailboxDirs: string[]; vmailDir: string; archives?: Component[] }): string[] {
   // The manifest's parts (split layout) come with the meta files: readChecksums needs them all.
   const rules: string[] = [...META_FILES.map((f) => `--include=/${f}`), `--include=/${MANIFEST_DIR}/***`];
-  for (const c of o.archives ?? o.components.filter((c) => c !== 'vmail')) for (const ext of ['.tar.zst', '.tar.gz']) rules.push(`--include=/${ARCHIVE_BASE[c]}${ext}`, `--include=/${ARCHIVE_BASE[c]}${ext}.age`);
+  const archives = o.archives ?? o.components.filter((c) => c !== 'vmail');
+  for (const c of archives) for (const ext of ['.tar.zst', '.tar.gz']) rules.push(`--include=/${ARCHIVE_BASE[c]}${ext}`, `--include=/${ARCHIVE_BASE[c]}${ext}.age`);
+  // The tree layout: archives/<component>/ and its entry list.
+  if (archives.length) rules.push(`--include=/${ARCHIVES_DIR}/`);
+  for (const c of archives) rules.push(`--include=/${treeListPath(c)}`, `--include=/${treeListPath(c)}.age`, `--include=/${treeDir(c)}/***`);
   if (o.components.includes('vmail')) rules.push(`--include=/${o.vmailDir}/***`);
   else if (o.mailboxDirs.length) {
     rules.push(`--include=/${o.vmailDir}/`);

@@ -20,6 +20,8 @@ import { loadScrubState } from '../backup/scrub.js';
 import { COMPONENTS } from '../config/schema.js';
 import { errorText, isUserError, UserError } from '../errors.js';
 import { isEncryptedName } from '../plan/age-keys.js';
+import { isArchivePart } from '../plan/archive-tree.js';
+import { ARCHIVE_BASE } from '../adapters/mailcow.js';
 import {
   DRILL_DIR_PREFIX,
   drillContainerName,
@@ -200,7 +202,7 @@ export async function runDrill(ctx: RunContext, req: DrillRequest, say: (line: s
         add('FAIL', 'database', `the database archive does not open: ${e.message}${e.details.length ? ` (${e.details.filter((l) => l.trim()).slice(-3).join(' | ')})` : ''}`);
       }
     } else if (!record.components.includes('mysql')) add('WARN', 'database', 'the backup holds no database (BACKUP_COMPONENTS without mysql): a restore would have no mailboxes');
-    else if (!encrypted.some((p) => p.startsWith('backup_mariadb'))) add('FAIL', 'database', 'backup_mariadb.tar.zst is missing from the backup');
+    else if (!encrypted.some((p) => isArchivePart(p, 'mysql', ARCHIVE_BASE.mysql))) add('FAIL', 'database', 'backup_mariadb.tar.zst is missing from the backup');
 
     // 4. The mail tree against the database.
     const entries: { path: string; size: number }[] = [];
@@ -240,7 +242,7 @@ export async function runDrill(ctx: RunContext, req: DrillRequest, say: (line: s
           else add('OK', 'crypt keys', `the key pair matches; none of ${heads.length} sampled messages is mail_crypt-encrypted`);
         }
       }
-    } else if (!encrypted.some((p) => p.startsWith('backup_crypt'))) add(record.components.includes('vmail') ? 'WARN' : 'OK', 'crypt keys', 'the backup holds no crypt keys (backup_crypt.tar.zst)');
+    } else if (!encrypted.some((p) => isArchivePart(p, 'crypt', ARCHIVE_BASE.crypt))) add(record.components.includes('vmail') ? 'WARN' : 'OK', 'crypt keys', 'the backup holds no crypt keys (backup_crypt.tar.zst)');
     return finish(outcome);
   } finally {
     // Not ctx.exec: after Ctrl-C or SIGTERM its signal is aborted and would stop the cleanup too.

@@ -7,7 +7,8 @@ import { join, resolve } from 'node:path';
 import { parse } from 'dotenv';
 import { createExec } from '../adapters/exec.js';
 import { freeBytes } from '../adapters/disk.js';
-import { readMailcowConf, secretsOf, volumePath } from '../adapters/mailcow.js';
+import { ARCHIVE_BASE, readMailcowConf, secretsOf, volumePath } from '../adapters/mailcow.js';
+import { isArchivePart } from '../plan/archive-tree.js';
 import type { RunContext } from '../backup/context.js';
 import type { Component } from '../config/schema.js';
 import { errorText, isUserError, UserError } from '../errors.js';
@@ -174,7 +175,7 @@ export async function prepareRestore(ctx: RunContext, req: RestoreRequest, askId
   await verifyDownload(ctx.exec, folder, checksums, (p) => META_FILES.includes(p) && existsSync(join(folder, p)), ctx.signal, identities);
   if (needCryptForCheck) {
     await fetchSmall(ctx, remoteFolder, folder, ['crypt']);
-    await verifyDownload(ctx.exec, folder, checksums, (p) => /^backup_crypt\.tar\.(zst|gz)(\.age)?$/.test(p) && existsSync(join(folder, p)), ctx.signal, identities);
+    await verifyDownload(ctx.exec, folder, checksums, (p) => isArchivePart(p, 'crypt', ARCHIVE_BASE.crypt) && existsSync(join(folder, p)), ctx.signal, identities);
   }
   const backupConf = existsSync(join(folder, 'mailcow.conf')) ? parse(await readFile(join(folder, 'mailcow.conf'), 'utf8')) : {};
   for (const s of secretsOf(backupConf)) ctx.log.addSecret(s);
@@ -344,7 +345,7 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
     };
     const wanted = (p: string) =>
       META_FILES.includes(p) ||
-      archiveComponents(choices.components).some((comp) => p.startsWith(`backup_${comp === 'mysql' ? 'mariadb' : comp}.tar.`)) ||
+      archiveComponents(choices.components).some((comp) => isArchivePart(p, comp, ARCHIVE_BASE[comp])) ||
       (choices.components.includes('vmail') && p.startsWith(`${VMAIL}/`)) ||
       mailboxDirs.some((d) => p.startsWith(`${VMAIL}/${d}/`));
     ui.progress(`verifying every downloaded file against checksums.sha256${prep.identities ? ', decrypting them' : ''} and the archives with zstd -t`);

@@ -1,6 +1,7 @@
 // Checks a downloaded backup before anything on the host is touched: every file against
 // checksums.sha256 and its parts (on the hash pool), encrypted files then decrypted with the age
-// identity, and every archive with zstd -t / gzip -t.
+// identity, archives stored as trees packed again (archive-repack.ts), and every archive with
+// zstd -t / gzip -t.
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Exec } from '../adapters/exec.js';
@@ -9,6 +10,7 @@ import { UserError } from '../errors.js';
 import { CHECKSUM_FILE, describeManifestProblem, readManifest } from '../plan/manifest.js';
 import { decryptFile, isWrongKey, type Identities } from '../adapters/age.js';
 import { isEncryptedName, plainName } from '../plan/age-keys.js';
+import { materializeArchives } from './archive-repack.js';
 
 /** checksums.sha256 and, for the split layout, its parts (each checked against its hash). */
 export async function readChecksums(folder: string): Promise<Map<string, string>> {
@@ -67,7 +69,9 @@ export async function verifyDownload(
     await rm(join(folder, p));
   }
   let archives = 0;
-  for (const p of paths.map(plainName).filter((p) => /^backup_[a-z]+\.tar\.(zst|gz)$/.test(p))) {
+  // Archives stored as trees are packed again here, then tested like those stored whole.
+  const packed = await materializeArchives(exec, folder, paths.map(plainName));
+  for (const p of [...paths.map(plainName), ...packed].filter((p) => /^backup_[a-z]+\.tar\.(zst|gz)$/.test(p))) {
     await exec(p.endsWith('.zst') ? 'zstd' : 'gzip', ['-t', '-q', join(folder, p)], { what: `testing ${p}`, errorKind: 'verify', timeoutMs: 3_600_000 });
     archives++;
   }

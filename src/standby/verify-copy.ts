@@ -1,7 +1,13 @@
 // Proves a mirrored copy usable without a restore: its archives pass `zstd -t` (gzip -t for old
 // ones), and encrypted archives, when this host has an age identity, are decrypted into the
 // test through a pipe (the plaintext never touches the disk). Without an identity it says so.
+// An archive stored as a tree (archives/<component>/ + .tar.json) is tested as what a restore
+// packs it from: every file its list names is there with the listed size, decrypted through a pipe
+// when encrypted.
+import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { treeDir, treeListComponent, treeRelPath, type TreeList } from '../plan/archive-tree.js';
 import { decryptedStream, isWrongKey, type Identities } from '../adapters/age.js';
 import type { Exec } from '../adapters/exec.js';
 import { UserError } from '../errors.js';
@@ -13,8 +19,10 @@ export const NOT_PROVED = 'decryption not proved: no AGE_IDENTITY_FILE on this h
 
 export async function testArchives(exec: Exec, folder: string, paths: string[], ids: Identities | undefined): Promise<{ archives: number; decryption: 'proved' | 'not proved' | 'not encrypted' }> {
   const archives = paths.filter((p) => ARCHIVE.test(p));
-  const encrypted = archives.filter(isEncryptedName);
+  const lists = paths.filter((p) => treeListComponent(p) !== undefined);
+  const encrypted = [...archives, ...lists].filter(isEncryptedName);
   let tested = 0;
+  for (const p of lists) if (!isEncryptedName(p) || ids) (await testTree(folder, p, ids), tested++);
   for (const p of archives) {
     const tool = plainName(p).endsWith('.zst') ? 'zstd' : 'gzip';
     const what = `testing ${p}`;
@@ -34,4 +42,33 @@ export async function testArchives(exec: Exec, folder: string, paths: string[], 
     }
   }
   return { archives: tested, decryption: encrypted.length === 0 ? 'not encrypted' : ids ? 'proved' : 'not proved' };
+}
+
+/** The sizes a tree's list promises, against its files (decrypted through a pipe when encrypted). */
+async function testTree(folder: string, listPath: string, ids: Identities | undefined): Promise<void> {
+  const enc = isEncryptedName(listPath);
+  const open = async (p: string) => (enc ? decryptedStream(join(folder, `${p}.age`), ids!).catch((e) => Promise.reject(isWrongKey(e) ? new UserError('preflight', `AGE_IDENTITY_FILE ${ids!.path} cannot decrypt ${p}.age: it is not one of the keys this backup was encrypted to`) : e)) : undefined);
+  const sizeOf = async (p: string) => {
+    const s = await open(p);
+    if (!s) return (await stat(join(folder, p)).catch(() => undefined))?.size;
+    let n = 0;
+    for await (const chunk of s as Readable) n += (chunk as Buffer).length;
+    return n;
+  };
+  const plainList = plainName(listPath);
+  const text = enc ? await collect((await open(plainList))!) : await readFile(join(folder, plainList), 'utf8');
+  const list = JSON.parse(text) as TreeList;
+  const dir = treeDir(treeListComponent(listPath)!);
+  for (const e of list.entries) {
+    const rel = e.type === 'file' ? treeRelPath(e.name) : undefined;
+    if (rel === undefined) continue;
+    const size = await sizeOf(`${dir}/${rel}`);
+    if (size !== e.size) throw new UserError('verify', `${dir}/${rel}: ${size === undefined ? 'missing' : `${size} bytes, but ${plainList} says ${e.size}`}`);
+  }
+}
+
+async function collect(s: Readable): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const c of s) parts.push(c as Buffer);
+  return Buffer.concat(parts).toString('utf8');
 }
