@@ -155,6 +155,7 @@ describe('archives stored as trees', { timeout: 600_000 }, () => {
   });
 
   it('a full restore through the stand-in script gives back the volumes: bytes, modes, owners', async () => {
+    assert.equal(JSON.parse(await fsp.readFile(path.join(b.second, 'backup.json'), 'utf8')).archiveLayout, 'tree', 'restored from the tree layout');
     await damage(sb);
     const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--components', 'crypt,redis,rspamd,postfix,mysql', '--yes', '--config', sb.configPath], env, 180_000);
     assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -166,6 +167,7 @@ describe('archives stored as trees', { timeout: 600_000 }, () => {
     const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--components', 'crypt,redis,rspamd,postfix,mysql', '--download-only', out, '--config', sb.configPath], env, 180_000);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     const folder = path.join(out, path.basename(b.second));
+    assert.equal(JSON.parse(await fsp.readFile(path.join(b.second, 'backup.json'), 'utf8')).archiveLayout, 'tree', 'downloaded from the tree layout');
     const names = (await fsp.readdir(folder)).sort();
     const archives = ['backup_crypt.tar.zst', 'backup_mariadb.tar.zst', 'backup_postfix.tar.zst', 'backup_redis.tar.zst', 'backup_rspamd.tar.zst'];
     for (const a of archives) {
@@ -262,6 +264,7 @@ describe('archives stored as trees, encrypted file by file', { timeout: 600_000 
   });
 
   it('a full restore of the encrypted trees through the stand-in script gives back the volumes', async () => {
+    assert.equal(JSON.parse(await fsp.readFile(path.join(b.second, 'backup.json'), 'utf8')).archiveLayout, 'tree', 'restored from the tree layout');
     await damage(sb);
     const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--components', 'crypt,redis,rspamd,postfix,mysql', '--identity', identity, '--yes', '--config', sb.configPath], { ...sb.env, STANDIN_PROMPTS: 'tty' }, 180_000);
     assert.equal(r.code, 0, r.stderr + r.stdout);

@@ -2,7 +2,7 @@
 // backup_<component>.tar.zst again, after the download matched the manifest and was decrypted:
 // every consumer (mailcow's script, --download-only, the drill, the standby) meets the archive it
 // always met. A backup of the old layout has no archives/*.tar.json and passes untouched.
-import { rm } from 'node:fs/promises';
+import { rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Exec } from '../adapters/exec.js';
 import { packArchive, readTreeList } from '../adapters/archive-tree.js';
@@ -29,6 +29,7 @@ export async function materializeArchives(exec: Exec, folder: string, paths: str
     await rm(join(folder, p), { force: true });
     out.push(list.archive);
   }
-  await rm(join(folder, ARCHIVES_DIR), { recursive: false, force: true }).catch(() => undefined);
+  // Empty now unless a tree was not asked for.
+  await rmdir(join(folder, ARCHIVES_DIR)).catch(() => undefined);
   return out;
 }
