@@ -62,9 +62,11 @@ describe('backup to the loopback Storage Box', () => {
     assert.ok(source.size > 50);
     assert.deepEqual(onBox, source);
 
-    // Every archive component is there and sound; mailcow.conf and the arch marker came along.
-    for (const a of ['backup_crypt', 'backup_redis', 'backup_rspamd', 'backup_postfix', 'backup_mariadb']) {
-      execFileSync('zstd', ['-t', '-q', join(folder, `${a}.tar.zst`)]);
+    // Every archive component is there, as a tree and its entry list (issue 19); mailcow.conf and the arch marker came along.
+    const archiveFiles = (await readdir(join(folder, 'archives'), { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).length;
+    for (const c of ['crypt', 'redis', 'rspamd', 'postfix', 'mysql']) {
+      const list = JSON.parse(await readFile(join(folder, 'archives', `${c}.tar.json`), 'utf8'));
+      for (const e of list.entries) if (e.type === 'file') assert.equal((await stat(join(folder, 'archives', c, e.name.replace(/^\/+/, '')))).size, e.size, e.name);
     }
     assert.equal(await readFile(join(folder, 'mailcow.conf'), 'utf8'), await readFile(join(sb.mailcow.path, 'mailcow.conf'), 'utf8'));
 
@@ -72,7 +74,7 @@ describe('backup to the loopback Storage Box', () => {
     const listed = new Map<string, string>();
     const { parts } = await readManifest(folder, (e) => listed.set(e.path, e.hash));
     assert.ok(parts > 3, 'one part per maildir folder');
-    assert.equal(listed.size, source.size + 7 + parts); // vmail + 5 archives + mailcow.conf + arch marker + the parts
+    assert.equal(listed.size, source.size + archiveFiles + 2 + parts); // vmail + the archives' trees and lists + mailcow.conf + arch marker + the parts
     for (const [p, h] of source) assert.equal(listed.get(`vmail/${p}`), h, p);
     execFileSync('sh', ['-c', 'zcat -f checksums.sha256 manifest/*.gz | sha256sum --quiet --strict -c'], { cwd: folder });
 
@@ -126,9 +128,8 @@ describe('backup to the loopback Storage Box', () => {
     // Bytes on the wire: the new mail plus the small archives mailcow's script makes anew,
     // far from a full re-send of the mail.
     const s = await status();
-    const archives = (await readdir(join(boxBackups, second))).filter((n) => n.endsWith('.tar.zst'));
     let archiveBytes = 0;
-    for (const a of archives) archiveBytes += (await stat(join(boxBackups, second, a))).size;
+    for (const e of await readdir(join(boxBackups, second, 'archives'), { recursive: true, withFileTypes: true })) if (e.isFile()) archiveBytes += (await stat(join(e.parentPath, e.name))).size;
     const sent = s.bytesSent as number;
     assert.ok(sent >= change.newBytes * 0.9, `sent ${sent} < new mail ${change.newBytes}`);
     assert.ok(sent < change.newBytes + change.renamedBytes + archiveBytes + 200_000, `sent ${sent} bytes for ${change.newBytes} bytes of new mail`);

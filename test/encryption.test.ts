@@ -20,6 +20,8 @@ import { openComponentList, startWizard } from './support/tmux.js';
 
 const VOLS = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
 const ARCHIVES = ['backup_crypt.tar.zst', 'backup_mariadb.tar.zst', 'backup_postfix.tar.zst', 'backup_redis.tar.zst', 'backup_rspamd.tar.zst'];
+/** The archives as the box holds them (issue 19: trees, encrypted file by file): their entry lists. */
+const LISTS = ['crypt', 'mysql', 'postfix', 'redis', 'rspamd'].map((c) => `archives/${c}.tar.json`);
 
 /** Every file under `root` whose bytes contain `needle`. */
 async function filesContaining(root: string, needle: string): Promise<string[]> {
@@ -74,8 +76,10 @@ describe('age encryption of the components', { timeout: 300_000 }, () => {
   });
 
   it('the box holds only .age files for mailcow.conf and the archives, and no byte of the DB passwords', async () => {
-    const top = (await fsp.readdir(backupDir)).sort();
-    for (const a of ['mailcow.conf', ...ARCHIVES]) {
+    const top = (await fsp.readdir(backupDir, { recursive: true })).sort();
+    for (const a of ARCHIVES) assert.ok(!top.includes(a) && !top.includes(`${a}.age`), `${a} is stored as a tree`);
+    for (const e of await fsp.readdir(path.join(backupDir, 'archives'), { recursive: true, withFileTypes: true })) if (e.isFile()) assert.ok(e.name.endsWith('.age'), `${e.name} below archives/ is ciphertext`);
+    for (const a of ['mailcow.conf', ...LISTS]) {
       assert.ok(top.includes(`${a}.age`), `${a}.age is on the box: ${top.join(' ')}`);
       assert.ok(!top.includes(a), `plaintext ${a} is not on the box`);
     }
@@ -91,14 +95,15 @@ describe('age encryption of the components', { timeout: 300_000 }, () => {
 
   it('the manifest covers the encrypted files, the record names them and the recipients, and the box re-verifies them', async () => {
     const sums = await fsp.readFile(path.join(backupDir, 'checksums.sha256'), 'utf8');
-    for (const a of ['mailcow.conf', ...ARCHIVES]) {
+    for (const a of ['mailcow.conf', ...LISTS]) {
       const line = sums.split('\n').find((l) => l.endsWith(`  ${a}.age`));
       assert.ok(line, `checksums.sha256 lists ${a}.age`);
       assert.equal(line!.slice(0, 64), await sha256File(path.join(backupDir, `${a}.age`)));
     }
     assert.ok(!/ {2}mailcow\.conf$/m.test(sums), 'no plaintext name in the manifest');
     const record = JSON.parse(await fsp.readFile(path.join(backupDir, 'backup.json'), 'utf8'));
-    assert.deepEqual([...record.encryption.files].sort(), ['mailcow.conf.age', ...ARCHIVES.map((a) => `${a}.age`)].sort());
+    for (const f of ['mailcow.conf', ...LISTS]) assert.ok(record.encryption.files.includes(`${f}.age`), f);
+    assert.ok(record.encryption.files.every((f: string) => f.endsWith('.age')), record.encryption.files.join(' '));
     assert.equal(record.encryption.recipients.length, 2);
     assert.equal(record.encryption.recipients[0].fingerprint, recipientFingerprint(recipient));
     // `verify` (the scrub) makes the box hash every file again against the manifest
