@@ -18,6 +18,7 @@ import { createExec } from '../src/adapters/exec.js';
 import { packArchive, readTreeList } from '../src/adapters/archive-tree.js';
 import { runMailcowRestore } from '../src/restore/mailcow-restore.js';
 import { formatChecksumLine, isManifestPart, readManifest } from '../src/plan/manifest.js';
+import { treeProblem, treeRelPath, type TreeEntry } from '../src/plan/archive-tree.js';
 import { assertSameTree, backup, publishedOnBox, RESTORE_CLI, runCli, sha256File, treeHashes } from './support/cli.js';
 
 const VOLS = ['crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
@@ -73,7 +74,7 @@ async function damage(sb: Sandbox): Promise<void> {
   await fsp.rm(path.join(sb.mailcow.volume('postfix'), 'deferred'), { recursive: true });
 }
 
-function assertVolumes(now: Awaited<ReturnType<typeof volumes>>, then: Awaited<ReturnType<typeof volumes>>, what: string): void {
+function assertVolumes(now: Volumes, then: Volumes, what: string): void {
   for (const v of VOLS) {
     assertSameTree(now[v]!.hashes, then[v]!.hashes, `${v} ${what}`);
     assert.deepEqual(now[v]!.owners, then[v]!.owners, `${v}: modes and owners ${what}`);
@@ -114,27 +115,42 @@ async function toOldLayout(folder: string): Promise<void> {
   await fsp.writeFile(path.join(folder, 'checksums.sha256'), lines.sort().join('\n') + '\n');
 }
 
+type Volumes = Awaited<ReturnType<typeof volumes>>;
+interface TwoDumps {
+  sb: Sandbox;
+  first: string;
+  second: string;
+  atFirst: Volumes;
+  atSecond: Volumes;
+}
+
+/** A sandbox, a backup, a day of database change, a second backup: both folders on the box and the volumes at each. */
+async function twoDumps(dir: string, seed: number, config: Record<string, string> = {}): Promise<TwoDumps> {
+  const sb = await createSandbox({ dir: path.join(dir, 'sb'), mailBytes: 256 * 1024, seed, mailcow: { mysqlBytes: 4 << 20 }, config });
+  const atFirst = await volumes(sb);
+  const r1 = await backup(['run', '--config', sb.configPath], sb.env);
+  assert.equal(r1.code, 0, r1.stdout + r1.stderr);
+  await nextDay(sb);
+  const atSecond = await volumes(sb);
+  const r2 = await backup(['run', '--config', sb.configPath], sb.env);
+  assert.equal(r2.code, 0, r2.stdout + r2.stderr);
+  const names = await publishedOnBox(sb.box.root, sb.remotePath);
+  return { sb, first: path.join(sb.box.root, sb.remotePath, names[0]!), second: path.join(sb.box.root, sb.remotePath, names[1]!), atFirst, atSecond };
+}
+
 describe('archives stored as trees', { timeout: 600_000 }, () => {
   let dir: string;
   let sb: Sandbox;
   let env: Record<string, string>;
-  let b: { first: string; second: string; runs: string[] };
-  let atFirst: Awaited<ReturnType<typeof volumes>>;
-  let atSecond: Awaited<ReturnType<typeof volumes>>;
+  let b: TwoDumps;
+  let atFirst: Volumes;
+  let atSecond: Volumes;
 
   before(async () => {
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'archive-tree-'));
-    sb = await createSandbox({ dir: path.join(dir, 'sb'), mailBytes: 256 * 1024, seed: 19, mailcow: { mysqlBytes: 4 << 20 } });
+    b = await twoDumps(dir, 19);
+    ({ sb, atFirst, atSecond } = b);
     env = { ...sb.env, STANDIN_PROMPTS: 'tty' };
-    atFirst = await volumes(sb);
-    const r1 = await backup(['run', '--config', sb.configPath], sb.env);
-    assert.equal(r1.code, 0, r1.stdout + r1.stderr);
-    await nextDay(sb);
-    atSecond = await volumes(sb);
-    const r2 = await backup(['run', '--config', sb.configPath], sb.env);
-    assert.equal(r2.code, 0, r2.stdout + r2.stderr);
-    const names = await publishedOnBox(sb.box.root, sb.remotePath);
-    b = { first: path.join(sb.box.root, sb.remotePath, names[0]!), second: path.join(sb.box.root, sb.remotePath, names[1]!), runs: [r1.stdout, r2.stdout] };
   });
   after(async () => {
     await sb?.stop();
@@ -199,23 +215,16 @@ describe('archives stored as trees, encrypted file by file', { timeout: 600_000 
   let dir: string;
   let sb: Sandbox;
   let identity: string;
-  let b: { first: string; second: string; runs: string[] };
-  let atSecond: Awaited<ReturnType<typeof volumes>>;
+  let b: TwoDumps;
+  let atSecond: Volumes;
 
   before(async () => {
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'archive-tree-age-'));
     const key = await generateX25519Identity();
     identity = path.join(dir, 'backup.agekey');
     await fsp.writeFile(identity, `${key}\n`, { mode: 0o600 });
-    sb = await createSandbox({ dir: path.join(dir, 'sb'), mailBytes: 256 * 1024, seed: 23, mailcow: { mysqlBytes: 4 << 20 }, config: { ENCRYPT_RECIPIENTS: await identityToRecipient(key) } });
-    const r1 = await backup(['run', '--config', sb.configPath], sb.env);
-    assert.equal(r1.code, 0, r1.stdout + r1.stderr);
-    await nextDay(sb);
-    atSecond = await volumes(sb);
-    const r2 = await backup(['run', '--config', sb.configPath], sb.env);
-    assert.equal(r2.code, 0, r2.stdout + r2.stderr);
-    const names = await publishedOnBox(sb.box.root, sb.remotePath);
-    b = { first: path.join(sb.box.root, sb.remotePath, names[0]!), second: path.join(sb.box.root, sb.remotePath, names[1]!), runs: [r1.stdout, r2.stdout] };
+    b = await twoDumps(dir, 23, { ENCRYPT_RECIPIENTS: await identityToRecipient(key) });
+    ({ sb, atSecond } = b);
   });
   after(async () => {
     await sb?.stop();
@@ -269,5 +278,20 @@ describe('archives stored as trees, encrypted file by file', { timeout: 600_000 
     const r = await runCli(RESTORE_CLI, ['--backup', 'latest', '--components', 'crypt,redis,rspamd,postfix,mysql', '--identity', identity, '--yes', '--config', sb.configPath], { ...sb.env, STANDIN_PROMPTS: 'tty' }, 180_000);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assertVolumes(await volumes(sb), atSecond, 'as at the second backup');
+  });
+});
+
+describe('which archives a tree can hold (pure)', () => {
+  const e = (name: string, type: TreeEntry['type'] = 'file'): TreeEntry => ({ name, type, mode: 0o644, uid: 0, gid: 0, mtime: 0 });
+  it('names as mailcow writes them (/x/…, ./x, x) find their place; the archive root needs none', () => {
+    assert.equal(treeRelPath('/backup_mariadb/mailcow/logs.ibd'), 'backup_mariadb/mailcow/logs.ibd');
+    assert.equal(treeRelPath('./redis/dump.rdb'), 'redis/dump.rdb');
+    assert.equal(treeRelPath('/redis/'), 'redis');
+    assert.equal(treeProblem([e('/', 'directory'), e('./', 'directory'), e('/redis/', 'directory'), e('/redis/dump.rdb'), e('/redis/l', 'symlink')]), undefined);
+  });
+  it('an archive with `..`, a name twice, or a file that is also a folder stays whole', () => {
+    assert.match(treeProblem([e('/x/../etc/passwd')])!, /no place in a tree/);
+    assert.match(treeProblem([e('/redis/dump.rdb'), e('redis/dump.rdb')])!, /appears twice/);
+    assert.match(treeProblem([e('/a/b'), e('/a/b/c')])!, /file and a folder/);
   });
 });
