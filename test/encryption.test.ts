@@ -208,7 +208,7 @@ describe('age encryption of the components', { timeout: 300_000 }, () => {
     const log = await fsp.readFile(path.join(sb.dir, 'log', 'mailcow-backup.log'), 'utf8');
     assert.match(log, /encrypted .*mailcow\.conf\.age/);
     assert.match(log, /decrypts mailcow-/);
-    assert.match(log, /encrypted +6 files \(mailcow.conf, archives\) with age for SHA256:/, "the run summary says so");
+    assert.match(log, /encrypted +\d+ files \(mailcow.conf, archives\) with age for SHA256:/, "the run summary says so");
     for (const s of [conf.DBPASS!, conf.DBROOT!, conf.REDISPASS!, secretKey, secretKey.slice(15, 40)]) assert.ok(!log.includes(s), 'a secret is in the log');
   });
 
