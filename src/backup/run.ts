@@ -19,7 +19,7 @@ import { TOOL_VERSION } from '../version.js';
 import { phase, type PhaseTiming, type RunContext } from './context.js';
 import { encryptDump, saveCipherStore } from './encrypt.js';
 import { unpackDump } from './archive-tree.js';
-import { TREE_LAYOUT } from '../plan/archive-tree.js';
+import { ARCHIVES_DIR, TREE_LAYOUT } from '../plan/archive-tree.js';
 import type { LockPhase } from './lock-phase.js';
 import { dump, makeRunDir, removeStaleRunDirs } from './dump.js';
 import { carryDump, readNewest, type CarriedDump } from './carry-dump.js';
@@ -175,7 +175,11 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       const cache = unpacked && !encrypted ? new Map([...previous.other, ...unpacked.files]) : previous.other;
       const { entries: other, stats } = await hashFiles(dumpFolder ? [{ root: dumpFolder, prefix: '', files: dumpFiles }] : [], cache);
       // Linked from the newest backup: described by its manifest.
-      for (const f of carried?.files ?? []) other.set(f.path, f);
+      for (const f of carried?.files ?? []) {
+        // A tree file keeps its time through runs between dumps: the next dump's unchanged files take it and link.
+        const had = previous.other.get(f.path);
+        other.set(f.path, f.path.startsWith(`${ARCHIVES_DIR}/`) && had?.hash === f.hash ? { ...f, mtimeMs: had.mtimeMs } : f);
+      }
       let vanished = stats.vanished.length;
       summary.hashed = stats.hashed;
       summary.hashReused = stats.reused;
