@@ -17,6 +17,8 @@ import { createLogger } from '../src/adapters/logger.js';
 import { createExec } from '../src/adapters/exec.js';
 import { packArchive, readTreeList } from '../src/adapters/archive-tree.js';
 import { runMailcowRestore } from '../src/restore/mailcow-restore.js';
+import { encryptFile, loadIdentities } from '../src/adapters/age.js';
+import { testArchives } from '../src/standby/verify-copy.js';
 import { formatChecksumLine, isManifestPart, readManifest } from '../src/plan/manifest.js';
 import { treeProblem, treeRelPath, type TreeEntry } from '../src/plan/archive-tree.js';
 import { assertSameTree, backup, publishedOnBox, RESTORE_CLI, runCli, sha256File, treeHashes } from './support/cli.js';
@@ -293,5 +295,32 @@ describe('which archives a tree can hold (pure)', () => {
     assert.match(treeProblem([e('/x/../etc/passwd')])!, /no place in a tree/);
     assert.match(treeProblem([e('/redis/dump.rdb'), e('redis/dump.rdb')])!, /appears twice/);
     assert.match(treeProblem([e('/a/b'), e('/a/b/c')])!, /file and a folder/);
+  });
+});
+
+describe('a standby tests an encrypted tree through a pipe', () => {
+  it('proves every file of the list decrypts to the listed size; names a file that does not', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'archive-tree-standby-'));
+    try {
+      const key = await generateX25519Identity();
+      await fsp.writeFile(path.join(dir, 'k'), `${key}\n`);
+      const to = [await identityToRecipient(key)];
+      const data = Buffer.alloc(70_000, 7);
+      const list = { archiveTree: 1, component: 'redis', archive: 'backup_redis.tar.zst', entries: [{ name: '/redis/', type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: 1 }, { name: '/redis/dump.rdb', type: 'file', mode: 0o644, uid: 999, gid: 1000, mtime: 1, size: data.length }] };
+      await fsp.mkdir(path.join(dir, 'plain/redis'), { recursive: true });
+      await fsp.writeFile(path.join(dir, 'plain/redis/dump.rdb'), data);
+      await fsp.writeFile(path.join(dir, 'plain/list'), JSON.stringify(list));
+      await fsp.mkdir(path.join(dir, 'archives/redis/redis'), { recursive: true });
+      await encryptFile(path.join(dir, 'plain/redis/dump.rdb'), path.join(dir, 'archives/redis/redis/dump.rdb.age'), to);
+      await encryptFile(path.join(dir, 'plain/list'), path.join(dir, 'archives/redis.tar.json.age'), to);
+      const files = ['archives/redis.tar.json.age', 'archives/redis/redis/dump.rdb.age'];
+      const ids = await loadIdentities(path.join(dir, 'k'));
+      assert.deepEqual(await testArchives(createExec(), dir, files, ids), { archives: 1, decryption: 'proved' });
+      assert.deepEqual(await testArchives(createExec(), dir, files, undefined), { archives: 0, decryption: 'not proved' });
+      await fsp.rm(path.join(dir, 'archives/redis/redis/dump.rdb.age'));
+      await assert.rejects(testArchives(createExec(), dir, files, ids), /redis\/redis\/dump\.rdb: missing/);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -49,8 +49,9 @@ async function testTree(folder: string, listPath: string, ids: Identities | unde
   const enc = isEncryptedName(listPath);
   const open = async (p: string) => (enc ? decryptedStream(join(folder, `${p}.age`), ids!).catch((e) => Promise.reject(isWrongKey(e) ? new UserError('preflight', `AGE_IDENTITY_FILE ${ids!.path} cannot decrypt ${p}.age: it is not one of the keys this backup was encrypted to`) : e)) : undefined);
   const sizeOf = async (p: string) => {
-    const s = await open(p);
-    if (!s) return (await stat(join(folder, p)).catch(() => undefined))?.size;
+    const st = await stat(join(folder, enc ? `${p}.age` : p)).catch(() => undefined);
+    if (!st || !enc) return st?.size;
+    const s = (await open(p))!;
     let n = 0;
     for await (const chunk of s as Readable) n += (chunk as Buffer).length;
     return n;
