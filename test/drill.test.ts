@@ -40,10 +40,10 @@ describe('restore-from-hetzner drill (real MariaDB)', { timeout: 900_000 }, () =
 
   const drill = (args: string[], env: Record<string, string> = {}, config = sb.configPath) => runCli(RESTORE_CLI, ['drill', '--config', config, ...args], { ...sb.env, ...env }, 240_000);
   /** One more backup (a second apart: names have one-second resolution); returns its name. */
-  const newBackup = async (env: Record<string, string> = {}, config = sb.configPath) => {
+  const newBackup = async (env: Record<string, string> = {}, config = sb.configPath, flags: string[] = []) => {
     const before = await publishedOnBox(sb.box.root, sb.remotePath);
     await sleep(1100);
-    const r = await backup(['run', '--config', config], { ...sb.env, ...env }, 240_000);
+    const r = await backup(['run', '--config', config, ...flags], { ...sb.env, ...env }, 240_000);
     assert.equal(r.code, 0, r.stderr);
     const now = await publishedOnBox(sb.box.root, sb.remotePath);
     return now.find((n) => !before.includes(n))!;
@@ -147,7 +147,9 @@ describe('restore-from-hetzner drill (real MariaDB)', { timeout: 900_000 }, () =
   });
 
   it('a database archive that does not prepare (mariabackup --backup failed, the archive was still written): FAIL, exit 6', async () => {
-    const name = await newBackup({ STANDIN_FAIL_MARIABACKUP: '1' });
+    // The archives are stored unpacked (issue 19): without its datadir the backup is far smaller
+    // than the last, which the shrink guard refuses to publish unasked.
+    const name = await newBackup({ STANDIN_FAIL_MARIABACKUP: '1' }, sb.configPath, ['--accept-shrink']);
     const r = await drill(['--backup', name]);
     assert.equal(r.code, 6, r.stdout + r.stderr);
     assert.match(r.stdout, /FAIL\s+database\s+the database archive does not open: mariabackup --prepare in mailcow-backup-drill-\d+/);
