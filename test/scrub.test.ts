@@ -109,7 +109,7 @@ for (const mode of BOX_HASH_MODES) describe(`verify (scrub), ${mode.name}`, () =
 
   test('a missing file and a missing checksums.sha256 are reported as damage', async () => {
     const [older, newer] = names as [string, string];
-    const victim = (await checksumPaths(newer)).find((p) => p.startsWith('backup_redis'))!;
+    const victim = (await checksumPaths(newer)).find((p) => p.startsWith('archives/redis/'))!;
     await rename(join(boxBackups, newer, victim), join(dir, 'moved-away'));
     await rename(join(boxBackups, older, 'checksums.sha256'), join(dir, 'moved-sums'));
     try {
