@@ -386,7 +386,9 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
       steps.push({
         what: 'vmail',
         run: async () => {
-          await restoreVmail(applyExec, ctx.log, { mailcowPath: c.MAILCOW_PATH, project, treeDir: join(folder, VMAIL), record, progress: (l) => ui.progress(`  ${l}`) });
+          // --keep-download promises the whole verified download stays: then the tree is copied.
+          const aside = prep.request.keepDownload ? undefined : join(folder, '.vmail-replaced');
+          await restoreVmail(applyExec, ctx.log, { mailcowPath: c.MAILCOW_PATH, project, treeDir: join(folder, VMAIL), record, aside, progress: (l) => ui.progress(`  ${l}`) });
           report.restored.push('vmail');
         },
       });
