@@ -225,6 +225,29 @@ describe('a restore fetches only what this host lacks', { timeout: 600_000 }, ()
     assert.ok(!(await fsp.readdir(path.join(dir, 'tmp', 'restore'))).includes(day1!), 'mailcow\'s script is offered only the backup being restored');
   });
 
+  it('a vmail step that fails after the tree was moved in puts both back: the volume as it was, the verified tree in the restore folder', async () => {
+    const name = (await published()).at(-1)!;
+    const lost = (await fsp.readdir(vm())).sort()[0]!;
+    await fsp.rm(path.join(vm(), lost), { recursive: true });
+    const before = await inodes(vm());
+    // chown refuses (a volume on a file system that does not allow it): after the move, before dovecot starts.
+    const bin = path.join(dir, 'failing-chown');
+    await fsp.mkdir(bin, { recursive: true });
+    await fsp.writeFile(path.join(bin, 'chown'), '#!/bin/sh\necho "chown: changing ownership: Operation not permitted" >&2\nexit 1\n', { mode: 0o755 });
+    const r = await runCli(RESTORE_CLI, ['--backup', name, '--components', 'vmail', '--yes', '--config', sb.configPath], { ...env, PATH: `${bin}:${env.PATH ?? process.env.PATH}` }, 180_000);
+    assert.notEqual(r.code, 0, r.stderr + r.stdout);
+    const folder = path.join(dir, 'tmp', 'restore', name);
+    assert.match(r.stderr, new RegExp(`restoring vmail failed: .*Operation not permitted.*The verified download stays in ${folder.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`, 's'));
+    assert.deepEqual(await inodes(vm()), before, 'the volume holds its previous content, every file the same inode as before');
+    assertSameTree(await treeHashes(path.join(folder, 'vmail')), await treeHashes(path.join(boxFolder(name), 'vmail')), 'the verified tree is back in the restore folder');
+    assert.ok(!existsSync(path.join(folder, '.vmail-replaced')), 'nothing is left aside');
+
+    const again = await restore(['--backup', name, '--components', 'vmail']);
+    assert.equal(again.code, 0, again.stderr + again.stdout);
+    assertSameTree(await treeHashes(vm()), await treeHashes(path.join(boxFolder(name), 'vmail')), `vmail as in ${name}`);
+    assert.ok(fetched(again.stdout).box < 300 * KiB, 'the run again fetched next to nothing: the kept download was its starting point');
+  });
+
   it('a restore folder on another filesystem than the volume: the tree is copied as before and the volume is the backup', async (t) => {
     const shm = '/dev/shm';
     if (!existsSync(shm) || (await fsp.stat(shm)).dev === (await fsp.stat(dir)).dev) return t.skip('no second filesystem (/dev/shm) here');

@@ -6,6 +6,7 @@
 // the caller copies as before.
 import { chmod, mkdir, readdir, rename, rmdir, stat, utimes } from 'node:fs/promises';
 import { join } from 'node:path';
+import { UserError } from '../errors.js';
 
 export interface MovedTree {
   /** Entries renamed (the tree's into the volume, the volume's previous ones aside). */
@@ -22,12 +23,17 @@ export interface MovedTree {
 export async function moveTreeInto(tree: string, vol: string, aside: string): Promise<MovedTree | undefined> {
   const [t, v] = await Promise.all([stat(tree), stat(vol)]);
   if (t.dev !== v.dev) return undefined;
+  // Left by a restore killed mid-move, it holds the volume's previous content: never deleted here.
+  await rmdir(aside).catch((e: NodeJS.ErrnoException) => {
+    if (e.code !== 'ENOENT') throw new UserError('failed', `${aside} is left from an interrupted restore and may hold the vmail volume's previous content: move what you want to keep into ${vol}, delete ${aside}, then run the restore again`);
+  });
   await mkdir(aside, { mode: 0o700 });
   const done: { from: string; to: string }[] = [];
   const undo = async () => {
     for (const m of done.splice(0).reverse()) await rename(m.to, m.from);
     await chmod(vol, v.mode & 0o7777);
     await utimes(vol, v.atime, v.mtime);
+    await rmdir(aside);
   };
   const move = async (from: string, to: string) => {
     await rename(from, to);
@@ -42,10 +48,7 @@ export async function moveTreeInto(tree: string, vol: string, aside: string): Pr
   } catch (e) {
     const crossDevice = (e as NodeJS.ErrnoException).code === 'EXDEV' && done.length === 0;
     await undo();
-    if (crossDevice) {
-      await rmdir(aside);
-      return undefined;
-    }
+    if (crossDevice) return undefined;
     throw e;
   }
   return { entries: done.length, undo };
