@@ -27,6 +27,8 @@ import { fmtB, render } from './bench/table.js';
 import { nodeBaselineMs, runTool, writeJson, type RunMeasure } from './bench/tool.js';
 import { verifyMethods } from './bench/verify-methods.js';
 import { rtoCases, rtoTargets, type RtoCase } from './bench/rto.js';
+import { hourlyRun, type HourlyResult } from './bench/hourly.js';
+import { hourlyTargets, renderHourly } from './bench/hourly-table.js';
 
 const root = resolve(fileURLToPath(new URL('../../', import.meta.url)));
 
@@ -157,6 +159,11 @@ async function main(): Promise<number> {
     await toolRun('run 3');
     await peerRun('run3');
 
+    // An hour of mail, then a run between dumps (issue 16).
+    log('hourly: an hour of mail, then a run between dumps...');
+    const hourly: HourlyResult = await hourlyRun(sb, link, work, log);
+    log(`hourly: ${(hourly.run.wallMs / 1000).toFixed(1)} s, sent ${fmtB(hourly.run.bytesSent)}, added on box ${fmtB(hourly.run.addedOnBoxBytes)}`);
+
     // RTO: restores of run 3's backup (yesterday's is run 1's), after every backup measurement.
     let rto: RtoCase[] | undefined;
     if (!opt['skip-rto']) {
@@ -186,10 +193,11 @@ async function main(): Promise<number> {
       references: refs,
       peers: peers.map((p) => ({ name: p.name, version: p.version, runs: peerRuns.get(p.name)! })),
       rto,
+      hourly,
       targets: [],
     };
-    result.targets = [...targets(result), ...(rto ? rtoTargets(rto, fmtB) : [])];
-    const text = render(result);
+    result.targets = [...targets(result), ...hourlyTargets(result, hourly), ...(rto ? rtoTargets(rto, fmtB) : [])];
+    const text = `${render(result)}\n\n${renderHourly(result, hourly)}`;
     console.log(text);
     await mkdir(dirname(out), { recursive: true });
     await writeJson(out, result);
