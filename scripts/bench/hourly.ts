@@ -101,6 +101,6 @@ async function folderCost(boxFolder: string, name: string, work: string): Promis
     synthetic.push({ files: n, maildirNameBytes: size[0]!, shortNameBytes: size[1]! });
   }
   await rm(lab, { recursive: true, force: true });
-  const fs = (await run('stat', ['-f', '-c', '%T', boxFolder])).stdout.trim();
+  const fs = (await run('findmnt', ['-no', 'FSTYPE', '-T', boxFolder])).stdout.trim();
   return { bySize, duPerBackup, synthetic, fs, avgNameLength: avg };
 }
