@@ -14,7 +14,7 @@ const s = (ms: number | undefined, d = 1) => (ms === undefined || !Number.isFini
 const mb = (mib: number | undefined) => (mib === undefined || !Number.isFinite(mib) ? '–' : ((mib * 1024 * 1024) / 1e6).toFixed(0));
 const pct = (a: number, b: number) => (b > 0 ? `${((100 * a) / b).toFixed(a / b < 0.01 ? 3 : 1)} %` : '–');
 
-function table(head: string[], rows: (string | number)[][]): string {
+export function table(head: string[], rows: (string | number)[][]): string {
   return [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
