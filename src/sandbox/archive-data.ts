@@ -85,6 +85,8 @@ export async function fillArchiveData(mc: Pick<StandinMailcow, 'volume' | 'conf'
     `INSERT INTO quota2 SELECT username, 0, 0 FROM mailbox;`,
   ];
   await sqlOnDatadir(mc.volume('mysql'), mc.conf.DBNAME!, sql.join('\n'));
+  // the stand-in's dump.rdb is filler bytes no redis-server loads: this one starts empty and saves a real dump
+  rmSync(join(mc.volume('redis'), 'dump.rdb'), { force: true });
   const redis = await startRedisStandin(mc.volume('redis'));
   const rnd = mulberry32(0xba7e5);
   const cmds: string[][] = [];
