@@ -1,6 +1,7 @@
 // `npm run bench`: builds its own sandbox (fixture maildir + the other mailcow volumes + the
 // stand-in mailcow script + a loopback Storage Box behind a limited link), runs the tool three
-// times (first backup; after a day of mail change; with no change), measures every phase and the
+// times (first backup; after a day of mail change; a quiet day: no mail, mailcow's sessions and
+// logs still move), measures every phase and the
 // references (the change itself, the bash tool's ways, rsync of mailcow's vmail archive,
 // sha256sum, BorgBackup and restic on the same volumes; verification on a box without sha256sum
 // against one with it) and prints a table; JSON to --out.
