@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Installs what `npm run bench` measures against, when missing: BorgBackup and restic (the peers
-# an admin would pick instead), GNU time (CPU time and peak RSS of child processes), redis-server
-# (the stand-in mailcow's redis with rspamd's Bayes data, so its dump changes as a real one does).
+# an admin would pick instead), GNU time (CPU time and peak RSS of child processes).
 # Debian/Ubuntu, as root (or through sudo). Safe to run again: installs only what is missing.
 set -euo pipefail
 need=()
@@ -11,9 +10,8 @@ command -v restic >/dev/null 2>&1 || need+=(restic)
 command -v tc >/dev/null 2>&1 || need+=(iproute2)
 command -v sha256sum >/dev/null 2>&1 || need+=(coreutils)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 if [ ${#need[@]} -eq 0 ]; then
-  echo "bench-setup: borg, restic, GNU time, tc, zstd, redis-server present"
+  echo "bench-setup: borg, restic, GNU time, tc, zstd present"
   exit 0
 fi
 SUDO=
