@@ -4,6 +4,7 @@ import type { PeerRun } from './peers.js';
 import type { RunMeasure } from './tool.js';
 import type { VerifyMethodRefs } from './verify-methods.js';
 import type { RtoCase } from './rto.js';
+import type { ArchivesResult } from './archives.js';
 
 export interface BenchResult {
   version: 1;
@@ -34,5 +35,7 @@ export interface BenchResult {
   peers: { name: string; version: string; runs: PeerRun[] }[];
   /** Restores measured on the same sandbox after the runs (see scripts/bench/rto.ts). */
   rto?: RtoCase[];
+  /** Issue 19's candidates for the archives, day by day (scripts/bench/archives.ts). */
+  archives?: ArchivesResult;
   targets: { target: string; measured: string; ok?: boolean }[];
 }

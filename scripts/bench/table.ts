@@ -14,7 +14,7 @@ const s = (ms: number | undefined, d = 1) => (ms === undefined || !Number.isFini
 const mb = (mib: number | undefined) => (mib === undefined || !Number.isFinite(mib) ? '–' : ((mib * 1024 * 1024) / 1e6).toFixed(0));
 const pct = (a: number, b: number) => (b > 0 ? `${((100 * a) / b).toFixed(a / b < 0.01 ? 3 : 1)} %` : '–');
 
-function table(head: string[], rows: (string | number)[][]): string {
+export function table(head: string[], rows: (string | number)[][]): string {
   return [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
 
@@ -28,7 +28,7 @@ export function render(r: BenchResult): string {
       `Link: ${m.link.mbit ? `${m.link.mbit} Mbit/s` : 'unlimited'} via **${m.link.method}**. THREADS=${m.threads}. Page cache warm (the machine holds the whole fixture in RAM).`,
   );
   out.push('');
-  out.push('**Runs** (run 1: first backup; run 2: after a day of mail change; run 3: no change)');
+  out.push('**Runs** (run 1: first backup; run 2: after a day of mail change; run 3: a quiet day, no mail, but sessions and logs move)');
   out.push('');
   out.push(
     table(
