@@ -39,7 +39,7 @@ export function render(r: BenchResult): string {
       `Link: ${m.link.mbit ? `${m.link.mbit} Mbit/s` : 'unlimited'} via **${m.link.method}**. THREADS=${m.threads}. Page cache warm (the machine holds the whole fixture in RAM).`,
   );
   out.push('');
-  out.push('**Runs** (run 1: first backup; run 2: after a day of mail change; run 3: no change)');
+  out.push('**Runs** (run 1: first backup; run 2: after a day of mail change; run 3: a quiet day, no mail, but sessions and logs move)');
   out.push('');
   out.push(
     table(
