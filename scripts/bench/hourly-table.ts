@@ -83,7 +83,7 @@ export function renderHourly(r: BenchResult, h: HourlyResult): string {
   out.push('');
   out.push(table(['backup', 'du alone', 'added after the older ones'], f.duPerBackup.map((d) => [d.name, fmtB(d.aloneBytes), fmtB(d.addedBytes)])));
   out.push('');
-  out.push(`**Folders kept** (${fmtB(per)} of folders per backup, measured above): hourly backups kept by KEEP_HOURLY, with REMOTE_RETENTION_DAYS=0 or 1`);
+  out.push(`**Folders kept** (${fmtB(per)} of folders per backup, measured above): N hourly backups kept (KEEP_HOURLY, when REMOTE_RETENTION_DAYS keeps no more)`);
   out.push('');
   out.push(table(['kept hourly backups', 'folders on the box'], KEEPS.map((k) => [`${k}${k === 48 ? ' (the installer\'s KEEP_HOURLY for hourly runs)' : ''}`, fmtB(k * per)]).concat([['720 (every hourly backup of REMOTE_RETENTION_DAYS=30)', fmtB(720 * per)]])));
   return out.join('\n');
