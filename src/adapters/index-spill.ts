@@ -12,6 +12,12 @@ export class IndexSpillFile implements ColumnStore {
   private fd?: number;
   private end = 0;
   private readonly loaded = new Set<Folder>();
+  /**
+   * The memory of the last folder evicted, for the next one loaded: without it every load is a
+   * new buffer of up to ~18 MB and several wait for the garbage collector at once (measured at
+   * 1M messages: +50 MB RSS).
+   */
+  private spare?: ArrayBuffer;
   /** Bytes written, for the run's debug line. */
   written = 0;
 
@@ -44,14 +50,20 @@ export class IndexSpillFile implements ColumnStore {
   }
 
   get(slot: Slot): Uint8Array {
-    // Its own ArrayBuffer at offset 0: the f64 columns need 8-byte alignment.
-    const buf = Buffer.allocUnsafeSlow(slot.length);
+    // At offset 0 of its ArrayBuffer: the f64 columns need 8-byte alignment.
+    const spare = this.spare && this.spare.byteLength >= slot.length ? this.spare : undefined;
+    if (spare) this.spare = undefined;
+    const buf = spare ? Buffer.from(spare, 0, slot.length) : Buffer.allocUnsafeSlow(slot.length);
     for (let done = 0; done < slot.length; ) {
       const n = readSync(this.fd!, buf, done, slot.length - done, slot.offset + done);
       if (n === 0) throw new Error(`the mail index's spill file ${this.file} ended early`);
       done += n;
     }
     return new Uint8Array(buf.buffer, 0, slot.length);
+  }
+
+  release(bytes: Uint8Array): void {
+    if (bytes.byteOffset === 0 && (!this.spare || this.spare.byteLength < bytes.buffer.byteLength)) this.spare = bytes.buffer as ArrayBuffer;
   }
 
   close(): void {

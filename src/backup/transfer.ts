@@ -125,6 +125,9 @@ export async function linkRenamesOnBox(ctx: RunContext, staging: string, prevBas
   return new Set(usable.map((l) => l.path));
 }
 
+/** Paths verified per round: BOX_HASH_CALLS calls of up to 200 paths, five times over. */
+const VERIFY_CHUNK = 4000;
+
 /** The box's own hash of each file (relative to `staging`): sha256sum where the box and the name allow, else its copy downloaded. */
 async function boxHashes(ctx: RunContext, method: VerifyMethod, staging: string, list: string[], runDir: string): Promise<Map<string, string>> {
   const shell = method === 'sha256sum' ? list.filter((p) => isShellSafe(`${staging}/${p}`)) : [];
@@ -195,13 +198,13 @@ export async function verifyOnBox(
       const r = await rsyncChecksumDiff(ctx, staging, byRsync.splice(0).map(localOf), runDir, (p) => manifest.get(p));
       bad.push(...r.differing);
       // Changed or gone here since they were hashed: our copy cannot vouch for the manifest's hash.
-      for (const p of r.unsure) if (chunk.push(p) >= 2000) await flush();
+      for (const p of r.unsure) if (chunk.push(p) >= VERIFY_CHUNK) await flush();
     };
     for (const p of list) {
       checked++;
       if (!exact && (method === 'rsync-checksum' || !isShellSafe(`${staging}/${p}`))) {
         if (byRsync.push(p) >= 50_000) await flushRsync();
-      } else if (chunk.push(p) >= 2000) await flush();
+      } else if (chunk.push(p) >= VERIFY_CHUNK) await flush();
     }
     if (byRsync.length) await flushRsync();
     if (chunk.length) await flush();

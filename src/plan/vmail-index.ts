@@ -49,6 +49,8 @@ export interface ColumnStore {
   /** Writes `bytes` (a folder's columns) and returns where; `slot`: its previous place. */
   put(bytes: Uint8Array, slot?: Slot): Slot;
   get(slot: Slot): Uint8Array;
+  /** The columns of an evicted folder: nobody reads them again, the store may reuse the memory. */
+  release(bytes: Uint8Array): void;
 }
 export interface Slot {
   offset: number;
@@ -137,6 +139,7 @@ export class Folder {
     if (!this.cols || !this.store) return;
     if (this.dirty || !this.slot) this.slot = this.store.put(this.cols.bytes, this.slot);
     this.dirty = false;
+    this.store.release(this.cols.bytes);
     this.cols = undefined;
   }
 
@@ -149,7 +152,11 @@ export class Folder {
     return this.cols;
   }
 
-  /** For reading: write through setSize, setHash, addFlags, … so a spilled folder stays right. */
+  /**
+   * For reading, right away: write through setSize, setHash, setFlags so a spilled folder stays
+   * right, and never keep a column across a call that may load another folder (its memory may
+   * then hold that folder's columns).
+   */
   get size(): Float64Array {
     return this.c().size;
   }
