@@ -7,17 +7,19 @@ import type { ColumnStore, Folder, Slot } from '../plan/vmail-index.js';
 
 /** Columns kept in memory: the largest folders seen (~170k messages) are ~18 MB alone. */
 export const INDEX_MEMORY_BUDGET = 16 << 20;
+/** Memory kept for reuse: about the largest folder. */
+const FREE_CAP = 20 << 20;
 
 export class IndexSpillFile implements ColumnStore {
   private fd?: number;
   private end = 0;
   private readonly loaded = new Set<Folder>();
   /**
-   * The memory of the last folder evicted, for the next one loaded: without it every load is a
-   * new buffer of up to ~18 MB and several wait for the garbage collector at once (measured at
-   * 1M messages: +50 MB RSS).
+   * Memory of evicted folders, for the next ones loaded (up to FREE_CAP bytes): a new buffer per
+   * load (up to ~18 MB) is freed only at the next full collection, which a small heap rarely
+   * needs, so several waited at once (measured at 1M messages: +50 MB of array buffers).
    */
-  private spare?: ArrayBuffer;
+  private free: ArrayBuffer[] = [];
   /** Bytes written, for the run's debug line. */
   written = 0;
 
@@ -51,9 +53,11 @@ export class IndexSpillFile implements ColumnStore {
 
   get(slot: Slot): Uint8Array {
     // At offset 0 of its ArrayBuffer: the f64 columns need 8-byte alignment.
-    const spare = this.spare && this.spare.byteLength >= slot.length ? this.spare : undefined;
-    if (spare) this.spare = undefined;
-    const buf = spare ? Buffer.from(spare, 0, slot.length) : Buffer.allocUnsafeSlow(slot.length);
+    let best = -1;
+    this.free.forEach((f, k) => {
+      if (f.byteLength >= slot.length && (best < 0 || f.byteLength < this.free[best]!.byteLength)) best = k;
+    });
+    const buf = best >= 0 ? Buffer.from(this.free.splice(best, 1)[0]!, 0, slot.length) : Buffer.allocUnsafeSlow(slot.length);
     for (let done = 0; done < slot.length; ) {
       const n = readSync(this.fd!, buf, done, slot.length - done, slot.offset + done);
       if (n === 0) throw new Error(`the mail index's spill file ${this.file} ended early`);
@@ -63,7 +67,12 @@ export class IndexSpillFile implements ColumnStore {
   }
 
   release(bytes: Uint8Array): void {
-    if (bytes.byteOffset === 0 && (!this.spare || this.spare.byteLength < bytes.buffer.byteLength)) this.spare = bytes.buffer as ArrayBuffer;
+    if (bytes.byteOffset !== 0) return;
+    this.free.push(bytes.buffer as ArrayBuffer);
+    // The largest are kept: a small buffer fits few folders.
+    this.free.sort((x, y) => y.byteLength - x.byteLength);
+    let total = 0;
+    this.free = this.free.filter((f) => (total += f.byteLength) <= FREE_CAP);
   }
 
   close(): void {
