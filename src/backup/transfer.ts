@@ -342,8 +342,8 @@ export async function checkHardLinks(ctx: RunContext, staging: string, unchanged
   return { sampled: sample.length, linked };
 }
 
-/** Writes a manifest part, gzip'ed as its text is made (level 9: the same lines, the same bytes). */
-export async function writeManifestPart(file: string, lines: string[]): Promise<void> {
+/** Writes a manifest part from its sorted lines, gzip'ed as its text is made (level 9: the same lines, the same bytes). */
+export async function writeManifestPart(file: string, lines: Iterable<string>): Promise<void> {
   await pipeline(Readable.from(manifestPartText(lines)), createGzip({ level: 9 }), createWriteStream(file, { mode: 0o600 }));
 }
 

@@ -371,6 +371,11 @@ export class VmailIndex {
     for (const folder of this.folders) yield* this.entriesOf(folder);
   }
 
+  /** Whether file i of `folder` is in the manifest (hashed, not gone). */
+  inManifest(folder: Folder, i: number): boolean {
+    return (folder.flags[i]! & (HASHED | GONE)) === HASHED;
+  }
+
   *entriesOf(folder: Folder): Generator<ManifestEntry> {
     for (let i = 0; i < folder.length; i++) {
       if ((folder.flags[i]! & (HASHED | GONE)) !== HASHED) continue;
