@@ -74,6 +74,7 @@ export async function uploadSource(
       linkDest: linkBases.map((b) => (src.prefix ? `${b}/${src.prefix}` : b)),
       filesFrom,
       tree: !src.list && src.tree,
+      compress: !src.list && src.tree && linkBases.length > 0,
       timeoutSec: ctx.config.RSYNC_TIMEOUT,
       bwlimitKBps: ctx.config.BWLIMIT_KBPS,
       keepExtraneous: true,
