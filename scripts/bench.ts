@@ -5,7 +5,7 @@
 // sha256sum, BorgBackup and restic on the same volumes; verification on a box without sha256sum
 // against one with it) and prints a table; JSON to --out.
 //
-//   npm run bench -- [--mail-mib 1024] [--plain-text] [--bwlimit-mbit 100] [--messages-x10|--messages-x30]
+//   npm run bench -- [--mail-mib 1024] [--plain-text] [--bwlimit-mbit 100] [--messages-x10]
 //                    [--threads auto|N] [--skip-peers] [--skip-rto] [--out bench-results/latest.json]
 //                    [--work DIR] [--keep] [--shaping auto|bwlimit]
 // Environment: BENCH_MAIL_MIB, BENCH_BWLIMIT_MBIT, BENCH_OUT. Run scripts/bench-setup.sh first
