@@ -274,7 +274,7 @@ function targets(r: BenchResult): BenchResult['targets'] {
 }
 
 function readFileHeader(): string {
-  return 'npm run bench -- [--mail-mib 1024] [--plain-text] [--bwlimit-mbit 100] [--messages-x10|--messages-x30] [--threads N] [--skip-peers] [--skip-rto] [--out FILE] [--work DIR] [--keep]';
+  return 'npm run bench -- [--mail-mib 1024] [--plain-text] [--bwlimit-mbit 100] [--messages-x10] [--threads N] [--skip-peers] [--skip-rto] [--out FILE] [--work DIR] [--keep]';
 }
 
 main().then(
