@@ -63,9 +63,9 @@ export class BackupManifest {
 
   /**
    * The mail tree's manifest parts (see manifestPartOf), one at a time with its checksum lines in
-   * the order `sort` puts them (manifestPartText): the order is found from the index's binary
-   * hashes, so a part's lines exist only one at a time (a folder of 132k messages was 28 MB of
-   * lines at once, the largest piece of a run at a million messages).
+   * the order `sort` puts them (manifestPartText): the order is found from binary hashes, so a
+   * part's lines exist only one at a time (a folder of 132k messages was 28 MB of line strings at
+   * once, the largest piece of a run at a million messages; its copy here is ~17 MB of buffers).
    */
   *parts(): Generator<[string, Iterable<string>]> {
     const v = this.vmail;
@@ -78,56 +78,68 @@ export class BackupManifest {
       else byPart.set(part, [f]);
     }
     for (const [part, folders] of byPart) {
-      const order = sortedPart(v, folders);
-      if (order.length) yield [part, linesOf(v, folders, order)];
+      const sorted = new SortedPart(v, folders);
+      if (sorted.order.length) yield [part, sorted.lines()];
     }
   }
 }
 
-/** Entry k of a part: file `k % FILES` of folder `floor(k / FILES)` of its list (exact in a double). */
-const FILES = 2 ** 32;
-const at = (folders: Folder[], k: number) => ({ f: folders[Math.floor(k / FILES)]!, i: k % FILES });
-
 /**
- * The part's entries sorted as their checksum lines sort: a line starts with the hash in hex,
- * so binary hashes compare alike (copied into one buffer: the comparison is a byte loop, no
- * getter or object per call); lines coreutils escapes (a backslash first) and equal hashes
- * compare as text.
+ * A part's lines in sort order, made from a copy of its entries (hashes and paths in two buffers):
+ * reading them back through the folders would alternate between a part's folders in hash order,
+ * and a spilled index would reload them at every turn.
  */
-function sortedPart(v: VmailIndex, folders: Folder[]): Float64Array {
-  let n = 0;
-  for (const f of folders) for (let i = 0; i < f.length; i++) if (v.inManifest(f, i)) n++;
-  const keys = new Float64Array(n);
-  const hashes = new Uint8Array(32 * n);
-  const escaped = new Set<number>();
-  n = 0;
-  folders.forEach((f, fi) => {
-    for (let i = 0; i < f.length; i++) {
-      if (!v.inManifest(f, i)) continue;
-      if (/[\\\n\r]/.test(v.pathOf(f, i))) escaped.add(n);
-      hashes.set(f.hash.subarray(32 * i, 32 * i + 32), 32 * n);
-      keys[n++] = fi * FILES + i;
-    }
-  });
-  const line = (k: number) => {
-    const { f, i } = at(folders, keys[k]!);
-    return formatChecksumLine(f.hashHex(i), v.pathOf(f, i));
-  };
-  const order = new Uint32Array(n).map((_, k) => k);
-  order.sort((a, b) => {
-    if (escaped.size === 0 || (!escaped.has(a) && !escaped.has(b))) {
-      for (let o = 0; o < 32; o++) if (hashes[32 * a + o] !== hashes[32 * b + o]) return hashes[32 * a + o]! - hashes[32 * b + o]!;
-    }
-    const la = line(a);
-    const lb = line(b);
-    return la < lb ? -1 : la > lb ? 1 : 0;
-  });
-  return Float64Array.from(order, (k) => keys[k]!);
-}
+class SortedPart {
+  private readonly hashes: Uint8Array;
+  private readonly paths: Buffer;
+  private readonly ends: Uint32Array;
+  readonly order: Uint32Array;
 
-function* linesOf(v: VmailIndex, folders: Folder[], order: Float64Array): Generator<string> {
-  for (const k of order) {
-    const { f, i } = at(folders, k);
-    yield formatChecksumLine(f.hashHex(i), v.pathOf(f, i));
+  constructor(v: VmailIndex, folders: Folder[]) {
+    let n = 0;
+    let bytes = 0;
+    for (const f of folders) {
+      for (let i = 0; i < f.length; i++) {
+        if (!v.inManifest(f, i)) continue;
+        n++;
+        bytes += Buffer.byteLength(v.pathOf(f, i));
+      }
+    }
+    this.hashes = new Uint8Array(32 * n);
+    this.paths = Buffer.allocUnsafe(bytes);
+    this.ends = new Uint32Array(n);
+    let k = 0;
+    let end = 0;
+    const escaped = new Set<number>();
+    for (const f of folders) {
+      for (let i = 0; i < f.length; i++) {
+        if (!v.inManifest(f, i)) continue;
+        const path = v.pathOf(f, i);
+        if (/[\\\n\r]/.test(path)) escaped.add(k);
+        this.hashes.set(f.hash.subarray(32 * i, 32 * i + 32), 32 * k);
+        this.ends[k++] = end += this.paths.write(path, end);
+      }
+    }
+    // Lines start with the hash in hex, which sorts like its bytes; lines coreutils escapes (a
+    // backslash first) and equal hashes compare as text.
+    const h = this.hashes;
+    this.order = new Uint32Array(n).map((_, x) => x);
+    this.order.sort((a, b) => {
+      if (escaped.size === 0 || (!escaped.has(a) && !escaped.has(b))) {
+        for (let o = 0; o < 32; o++) if (h[32 * a + o] !== h[32 * b + o]) return h[32 * a + o]! - h[32 * b + o]!;
+      }
+      const la = this.line(a);
+      const lb = this.line(b);
+      return la < lb ? -1 : la > lb ? 1 : 0;
+    });
+  }
+
+  line(k: number): string {
+    const hex = Buffer.from(this.hashes.buffer, this.hashes.byteOffset + 32 * k, 32).toString('hex');
+    return formatChecksumLine(hex, this.paths.toString('utf8', k ? this.ends[k - 1]! : 0, this.ends[k]!));
+  }
+
+  *lines(): Generator<string> {
+    for (const k of this.order) yield this.line(k);
   }
 }
