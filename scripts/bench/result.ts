@@ -22,7 +22,7 @@ export interface BenchResult {
     threads: string;
     link: { method: string; mbit: number };
     nodeStartupMs: number;
-    fixture: { bytes: number; files: number; users: number; plainText: boolean; messagesX10: boolean; ms: number; otherVolumesBytes: number; mailMiB: number };
+    fixture: { bytes: number; files: number; users: number; plainText: boolean; messagesX10: boolean; messagesX30?: boolean; ms: number; otherVolumesBytes: number; mailMiB: number };
   };
   runs: Omit<RunMeasure, 'status' | 'stderrTail'>[];
   references: {

@@ -298,6 +298,9 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
 function serviceEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
+  // The unit's own Environment= lines (malloc's settings), as systemd gives them to the tool.
+  const unit = readFileSync(new URL('../../../systemd/mailcow-backup.service', import.meta.url), 'utf8');
+  for (const m of unit.matchAll(/^Environment=(\w+)=(\S*)$/gm)) env[m[1]!] = m[2]!;
   return env;
 }
 
