@@ -1,13 +1,15 @@
 // `npm run bench`: builds its own sandbox (fixture maildir + the other mailcow volumes + the
 // stand-in mailcow script + a loopback Storage Box behind a limited link), runs the tool three
-// times (first backup; after a day of mail change; with no change), measures every phase and the
+// times (first backup; after a day of mail change; a quiet day: no mail, mailcow's sessions and
+// logs still move), then an hourly run between dumps after an hour of mail
+// (scripts/bench/hourly.ts), measures every phase and the
 // references (the change itself, the bash tool's ways, rsync of mailcow's vmail archive,
 // sha256sum, BorgBackup and restic on the same volumes; verification on a box without sha256sum
 // against one with it) and prints a table; JSON to --out.
 //
 //   npm run bench -- [--mail-mib 1024] [--plain-text] [--bwlimit-mbit 100] [--messages-x10]
 //                    [--threads auto|N] [--skip-peers] [--skip-rto] [--out bench-results/latest.json]
-//                    [--work DIR] [--keep] [--shaping auto|bwlimit]
+//                    [--work DIR] [--keep] [--shaping auto|bwlimit] [--archives-only] [--skip-archives]
 // Environment: BENCH_MAIL_MIB, BENCH_BWLIMIT_MBIT, BENCH_OUT. Run scripts/bench-setup.sh first
 // (borg, restic, GNU time). Needs root for the network namespace (else rsync --bwlimit is used).
 import { mkdir, rm } from 'node:fs/promises';
@@ -16,7 +18,9 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
-import { mutateDatabases, STANDIN_VOLUMES } from '../src/sandbox/mailcow-standin.js';
+import { STANDIN_VOLUMES } from '../src/sandbox/mailcow-standin.js';
+import { archiveDataDay, fillArchiveData, type RedisStandin } from '../src/sandbox/archive-data.js';
+import { archiveCandidates, renderArchives } from './bench/archives.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { version } from './bench/exec.js';
 import { NETNS_ENV, reexecInNetns, shapeLink } from './bench/link.js';
@@ -27,6 +31,8 @@ import { fmtB, render } from './bench/table.js';
 import { nodeBaselineMs, runTool, writeJson, type RunMeasure } from './bench/tool.js';
 import { verifyMethods } from './bench/verify-methods.js';
 import { rtoCases, rtoTargets, type RtoCase } from './bench/rto.js';
+import { hourlyRun, type HourlyResult } from './bench/hourly.js';
+import { hourlyTargets, renderHourly } from './bench/hourly-table.js';
 
 const root = resolve(fileURLToPath(new URL('../../', import.meta.url)));
 
@@ -36,6 +42,7 @@ const { values: opt } = parseArgs({
     'plain-text': { type: 'boolean', default: false },
     'bwlimit-mbit': { type: 'string', default: process.env.BENCH_BWLIMIT_MBIT ?? '100' },
     'messages-x10': { type: 'boolean', default: false },
+    'messages-x30': { type: 'boolean', default: false },
     threads: { type: 'string', default: '1' },
     'skip-peers': { type: 'boolean', default: false },
     'skip-rto': { type: 'boolean', default: false },
@@ -43,6 +50,8 @@ const { values: opt } = parseArgs({
     work: { type: 'string', default: join(root, 'bench-results', 'work') },
     keep: { type: 'boolean', default: false },
     shaping: { type: 'string', default: process.env.MCBENCH_SHAPING ?? 'bwlimit' },
+    'archives-only': { type: 'boolean', default: false },
+    'skip-archives': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -62,7 +71,9 @@ async function main(): Promise<number> {
   const mailMiB = Number(opt['mail-mib']);
   const mbit = Number(opt['bwlimit-mbit']);
   if (!(mailMiB > 0) || !(mbit >= 0)) throw new Error('--mail-mib must be > 0 and --bwlimit-mbit >= 0');
-  const x10 = opt['messages-x10'];
+  const x10 = opt['messages-x10'] || opt['messages-x30'];
+  // 30x: ~1M messages at the default size (issue 19: memory with the index on disk, verify).
+  const times = opt['messages-x30'] ? 30 : 10;
   const work = resolve(opt.work!);
   const out = resolve(opt.out!);
   await rm(work, { recursive: true, force: true });
@@ -73,14 +84,14 @@ async function main(): Promise<number> {
   // ~30 KB a message (2..50 KB log-uniform plus 0.5 % with ~3 MB attachments), the small one
   // ~2.1 KB, so 10x the count fits in ~0.7x the bytes.
   const maildir = x10 ? { minMsg: 600, maxMsg: 5000, attachmentFraction: 0 } : {};
-  const mailBytes = Math.round((x10 ? mailMiB * 0.69 : mailMiB) * 1024 * 1024);
-  log(`building the sandbox in ${work}: ${fmtB(mailBytes)} of ${opt['plain-text'] ? 'plain-text' : 'incompressible'} mail${x10 ? ' (10x the messages)' : ''}...`);
+  const mailBytes = Math.round((x10 ? mailMiB * 0.069 * times : mailMiB) * 1024 * 1024);
+  log(`building the sandbox in ${work}: ${fmtB(mailBytes)} of ${opt['plain-text'] ? 'plain-text' : 'incompressible'} mail${x10 ? ` (${times}x the messages)` : ''}...`);
   const t0 = performance.now();
   const sb: Sandbox = await createSandbox({
     dir: join(work, 'sandbox'),
     mailBytes,
     seed: 42,
-    mailcow: { maildir: { seed: 42, totalBytes: mailBytes, plainText: opt['plain-text'], ...maildir } },
+    mailcow: { realDatabase: true, maildir: { seed: 42, totalBytes: mailBytes, plainText: opt['plain-text'], ...maildir } },
     config: {
       THREADS: opt.threads!,
       REMOTE_RETENTION_DAYS: '0',
@@ -88,9 +99,13 @@ async function main(): Promise<number> {
       ...(!netns && mbit > 0 ? { BWLIMIT_KBPS: String(Math.round((mbit * 1e6) / 8 / 1024)) } : {}),
     },
   });
-  const fixtureMs = performance.now() - t0;
   let code = 0;
+  let redis: RedisStandin | undefined;
   try {
+    // mailcow's database and redis sized with the mail (scale 1 = 1 GiB: a database archive of tens of MB)
+    const scale = mailMiB / 1024;
+    redis = await fillArchiveData(sb.mailcow, scale);
+    const fixtureMs = performance.now() - t0;
     const link = await shapeLink(sb.box.port, mbit);
     log(`fixture ready in ${(fixtureMs / 1000).toFixed(1)} s; link ${mbit || 'unlimited'} Mbit/s via ${link.method}`);
     const vols = STANDIN_VOLUMES.map((v) => sb.mailcow.volume(v));
@@ -108,6 +123,18 @@ async function main(): Promise<number> {
     const vmailFiles = [...snap0.keys()].filter((p) => p.startsWith(vmail + '/')).length;
     const otherBytes = [...snap0].filter(([p]) => !p.startsWith(vmail + '/')).reduce((a, [, f]) => a + f.size, 0);
     const nodeStartupMs = await nodeBaselineMs();
+    const cands = opt['skip-archives'] ? undefined : await archiveCandidates(sb, work, log);
+    if (opt['archives-only'] && cands) {
+      await cands.day('day 1', 'first backup');
+      await mutateMaildir(vmail, { seed: 7, newFraction: 0.01, deleteFraction: 0.002, renameFraction: 0.005 });
+      await archiveDataDay(sb.mailcow, redis, 'mail', scale, 7);
+      await cands.day('day 2', 'mail day');
+      await archiveDataDay(sb.mailcow, redis, 'quiet', scale, 8);
+      await cands.day('day 3', 'quiet day');
+      console.log(renderArchives(cands.result()));
+      await writeJson(out, { archives: cands.result() });
+      return 0;
+    }
 
     const toolRun = async (label: string) => {
       log(`${label}: backup-to-hetzner run...`);
@@ -134,15 +161,17 @@ async function main(): Promise<number> {
     log("references: mailcow's vmail archive (day 1)...");
     const day1 = await vmailArchive(vmail, join(refDir, 'day1.tar.zst'), threads);
     await peerRun('run1');
+    await cands?.day('day 1', 'first backup');
 
     // A day of mail.
     const ch = await mutateMaildir(vmail, { seed: 7, newFraction: 0.01, deleteFraction: 0.002, renameFraction: 0.005 });
-    const db = await mutateDatabases(sb.mailcow, 7);
-    refs.change = { ...classify(snap0, await snapshot(vols)), rewrittenChangedBytes: db.bytesChanged };
-    log(`a day of mail: ${ch.newFiles} new (${fmtB(ch.newBytes)}), ${ch.deleted} deleted, ${ch.renamed} renamed; ${db.files} database files rewritten in place`);
+    const db = await archiveDataDay(sb.mailcow, redis, 'mail', scale, 7);
+    refs.change = classify(snap0, await snapshot(vols));
+    log(`a day of mail: ${ch.newFiles} new (${fmtB(ch.newBytes)}), ${ch.deleted} deleted, ${ch.renamed} renamed; ${db.rowsInserted} rows in, ${db.rowsDeleted} out, ${db.tokensLearned} Bayes tokens learned`);
     await sleep(1100);
     await toolRun('run 2');
     await peerRun('run2');
+    await cands?.day('day 2', 'mail day');
     log("references: mailcow's vmail archive (day 2) and rsync against day 1...");
     const day2 = await vmailArchive(vmail, join(refDir, 'day2.tar.zst'), threads);
     const delta = await rsyncArchiveDelta(join(refDir, 'day1.tar.zst'), join(refDir, 'day2.tar.zst'), refDir);
@@ -152,10 +181,17 @@ async function main(): Promise<number> {
     await rm(join(refDir, 'day1.tar.zst'), { force: true });
     await rm(join(refDir, 'day2.tar.zst'), { force: true });
 
-    // Run 3: nothing changed.
+    // Run 3: a quiet day: no mail, but sessions and logs still move.
+    await archiveDataDay(sb.mailcow, redis, 'quiet', scale, 8);
     await sleep(1100);
     await toolRun('run 3');
     await peerRun('run3');
+    await cands?.day('day 3', 'quiet day');
+
+    // An hour of mail, then a run between dumps (issue 16).
+    log('hourly: an hour of mail, then a run between dumps...');
+    const hourly: HourlyResult = await hourlyRun(sb, link, work, log);
+    log(`hourly: ${(hourly.run.wallMs / 1000).toFixed(1)} s, sent ${fmtB(hourly.run.bytesSent)}, added on box ${fmtB(hourly.run.addedOnBoxBytes)}`);
 
     // RTO: restores of run 3's backup (yesterday's is run 1's), after every backup measurement.
     let rto: RtoCase[] | undefined;
@@ -180,16 +216,18 @@ async function main(): Promise<number> {
         threads: opt.threads!,
         link: { method: link.method, mbit },
         nodeStartupMs,
-        fixture: { bytes: vmailBytes, files: vmailFiles, users: sb.mailcow.maildir?.users.length ?? 0, plainText: opt['plain-text']!, messagesX10: x10!, ms: fixtureMs, otherVolumesBytes: otherBytes, mailMiB },
+        fixture: { bytes: vmailBytes, files: vmailFiles, users: sb.mailcow.maildir?.users.length ?? 0, plainText: opt['plain-text']!, messagesX10: x10!, messagesX30: opt['messages-x30']!, ms: fixtureMs, otherVolumesBytes: otherBytes, mailMiB },
       },
       runs: runs.map(({ status: _s, stderrTail: _t, ...r }) => r),
       references: refs,
       peers: peers.map((p) => ({ name: p.name, version: p.version, runs: peerRuns.get(p.name)! })),
       rto,
+      hourly,
+      archives: cands?.result(),
       targets: [],
     };
-    result.targets = [...targets(result), ...(rto ? rtoTargets(rto, fmtB) : [])];
-    const text = render(result);
+    result.targets = [...targets(result), ...hourlyTargets(result, hourly), ...(rto ? rtoTargets(rto, fmtB) : [])];
+    const text = `${render(result)}\n\n${renderHourly(result, hourly)}` + (result.archives ? `\n\n${renderArchives(result.archives)}` : '');
     console.log(text);
     await mkdir(dirname(out), { recursive: true });
     await writeJson(out, result);
@@ -199,6 +237,7 @@ async function main(): Promise<number> {
     console.error(`bench failed: ${(e as Error).stack ?? e}`);
     code = 1;
   } finally {
+    await redis?.stop();
     await sb.stop();
     if (!opt.keep) await rm(work, { recursive: true, force: true }).catch(() => undefined);
   }
@@ -260,7 +299,7 @@ function targets(r: BenchResult): BenchResult['targets'] {
     });
   }
   const peak = Math.max(...r.runs.map((x) => x.toolPeakRssMiB ?? 0));
-  t.push({ target: `tool peak RSS < 150 MB${r.meta.fixture.messagesX10 ? ' (10× messages)' : ''}`, measured: `${((peak * 1024 * 1024) / 1e6).toFixed(0)} MB (${r.meta.fixture.files} files)`, ok: peak * 1024 * 1024 < 150e6 });
+  t.push({ target: `tool peak RSS < 150 MB${r.meta.fixture.messagesX30 ? ' (30× messages)' : r.meta.fixture.messagesX10 ? ' (10× messages)' : ''}`, measured: `${((peak * 1024 * 1024) / 1e6).toFixed(0)} MB (${r.meta.fixture.files} files)`, ok: peak * 1024 * 1024 < 150e6 });
   const locks = r.runs.map((x) => x.spawnToLockMs ?? Infinity);
   t.push({
     target: 'process start → lock taken < 300 ms',
@@ -271,7 +310,7 @@ function targets(r: BenchResult): BenchResult['targets'] {
 }
 
 function readFileHeader(): string {
-  return 'npm run bench -- [--mail-mib 1024] [--plain-text] [--bwlimit-mbit 100] [--messages-x10] [--threads N] [--skip-peers] [--skip-rto] [--out FILE] [--work DIR] [--keep]';
+  return 'npm run bench -- [--mail-mib 1024] [--plain-text] [--bwlimit-mbit 100] [--messages-x10] [--threads N] [--skip-peers] [--skip-rto] [--out FILE] [--work DIR] [--keep] [--archives-only] [--skip-archives]';
 }
 
 main().then(

@@ -13,7 +13,7 @@ apt_install() {
 }
 
 need=()
-for pair in sshd:openssh-server ssh:openssh-client sftp:openssh-client rsync:rsync zstd:zstd tmux:tmux logrotate:logrotate openssl:openssl systemd-analyze:systemd age:age doveadm:dovecot-core mariadbd:mariadb-server mariabackup:mariadb-backup; do
+for pair in sshd:openssh-server ssh:openssh-client sftp:openssh-client rsync:rsync zstd:zstd tmux:tmux logrotate:logrotate openssl:openssl systemd-analyze:systemd age:age doveadm:dovecot-core mariadbd:mariadb-server mariabackup:mariadb-backup redis-server:redis-server; do
   cmd=${pair%%:*} pkg=${pair#*:}
   if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then need+=("$pkg"); fi
 done

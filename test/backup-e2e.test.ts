@@ -3,7 +3,7 @@
 // fixture maildir. Asserts what an admin cares about: what is on the box, and what it cost.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, readdir, rm, stat, symlink, writeFile, appendFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile, appendFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { lockPhase } from '../src/backup/lock-phase.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
 import { readManifest } from '../src/plan/manifest.js';
+import { remoteSpec, rsyncRemoteShell } from '../src/plan/transport-args.js';
 import { backup, backupsAtLeast, BOX_HASH_MODES, configWithOtherHostKey, inProcessClock, publishedOnBox, spawnBackup, treeHashes } from './support/cli.js';
 
 let sb: Sandbox;
@@ -87,6 +88,38 @@ describe('backup to the loopback Storage Box', () => {
     // Nothing left behind: no staging folder, no local dump (LOCAL_RETENTION_DAYS=0).
     assert.deepEqual((await readdir(boxBackups)).filter((n) => n.startsWith('.')), []);
     assert.deepEqual((await readdir(join(dir, 'tmp'))).filter((n) => !n.startsWith('.')), []);
+  });
+
+  test('verify: the box hashes 1,000 files in up to 4 sha256sum calls at once and still names the one byte flipped after upload', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mcb-verify-'));
+    const ctx = buildContext({ config: sb.configPath }, new AbortController().signal, 'silent');
+    try {
+      const names = Array.from({ length: 1000 }, (_, i) => `verify-probe/${1700000000 + i}.M${i}P1.host,S=20:2,S`);
+      await mkdir(join(dir, 'verify-probe'));
+      for (const n of names) await writeFile(join(dir, n), `message ${n}\n`);
+      const victim = names[617]!;
+      await sb.box.setMode({ corruptAfterUpload: victim });
+      await ctx.box.connect();
+      const up = await ctx.exec('rsync', ['-rt', '-e', rsyncRemoteShell(ctx.box.target), `${dir}/verify-probe/`, remoteSpec(ctx.box.target, 'verify-probe/')], { what: 'upload' });
+      assert.equal(up.exitCode, 0);
+      const cmds = (await sb.box.commands()).length;
+      const got = await ctx.box.sha256(names);
+      assert.equal(got.size, names.length, 'every file hashed by the box');
+      const differ = names.filter((n) => got.get(n) !== execFileSync('sha256sum', [join(dir, n)]).toString().slice(0, 64));
+      assert.deepEqual(differ, [victim], 'the flipped byte, and only it');
+      // The calls overlapped, never more than four at once, each within the box's line limit.
+      const calls = (await sb.box.commands()).slice(cmds).filter((c) => c.command.startsWith('sha256sum '));
+      assert.ok(calls.length >= 5, `${calls.length} calls`);
+      const atOnce = (t: string) => calls.filter((c) => c.started <= t && t < c.time).length;
+      const most = Math.max(...calls.map((c) => atOnce(c.started)));
+      assert.ok(most >= 2 && most <= 4, `at most ${most} at once`);
+    } finally {
+      await sb.box.setMode({ corruptAfterUpload: undefined });
+      await ctx.box.removeTree('verify-probe').catch(() => undefined);
+      await ctx.box.close();
+      await ctx.log.close();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   test('second run after a day of mail sends about the change and hard-links the rest', async () => {

@@ -7,12 +7,13 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { cp, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import http from 'node:http';
+import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { simpleParser } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
+import type { SMTPServer } from 'smtp-server';
+import { startMailSink, startPingServer, type Ping } from './support/listeners.js';
 import { backupNameFor } from '../src/plan/names.js';
 import { readManifest } from '../src/plan/manifest.js';
 import type { Sandbox } from '../src/sandbox/sandbox.js';
@@ -24,8 +25,12 @@ let boxBackups: string;
 let names: string[] = [];
 let smtp: SMTPServer;
 let hc: http.Server;
-const subjects: string[] = [];
-const pings: string[] = [];
+const raw: string[] = [];
+const received: Ping[] = [];
+/** Subjects of the e-mails received so far. */
+const subjects = () => Promise.all(raw.map(async (r) => (await simpleParser(r)).subject ?? ''));
+/** Paths of the healthcheck pings received so far. */
+const pings = () => received.map((p) => p.path);
 
 const restore = (args: string[]) => runCli(RESTORE_CLI, [...args, '--config', sb.configPath], sb.env);
 const cli = (args: string[]) => backup([...args, '--config', sb.configPath], sb.env);
@@ -59,24 +64,8 @@ function spawnRun(env: Record<string, string> = {}) {
 }
 
 before(async () => {
-  smtp = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ['STARTTLS', 'AUTH'],
-    logger: false,
-    onData(stream, _session, cb) {
-      const chunks: Buffer[] = [];
-      stream.on('data', (c: Buffer) => chunks.push(c));
-      stream.on('end', () => {
-        void simpleParser(Buffer.concat(chunks)).then((m) => (subjects.push(m.subject ?? ''), cb()), cb);
-      });
-    },
-  });
-  await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
-  hc = http.createServer((req, res) => {
-    pings.push(req.url ?? '');
-    req.resume().on('end', () => res.end('OK'));
-  });
-  await new Promise<void>((resolve) => hc.listen(0, '127.0.0.1', resolve));
+  smtp = await startMailSink(raw);
+  hc = await startPingServer(received);
   ({ sb, dir, boxBackups, names } = await sandboxWithBackups('mcb-honest-', { mailBytes: 512 * 1024, seed: 41 }, 2));
   const settings = {
     EMAIL_NOTIFICATIONS: 'yes',
@@ -97,8 +86,8 @@ after(async () => {
 });
 
 beforeEach(() => {
-  subjects.length = 0;
-  pings.length = 0;
+  raw.length = 0;
+  received.length = 0;
 });
 
 interface Listed {
@@ -182,11 +171,11 @@ describe('runs that did not fail', () => {
     // The first run holds the lock once its preflight begins; it is held still while the second runs.
     await first.waitFor(/phase preflight: start/);
     process.kill(-first.p.pid!, 'SIGSTOP');
-    const pingsBefore = pings.length;
+    const pingsBefore = received.length;
     let second, pingsOfSecond, statusWhileHeld;
     try {
       second = await cli(['run']);
-      pingsOfSecond = pings.slice(pingsBefore);
+      pingsOfSecond = pings().slice(pingsBefore);
       statusWhileHeld = await statusFile();
     } finally {
       process.kill(-first.p.pid!, 'SIGCONT');
@@ -199,9 +188,9 @@ describe('runs that did not fail', () => {
     assert.match(second.stderr, /another backup run holds the lock .*This run did nothing: no report, no ping, the status file is unchanged/);
 
     assert.equal(firstExit, 0, first.output().slice(-3000));
-    assert.deepEqual(subjects, [], 'no FAILED for the refused run, no "recovered" for the first');
-    assert.ok(!pings.some((p) => p.endsWith('/fail')), pings.join(' '));
-    assert.ok(pings.includes('/ping/check-uuid'), 'the first run sent its success ping');
+    assert.deepEqual(await subjects(), [], 'no FAILED for the refused run, no "recovered" for the first');
+    assert.ok(!pings().some((p) => p.endsWith('/fail')), pings().join(' '));
+    assert.ok(pings().includes('/ping/check-uuid'), 'the first run sent its success ping');
     const st = JSON.parse(await statusFile());
     assert.equal(st.result, 'ok');
     assert.equal(st.consecutiveFailures, 0);
@@ -219,9 +208,9 @@ describe('runs that did not fail', () => {
     assert.equal(status.code, 0, status.stdout);
     assert.match(status.stdout, /^last run .*: INTERRUPTED in dump \(exit 130\), nothing was published/m);
     assert.doesNotMatch(status.stdout, /FAILED|failing/);
-    assert.deepEqual(subjects, []);
-    assert.ok(!pings.some((p) => p.endsWith('/fail')), pings.join(' '));
-    assert.ok(pings.includes('/ping/check-uuid/log'), `a neutral log ping: ${pings.join(' ')}`);
+    assert.deepEqual(await subjects(), []);
+    assert.ok(!pings().some((p) => p.endsWith('/fail')), pings().join(' '));
+    assert.ok(pings().includes('/ping/check-uuid/log'), `a neutral log ping: ${pings().join(' ')}`);
   });
 
   test('the scrub finds an older backup damaged: the new backup is published, exit 3, and nothing calls the run FAILED', async () => {
@@ -238,7 +227,7 @@ describe('runs that did not fail', () => {
       assert.equal(made.length, 1, 'the new backup was published');
       assert.match(r.stdout, new RegExp(`^backup ${made[0]} published and verified on the Storage Box with sha256sum, but the scrub found an older backup DAMAGED: ${older}`));
       assert.doesNotMatch(r.stdout + r.stderr, /backup FAILED/);
-      assert.deepEqual(subjects, [`[mailcow-backup] DAMAGED ${JSON.parse(await statusFile()).host} — ${older} (new backup ${made[0]} published)`]);
+      assert.deepEqual(await subjects(), [`[mailcow-backup] DAMAGED ${JSON.parse(await statusFile()).host} — ${older} (new backup ${made[0]} published)`]);
       const st = JSON.parse(await statusFile());
       assert.deepEqual(st.scrub.damaged, [older]);
       assert.ok(!st.scrub.verified.includes(made[0]), 'the backup this run verified itself is not scrubbed again as an "older" one');

@@ -8,6 +8,7 @@ import { chmod, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { createSandbox, fakeBinDir, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateDatabases } from '../src/sandbox/mailcow-standin.js';
 import { backupNameFor } from '../src/plan/names.js';
@@ -28,19 +29,19 @@ const record = async (name: string) => JSON.parse(await readFile(join(boxBackups
 /** The README's check of a whole backup, by coreutils in its folder on the box. */
 const sha256sumC = (name: string) => execFileSync('sh', ['-c', 'zcat -f checksums.sha256 manifest/*.gz | sha256sum --quiet --strict -c'], { cwd: join(boxBackups, name) });
 
-async function runAt(iso: string): Promise<string> {
-  const before = await publishedOnBox(sb.box.root, sb.remotePath);
-  const r = await backup(['run', '--config', sb.configPath], at(iso));
+async function runAt(iso: string, s: Sandbox = sb, e: Record<string, string> = env): Promise<string> {
+  const before = await publishedOnBox(s.box.root, s.remotePath);
+  const r = await backup(['run', '--config', s.configPath], { ...e, MAILCOW_BACKUP_TEST_CLOCK: iso });
   assert.equal(r.code, 0, r.stderr);
-  const added = (await publishedOnBox(sb.box.root, sb.remotePath)).filter((n) => !before.includes(n));
+  const added = (await publishedOnBox(s.box.root, s.remotePath)).filter((n) => !before.includes(n));
   assert.equal(added.length, 1, added.join(' '));
   return added[0]!;
 }
 
-async function newMail(n: number): Promise<string[]> {
+async function newMail(n: number, s: Sandbox = sb): Promise<string[]> {
   const files: string[] = [];
   for (let i = 0; i < n; i++) {
-    const p = join(sb.mailcow.volume('vmail'), 'example.com/alice/Maildir/new', `18000${n}${i}.M${i}P1.host,S=40`);
+    const p = join(s.mailcow.volume('vmail'), 'example.com/alice/Maildir/new', `18000${n}${i}.M${i}P1.host,S=40`);
     await writeFile(p, `Subject: hourly ${n}/${i}\n\nmail that arrived after the dump\n`);
     files.push(p);
   }
@@ -193,6 +194,69 @@ describe('a box that refuses hard links', { timeout: 300_000 }, () => {
       assert.equal(JSON.parse(await readFile(join(folder, 'backup.json'), 'utf8')).dumpedBy, names[1]);
       execFileSync('sh', ['-c', 'zcat -f checksums.sha256 manifest/*.gz | sha256sum --quiet --strict -c'], { cwd: folder });
       assert.deepEqual((await readdir(join(box.box.root, box.remotePath))).filter((n) => n.startsWith('.')), [], 'no staging folder left');
+    } finally {
+      await box.stop();
+      await rm(d, { recursive: true, force: true, maxRetries: 5 });
+    }
+  });
+});
+
+/** Every file of a backup folder but its mail, manifest and record: what its dump put there, whatever the layout. */
+async function dumpFilesOf(folder: string, rel = ''): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of await readdir(join(folder, rel), { withFileTypes: true })) {
+    const p = rel ? `${rel}/${e.name}` : e.name;
+    if (!rel && ['vmail', 'manifest', 'checksums.sha256', 'backup.json'].includes(e.name)) continue;
+    if (e.isDirectory()) out.push(...(await dumpFilesOf(folder, p)));
+    else out.push(p);
+  }
+  return out.sort();
+}
+
+describe('carrying an encrypted dump (ENCRYPT_RECIPIENTS)', { timeout: 600_000 }, () => {
+  test('04:00 links every file of the 03:00 dump (same inodes, still encrypted), verifies, and a full restore with the identity gives the 03:00 database and the 04:00 mail', async () => {
+    const d = await mkdtemp(join(tmpdir(), 'mcb-hourly-age-'));
+    const secret = await generateX25519Identity();
+    const identity = join(d, 'backup.agekey');
+    await writeFile(identity, `${secret}\n`, { mode: 0o600 });
+    await writeFile(join(d, 'recipients.txt'), `${await identityToRecipient(secret)}\n`);
+    const box = await createSandbox({ dir: join(d, 'sb'), mailBytes: 512 * 1024, seed: 18, strict: true, config: { DUMP_INTERVAL_HOURS: '24', ENCRYPT_RECIPIENTS: join(d, 'recipients.txt') } });
+    try {
+      await writeFile(box.configPath, `${await readFile(box.configPath, 'utf8')}VMAIL_VOLUME_PATH=${box.mailcow.volume('vmail')}\n`);
+      const e = { ...box.env, PATH: `${join(dir, 'bin')}:${box.env.PATH}`, STANDIN_PROMPTS: 'tty' };
+      const folder = (n: string) => join(box.box.root, box.remotePath, n);
+
+      const first = await runAt('2026-12-01T03:00:00Z', box, e);
+      const dbAtDump = await treeHashes(box.mailcow.volume('mysql'));
+      const dump = await dumpFilesOf(folder(first));
+      assert.ok(dump.length > 0, 'the 03:00 backup holds a dump');
+      // Encrypted on this host: mailcow.conf (database passwords) is on the box in no file as plain text.
+      const conf = (await readFile(join(box.mailcow.path, 'mailcow.conf'), 'utf8')).trim();
+      for (const f of dump) assert.ok(!(await readFile(join(folder(first), f), 'utf8')).includes(conf), `${f} holds mailcow.conf in plain text`);
+      assert.ok((await Promise.all(dump.map((f) => readFile(join(folder(first), f), 'utf8')))).some((t) => t.startsWith('age-encryption.org/v1\n')), 'the dump is age-encrypted');
+
+      await mutateDatabases(box.mailcow, 4);
+      await newMail(3, box);
+      const mailAt4 = await treeHashes(box.mailcow.volume('vmail'));
+      const actions = (await box.mailcow.readActions()).length;
+      const second = await runAt('2026-12-01T04:00:00Z', box, e);
+      assert.deepEqual((await box.mailcow.readActions()).slice(actions), [], "mailcow's script did not run");
+      assert.deepEqual(await dumpFilesOf(folder(second)), dump, 'the 04:00 backup holds the same dump files');
+      for (const f of dump) {
+        const [a, b] = await Promise.all([stat(join(folder(first), f)), stat(join(folder(second), f))]);
+        assert.equal(b.ino, a.ino, `${f} is a hard link to the 03:00 backup's`);
+      }
+      execFileSync('sh', ['-c', 'zcat -f checksums.sha256 manifest/*.gz | sha256sum --quiet --strict -c'], { cwd: folder(second) });
+      const v = await backup(['verify', second, '--config', box.configPath], { ...e, MAILCOW_BACKUP_TEST_CLOCK: '2026-12-01T04:10:00Z' });
+      assert.equal(v.code, 0, v.stdout + v.stderr);
+      assert.match(v.stdout, new RegExp(`^OK +${second} `, 'm'));
+
+      await mutateDatabases(box.mailcow, 5);
+      await newMail(2, box);
+      const r = await runCli(RESTORE_CLI, ['--backup', second, '--components', 'all', '--yes', '--identity', identity, '--config', box.configPath], e, 180_000);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      assert.deepEqual(await treeHashes(box.mailcow.volume('mysql')), dbAtDump);
+      assert.deepEqual(await treeHashes(box.mailcow.volume('vmail')), mailAt4);
     } finally {
       await box.stop();
       await rm(d, { recursive: true, force: true, maxRetries: 5 });

@@ -417,6 +417,13 @@ describe('installer', () => {
     assert.match(timer, /^RandomizedDelaySec=5min$/m);
     const env = parse(fs.readFileSync(path.join(root, 'etc/mailcow-backup/.env'), 'utf8'));
     assert.deepEqual([env.DUMP_INTERVAL_HOURS, env.STALE_AFTER_HOURS, env.NOTIFY_ON, env.KEEP_HOURLY], ['24', '4', 'daily', '24']);
+    // Not every hourly backup of 30 days (720, each paying its folders): 2 days of them, then one a day for 30 days.
+    assert.deepEqual([env.REMOTE_RETENTION_DAYS, env.KEEP_DAILY], ['2', '30']);
+    const ownRoot = await makeRoot('hourly-own');
+    const own = await installer(['--root', ownRoot, ...base, '--accept-host-key', box.hostKeyFingerprint, '--on-calendar', 'hourly', '--retention-days', '14']);
+    assert.equal(own.code, 0, own.stdout + own.stderr);
+    const ownEnv = parse(fs.readFileSync(path.join(ownRoot, 'etc/mailcow-backup/.env'), 'utf8'));
+    assert.equal(ownEnv.REMOTE_RETENTION_DAYS, '14', '--retention-days wins over the schedule default');
     const bad = await installer(['--root', await makeRoot('hourly-bad'), ...base, '--accept-host-key', box.hostKeyFingerprint, '--dump-interval', 'often']);
     assert.equal(bad.code, 2, bad.stdout + bad.stderr);
     assert.match(bad.stderr, /DUMP_INTERVAL_HOURS='often' \(from --dump-interval\) must be a whole number/);

@@ -89,13 +89,14 @@ test('split manifest: one part per maildir folder, and `zcat -f checksums.sha256
     await hashIndex(walk.index, join(dir, 'vmail'));
     const manifest = new BackupManifest(new Map(entries.filter((e) => !e.path.startsWith('vmail/')).map((e) => [e.path, { ...e, size: 0, mtimeMs: 0 }])), walk.index);
     const top = manifest.top();
-    const parts = new Map(manifest.parts());
+    const parts = new Map([...manifest.parts()].map(([part, sorted]) => [part, [...sorted]] as const));
     assert.equal(parts.size, 4, 'INBOX (with its index), .Sent Items, and two of b');
     assert.deepEqual([...manifest.entries()].map((e) => [e.path, e.hash]).sort(), entries.map((e) => [e.path, e.hash]).sort(), 'the walk hashes like sha256sum');
     await mkdir(join(dir, 'manifest'));
     const lines = top.map((e) => formatChecksumLine(e.hash, e.path));
     for (const [part, partLines] of parts) {
       const want = gzipSync(formatChecksums(partLines.map((l) => parseChecksumLine(l)!)), { level: 9 });
+      assert.deepEqual(partLines, [...partLines].sort(), 'lines come sorted from the index');
       await writeManifestPart(join(dir, part), partLines);
       // Streamed in chunks, the same bytes as the whole text gzip'ed at once (as parts were made
       // before): an unchanged folder's part stays identical to yesterday's, across versions too.
@@ -142,13 +143,13 @@ test('renames are found by content, size and mtime second, among paths gone sinc
   ]);
 });
 
-test('a large part streamed through gzip in chunks has the bytes of the whole text gzip-ed at once', async () => {
+test('a large part streamed through gzip in chunks, from its sorted lines, has the bytes of the whole text gzip-ed at once', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mcb-part-'));
   try {
     const lines = Array.from({ length: 3000 }, (_, i) => formatChecksumLine(createHash('sha256').update(String(i)).digest('hex'), `vmail/ex.com/a/Maildir/cur/${1700000000 + i}.M${i}P7.host,S=${i},W=${i + 9}:2,S`));
     const want = gzipSync(formatChecksums(lines.map((l) => parseChecksumLine(l)!)), { level: 9 });
     assert.ok(formatChecksums(lines.map((l) => parseChecksumLine(l)!)).length > 5 * 65536, 'several chunks');
-    await writeManifestPart(join(dir, 'p.gz'), [...lines].reverse());
+    await writeManifestPart(join(dir, 'p.gz'), [...lines].sort());
     assert.deepEqual(await readFile(join(dir, 'p.gz')), want);
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -206,6 +206,27 @@ describe('single-message restore by search (real doveadm)', { timeout: 600_000 }
     assert.equal(await exit, 143, err);
     assert.deepEqual(await scratchLeft(vol), []);
   });
+
+  it('restores more messages than one doveadm call takes (250 > 200 a batch): every one, each once', async () => {
+    const lists = path.join(inbox, '.Lists');
+    for (const d of ['cur', 'new', 'tmp']) await fsp.mkdir(path.join(lists, d), { recursive: true });
+    if (isRoot) for (const d of ['', 'cur', 'new', 'tmp']) await fsp.chown(path.join(lists, d), 5000, 5000);
+    const bulk: Buffer[] = [];
+    for (let i = 0; i < 250; i++) bulk.push((await deliver(inbox, '.Lists', { subject: `Bulk notice ${1000 + i}`, id: `bulk${1000 + i}`, time: 1_700_300_000 + i })).bytes);
+    const r4 = await backup(['run', '--config', sb.configPath], { ...sb.env, MAILCOW_BACKUP_TEST_CLOCK: '2026-12-04T03:00:00Z' });
+    assert.equal(r4.code, 0, r4.stderr);
+    await fsp.rm(lists, { recursive: true });
+    const r = await search(['--search', 'subject "Bulk notice"', '--backup', 'latest', '--yes']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`250 message\\(s\\) of ${ALICE} match`));
+    assert.match(r.stdout, /restored 250 message\(s\) into folder Restored-2026-12-10 of alice@example.com; 0 skipped/);
+    const back = path.join(inbox, '.Restored-2026-12-10.Lists');
+    const files = (await Promise.all(['cur', 'new'].map(async (d) => (await fsp.readdir(path.join(back, d)).catch(() => [] as string[])).map((n) => path.join(back, d, n))))).flat();
+    assert.equal(files.length, 250, 'each message once');
+    const got = new Set(await Promise.all(files.map(async (f) => (await fsp.readFile(f)).toString('base64'))));
+    assert.ok(bulk.every((b) => got.has(b.toString('base64'))), 'every message byte for byte');
+    assert.deepEqual(await scratchLeft(vol), []);
+  });
 });
 
 describe('single-message restore with mail_crypt on (real doveadm, keys in the crypt volume)', { timeout: 300_000 }, () => {

@@ -12,7 +12,8 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { simpleParser } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
+import type { SMTPServer } from 'smtp-server';
+import { startMailSink, startPingServer, type Ping, type ReceivedMail } from './support/listeners.js';
 import { createLogger, type Logger } from '../src/adapters/logger.js';
 import { configSchema, type Config } from '../src/config/schema.js';
 import { summaryText, type RunSummary } from '../src/plan/report.js';
@@ -37,13 +38,6 @@ async function deadPort(): Promise<number> {
   const port = (s.address() as AddressInfo).port;
   await new Promise<void>((resolve) => s.close(() => resolve()));
   return port;
-}
-
-interface Received {
-  raw: string;
-  secure: boolean;
-  from: string;
-  to: string[];
 }
 
 function okSummary(over: Partial<RunSummary> = {}): RunSummary {
@@ -98,11 +92,11 @@ describe('notifications', () => {
   let keyFile: string;
   let smtp: SMTPServer;
   let smtpPort: number;
-  let received: Received[] = [];
+  const received: ReceivedMail[] = [];
   let refuseRcpt = false;
   let hc: http.Server;
   let hcBase: string;
-  let pings: { method: string; path: string; body: string }[] = [];
+  const pings: Ping[] = [];
   let hcStatus = 200;
   const loggers: Logger[] = [];
 
@@ -115,44 +109,13 @@ describe('notifications', () => {
       ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', `/CN=${MAIL_HOST}`, '-addext', `subjectAltName=DNS:${MAIL_HOST}`],
       { stdio: 'ignore' },
     );
-    smtp = new SMTPServer({
-      key: fs.readFileSync(keyFile),
-      cert: fs.readFileSync(certFile),
-      name: MAIL_HOST,
-      authOptional: true,
-      logger: false,
-      onRcptTo(addr, _session, cb) {
-        if (refuseRcpt) return cb(Object.assign(new Error(`5.7.1 <${addr.address}>: Relay access denied`), { responseCode: 554 }));
-        cb();
-      },
-      onData(stream, session, cb) {
-        const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
-        stream.on('end', () => {
-          received.push({
-            raw: Buffer.concat(chunks).toString('utf8'),
-            secure: session.secure,
-            from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '',
-            to: session.envelope.rcptTo.map((r) => r.address),
-          });
-          cb();
-        });
-      },
+    smtp = await startMailSink([], {
+      tls: { key: fs.readFileSync(keyFile), cert: fs.readFileSync(certFile), name: MAIL_HOST },
+      refuseRecipient: () => refuseRcpt,
+      onMail: (m) => received.push(m),
     });
-    await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
     smtpPort = (smtp.server.address() as AddressInfo).port;
-
-    hc = http.createServer((req, res) => {
-      let body = '';
-      req.setEncoding('utf8');
-      req.on('data', (d: string) => (body += d));
-      req.on('end', () => {
-        pings.push({ method: req.method ?? '', path: req.url ?? '', body });
-        res.writeHead(hcStatus, { 'content-type': 'text/plain' });
-        res.end(hcStatus === 200 ? 'OK' : 'nope');
-      });
-    });
-    await new Promise<void>((resolve) => hc.listen(0, '127.0.0.1', resolve));
+    hc = await startPingServer(pings, () => hcStatus);
     hcBase = `http://127.0.0.1:${(hc.address() as AddressInfo).port}/ping/0b5e2c1a-uuid`;
   });
 
@@ -166,8 +129,8 @@ describe('notifications', () => {
   let caseDir: string;
   let caseNo = 0;
   beforeEach(() => {
-    received = [];
-    pings = [];
+    received.length = 0;
+    pings.length = 0;
     refuseRcpt = false;
     hcStatus = 200;
     caseDir = path.join(tmp, `case-${++caseNo}`);

@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
@@ -36,6 +36,17 @@ async function files(root: string, rel = ''): Promise<Map<string, { size: number
       const st = await fsp.stat(path.join(root, p));
       out.set(p, { size: st.size, mtimeMs: Math.floor(st.mtimeMs / 1000) });
     }
+  }
+  return out;
+}
+
+/** Every file under root: relative path → "inode uid:gid mode nlink mtime". */
+async function inodes(root: string): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  for (const e of await fsp.readdir(root, { recursive: true, withFileTypes: true })) {
+    const p = path.join(e.parentPath, e.name);
+    const st = await fsp.lstat(p);
+    out.set(path.relative(root, p), `${st.ino} ${st.uid}:${st.gid} ${st.mode.toString(8)} ${st.nlink} ${st.mtimeMs}`);
   }
   return out;
 }
@@ -102,10 +113,15 @@ describe('a restore fetches only what this host lacks', { timeout: 600_000 }, ()
     await fsp.rm(path.join(vm(), lost), { recursive: true });
     // garbled: every file rewritten with other bytes of the same size (a client gone wrong)
     for (const [p, f] of all) if (p.startsWith(`${garbled}/`)) await fsp.writeFile(path.join(vm(), p), seededBytes(f.size, 'garbled', p));
+    // What the host gained since the backup goes, as a full vmail restore always did.
+    await fsp.mkdir(path.join(vm(), 'stray.example', 'eve', 'Maildir', 'cur'), { recursive: true });
+    await fsp.writeFile(path.join(vm(), 'stray.example', 'eve', 'Maildir', 'cur', '1.M1'), 'not in the backup');
 
     const r = await restore(['--backup', 'latest', '--components', 'vmail']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assertSameTree(await treeHashes(vm()), atBackup, 'vmail as at backup time');
+    assert.ok(!existsSync(path.join(vm(), 'stray.example')), 'the folder the backup lacks is gone from the volume');
+    assert.deepEqual(await fsp.readdir(path.join(dir, 'tmp', 'restore')), [], 'nothing of the replaced volume content is left in the restore folder');
     const f = fetched(r.stdout);
     assert.ok(f.box >= damaged * 0.9 && f.box <= damaged * 1.05 + 200 * KiB, `from the box ${f.box} B for ${damaged} B of damaged mail: ${f.line}`);
     assert.ok(f.host >= (sum(all) - damaged) * 0.95, `from this host ${f.host} B of ${sum(all) - damaged} B undamaged: ${f.line}`);
@@ -137,10 +153,20 @@ describe('a restore fetches only what this host lacks', { timeout: 600_000 }, ()
     assert.ok(newMail < vmailBytes / 5, `a day's new mail ${newMail} B of ${vmailBytes} B`);
     // A standby host's fresh mailcow holds no mail of its own.
     for (const n of await fsp.readdir(vm())) await fsp.rm(path.join(vm(), n), { recursive: true });
+    const mirrorCopy = path.join(standby, day1!);
+    const mirrorBefore = await inodes(mirrorCopy);
 
     const r = await restore(['--backup', 'latest', '--components', 'all']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
     for (const v of VOLS) assertSameTree(await treeHashes(sb.mailcow.volume(v)), atDay2[v]!, `${v} as in ${day2}`);
+    // The verified tree was moved into the volume, not written a second time.
+    const mailFiles = [...atDay2.vmail!.keys()].length;
+    assert.match(r.stderr + r.stdout, new RegExp(`vmail: moved the verified ${mailFiles} files into ${vm().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(same filesystem: renamed, not copied\\)`));
+    assert.doesNotMatch(r.stderr + r.stdout, /vmail: copying/);
+    // The mirror lent its files by copy: not one of its inodes is in the volume, none changed.
+    assert.deepEqual(await inodes(mirrorCopy), mirrorBefore, 'the mirror copy is as it was: same inodes, owners, modes, link counts and times');
+    const mirrorInodes = new Set([...mirrorBefore.values()].map((x) => x.split(' ')[0]));
+    for (const p of atDay2.vmail!.keys()) assert.ok(!mirrorInodes.has(String((await fsp.stat(path.join(vm(), p))).ino)), `${p} in the volume is a file of its own`);
     const f = fetched(r.stdout);
     assert.ok(f.box <= change * 1.05 + 300 * KiB, `from the box ${f.box} B, the change since the mirror is ${change} B: ${f.line}`);
     assert.ok(f.box >= newMail * 0.9, `the new mail (${newMail} B) came from the box: ${f.line}`);
@@ -197,5 +223,48 @@ describe('a restore fetches only what this host lacks', { timeout: 600_000 }, ()
     assert.ok(f.box <= change * 1.05 + 300 * KiB, `from the box ${f.box} B, the change since ${day1} is ${change} B: ${f.line}`);
     assert.ok(f.line.includes(`the earlier download of ${day1}`), f.line);
     assert.ok(!(await fsp.readdir(path.join(dir, 'tmp', 'restore'))).includes(day1!), 'mailcow\'s script is offered only the backup being restored');
+  });
+
+  it('a vmail step that fails after the tree was moved in puts both back: the volume as it was, the verified tree in the restore folder', async () => {
+    const name = (await published()).at(-1)!;
+    const lost = (await fsp.readdir(vm())).sort()[0]!;
+    await fsp.rm(path.join(vm(), lost), { recursive: true });
+    const before = await inodes(vm());
+    // chown refuses (a volume on a file system that does not allow it): after the move, before dovecot starts.
+    const bin = path.join(dir, 'failing-chown');
+    await fsp.mkdir(bin, { recursive: true });
+    await fsp.writeFile(path.join(bin, 'chown'), '#!/bin/sh\necho "chown: changing ownership: Operation not permitted" >&2\nexit 1\n', { mode: 0o755 });
+    const r = await runCli(RESTORE_CLI, ['--backup', name, '--components', 'vmail', '--yes', '--config', sb.configPath], { ...env, PATH: `${bin}:${env.PATH ?? process.env.PATH}` }, 180_000);
+    assert.notEqual(r.code, 0, r.stderr + r.stdout);
+    const folder = path.join(dir, 'tmp', 'restore', name);
+    assert.match(r.stderr, new RegExp(`restoring vmail failed: .*Operation not permitted.*The verified download stays in ${folder.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`, 's'));
+    assert.deepEqual(await inodes(vm()), before, 'the volume holds its previous content, every file the same inode as before');
+    assertSameTree(await treeHashes(path.join(folder, 'vmail')), await treeHashes(path.join(boxFolder(name), 'vmail')), 'the verified tree is back in the restore folder');
+    assert.ok(!existsSync(path.join(folder, '.vmail-replaced')), 'nothing is left aside');
+
+    const again = await restore(['--backup', name, '--components', 'vmail']);
+    assert.equal(again.code, 0, again.stderr + again.stdout);
+    assertSameTree(await treeHashes(vm()), await treeHashes(path.join(boxFolder(name), 'vmail')), `vmail as in ${name}`);
+    assert.ok(fetched(again.stdout).box < 300 * KiB, 'the run again fetched next to nothing: the kept download was its starting point');
+  });
+
+  it('a restore folder on another filesystem than the volume: the tree is copied as before and the volume is the backup', async (t) => {
+    const shm = '/dev/shm';
+    if (!existsSync(shm) || (await fsp.stat(shm)).dev === (await fsp.stat(dir)).dev) return t.skip('no second filesystem (/dev/shm) here');
+    const other = await fsp.mkdtemp(path.join(shm, 'restore-basis-'));
+    try {
+      const config = path.join(dir, 'other-fs.env');
+      const text = (await fsp.readFile(sb.configPath, 'utf8')).split('\n').filter((l) => !l.startsWith('TEMP_BACKUP_DIR=')).concat(`TEMP_BACKUP_DIR=${other}`).join('\n');
+      await fsp.writeFile(config, text + '\n', { mode: 0o600 });
+      const day2 = (await published()).at(-1)!;
+      for (const n of await fsp.readdir(vm())) await fsp.rm(path.join(vm(), n), { recursive: true });
+      const r = await runCli(RESTORE_CLI, ['--backup', day2, '--components', 'vmail', '--yes', '--config', config], env, 180_000);
+      assert.equal(r.code, 0, r.stderr + r.stdout);
+      const want = await treeHashes(path.join(boxFolder(day2), 'vmail'));
+      assertSameTree(await treeHashes(vm()), want, `vmail as in ${day2}`);
+      assert.match(r.stderr + r.stdout, new RegExp(`vmail: copying ${want.size} files into .* \\(${other}/restore/${day2}/vmail is on another filesystem: the tree cannot be moved\\)`));
+    } finally {
+      await fsp.rm(other, { recursive: true, force: true });
+    }
   });
 });

@@ -79,3 +79,25 @@ test('Ctrl-C while mysql is restored: mysql finishes, nothing later starts, the 
   assert.equal(ps.length, 6, ps.join('\n'));
   assert.deepEqual(ps.filter((l) => !/ Up /.test(l)), [], 'every mailcow container runs again');
 });
+
+test("mailcow's script hangs restoring crypt: it is stopped after its idle time and the message names the containers it left stopped", { timeout: 300_000 }, async () => {
+  const env = { ...process.env, ...sb.env, STANDIN_HANG_COMPONENT: 'crypt' };
+  try {
+    const p = spawn(process.execPath, [RESTORE_CLI, '--backup', 'latest', '--components', 'crypt', '--yes', '--config', sb.configPath], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d));
+    p.stderr.on('data', (d: Buffer) => (out += d));
+    const code = await new Promise<number | null>((resolve) => p.on('close', (c) => resolve(c)));
+    assert.equal(code, 1, out);
+    assert.match(out, /restoring crypt failed: .*printed nothing for 120 s/, out);
+    // mailcow's script stopped its watchdog (and crypt's owner, dovecot) and never got to start them.
+    const m = /Containers not running now: ([^(]*) \(`docker compose up -d` in /.exec(out);
+    assert.ok(m, out);
+    assert.match(m[1]!, /watchdog-mailcow/);
+    assert.match(m[1]!, /dovecot-mailcow/);
+  } finally {
+    // The hung extraction container outlives the script, as under docker: remove it and start the stack.
+    execFileSync('docker', ['rm', '-f', 'mailcow-backup'], { env });
+    execFileSync('docker', ['compose', 'up', '-d'], { env, cwd: sb.mailcow.path });
+  }
+});

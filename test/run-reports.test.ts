@@ -14,7 +14,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { simpleParser } from 'mailparser';
-import { SMTPServer } from 'smtp-server';
+import type { SMTPServer } from 'smtp-server';
+import { startMailSink, startPingServer, type ReceivedMail } from './support/listeners.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { backup, removeSandbox } from './support/cli.js';
 
@@ -25,7 +26,7 @@ describe('reports of a real run', () => {
   let sb: Sandbox;
   let smtp: SMTPServer;
   let hc: http.Server;
-  const mails: { raw: string; secure: boolean }[] = [];
+  const mails: ReceivedMail[] = [];
   const pings: { path: string; body: string }[] = [];
   let prom: string;
   let conf: Record<string, string>;
@@ -35,32 +36,8 @@ describe('reports of a real run', () => {
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', `/CN=${MAIL_HOST}`, '-addext', `subjectAltName=DNS:${MAIL_HOST}`], { stdio: 'ignore' });
-    smtp = new SMTPServer({
-      key: fs.readFileSync(key),
-      cert: fs.readFileSync(cert),
-      name: MAIL_HOST,
-      authOptional: true,
-      logger: false,
-      onData(stream, session, cb) {
-        const chunks: Buffer[] = [];
-        stream.on('data', (c: Buffer) => chunks.push(c));
-        stream.on('end', () => {
-          mails.push({ raw: Buffer.concat(chunks).toString('utf8'), secure: session.secure });
-          cb();
-        });
-      },
-    });
-    await new Promise<void>((resolve) => smtp.listen(0, '127.0.0.1', resolve));
-    hc = http.createServer((req, res) => {
-      let body = '';
-      req.setEncoding('utf8');
-      req.on('data', (d: string) => (body += d));
-      req.on('end', () => {
-        pings.push({ path: req.url ?? '', body });
-        res.end('OK');
-      });
-    });
-    await new Promise<void>((resolve) => hc.listen(0, '127.0.0.1', resolve));
+    smtp = await startMailSink([], { tls: { key: fs.readFileSync(key), cert: fs.readFileSync(cert), name: MAIL_HOST }, onMail: (m) => mails.push(m) });
+    hc = await startPingServer(pings);
     prom = join(dir, 'prom', 'mailcow_backup.prom');
     sb = await createSandbox({
       dir,

@@ -14,6 +14,9 @@ import { createExec } from '../src/adapters/exec.js';
 import { encryptFile, loadIdentities } from '../src/adapters/age.js';
 import { NOT_PROVED, testArchives } from '../src/standby/verify-copy.js';
 import { BACKUP_CLI, publishedOnBox, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
+import { startMailSink, startPingServer } from './support/listeners.js';
+import { simpleParser } from 'mailparser';
+import net, { type AddressInfo } from 'node:net';
 
 
 interface StandbyHost {
@@ -232,6 +235,91 @@ describe('restore-from-hetzner standby on the sandbox', { timeout: 600_000 }, ()
     assert.deepEqual(await copies(fresh), [], 'no copy, no leftover named after the pruned backup');
     const s = await mirrorStatus(fresh);
     assert.equal(s.result, 'failed');
+  });
+});
+
+describe("a standby run reports through the backup's channels, end to end", { timeout: 300_000 }, () => {
+  let root: string;
+  let sb: Sandbox;
+  const mails: string[] = [];
+  const pings: { path: string; body: string }[] = [];
+  let smtp: Awaited<ReturnType<typeof startMailSink>>;
+  let hc: Awaited<ReturnType<typeof startPingServer>>;
+  let notify: Record<string, string>;
+
+  before(async () => {
+    root = await fsp.mkdtemp(path.join(os.tmpdir(), 'standby-notify-'));
+    smtp = await startMailSink(mails);
+    hc = await startPingServer(pings);
+    sb = await createSandbox({ dir: path.join(root, 'primary'), mailBytes: 512 * 1024, seed: 23 });
+    notify = {
+      EMAIL_NOTIFICATIONS: 'yes',
+      NOTIFICATION_EMAIL: 'admin@example.test',
+      NOTIFICATION_FROM: 'standby@example.test',
+      SMTP_HOST: '127.0.0.1',
+      SMTP_PORT: String((smtp.server.address() as AddressInfo).port),
+      HEALTHCHECK_URL: `http://127.0.0.1:${(hc.address() as AddressInfo).port}/ping/standby-uuid`,
+    };
+    const b = await runCli(BACKUP_CLI, ['run', '--config', sb.configPath], sb.env);
+    assert.equal(b.code, 0, b.stderr.slice(-2000));
+  });
+  after(async () => {
+    await sb?.stop();
+    await new Promise<void>((resolve) => smtp.close(() => resolve()));
+    await new Promise<void>((resolve) => hc.close(() => resolve()));
+    await fsp.rm(root, { recursive: true, force: true, maxRetries: 5 });
+  });
+
+  /** The secrets of the standby host's mailcow.conf (the mirrored backup's copy holds the same). */
+  const secrets = () => ['DBPASS', 'DBROOT', 'REDISPASS'].map((k) => sb.mailcow.conf[k]!).filter((v) => v && v.length >= 8);
+  const assertNoSecret = (text: string, where: string) => {
+    for (const s of secrets()) assert.ok(!text.includes(s), `${where} holds a secret of mailcow.conf`);
+  };
+  const received = async (n: number) => {
+    assert.equal(mails.length, n, `${n} e-mail(s) received, got ${mails.length}`);
+    return simpleParser(mails[n - 1]!);
+  };
+
+  it('a mirror run that succeeds: the OK e-mail reaches the SMTP server, /start then the success ping reach the monitor', async () => {
+    const h = await standbyHost(sb, root, 'notified', notify);
+    const [name] = await publishedOnBox(sb.box.root, sb.remotePath);
+    mails.length = 0;
+    pings.length = 0;
+    const r = await runCli(RESTORE_CLI, ['standby', '--config', h.config], sb.env);
+    assert.equal(r.code, 0, r.stderr.slice(-3000));
+    const mail = await received(1);
+    assert.equal(mail.subject, `[mailcow-backup] STANDBY OK ${os.hostname()} — ${name}`);
+    assert.deepEqual(mail.to && !Array.isArray(mail.to) ? mail.to.value.map((a) => a.address) : [], ['admin@example.test']);
+    assert.match(mail.text ?? '', new RegExp(`^standby: ${name} mirrored and verified on `, 'm'));
+    assert.match(mail.text ?? '', /^lag +0 \(the mirror holds the newest backup on the box\)$/m);
+    assert.match(mail.text ?? '', /^verified +\d+ files against the manifest$/m);
+    assertNoSecret(mails[0]!, 'the OK e-mail');
+    assert.deepEqual(pings.map((p) => p.path), ['/ping/standby-uuid/start', '/ping/standby-uuid']);
+    assert.equal(pings[1]!.body, `standby: ${name} mirrored and verified on ${os.hostname()}`);
+  });
+
+  it('a mirror run whose box went away: the FAILED e-mail and the /fail ping with the reason, exit 4, no secret in either', async () => {
+    // A loopback port nobody listens on: the box's host is down.
+    const closed = await new Promise<number>((resolve) => {
+      const s = net.createServer().listen(0, '127.0.0.1', () => {
+        const port = (s.address() as AddressInfo).port;
+        s.close(() => resolve(port));
+      });
+    });
+    const h = await standbyHost(sb, root, 'box-gone', { ...notify, HETZNER_PORT: String(closed) });
+    mails.length = 0;
+    pings.length = 0;
+    const r = await runCli(RESTORE_CLI, ['standby', '--config', h.config], sb.env);
+    assert.equal(r.code, 4, r.stderr.slice(-3000));
+    const mail = await received(1);
+    assert.match(mail.subject ?? '', new RegExp(`^\\[mailcow-backup\\] STANDBY FAILED ${os.hostname()} — `));
+    assert.match(mail.text ?? '', /^standby: mirror run FAILED in .+ \(exit 4\); the mirror holds no complete copy$/m);
+    assertNoSecret(mails[0]!, 'the FAILED e-mail');
+    assert.deepEqual(pings.map((p) => p.path), ['/ping/standby-uuid/start', '/ping/standby-uuid/fail']);
+    assert.match(pings[1]!.body, /^standby: mirror run FAILED in /);
+    assert.ok(pings[1]!.body.includes(`127.0.0.1`) || /connect|refused|reach/i.test(pings[1]!.body), `the /fail ping says why: ${pings[1]!.body.slice(0, 500)}`);
+    assertNoSecret(pings[1]!.body, 'the /fail ping');
+    assert.equal(JSON.parse(await fsp.readFile(h.statusFile, 'utf8')).result, 'failed');
   });
 });
 

@@ -10,6 +10,7 @@ import { test } from 'node:test';
 import { hashIndex, PreviousManifest, saveHashCache, walkTree } from '../src/backup/manifest-step.js';
 import { BackupManifest } from '../src/plan/backup-manifest.js';
 import { planRenameLinks } from '../src/plan/manifest.js';
+import { IndexSpillFile } from '../src/adapters/index-spill.js';
 import { compareFolders } from '../src/plan/vmail-index.js';
 
 const sha = (file: string) => execFileSync('sha256sum', [file]).toString().slice(0, 64);
@@ -120,6 +121,49 @@ test('the index as the upload sees it: unseen files are deleted mail, unknown on
     assert.deepEqual(index.dirModes(), { e: 0o750 });
     assert.equal(index.ownership().exceptions.length, 0);
     assert.throws(() => index.add(index.folders[0]!), /out of walk order/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('an index spilled to disk (a million messages) gives the same manifest, parts and upload bookkeeping as one in memory', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mcb-index-'));
+  const vmail = join(dir, 'vmail');
+  try {
+    const files: Record<string, string> = {};
+    for (const box of ['a', 'b', 'c']) for (let i = 0; i < 40; i++) files[`ex.com/${box}/Maildir/${i % 3 ? 'cur' : '.Sent/cur'}/${1000 + i}.M1P2.host,S=3:2,${i % 2 ? 'S' : ''}`] = `${box}${i}`;
+    // Lines coreutils escapes, and equal hashes: the part's order then comes from the text.
+    Object.assign(files, { 'ex.com/a/Maildir/cur/back\\slash:2,': 'a0', 'ex.com/a/Maildir/cur/new\nline:2,': 'b7', 'ex.com/a/Maildir/cur/same:2,': 'a0' });
+    await tree(vmail, files);
+    const run = async (store?: IndexSpillFile) => {
+      const { index } = await walkTree(vmail, 'vmail', undefined, store);
+      await hashIndex(index, vmail);
+      // What the upload and the live-mail corrections do, across folders, out of walk order.
+      for (const p of [...index.paths()].filter((_, k) => k % 4 !== 1)) index.markSeen(p, p.includes('/b/'));
+      index.set('vmail/ex.com/a/Maildir/cur/0999.late', { hash: 'd'.repeat(64), size: 9, mtimeMs: 5 });
+      index.set('vmail/ex.com/c/Maildir/new/late', { hash: 'f'.repeat(64), size: 1, mtimeMs: 2 });
+      index.delete('vmail/ex.com/b/Maildir/cur/1001.M1P2.host,S=3:2,S');
+      const m = new BackupManifest(new Map(), index);
+      return {
+        entries: [...m.entries()],
+        parts: [...m.parts()].map(([part, lines]) => [part, [...lines]] as const),
+        sent: [...index.sent()],
+        unseen: [...index.unseen()],
+        totals: m.totals(),
+        late: m.get('vmail/ex.com/a/Maildir/cur/0999.late'),
+      };
+    };
+    const inMemory = await run();
+    // Budget 0: every folder but the one in use lives in the file, and comes back when asked for.
+    const spill = new IndexSpillFile(join(dir, 'spill'), 0);
+    const spilled = await run(spill);
+    spill.close();
+    assert.ok(spill.written > 0, 'folders went to the file');
+    assert.equal(inMemory.entries.length, 124);
+    for (const [part, lines] of inMemory.parts) assert.deepEqual(lines, [...lines].sort(), `${part} in sort order`);
+    assert.ok(inMemory.parts.some(([, lines]) => lines.some((l) => l.startsWith('\\'))), 'an escaped line among them');
+    for (const e of inMemory.entries) if (!/late$|[\\\n]/.test(e.path)) assert.equal(e.hash, sha(join(dir, e.path)), e.path);
+    assert.deepEqual(spilled, inMemory);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -14,9 +14,20 @@ const s = (ms: number | undefined, d = 1) => (ms === undefined || !Number.isFini
 const mb = (mib: number | undefined) => (mib === undefined || !Number.isFinite(mib) ? '–' : ((mib * 1024 * 1024) / 1e6).toFixed(0));
 const pct = (a: number, b: number) => (b > 0 ? `${((100 * a) / b).toFixed(a / b < 0.01 ? 3 : 1)} %` : '–');
 
-function table(head: string[], rows: (string | number)[][]): string {
+export function table(head: string[], rows: (string | number)[][]): string {
   return [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
 }
+
+export const GROWTH_LABEL: Record<(typeof GROWTH_KINDS)[number], string> = {
+  dirs: 'folders',
+  manifest: 'manifest (checksums.sha256 + parts)',
+  record: 'run record (backup.json)',
+  archives: "mailcow's archives + mailcow.conf",
+  vmailNew: 'mail: new files',
+  vmailRenamed: 'mail: renamed (content the previous backup holds)',
+  vmailRewritten: 'mail: rewritten in place (same path)',
+  other: 'other',
+};
 
 export function render(r: BenchResult): string {
   const out: string[] = [];
@@ -28,7 +39,7 @@ export function render(r: BenchResult): string {
       `Link: ${m.link.mbit ? `${m.link.mbit} Mbit/s` : 'unlimited'} via **${m.link.method}**. THREADS=${m.threads}. Page cache warm (the machine holds the whole fixture in RAM).`,
   );
   out.push('');
-  out.push('**Runs** (run 1: first backup; run 2: after a day of mail change; run 3: no change)');
+  out.push('**Runs** (run 1: first backup; run 2: after a day of mail change; run 3: a quiet day, no mail, but sessions and logs move)');
   out.push('');
   out.push(
     table(
@@ -64,16 +75,7 @@ export function render(r: BenchResult): string {
   if (r.runs.some((x) => x.growth)) {
     out.push('**Added on the box, by kind** (blocks of inodes no older backup shares; files: count, size)');
     out.push('');
-    const label: Record<(typeof GROWTH_KINDS)[number], string> = {
-      dirs: 'folders',
-      manifest: 'manifest (checksums.sha256 + parts)',
-      record: 'run record (backup.json)',
-      archives: "mailcow's archives + mailcow.conf",
-      vmailNew: 'mail: new files',
-      vmailRenamed: 'mail: renamed (content the previous backup holds)',
-      vmailRewritten: 'mail: rewritten in place (same path)',
-      other: 'other',
-    };
+    const label = GROWTH_LABEL;
     const runs = r.runs.filter((x) => x.growth);
     out.push(
       table(

@@ -123,7 +123,7 @@ function at(samples: Sample[], t: number, key: 'cpuNs' | 'up' | 'down'): number 
 
 let runSeq = 0;
 
-export async function runTool(sb: Sandbox, link: Link, label: string, opts: { extraArgs?: string[] } = {}): Promise<RunMeasure> {
+export async function runTool(sb: Sandbox, link: Link, label: string, opts: { extraArgs?: string[]; env?: Record<string, string> } = {}): Promise<RunMeasure> {
   const stateDir = join(sb.dir, 'state');
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
   const boxFolder = join(sb.box.root, sb.remotePath);
@@ -159,7 +159,7 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
   const t0Epoch = Date.now();
   const script = `${cg ? `echo $$ > ${cg}/cgroup.procs && ` : ''}exec /usr/bin/time -f '%e %U %S %M' -o "$0" "$@"`;
   const child = spawn('sh', ['-c', script, timeFile, process.execPath, ...serviceNodeFlags(), '--import', PRELOAD, CLI, 'run', '--config', sb.configPath, '--debug', ...(opts.extraArgs ?? [])], {
-    env: { ...serviceEnv(), ...sb.env, BENCH_RUSAGE_FILE: rusageFile },
+    env: { ...serviceEnv(), ...sb.env, ...opts.env, BENCH_RUSAGE_FILE: rusageFile },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let tail = '';
@@ -298,6 +298,9 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
 function serviceEnv(): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.NODE_EXTRA_CA_CERTS;
+  // The unit's own Environment= lines (malloc's settings), as systemd gives them to the tool.
+  const unit = readFileSync(new URL('../../../systemd/mailcow-backup.service', import.meta.url), 'utf8');
+  for (const m of unit.matchAll(/^Environment=(\w+)=(\S*)$/gm)) env[m[1]!] = m[2]!;
   return env;
 }
 

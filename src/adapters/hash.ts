@@ -55,13 +55,22 @@ export function createHashPool(threads = Math.min(4, availableParallelism())): H
   };
 }
 
-/** Runs `fn` over items with at most `limit` in flight, in order of the iterable. */
+/**
+ * Runs `fn` over items with at most `limit` in flight, in order of the iterable. The first
+ * failure stops taking new items and is thrown once those in flight have settled (none is left
+ * to reject unobserved, which would end the process).
+ */
 export async function forEachLimit<T>(items: Iterable<T>, limit: number, fn: (item: T) => Promise<void>): Promise<void> {
   const running = new Set<Promise<void>>();
+  let failed: { e: unknown } | undefined;
   for (const item of items) {
-    const p: Promise<void> = fn(item).finally(() => running.delete(p));
+    const p: Promise<void> = fn(item)
+      .catch((e: unknown) => void (failed ??= { e }))
+      .finally(() => running.delete(p));
     running.add(p);
     if (running.size >= limit) await Promise.race(running);
+    if (failed) break;
   }
   await Promise.all(running);
+  if (failed) throw failed.e;
 }

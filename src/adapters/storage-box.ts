@@ -17,10 +17,16 @@ import {
   sshCommandArgs,
   type BoxTarget,
 } from '../plan/transport-args.js';
-import { createHashPool } from './hash.js';
+import { createHashPool, forEachLimit } from './hash.js';
 import { pinnedFingerprints } from './host-key.js';
 import { spawnBackground, type Background, type Exec, type RunOptions } from './exec.js';
 import type { Logger } from './logger.js';
+
+/**
+ * sha256sum calls in flight at once: sessions of the one ssh master (sshd's MaxSessions is 10,
+ * and a Storage Box allows 10 connections; others may be in use by rsync or sftp).
+ */
+export const BOX_HASH_CALLS = 4;
 
 export interface BoxEntry {
   name: string;
@@ -138,11 +144,15 @@ export class StorageBox {
     await this.shell(['rm', '-rf', path]);
   }
 
-  /** The box hashes its own files; paths it cannot read are simply absent from the result. */
-  async sha256(paths: string[], onBatch?: (done: number) => void): Promise<Map<string, string>> {
+  /**
+   * The box hashes its own files; paths it cannot read are simply absent from the result. Up to
+   * BOX_HASH_CALLS calls at once over the master connection: one at a time, a first backup of
+   * 357k files was 1,800 round trips and 6+ minutes, the box's disks and cores idle between them.
+   */
+  async sha256(paths: string[], onBatch?: (done: number) => void, calls = BOX_HASH_CALLS): Promise<Map<string, string>> {
     const out = new Map<string, string>();
     let done = 0;
-    for (const batch of batchPaths(paths)) {
+    await forEachLimit(batchPaths(paths), calls, async (batch) => {
       const res = await this.shell(['sha256sum', '--', ...batch], { okCodes: [1], tailLines: 5 });
       for (const line of res.stdout.split('\n')) {
         const parsed = parseChecksumLine(line);
@@ -150,7 +160,7 @@ export class StorageBox {
       }
       done += batch.length;
       onBatch?.(done);
-    }
+    });
     return out;
   }
 

@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { createHashPool, forEachLimit, type HashResult } from '../adapters/hash.js';
 import type { BackupManifest } from '../plan/backup-manifest.js';
 import type { ManifestEntry } from '../plan/manifest.js';
-import { compareFolders, Folder, VmailIndex, type CachedFile, type FileFacts } from '../plan/vmail-index.js';
+import { compareFolders, Folder, VmailIndex, type CachedFile, type ColumnStore, type FileFacts } from '../plan/vmail-index.js';
 
 /** First line of a hash cache written in walk order (older caches have none and are read whole). */
 const CACHE_HEADER = JSON.stringify({ hashCache: 2, order: 'walk' });
@@ -156,8 +156,8 @@ export interface TreeWalk {
  * Walks a folder depth-first in sorted order (the order of compareFolders), one folder's
  * listing at a time, and merges each folder with the previous manifest's entries for it.
  */
-export async function walkTree(root: string, prefix: string, previous?: PreviousManifest): Promise<TreeWalk> {
-  const index = new VmailIndex(prefix);
+export async function walkTree(root: string, prefix: string, previous?: PreviousManifest, store?: ColumnStore): Promise<TreeWalk> {
+  const index = new VmailIndex(prefix, store);
   const top = await lstat(root);
   const stack: { rel: string; st: Pick<Stats, 'mode' | 'uid' | 'gid'> }[] = [{ rel: '', st: top }];
   let symlinks = 0;
@@ -264,7 +264,7 @@ export async function hashIndex(index: VmailIndex, root: string, threads?: numbe
       stats.hashed++;
       stats.hashedBytes += r.size;
       // The size read is the size hashed: a file dovecot rewrote meanwhile is described as read.
-      folder.size[i] = r.size;
+      folder.setSize(i, r.size);
       folder.setHash(i, r.hash);
     },
     threads,

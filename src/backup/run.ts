@@ -4,6 +4,7 @@
 import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { IndexSpillFile } from '../adapters/index-spill.js';
 import type { HeldLock } from '../adapters/lock.js';
 import { errorText, isUserError, UserError } from '../errors.js';
 import { BackupManifest } from '../plan/backup-manifest.js';
@@ -184,7 +185,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       summary.hashed = stats.hashed;
       summary.hashReused = stats.reused;
       if (pre.vmailPath) {
-        walk = await walkTree(pre.vmailPath, VMAIL_DIR, previous);
+        walk = await walkTree(pre.vmailPath, VMAIL_DIR, previous, new IndexSpillFile(join(runDir!, 'vmail-index')));
         const s = await hashIndex(walk.index, pre.vmailPath);
         summary.hashed += s.hashed;
         summary.hashReused += walk.reused;

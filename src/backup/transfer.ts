@@ -74,6 +74,7 @@ export async function uploadSource(
       linkDest: linkBases.map((b) => (src.prefix ? `${b}/${src.prefix}` : b)),
       filesFrom,
       tree: !src.list && src.tree,
+      compress: !src.list && src.tree && linkBases.length > 0,
       timeoutSec: ctx.config.RSYNC_TIMEOUT,
       bwlimitKBps: ctx.config.BWLIMIT_KBPS,
       keepExtraneous: true,
@@ -124,6 +125,9 @@ export async function linkRenamesOnBox(ctx: RunContext, staging: string, prevBas
   ctx.log.info(`${usable.length} renamed file(s) linked on the box to the previous backup's copy`);
   return new Set(usable.map((l) => l.path));
 }
+
+/** Paths verified per round: BOX_HASH_CALLS calls of up to 200 paths, five times over. */
+const VERIFY_CHUNK = 4000;
 
 /** The box's own hash of each file (relative to `staging`): sha256sum where the box and the name allow, else its copy downloaded. */
 async function boxHashes(ctx: RunContext, method: VerifyMethod, staging: string, list: string[], runDir: string): Promise<Map<string, string>> {
@@ -195,13 +199,13 @@ export async function verifyOnBox(
       const r = await rsyncChecksumDiff(ctx, staging, byRsync.splice(0).map(localOf), runDir, (p) => manifest.get(p));
       bad.push(...r.differing);
       // Changed or gone here since they were hashed: our copy cannot vouch for the manifest's hash.
-      for (const p of r.unsure) if (chunk.push(p) >= 2000) await flush();
+      for (const p of r.unsure) if (chunk.push(p) >= VERIFY_CHUNK) await flush();
     };
     for (const p of list) {
       checked++;
       if (!exact && (method === 'rsync-checksum' || !isShellSafe(`${staging}/${p}`))) {
         if (byRsync.push(p) >= 50_000) await flushRsync();
-      } else if (chunk.push(p) >= 2000) await flush();
+      } else if (chunk.push(p) >= VERIFY_CHUNK) await flush();
     }
     if (byRsync.length) await flushRsync();
     if (chunk.length) await flush();
@@ -339,8 +343,8 @@ export async function checkHardLinks(ctx: RunContext, staging: string, unchanged
   return { sampled: sample.length, linked };
 }
 
-/** Writes a manifest part, gzip'ed as its text is made (level 9: the same lines, the same bytes). */
-export async function writeManifestPart(file: string, lines: string[]): Promise<void> {
+/** Writes a manifest part from its sorted lines, gzip'ed as its text is made (level 9: the same lines, the same bytes). */
+export async function writeManifestPart(file: string, lines: Iterable<string>): Promise<void> {
   await pipeline(Readable.from(manifestPartText(lines)), createGzip({ level: 9 }), createWriteStream(file, { mode: 0o600 }));
 }
 

@@ -42,7 +42,8 @@ schedule (installing again keeps what the installed units have unless one of the
   --dump-interval HOURS     DUMP_INTERVAL_HOURS: hours between database dumps (default 24); runs
                             in between back up the mail only. A schedule more often than daily
                             (--on-calendar hourly) also sets, in a new .env: STALE_AFTER_HOURS
-                            2 x its period + 2, NOTIFY_ON=daily, KEEP_HOURLY=48, and a 5min delay
+                            2 x its period + 2, NOTIFY_ON=daily, KEEP_HOURLY=48, REMOTE_RETENTION_DAYS=2
+                            with KEEP_DAILY=30 (not 720 hourly backups), and a 5min delay
 
 config values (an existing .env is never changed: edit it instead):
   --host HOST               HETZNER_HOST, e.g. u123456.your-storagebox.de

@@ -25,7 +25,10 @@ export function scheduleDefaults(spec: string, dumpInterval: string | undefined)
   if (dumpInterval !== undefined) out.DUMP_INTERVAL_HOURS = dumpInterval;
   const period = periodHoursOf(spec);
   if (period === undefined || period >= 24) return out;
-  return { DUMP_INTERVAL_HOURS: '24', STALE_AFTER_HOURS: String(2 * period + 2), NOTIFY_ON: 'daily', KEEP_HOURLY: '48', ...out };
+  // The age rule keeps every backup younger than REMOTE_RETENTION_DAYS: 30 days of hourly runs are
+  // 720 backups, each paying its folders on the box (docs/performance.md, "Hourly runs"). Two days
+  // of age and KEEP_DAILY=30 keep the same 30 days of daily history in 48 + 30 backups.
+  return { DUMP_INTERVAL_HOURS: '24', STALE_AFTER_HOURS: String(2 * period + 2), NOTIFY_ON: 'daily', KEEP_HOURLY: '48', REMOTE_RETENTION_DAYS: '2', KEEP_DAILY: '30', ...out };
 }
 
 /** A random delay of half an hour would let hourly runs overtake each other: 5 min for them. */

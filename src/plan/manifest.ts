@@ -105,12 +105,12 @@ export async function readManifest(
 }
 
 /**
- * A part's text, in sha256sum's format and sorted like formatChecksums, in chunks of ~64 KiB
- * (sorts `lines` in place): gzip it as it comes, and no part ever exists as one string. A
- * folder of 57k messages was ~55 MB of transient memory as entries, lines, text and buffer.
+ * A part's text, in sha256sum's format, in chunks of ~64 KiB from `lines` already sorted like
+ * formatChecksums sorts them (BackupManifest.parts): gzip it as it comes, and no part ever exists
+ * as one string. A folder of 57k messages was ~55 MB of transient memory as entries, lines, text
+ * and buffer.
  */
-export function* manifestPartText(lines: string[]): Generator<string> {
-  lines.sort();
+export function* manifestPartText(lines: Iterable<string>): Generator<string> {
   let chunk = '';
   for (const l of lines) {
     chunk += l + '\n';

@@ -95,6 +95,13 @@ export interface UploadArgs {
   ignoreTimes?: boolean;
   /** Compare by content, not size and time (small files only: the box reads both sides). */
   checksum?: boolean;
+  /**
+   * Its own ssh connection with compression: a tree sent against yesterday's is mostly rsync's
+   * list of names (357k names: 22.7 MiB a run), which ssh's zlib shrinks ~4× (measured 6.6 →
+   * 1.7 MB for 100k). Not on the run's master: the first backup's mail_crypt data does not
+   * compress and would cost zlib's CPU for nothing.
+   */
+  compress?: boolean;
 }
 
 export function uploadArgs(a: UploadArgs): string[] {
@@ -114,7 +121,7 @@ export function uploadArgs(a: UploadArgs): string[] {
     '--stats',
     `--timeout=${a.timeoutSec}`,
     ...(a.bwlimitKBps > 0 ? [`--bwlimit=${a.bwlimitKBps}`] : []),
-    '-e', rsyncRemoteShell(a.target),
+    '-e', a.compress ? `${rsyncRemoteShell({ ...a.target, controlPath: undefined })} -o Compression=yes` : rsyncRemoteShell(a.target),
     a.source.endsWith('/') ? a.source : `${a.source}/`,
     remoteSpec(a.target, `${a.dest}/`),
   ];

@@ -1,8 +1,11 @@
 // The mail tree of one run, in memory, compact: one record per folder, a column per field.
 // Why not a Map of entry objects: at 357k messages that was ~850 bytes a file and 400 MB of
 // RSS (issue 4); here a file costs its name's UTF-8 bytes and a 4-byte offset, 16 bytes of size
-// and mtime, 32 bytes of binary hash and a flag byte (~110 bytes a message, off the V8 heap). Folders are kept in walk order, which is also the order of the
-// local hash cache, so the previous manifest is merged folder by folder instead of loaded whole.
+// and mtime, 32 bytes of binary hash and a flag byte (~110 bytes a message, off the V8 heap).
+// Past a budget the columns of folders not in use go to a ColumnStore (a file) and come back
+// when asked for: a million messages would otherwise be ~110 MB (issue 19). Folders are kept in
+// walk order, which is also the order of the local hash cache, so the previous manifest is merged
+// folder by folder instead of loaded whole; every pass over the index goes folder by folder.
 import type { ManifestEntry } from './manifest.js';
 
 const HASHED = 1; // the hash column holds the file's hash
@@ -35,14 +38,66 @@ export interface FileFacts {
   gid: number;
 }
 
+/**
+ * Where a folder's columns go when the index outgrows its memory budget (issue 19: a million
+ * messages would be ~110 MB here). Implemented in src/adapters/index-spill.ts: a file in the
+ * run's 0700 folder. The index only asks it to keep and give back one folder's bytes.
+ */
+export interface ColumnStore {
+  /** A folder's columns were loaded or made: the store may evict others (never `f`). */
+  resident(f: Folder): void;
+  /** Writes `bytes` (a folder's columns) and returns where; `slot`: its previous place. */
+  put(bytes: Uint8Array, slot?: Slot): Slot;
+  get(slot: Slot): Uint8Array;
+  /** The columns of an evicted folder: nobody reads them again, the store may reuse the memory. */
+  release(bytes: Uint8Array): void;
+}
+export interface Slot {
+  offset: number;
+  length: number;
+}
+
+/** One folder's columns in one buffer: size and mtime (f64), name ends (u32), hash, flags, names. */
+class Columns {
+  readonly size: Float64Array;
+  readonly mtime: Float64Array;
+  readonly nameEnd: Uint32Array;
+  readonly hash: Uint8Array;
+  readonly flags: Uint8Array;
+  readonly nameBytes: Buffer;
+
+  constructor(
+    readonly bytes: Uint8Array,
+    readonly n: number,
+  ) {
+    const b = bytes.buffer;
+    let o = bytes.byteOffset;
+    this.size = new Float64Array(b, o, n);
+    this.mtime = new Float64Array(b, (o += 8 * n), n);
+    this.nameEnd = new Uint32Array(b, (o += 8 * n), n);
+    this.hash = new Uint8Array(b, (o += 4 * n), 32 * n);
+    this.flags = new Uint8Array(b, (o += 32 * n), n);
+    o += n;
+    this.nameBytes = Buffer.from(b, o, bytes.byteOffset + bytes.byteLength - o);
+  }
+
+  static byteLength(n: number, nameBytes: number): number {
+    return 53 * n + nameBytes;
+  }
+
+  /** A fresh buffer (8-byte aligned for the f64 columns, off the V8 heap). */
+  static alloc(n: number, nameBytes: number): Columns {
+    return new Columns(new Uint8Array(Buffer.allocUnsafeSlow(Columns.byteLength(n, nameBytes)).buffer, 0, Columns.byteLength(n, nameBytes)).fill(0), n);
+  }
+}
+
 export class Folder {
-  /** The names, UTF-8, one after another: name i ends at nameEnd[i] (off the V8 heap, no string each). */
-  private nameBytes: Buffer;
-  private nameEnd: Uint32Array;
-  size: Float64Array;
-  mtime: Float64Array;
-  hash: Uint8Array;
-  flags: Uint8Array;
+  private cols?: Columns;
+  /** Where the columns are in the store while not in memory; dirty: memory differs from it. */
+  private slot?: Slot;
+  private dirty = true;
+  private store?: ColumnStore;
+  private n: number;
   /** Files not owned like their folder (rare): index → [uid, gid]. */
   owners = new Map<number, [number, number]>();
 
@@ -55,29 +110,73 @@ export class Folder {
     files: readonly FileFacts[],
   ) {
     const sorted = [...files].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    const n = sorted.length;
-    this.nameEnd = new Uint32Array(n);
+    const n = (this.n = sorted.length);
     let total = 0;
-    sorted.forEach((f, i) => (this.nameEnd[i] = total += Buffer.byteLength(f.name)));
-    this.nameBytes = Buffer.allocUnsafeSlow(total);
-    sorted.forEach((f, i) => this.nameBytes.write(f.name, i ? this.nameEnd[i - 1]! : 0));
-    this.size = new Float64Array(n);
-    this.mtime = new Float64Array(n);
-    this.hash = new Uint8Array(32 * n);
-    this.flags = new Uint8Array(n);
+    const ends = sorted.map((f) => (total += Buffer.byteLength(f.name)));
+    const c = (this.cols = Columns.alloc(n, total));
     sorted.forEach((f, i) => {
-      this.size[i] = f.size;
-      this.mtime[i] = f.mtimeMs;
+      c.nameEnd[i] = ends[i]!;
+      c.nameBytes.write(f.name, i ? ends[i - 1]! : 0);
+      c.size[i] = f.size;
+      c.mtime[i] = f.mtimeMs;
       if (f.uid !== uid || f.gid !== gid) this.owners.set(i, [f.uid, f.gid]);
     });
   }
 
+  /** From now on the columns may leave memory for `store` when the index needs the room. */
+  attach(store: ColumnStore): void {
+    this.store = store;
+    if (this.cols) store.resident(this);
+  }
+
+  /** Bytes the columns take in memory now (0 when in the store). */
+  get residentBytes(): number {
+    return this.cols?.bytes.byteLength ?? 0;
+  }
+
+  /** Writes the columns to the store (if changed since) and lets go of them. */
+  evict(): void {
+    if (!this.cols || !this.store) return;
+    if (this.dirty || !this.slot) this.slot = this.store.put(this.cols.bytes, this.slot);
+    this.dirty = false;
+    this.store.release(this.cols.bytes);
+    this.cols = undefined;
+  }
+
+  private c(): Columns {
+    if (this.cols) return this.cols;
+    const bytes = this.store!.get(this.slot!);
+    this.cols = new Columns(bytes, this.n);
+    this.dirty = false;
+    this.store!.resident(this);
+    return this.cols;
+  }
+
+  /**
+   * For reading, right away: write through setSize, setHash, setFlags so a spilled folder stays
+   * right, and never keep a column across a call that may load another folder (its memory may
+   * then hold that folder's columns).
+   */
+  get size(): Float64Array {
+    return this.c().size;
+  }
+  get mtime(): Float64Array {
+    return this.c().mtime;
+  }
+  get hash(): Uint8Array {
+    return this.c().hash;
+  }
+  get flags(): Uint8Array {
+    return this.c().flags;
+  }
+
   get length(): number {
-    return this.nameEnd.length;
+    return this.n;
   }
 
   name(i: number): string {
-    return this.nameBytes.toString('utf8', i ? this.nameEnd[i - 1]! : 0, this.nameEnd[i]!);
+    const c = this.c();
+    return c.nameBytes.toString('utf8', i ? c.nameEnd[i - 1]! : 0, c.nameEnd[i]!);
   }
 
   indexOf(name: string): number {
@@ -94,43 +193,61 @@ export class Folder {
   }
 
   hashHex(i: number): string {
-    return Buffer.from(this.hash.buffer, this.hash.byteOffset + 32 * i, 32).toString('hex');
+    const h = this.c().hash;
+    return Buffer.from(h.buffer, h.byteOffset + 32 * i, 32).toString('hex');
   }
 
   setHash(i: number, hex: string): void {
-    this.hash.set(Buffer.from(hex, 'hex'), 32 * i);
-    this.flags[i] = (this.flags[i]! | HASHED) & ~GONE;
+    const c = this.c();
+    c.hash.set(Buffer.from(hex, 'hex'), 32 * i);
+    c.flags[i] = (c.flags[i]! | HASHED) & ~GONE;
+    this.dirty = true;
+  }
+
+  setSize(i: number, size: number, mtimeMs?: number): void {
+    const c = this.c();
+    c.size[i] = size;
+    if (mtimeMs !== undefined) c.mtime[i] = mtimeMs;
+    this.dirty = true;
+  }
+
+  setFlags(i: number, set: number, clear = 0): void {
+    const c = this.c();
+    c.flags[i] = (c.flags[i]! | set) & ~clear;
+    this.dirty = true;
   }
 
   /** Puts a file that appeared during the run in its place (columns copied: rare, small). */
   insertAt(at: number, f: FileFacts): void {
-    const n = this.length;
-    const grow = <T extends Float64Array | Uint8Array>(a: T, width: number, make: (n: number) => T): T => {
-      const b = make((n + 1) * width);
-      b.set(a.subarray(0, at * width), 0);
-      b.set(a.subarray(at * width), (at + 1) * width);
-      return b;
-    };
-    const cut = at ? this.nameEnd[at - 1]! : 0;
+    const old = this.c();
+    const n = this.n;
+    const cut = at ? old.nameEnd[at - 1]! : 0;
     const add = Buffer.byteLength(f.name);
-    this.nameBytes = Buffer.concat([this.nameBytes.subarray(0, cut), Buffer.from(f.name), this.nameBytes.subarray(cut)]);
-    const ends = new Uint32Array(n + 1);
-    ends.set(this.nameEnd.subarray(0, at), 0);
-    ends[at] = cut + add;
-    for (let k = at; k < n; k++) ends[k + 1] = this.nameEnd[k]! + add;
-    this.nameEnd = ends;
-    this.size = grow(this.size, 1, (k) => new Float64Array(k));
-    this.mtime = grow(this.mtime, 1, (k) => new Float64Array(k));
-    this.hash = grow(this.hash, 32, (k) => new Uint8Array(k));
-    this.flags = grow(this.flags, 1, (k) => new Uint8Array(k));
-    this.size[at] = f.size;
-    this.mtime[at] = f.mtimeMs;
-    this.hash.fill(0, 32 * at, 32 * at + 32);
-    this.flags[at] = 0;
+    const c = Columns.alloc(n + 1, old.nameBytes.length + add);
+    const copy = (from: Float64Array | Uint32Array | Uint8Array, to: Float64Array | Uint32Array | Uint8Array, width: number) => {
+      to.set(from.subarray(0, at * width), 0);
+      to.set(from.subarray(at * width), (at + 1) * width);
+    };
+    copy(old.size, c.size, 1);
+    copy(old.mtime, c.mtime, 1);
+    copy(old.hash, c.hash, 32);
+    copy(old.flags, c.flags, 1);
+    old.nameBytes.copy(c.nameBytes, 0, 0, cut);
+    c.nameBytes.write(f.name, cut);
+    old.nameBytes.copy(c.nameBytes, cut + add, cut);
+    c.nameEnd.set(old.nameEnd.subarray(0, at), 0);
+    c.nameEnd[at] = cut + add;
+    for (let k = at; k < n; k++) c.nameEnd[k + 1] = old.nameEnd[k]! + add;
+    c.size[at] = f.size;
+    c.mtime[at] = f.mtimeMs;
+    this.cols = c;
+    this.n = n + 1;
+    this.dirty = true;
     const owners = new Map<number, [number, number]>();
     for (const [i, o] of this.owners) owners.set(i >= at ? i + 1 : i, o);
     if (f.uid !== this.uid || f.gid !== this.gid) owners.set(at, [f.uid, f.gid]);
     this.owners = owners;
+    this.store?.resident(this);
   }
 }
 
@@ -146,8 +263,14 @@ export class VmailIndex {
   readonly folders: Folder[] = [];
   private readonly byPath = new Map<string, Folder>();
 
-  /** `prefix`: where the tree lands in the backup folder ('vmail'). */
-  constructor(readonly prefix: string) {}
+  /**
+   * `prefix`: where the tree lands in the backup folder ('vmail'). `store`: where folders go
+   * when the index outgrows its memory (none: all in memory).
+   */
+  constructor(
+    readonly prefix: string,
+    private readonly store?: ColumnStore,
+  ) {}
 
   /** Appends a folder; the walk adds them in order. */
   add(folder: Folder): void {
@@ -155,6 +278,7 @@ export class VmailIndex {
     if (last && compareFolders(last.path, folder.path) >= 0) throw new Error(`folder ${folder.path} added out of walk order`);
     this.folders.push(folder);
     this.byPath.set(folder.path, folder);
+    if (this.store) folder.attach(this.store);
   }
 
   /**
@@ -169,7 +293,7 @@ export class VmailIndex {
       const c = cached.get(name);
       if (!c) continue;
       cached.delete(name);
-      folder.flags[i]! |= KNOWN;
+      folder.setFlags(i, KNOWN);
       if (c.size === folder.size[i] && c.mtimeMs === folder.mtime[i]) {
         folder.setHash(i, c.hash);
         reused++;
@@ -218,22 +342,22 @@ export class VmailIndex {
       while (at > 0 && compareFolders(this.folders[at - 1]!.path, dir) > 0) at--;
       this.folders.splice(at, 0, folder);
       this.byPath.set(dir, folder);
+      if (this.store) folder.attach(this.store);
       i = -1;
     }
     if (i < 0) {
       i = -i - 1;
       folder.insertAt(i, { name, size: e.size, mtimeMs: e.mtimeMs, uid: owner?.uid ?? folder.uid, gid: owner?.gid ?? folder.gid });
     }
-    folder.size[i] = e.size;
-    folder.mtime[i] = e.mtimeMs;
+    folder.setSize(i, e.size, e.mtimeMs);
     if (e.hash) folder.setHash(i, e.hash);
-    else folder.flags[i] = folder.flags[i]! & ~(HASHED | GONE);
+    else folder.setFlags(i, 0, HASHED | GONE);
   }
 
   delete(path: string): boolean {
     const { folder, i } = this.locate(path);
     if (!folder || i < 0 || folder.flags[i]! & GONE) return false;
-    folder.flags[i]! |= GONE;
+    folder.setFlags(i, GONE);
     return true;
   }
 
@@ -245,6 +369,11 @@ export class VmailIndex {
   /** The manifest's entries: every file with a hash, in walk order. */
   *entries(): Generator<ManifestEntry> {
     for (const folder of this.folders) yield* this.entriesOf(folder);
+  }
+
+  /** Whether file i of `folder` is in the manifest (hashed, not gone). */
+  inManifest(folder: Folder, i: number): boolean {
+    return (folder.flags[i]! & (HASHED | GONE)) === HASHED;
   }
 
   *entriesOf(folder: Folder): Generator<ManifestEntry> {
@@ -282,7 +411,7 @@ export class VmailIndex {
   markSeen(path: string, sent = false): boolean {
     const { folder, i } = this.locate(path);
     if (!folder || i < 0 || folder.flags[i]! & GONE) return false;
-    folder.flags[i]! |= sent ? SEEN | SENT : SEEN;
+    folder.setFlags(i, sent ? SEEN | SENT : SEEN);
     return true;
   }
 

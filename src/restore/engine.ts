@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { parse } from 'dotenv';
-import { createExec } from '../adapters/exec.js';
+import { createExec, type Exec } from '../adapters/exec.js';
 import { freeBytes } from '../adapters/disk.js';
 import { ARCHIVE_BASE, readMailcowConf, secretsOf, volumePath } from '../adapters/mailcow.js';
 import { isArchivePart } from '../plan/archive-tree.js';
@@ -387,7 +387,9 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
       steps.push({
         what: 'vmail',
         run: async () => {
-          await restoreVmail(applyExec, ctx.log, { mailcowPath: c.MAILCOW_PATH, project, treeDir: join(folder, VMAIL), record, progress: (l) => ui.progress(`  ${l}`) });
+          // --keep-download promises the whole verified download stays: then the tree is copied.
+          const aside = prep.request.keepDownload ? undefined : join(folder, '.vmail-replaced');
+          await restoreVmail(applyExec, ctx.log, { mailcowPath: c.MAILCOW_PATH, project, treeDir: join(folder, VMAIL), record, aside, progress: (l) => ui.progress(`  ${l}`) });
           report.restored.push('vmail');
         },
       });
@@ -423,10 +425,13 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
         // The host has changed: say exactly how, whatever went wrong.
         keep = true;
         const rest = steps.slice(i + 1).map((s) => s.what);
+        // mailcow's script stops containers itself and a failure can leave them stopped: name them.
+        const stopped = await containerStates(applyExec, c.MAILCOW_PATH).then((st) => st.down, () => undefined);
+        const leftDown = stopped === undefined ? ' Check `docker compose ps` in the mailcow folder for containers left stopped.' : stopped.length ? ` Containers not running now: ${stopped.join(', ')} (\`docker compose up -d\` in ${c.MAILCOW_PATH} starts them).` : '';
         throw Object.assign(
           new UserError(
             isUserError(e) && e.kind !== 'interrupted' ? e.kind : 'failed',
-            `restoring ${what} failed: ${errorText(e)}. Restored: ${report.restored.join(', ') || 'nothing'}; ${what} may be half restored; NOT restored: ${rest.join(', ') || 'nothing else'}. The verified download stays in ${folder}: fix the cause and run the command again with --components ${rerun(i)}`,
+            `restoring ${what} failed: ${errorText(e)}. Restored: ${report.restored.join(', ') || 'nothing'}; ${what} may be half restored; NOT restored: ${rest.join(', ') || 'nothing else'}. The verified download stays in ${folder}: fix the cause and run the command again with --components ${rerun(i)}.${leftDown}`,
             isUserError(e) ? e.details : [],
           ),
           { phase: 'restore' },
@@ -436,10 +441,7 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
 
     // Step 8: mailcow up?
     try {
-      const ps = await compose(applyExec, c.MAILCOW_PATH, ['ps', '--all', '--format', 'table {{.Name}} {{.Status}}'], 'docker compose ps', 60_000);
-      const rows = ps.stdout.split('\n').slice(1).filter((l) => l.trim());
-      const down = rows.filter((l) => !/\bUp\b|running/i.test(l)).map((l) => l.split(/\s+/)[0]!);
-      report.containers = { up: rows.length - down.length, total: rows.length, down };
+      report.containers = await containerStates(applyExec, c.MAILCOW_PATH);
     } catch (e) {
       ctx.log.warn(`docker compose ps failed: ${errorText(e)}`);
     }
@@ -458,4 +460,12 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
     if (!keep) await rm(folder, { recursive: true, force: true }).catch(() => undefined);
     else if (!prep.request.downloadOnly) report.downloadedTo = folder;
   }
+}
+
+/** mailcow's containers by `docker compose ps --all`: how many run, and the names of those that do not. */
+async function containerStates(exec: Exec, mailcowPath: string): Promise<{ up: number; total: number; down: string[] }> {
+  const ps = await compose(exec, mailcowPath, ['ps', '--all', '--format', 'table {{.Name}} {{.Status}}'], 'docker compose ps', 60_000);
+  const rows = ps.stdout.split('\n').slice(1).filter((l) => l.trim());
+  const down = rows.filter((l) => !/\bUp\b|running/i.test(l)).map((l) => l.split(/\s+/)[0]!);
+  return { up: rows.length - down.length, total: rows.length, down };
 }

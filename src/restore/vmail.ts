@@ -1,13 +1,13 @@
-// vmail is a file tree on the box, not an archive: it goes back into the vmail volume here, with
-// dovecot stopped as mailcow's own restore does, the owner and folder modes recorded at backup
+// vmail is a file tree on the box, not an archive: it goes back into the vmail volume here (moved
+// in when the restore folder shares the volume's filesystem), with dovecot stopped as mailcow's own restore does, the owner and folder modes recorded at backup
 // time, then a dovecot resync. Also packs the tree as backup_vmail.tar.zst for --download-only.
-import { readdir } from 'node:fs/promises';
-import { lchown, chmod } from 'node:fs/promises';
+import { chmod, lchown, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Exec } from '../adapters/exec.js';
 import type { Logger } from '../adapters/logger.js';
 import { volumePath } from '../adapters/mailcow.js';
 import { UserError } from '../errors.js';
+import { moveTreeInto } from './move-tree.js';
 import type { BackupRecord } from './plan.js';
 
 /** `docker compose ...` run in the mailcow folder: compose finds docker-compose.yml and the project name (.env) there. */
@@ -45,22 +45,42 @@ export async function mirror(exec: Exec, src: string, dest: string, what: string
 export async function restoreVmail(
   exec: Exec,
   log: Logger,
-  o: { mailcowPath: string; project: string; treeDir: string; record: BackupRecord; progress?: (l: string) => void },
+  o: {
+    mailcowPath: string;
+    project: string;
+    treeDir: string;
+    record: BackupRecord;
+    progress?: (l: string) => void;
+    /** Where the volume's previous content goes while the tree is moved in (removed after): unset copies instead, leaving the tree in place. */
+    aside?: string;
+  },
 ): Promise<void> {
   if (!o.record.vmail) throw new UserError('failed', 'the backup holds no vmail tree');
+  const vmail = o.record.vmail;
   const vol = await vmailVolume(exec, o.project);
   const p = o.progress ?? (() => undefined);
   p('vmail: stopping watchdog-mailcow and dovecot-mailcow');
   await compose(exec, o.mailcowPath, ['stop', 'watchdog-mailcow', 'dovecot-mailcow'], 'stopping dovecot');
   try {
-    p(`vmail: copying ${o.record.vmail.files} files into ${vol}`);
-    await mirror(exec, o.treeDir, vol, 'copying the mail into the vmail volume');
-    await applyOwnership(exec, vol, o.record.vmail);
-    log.info(`vmail: volume ${vol} now holds the backup's ${o.record.vmail.files} files, owner ${o.record.vmail.owner.uid}:${o.record.vmail.owner.gid}`);
+    const moved = o.aside ? await moveTreeInto(o.treeDir, vol, o.aside) : undefined;
+    if (moved) {
+      p(`vmail: moved the verified ${vmail.files} files into ${vol} (same filesystem: renamed, not copied)`);
+      await applyOwnership(exec, vol, vmail).catch(async (e) => {
+        await moved.undo();
+        throw e;
+      });
+    } else {
+      p(`vmail: copying ${vmail.files} files into ${vol}${o.aside ? ` (${o.treeDir} is on another filesystem: the tree cannot be moved)` : ''}`);
+      await mirror(exec, o.treeDir, vol, 'copying the mail into the vmail volume');
+      await applyOwnership(exec, vol, vmail);
+    }
+    log.info(`vmail: volume ${vol} now holds the backup's ${vmail.files} files, owner ${vmail.owner.uid}:${vmail.owner.gid}`);
   } finally {
     p('vmail: starting dovecot-mailcow and watchdog-mailcow');
     await compose(exec, o.mailcowPath, ['start', 'dovecot-mailcow', 'watchdog-mailcow'], 'starting dovecot');
   }
+  // The volume's previous content, now replaced: gone after dovecot is back, not while mail waits.
+  if (o.aside) await rm(o.aside, { recursive: true, force: true }).catch((e) => log.warn(`cannot remove ${o.aside}: ${(e as Error).message}`));
   p("vmail: doveadm force-resync -A '*'");
   await compose(exec, o.mailcowPath, ['exec', '-T', 'dovecot-mailcow', 'doveadm', 'force-resync', '-A', '*'], 'doveadm force-resync', 3_600_000).catch((e) => {
     log.warn(`doveadm force-resync failed (${(e as Error).message}); run it by hand: docker compose exec dovecot-mailcow doveadm force-resync -A '*'`);

@@ -31,7 +31,7 @@ export interface BoxState {
   sendKBps?: number;
   /** Refuse sha256sum (and the other checksum tools) like any unknown command: a box without them. */
   noSha256sum?: boolean;
-  /** Append one JSON line per command: {"time","command","exit"}. */
+  /** Append one JSON line per command: {"started","time","command","exit"}. */
   log?: string;
 }
 
@@ -66,6 +66,8 @@ function err(s: string): void {
 let state: BoxState;
 let statePath: string;
 let commandLine = '';
+/** When the login's command began: tests see which commands ran at the same time. */
+const STARTED = new Date().toISOString();
 let realRoot = '';
 
 function logAndExit(code: number): never {
@@ -73,7 +75,7 @@ function logAndExit(code: number): never {
     try {
       fs.appendFileSync(
         state.log,
-        JSON.stringify({ time: new Date().toISOString(), command: commandLine, exit: code }) + '\n',
+        JSON.stringify({ started: STARTED, time: new Date().toISOString(), command: commandLine, exit: code }) + '\n',
       );
     } catch {
       /* logging must never change the answer */

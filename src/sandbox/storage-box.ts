@@ -67,7 +67,8 @@ export interface StorageBox {
   /** Current state file contents. */
   readState(): Promise<StorageBoxState>;
   /** Parsed command log. */
-  commands(): Promise<{ time: string; command: string; exit: number }[]>;
+  /** Every command of the box's shell: started, finished (time), its line and exit status. */
+  commands(): Promise<{ started: string; time: string; command: string; exit: number }[]>;
   stop(): Promise<void>;
 }
 
@@ -279,7 +280,7 @@ export async function startStorageBox(opts: StorageBoxOptions): Promise<StorageB
         return text
           .split('\n')
           .filter(Boolean)
-          .map((l) => JSON.parse(l) as { time: string; command: string; exit: number });
+          .map((l) => JSON.parse(l) as { started: string; time: string; command: string; exit: number });
       },
       async stop() {
         // Snapshot copies are read-only: a non-root caller could not remove the sandbox otherwise.
