@@ -166,9 +166,9 @@ describe('archives stored as trees', { timeout: 600_000 }, () => {
     const record = JSON.parse(await fsp.readFile(path.join(b.second, 'backup.json'), 'utf8'));
     assert.equal(record.archiveLayout, 'tree');
     const s = await sharing(b.first, b.second);
-    assert.deepEqual(s.own.filter((p) => p.startsWith('mysql/')).sort(), CHANGED.map((c) => `mysql/backup_mariadb/${c}`).sort(), 'of the database only the changed tables are new');
-    assert.ok(s.shared.includes('redis/redis/dump.rdb'), 'redis rewrote dump.rdb with the same bytes: linked');
-    assert.ok(s.shared.includes('mysql/backup_mariadb/ibdata1'), 'ibdata1: linked');
+    assert.deepEqual(s.own.filter((p) => p.startsWith('mysql/')).sort(), CHANGED.map((c) => `mysql/backup_mariadb/${c}.zst`).sort(), 'of the database only the changed tables are new');
+    assert.ok(s.shared.includes('redis/redis/dump.rdb.zst'), 'redis rewrote dump.rdb with the same bytes: linked');
+    assert.ok(s.shared.includes('mysql/backup_mariadb/ibdata1.zst'), 'ibdata1: linked');
     assert.ok(s.ownBytes < s.allBytes / 4, `new on the box: ${s.ownBytes} of ${s.allBytes} bytes`);
   });
 
@@ -236,12 +236,12 @@ describe('archives stored as trees, encrypted file by file', { timeout: 600_000 
   it('an unchanged file keeps its ciphertext (the same inode on the box), a changed one is encrypted anew', async () => {
     const s = await sharing(b.first, b.second);
     assert.ok([...s.shared, ...s.own].every((p) => p.endsWith('.age')), 'only ciphertext on the box');
-    assert.deepEqual(s.own.filter((p) => p.startsWith('mysql/')).sort(), CHANGED.map((c) => `mysql/backup_mariadb/${c}.age`).sort(), 'of the database only the changed tables are new');
-    assert.ok(s.shared.includes('redis/redis/dump.rdb.age') && s.shared.includes('mysql/backup_mariadb/ibdata1.age'));
+    assert.deepEqual(s.own.filter((p) => p.startsWith('mysql/')).sort(), CHANGED.map((c) => `mysql/backup_mariadb/${c}.zst.age`).sort(), 'of the database only the changed tables are new');
+    assert.ok(s.shared.includes('redis/redis/dump.rdb.zst.age') && s.shared.includes('mysql/backup_mariadb/ibdata1.zst.age'));
     assert.ok(s.ownBytes < s.allBytes / 4, `new on the box: ${s.ownBytes} of ${s.allBytes} bytes`);
   });
 
-  it('every .age file is plain age: the age CLI decrypts it to the bytes mailcow had; no plaintext hash reaches the box', async () => {
+  it('every .age file is plain age: the age CLI (and zstd -d for a tree file) gives the bytes mailcow had; no plaintext hash reaches the box', async () => {
     const root = path.join(b.second, 'archives');
     const volumeOf: Record<string, [string, string]> = { 'mysql/backup_mariadb/': ['mysql', ''], 'redis/redis/': ['redis', ''], 'crypt/crypt/': ['crypt', ''], 'rspamd/rspamd/': ['rspamd', ''], 'postfix/postfix/': ['postfix', ''] };
     let checked = 0;
@@ -254,9 +254,10 @@ describe('archives stored as trees, encrypted file by file', { timeout: 600_000 
       }
       const prefix = Object.keys(volumeOf).find((k) => p.startsWith(k));
       assert.ok(prefix, p);
-      const rel = p.slice(prefix!.length, -'.age'.length);
+      assert.ok(p.endsWith('.zst.age'), `${p}: a tree file is compressed, then encrypted`);
+      const rel = p.slice(prefix!.length, -'.zst.age'.length);
       const expected = atSecond[volumeOf[prefix!]![0]]!.hashes.get(rel);
-      const hash = createHash('sha256').update(plain).digest('hex');
+      const hash = createHash('sha256').update(execFileSync('zstd', ['-dc'], { input: plain, maxBuffer: 64 << 20 })).digest('hex');
       assert.equal(hash, expected, `${p} decrypts to ${volumeOf[prefix!]![0]}/${rel}`);
       plainHashes.push(hash);
       checked++;
@@ -299,7 +300,7 @@ describe('which archives a tree can hold (pure)', () => {
 });
 
 describe('a standby tests an encrypted tree through a pipe', () => {
-  it('proves every file of the list decrypts to the listed size; names a file that does not', async () => {
+  it('proves every file of the list decrypts and decompresses to the listed size; names a file that does not', async () => {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'archive-tree-standby-'));
     try {
       const key = await generateX25519Identity();
@@ -308,17 +309,17 @@ describe('a standby tests an encrypted tree through a pipe', () => {
       const data = Buffer.alloc(70_000, 7);
       const list = { archiveTree: 1, component: 'redis', archive: 'backup_redis.tar.zst', entries: [{ name: '/redis/', type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: 1 }, { name: '/redis/dump.rdb', type: 'file', mode: 0o644, uid: 999, gid: 1000, mtime: 1, size: data.length }] };
       await fsp.mkdir(path.join(dir, 'plain/redis'), { recursive: true });
-      await fsp.writeFile(path.join(dir, 'plain/redis/dump.rdb'), data);
+      await fsp.writeFile(path.join(dir, 'plain/redis/dump.rdb.zst'), execFileSync('zstd', ['-c', '-q'], { input: data }));
       await fsp.writeFile(path.join(dir, 'plain/list'), JSON.stringify(list));
       await fsp.mkdir(path.join(dir, 'archives/redis/redis'), { recursive: true });
-      await encryptFile(path.join(dir, 'plain/redis/dump.rdb'), path.join(dir, 'archives/redis/redis/dump.rdb.age'), to);
+      await encryptFile(path.join(dir, 'plain/redis/dump.rdb.zst'), path.join(dir, 'archives/redis/redis/dump.rdb.zst.age'), to);
       await encryptFile(path.join(dir, 'plain/list'), path.join(dir, 'archives/redis.tar.json.age'), to);
-      const files = ['archives/redis.tar.json.age', 'archives/redis/redis/dump.rdb.age'];
+      const files = ['archives/redis.tar.json.age', 'archives/redis/redis/dump.rdb.zst.age'];
       const ids = await loadIdentities(path.join(dir, 'k'));
       assert.deepEqual(await testArchives(createExec(), dir, files, ids), { archives: 1, decryption: 'proved' });
       assert.deepEqual(await testArchives(createExec(), dir, files, undefined), { archives: 0, decryption: 'not proved' });
-      await fsp.rm(path.join(dir, 'archives/redis/redis/dump.rdb.age'));
-      await assert.rejects(testArchives(createExec(), dir, files, ids), /redis\/redis\/dump\.rdb: missing/);
+      await fsp.rm(path.join(dir, 'archives/redis/redis/dump.rdb.zst.age'));
+      await assert.rejects(testArchives(createExec(), dir, files, ids), /redis\/redis\/dump\.rdb\.zst: missing/);
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }

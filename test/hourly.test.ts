@@ -22,7 +22,7 @@ let env: Record<string, string>;
 
 const DUMP_FILES = ['backup_crypt.tar.zst', 'backup_redis.tar.zst', 'backup_rspamd.tar.zst', 'backup_postfix.tar.zst', 'backup_mariadb.tar.zst', 'mailcow.conf'];
 /** The dump as the box holds it: the archives as trees (issue 19), some of their files. */
-const ON_BOX = ['crypt', 'redis', 'rspamd', 'postfix', 'mysql'].map((c) => `archives/${c}.tar.json`).concat('archives/redis/redis/dump.rdb', 'archives/mysql/backup_mariadb/ibdata1', 'mailcow.conf');
+const ON_BOX = ['crypt', 'redis', 'rspamd', 'postfix', 'mysql'].map((c) => `archives/${c}.tar.json`).concat('archives/redis/redis/dump.rdb.zst', 'archives/mysql/backup_mariadb/ibdata1.zst', 'mailcow.conf');
 const at = (iso: string) => ({ ...env, MAILCOW_BACKUP_TEST_CLOCK: iso });
 const dockerCalls = async () => (await readFile(calls, 'utf8').catch(() => '')).split('\n').filter(Boolean);
 const record = async (name: string) => JSON.parse(await readFile(join(boxBackups, name, 'backup.json'), 'utf8')) as Record<string, unknown>;

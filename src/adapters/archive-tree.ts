@@ -5,17 +5,17 @@
 // tar-stream is imported on first use, like the age library: most commands never need it.
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Readable, Transform } from 'node:stream';
 import type { Exec } from './exec.js';
-import { TREE_LIST_VERSION, treeProblem, treeRelPath, type EntryType, type TreeEntry, type TreeList } from '../plan/archive-tree.js';
+import { TREE_LIST_VERSION, TREE_ZSTD_ARGS, treeFile, treeProblem, treeRelPath, type EntryType, type TreeEntry, type TreeList } from '../plan/archive-tree.js';
 
 const tarStream = () => import('tar-stream');
 
-/** A regular file written into the tree: its place (relative to the tree) and content hash. */
+/** A regular file written into the tree: its stored file (relative to the tree, compressed), its size and hash. */
 export interface TreeFile {
   rel: string;
   size: number;
@@ -52,7 +52,7 @@ export async function unpackArchive(archive: string, dir: string, listFile: stri
     if (type === 'file' && rel !== undefined && !problem && !seen.has(rel)) {
       seen.add(rel);
       e.size = h.size ?? 0;
-      const abs = join(dir, rel);
+      const abs = join(dir, treeFile(rel));
       const hash = createHash('sha256');
       let size = 0;
       const tap = new Transform({
@@ -63,11 +63,11 @@ export async function unpackArchive(archive: string, dir: string, listFile: stri
         },
       });
       mkdir(dirname(abs), { recursive: true, mode: 0o700 })
-        .then(() => pipeline(stream, tap, createWriteStream(abs, { mode: 0o600 })))
+        .then(() => compressInto(stream as unknown as Readable, tap, abs))
         .then(async () => {
           // The entry's time, so that an untouched file keeps it from dump to dump.
           await utimes(abs, e.mtime, e.mtime);
-          files.push({ rel, size, hash: hash.digest('hex') });
+          files.push({ rel: treeFile(rel), size, hash: hash.digest('hex') });
           next();
         })
         .catch((err: Error) => {
@@ -131,7 +131,7 @@ export async function packArchive(exec: Exec, list: TreeList, dir: string, out: 
       if (e.type === 'file' && rel !== undefined) {
         await new Promise<void>((res, rej) => {
           const entry = p.entry(header, (err) => (err ? rej(err) : res()));
-          createReadStream(join(dir, rel)).on('error', rej).pipe(entry);
+          decompressed(join(dir, treeFile(rel)), rej).pipe(entry);
         });
       } else await new Promise<void>((res, rej) => p.entry(header, (err) => (err ? rej(err) : res())));
     }
@@ -140,4 +140,25 @@ export async function packArchive(exec: Exec, list: TreeList, dir: string, out: 
   feed.catch((err: Error) => p.destroy(err));
   await exec('zstd', ['--rsyncable', '-q', '-f', `-T${threads}`, '-o', out], { what: `packing ${out.split('/').pop()}`, inputStream: Readable.from(p as AsyncIterable<Buffer>), timeoutMs: 24 * 3_600_000 });
   await feed;
+}
+
+/** `input` through `zstd` (TREE_ZSTD_ARGS) and `tap` (which sees the compressed bytes) into `file`. */
+async function compressInto(input: Readable, tap: Transform, file: string): Promise<void> {
+  const z = spawn('zstd', TREE_ZSTD_ARGS, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let err = '';
+  z.stderr.on('data', (d: Buffer) => void (err += d.toString()));
+  const exited = new Promise<number | null>((res, rej) => (z.on('error', rej), z.on('close', (code) => res(code))));
+  await Promise.all([pipeline(input, z.stdin), pipeline(z.stdout, tap, createWriteStream(file, { mode: 0o600 }))]);
+  const code = await exited;
+  if (code !== 0) throw new Error(`zstd failed: ${err.trim() || `exit ${code}`}`);
+}
+
+/** A tree file's content, decompressed; a failure of zstd goes to `fail`. */
+function decompressed(file: string, fail: (e: Error) => void): Readable {
+  const z = spawn('zstd', ['-dc', '-q', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  z.stderr.on('data', (d: Buffer) => void (err += d.toString()));
+  z.on('error', fail);
+  z.on('close', (code) => code !== 0 && fail(new Error(`zstd -dc ${file}: ${err.trim() || `exit ${code}`}`)));
+  return z.stdout;
 }

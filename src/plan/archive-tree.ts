@@ -1,8 +1,8 @@
 // Pure: the tree layout of the archives (issue 19). mailcow's script writes a new
 // backup_<component>.tar.zst every dump; stored whole, every backup kept costs them whole again.
 // Unpacked into archives/<component>/ beside a list of the tar's entries
-// (archives/<component>.tar.json), unchanged files become hard links on the box like vmail's,
-// and a restore packs the archive again from the two (src/restore/archive-repack.ts).
+// (archives/<component>.tar.json), each file compressed on its own (<name>.zst), unchanged files
+// become hard links on the box like vmail's, and a restore packs the archive again from the two (src/restore/archive-repack.ts).
 import type { Component } from '../config/schema.js';
 import { AGE_SUFFIX } from './age-keys.js';
 
@@ -10,6 +10,17 @@ export const ARCHIVES_DIR = 'archives';
 /** backup.json's `archiveLayout` for a backup whose archives are stored as trees. */
 export const TREE_LAYOUT = 'tree';
 export const TREE_LIST_VERSION = 1;
+/**
+ * Every file of a tree is stored compressed on its own (measured, docs/performance.md "Archives:
+ * candidates": uncompressed, the database's daily-changing InnoDB files cost 3.2x the archives a
+ * day). zstd is deterministic for one version and level, so an unchanged file compresses to the
+ * same bytes and is still linked.
+ */
+export const TREE_FILE_SUFFIX = '.zst';
+/** The stored file of an entry whose place in the tree is `rel` (see treeRelPath). */
+export const treeFile = (rel: string) => `${rel}${TREE_FILE_SUFFIX}`;
+/** zstd's arguments for a tree file: fixed level, one thread, no content size: the same bytes every time. */
+export const TREE_ZSTD_ARGS = ['-q', '-3', '--single-thread', '-c'];
 
 export type EntryType = 'file' | 'link' | 'symlink' | 'directory' | 'character-device' | 'block-device' | 'fifo';
 
@@ -88,6 +99,6 @@ export function treeProblem(entries: readonly TreeEntry[]): string | undefined {
     for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join('/'));
     if (e.type === 'directory') dirs.add(rel);
   }
-  for (const f of files) if (dirs.has(f)) return `${f} is a file and a folder`;
+  for (const f of files) if (dirs.has(f) || dirs.has(treeFile(f))) return `${f} is a file and a folder`;
   return undefined;
 }

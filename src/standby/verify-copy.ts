@@ -2,12 +2,12 @@
 // ones), and encrypted archives, when this host has an age identity, are decrypted into the
 // test through a pipe (the plaintext never touches the disk). Without an identity it says so.
 // An archive stored as a tree (archives/<component>/ + .tar.json) is tested as what a restore
-// packs it from: every file its list names is there with the listed size, decrypted through a pipe
-// when encrypted.
+// packs it from: every file its list names is there and decompresses to the listed size, decrypted
+// through a pipe when encrypted.
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { treeDir, treeListComponent, treeRelPath, type TreeList } from '../plan/archive-tree.js';
+import { treeDir, treeFile, treeListComponent, treeRelPath, type TreeList } from '../plan/archive-tree.js';
 import { decryptedStream, isWrongKey, type Identities } from '../adapters/age.js';
 import type { Exec } from '../adapters/exec.js';
 import { UserError } from '../errors.js';
@@ -22,7 +22,7 @@ export async function testArchives(exec: Exec, folder: string, paths: string[], 
   const lists = paths.filter((p) => treeListComponent(p) !== undefined);
   const encrypted = [...archives, ...lists].filter(isEncryptedName);
   let tested = 0;
-  for (const p of lists) if (!isEncryptedName(p) || ids) (await testTree(folder, p, ids), tested++);
+  for (const p of lists) if (!isEncryptedName(p) || ids) (await testTree(exec, folder, p, ids), tested++);
   for (const p of archives) {
     const tool = plainName(p).endsWith('.zst') ? 'zstd' : 'gzip';
     const what = `testing ${p}`;
@@ -44,27 +44,30 @@ export async function testArchives(exec: Exec, folder: string, paths: string[], 
   return { archives: tested, decryption: encrypted.length === 0 ? 'not encrypted' : ids ? 'proved' : 'not proved' };
 }
 
-/** The sizes a tree's list promises, against its files (decrypted through a pipe when encrypted). */
-async function testTree(folder: string, listPath: string, ids: Identities | undefined): Promise<void> {
+/**
+ * The sizes a tree's list promises, against its files decompressed (and decrypted first, through
+ * a pipe, when encrypted): proves every file is there, whole, and readable with this host's key.
+ */
+async function testTree(exec: Exec, folder: string, listPath: string, ids: Identities | undefined): Promise<void> {
   const enc = isEncryptedName(listPath);
-  const open = async (p: string) => (enc ? decryptedStream(join(folder, `${p}.age`), ids!).catch((e) => Promise.reject(isWrongKey(e) ? new UserError('preflight', `AGE_IDENTITY_FILE ${ids!.path} cannot decrypt ${p}.age: it is not one of the keys this backup was encrypted to`) : e)) : undefined);
-  const sizeOf = async (p: string) => {
-    const st = await stat(join(folder, enc ? `${p}.age` : p)).catch(() => undefined);
-    if (!st || !enc) return st?.size;
-    const s = (await open(p))!;
-    let n = 0;
-    for await (const chunk of s as Readable) n += (chunk as Buffer).length;
-    return n;
+  const decrypt = (p: string) =>
+    decryptedStream(join(folder, `${p}.age`), ids!).catch((e) => Promise.reject(isWrongKey(e) ? new UserError('preflight', `AGE_IDENTITY_FILE ${ids!.path} cannot decrypt ${p}.age: it is not one of the keys this backup was encrypted to`) : e));
+  const sizeOf = async (p: string): Promise<number | undefined> => {
+    if (!(await stat(join(folder, enc ? `${p}.age` : p)).catch(() => undefined))) return undefined;
+    const input = enc ? await decrypt(p) : undefined;
+    const r = await exec('sh', ['-c', enc ? 'zstd -dc -q | wc -c' : 'zstd -dc -q -- "$0" | wc -c', join(folder, p)], { what: `testing ${p}`, errorKind: 'verify', capture: true, timeoutMs: 3_600_000, ...(input ? { inputStream: input } : {}) });
+    return Number(r.stdout.trim());
   };
   const plainList = plainName(listPath);
-  const text = enc ? await collect((await open(plainList))!) : await readFile(join(folder, plainList), 'utf8');
+  const text = enc ? await collect(await decrypt(plainList)) : await readFile(join(folder, plainList), 'utf8');
   const list = JSON.parse(text) as TreeList;
   const dir = treeDir(treeListComponent(listPath)!);
   for (const e of list.entries) {
     const rel = e.type === 'file' ? treeRelPath(e.name) : undefined;
     if (rel === undefined) continue;
-    const size = await sizeOf(`${dir}/${rel}`);
-    if (size !== e.size) throw new UserError('verify', `${dir}/${rel}: ${size === undefined ? 'missing' : `${size} bytes, but ${plainList} says ${e.size}`}`);
+    const stored = `${dir}/${treeFile(rel)}`;
+    const size = await sizeOf(stored);
+    if (size !== e.size) throw new UserError('verify', `${stored}: ${size === undefined ? 'missing' : `${size} bytes decompressed, but ${plainList} says ${e.size}`}`);
   }
 }
 
