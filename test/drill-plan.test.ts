@@ -4,7 +4,7 @@
 // with the mail tree, the disk scope and the summary line.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { drillScope, drillSubject, drillSummaryLine, mailCryptKeyIdOf, parseDbOutput, setAgainstVmail, sqlImageOf } from '../src/plan/drill.js';
+import { drillNeed, drillScope, drillSubject, drillSummaryLine, mailCryptKeyIdOf, parseDbOutput, setAgainstVmail, sqlImageOf } from '../src/plan/drill.js';
 import { mailCryptHeader, mailCryptKeyId } from '../src/sandbox/mail-crypt-fixture.js';
 
 // The first 240 bytes of that message, and its global public key.
@@ -50,6 +50,10 @@ describe('drill: pure parts', () => {
 
   it('finds the SQL image as mailcow\'s script does, scopes a drill to free space, and words the result', () => {
     assert.equal(sqlImageOf('    mysql-mailcow:\n      image: mariadb:10.11\n'), 'mariadb:10.11');
+    // The database unpacked, as recorded, counts (InnoDB compresses 10-1000x); unrecorded: 20x its archive.
+    assert.equal(drillNeed(1000, { bytes: 100, unpackedBytes: 4000 }), 1000 + 100 + 5000);
+    assert.equal(drillNeed(1000, { bytes: 100 }), 1000 + 100 + 2500);
+    assert.equal(drillNeed(1000), 1000);
     assert.deepEqual(drillScope(100, 1000, []), { full: true });
     assert.deepEqual(drillScope(1000, 100, [{ dir: 'a/x', bytes: 9 }, { dir: 'a/y', bytes: 1 }, { dir: 'b/z', bytes: 5 }, { dir: 'c/w', bytes: 3 }]), { full: false, mailboxes: ['a/y', 'b/z', 'c/w'], skipped: 1 });
     const ok = { backup: 'mailcow-2026-12-06-03-00-00', verdict: 'OK' as const, domains: 3, mailboxes: 41, messages: 211733, bytes: 18.4 * 1024 ** 3, fetchMs: 192_000, openMs: 48_000, checks: [] };

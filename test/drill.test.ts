@@ -13,6 +13,7 @@ import path from 'node:path';
 import { simpleParser } from 'mailparser';
 import { SMTPServer } from 'smtp-server';
 import { generateIdentity, identityToRecipient } from 'age-encryption';
+import { drillNeed } from '../src/plan/drill.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { startMailSink, startPingServer } from './support/listeners.js';
 import { backup, publishedOnBox, RESTORE_CLI, runCli, sleep, treeHashes } from './support/cli.js';
@@ -192,6 +193,34 @@ describe('restore-from-hetzner drill (real MariaDB)', { timeout: 900_000 }, () =
     assert.match(withKey.stdout, /OK\s+database\s+prepared and opened .* 6 mailboxes/);
     assert.match(withKey.stdout, /OK\s+crypt keys\s+the key pair matches/);
     assert.doesNotMatch(withKey.stdout + withKey.stderr, /AGE-SECRET-KEY/);
+  });
+
+  it('too little space for a full drill (a small tmpfs): the database and the 3 smallest mailboxes are checked, the rest named as skipped; --json says the same', { skip: process.getuid?.() !== 0 && 'mounting a tmpfs needs root' }, async () => {
+    const record = JSON.parse(await fsp.readFile(path.join(sb.box.root, sb.remotePath, good, 'backup.json'), 'utf8'));
+    const need = drillNeed(record.bytes, (record.archives as { component: string; bytes: number; unpackedBytes?: number }[]).find((a) => a.component === 'mysql'));
+    const sizes = Object.values(record.vmail.mailboxes as Record<string, { bytes: number }>).map((m) => m.bytes).sort((a, b) => a - b);
+    // Room for everything but the three largest mailboxes' mail: less than the estimate of a full drill.
+    const room = need - sizes.slice(-3).reduce((a, b) => a + b, 0);
+    const small = path.join(dir, 'small-tmp');
+    await fsp.mkdir(small);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${Math.ceil(room / 4096) * 4096},mode=0700`, 'tmpfs', small]);
+    try {
+      const config = path.join(dir, 'small.env');
+      await fsp.writeFile(config, (await fsp.readFile(sb.configPath, 'utf8')) + `TEMP_BACKUP_DIR=${small}\n`, { mode: 0o600 });
+      const r = await drill(['--backup', good, '--json'], {}, config);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.verdict, 'OK');
+      assert.equal(out.exitCode, 0);
+      const disk = (out.checks as { status: string; title: string; detail: string }[]).find((c) => c.title === 'disk')!;
+      assert.equal(disk.status, 'WARN', JSON.stringify(out.checks));
+      assert.match(disk.detail, /checked the database, the archives and 3 mailboxes \(.+\); skipped the mail of 3 mailboxes/);
+      assert.ok((out.checks as { status: string; title: string }[]).some((c) => c.status === 'OK' && c.title === 'database'), JSON.stringify(out.checks));
+      assert.match(out.summary, /^drill OK: /);
+      assert.deepEqual((await fsp.readdir(small)).filter((n) => n.startsWith('drill-')), [], 'scratch removed');
+    } finally {
+      execFileSync('umount', [small]);
+    }
   });
 
   it('SIGTERM mid-drill: exit 143, its container and scratch folder gone, the live volumes byte-identical', async () => {

@@ -29,7 +29,7 @@ const TYPES = new Set<EntryType>(['file', 'link', 'symlink', 'directory', 'chara
  * the files written, hashed as they were written; or `problem` (and nothing left behind) for an
  * archive the tree cannot hold, which then stays whole.
  */
-export async function unpackArchive(archive: string, dir: string, listFile: string, component: string): Promise<{ files: TreeFile[]; problem?: string }> {
+export async function unpackArchive(archive: string, dir: string, listFile: string, component: string): Promise<{ files: TreeFile[]; rawBytes: number; problem?: string }> {
   const { extract } = await tarStream();
   const entries: TreeEntry[] = [];
   const files: TreeFile[] = [];
@@ -93,11 +93,11 @@ export async function unpackArchive(archive: string, dir: string, listFile: stri
   problem ??= treeProblem(entries);
   if (problem) {
     await rm(dir, { recursive: true, force: true });
-    return { files: [], problem };
+    return { files: [], rawBytes: 0, problem };
   }
   const list: TreeList = { archiveTree: TREE_LIST_VERSION, component, archive: archive.split('/').pop()!, entries };
   await writeFile(listFile, JSON.stringify(list), { mode: 0o600 });
-  return { files };
+  return { files, rawBytes: entries.reduce((n, e) => n + (e.type === 'file' ? (e.size ?? 0) : 0), 0) };
 }
 
 /** Reads and checks a tree list (a verified download's, so damage means a bug, not an attack). */

@@ -16,6 +16,8 @@ import type { RunContext } from './context.js';
 export interface UnpackedDump {
   /** Components stored as trees. */
   trees: string[];
+  /** Per tree, the bytes of its files unpacked (what extracting the archive takes on disk). */
+  rawBytes: Map<string, number>;
   /** The trees' files, hashed while they were written (manifest paths). */
   files: Map<string, ManifestEntry>;
   /** Files given the previous backup's time (unchanged since). */
@@ -23,7 +25,7 @@ export interface UnpackedDump {
 }
 
 export async function unpackDump(ctx: RunContext, folder: string, archives: DumpResult['archives'], previous: ReadonlyMap<string, CachedFile>): Promise<UnpackedDump> {
-  const out: UnpackedDump = { trees: [], files: new Map(), unchanged: 0 };
+  const out: UnpackedDump = { trees: [], rawBytes: new Map(), files: new Map(), unchanged: 0 };
   for (const a of archives) {
     // .tar.gz is what mailcow wrote before zstd; such an archive stays whole.
     if (!a.file.endsWith('.tar.zst')) continue;
@@ -51,6 +53,7 @@ export async function unpackDump(ctx: RunContext, folder: string, archives: Dump
     }
     await rm(a.file);
     out.trees.push(a.component);
+    out.rawBytes.set(a.component, r.rawBytes);
   }
   if (out.trees.length) ctx.log.info(`archives stored as trees: ${out.trees.join(', ')} (${out.files.size} files, ${out.unchanged} unchanged since the previous backup)`);
   return out;

@@ -284,7 +284,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
         components: c.BACKUP_COMPONENTS,
         files: totals.files,
         bytes: summary.backupBytes,
-        archives: dumped ? dumped.archives.map((a) => ({ component: a.component, file: a.file.split('/').pop(), bytes: a.bytes })) : carried?.archives,
+        archives: dumped ? dumped.archives.map((a) => ({ component: a.component, file: a.file.split('/').pop(), bytes: a.bytes, ...(unpacked?.rawBytes.has(a.component) ? { unpackedBytes: unpacked.rawBytes.get(a.component) } : {}) })) : carried?.archives,
         // 'tree': archives/<component>/ and .tar.json instead of the .tar.zst (restore packs them again).
         archiveLayout,
         // When the database (and the other archives) were dumped, and by which backup's run.

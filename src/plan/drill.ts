@@ -104,6 +104,18 @@ export function mailCryptKeyIdOf(head: Buffer): string | undefined {
 }
 
 /** How much the drill can afford: everything, or the database and a sample of mailboxes. */
+/**
+ * What a full drill takes in TEMP_BACKUP_DIR: the backup, the database archive packed again from
+ * its tree, and the database extracted and prepared (a quarter more for mariabackup's log apply).
+ * InnoDB files compress to a fraction: backups recorded before the unpacked size was (old layout)
+ * are assumed to unpack to 20x their archive.
+ */
+export function drillNeed(backupBytes: number, db?: { bytes: number; unpackedBytes?: number }): number {
+  if (!db) return backupBytes;
+  const unpacked = db.unpackedBytes ?? db.bytes * 20;
+  return backupBytes + db.bytes + Math.ceil(unpacked * 1.25);
+}
+
 export function drillScope(needBytes: number, freeBytes: number, mailboxes: { dir: string; bytes: number }[], sample = 3): { full: true } | { full: false; mailboxes: string[]; skipped: number } {
   if (needBytes <= freeBytes) return { full: true };
   const picked = [...mailboxes].sort((a, b) => a.bytes - b.bytes || (a.dir < b.dir ? -1 : 1)).slice(0, sample).map((m) => m.dir);

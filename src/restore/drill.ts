@@ -35,6 +35,7 @@ import {
   type DbFacts,
   type DrillCheck,
   type DrillOutcome,
+  drillNeed,
 } from '../plan/drill.js';
 import { bytes, count } from '../plan/human.js';
 import { mailboxTotals } from '../plan/mailboxes.js';
@@ -126,8 +127,7 @@ export async function runDrill(ctx: RunContext, req: DrillRequest, say: (line: s
     const checksums = await readChecksums(folder);
 
     // 6. Room for the fetch and the opened database; too little: the database and a sample.
-    const dbArchive = record.archives.find((a) => a.component === 'mysql')?.bytes ?? 0;
-    const need = (record.bytes ?? 0) + 4 * dbArchive;
+    const need = drillNeed(record.bytes ?? 0, record.archives.find((a) => a.component === 'mysql'));
     const free = await freeBytes(scratch);
     const inBackup = mailboxTotals([...checksums.keys()].map((path) => ({ path, size: 0 })), VMAIL);
     const recorded = record.vmail?.mailboxes ?? {};

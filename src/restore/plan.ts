@@ -14,7 +14,8 @@ export interface BackupRecord {
   components: Component[];
   files?: number;
   bytes?: number;
-  archives: { component: Component; file: string; bytes: number }[];
+  /** unpackedBytes: the archive's files extracted (recorded since archives are stored as trees). */
+  archives: { component: Component; file: string; bytes: number; unpackedBytes?: number }[];
   vmail?: {
     dir: string;
     files: number;
