@@ -50,7 +50,7 @@ describe("mailcow's dump container", () => {
       assert.equal(dumpContainer(sb.mailcow.path), '', 'the leftover container is gone');
       assert.deepEqual(runDirs(), [], "the dead run's half-written dump is gone");
       const [published] = await publishedOnBox(sb.box.root, sb.remotePath);
-      assert.ok(published && existsSync(join(sb.box.root, sb.remotePath, published, 'backup_crypt.tar.zst')), 'the backup was made, with crypt');
+      assert.ok(published && existsSync(join(sb.box.root, sb.remotePath, published, 'archives', 'crypt.tar.json')), 'the backup was made, with crypt');
     } finally {
       // Whatever happened, the hanging container must not outlive the test (nor fail the next ones).
       docker(sb.mailcow.path, ['rm', '-f', 'mailcow-backup']);

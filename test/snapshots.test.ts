@@ -124,7 +124,7 @@ describe('ZFS snapshots on the Storage Box', { timeout: 600_000 }, () => {
   });
 
   it('the wizard: a live backup that fails verification is offered again from the snapshot, and restored from there', async () => {
-    const damaged = path.join(live(), first, 'backup_crypt.tar.zst');
+    const damaged = path.join(live(), first, 'archives/crypt/crypt/ecpubkey.pem.zst');
     await flipByte(damaged);
     const crypt = sb.mailcow.volume('crypt');
     await fsp.writeFile(path.join(crypt, 'ecpubkey.pem'), 'not the key');
@@ -221,7 +221,7 @@ describe('ZFS snapshots on the Storage Box', { timeout: 600_000 }, () => {
   });
 
   it('a damaged file inside a snapshot is refused like any damaged backup (exit 5, nothing changed)', async () => {
-    const file = path.join(sb.box.root, '.zfs/snapshot', snapshot, sb.remotePath, first, 'backup_redis.tar.zst');
+    const file = path.join(sb.box.root, '.zfs/snapshot', snapshot, sb.remotePath, first, 'archives/redis/redis/dump.rdb.zst');
     assert.ok(existsSync(file));
     await fsp.chmod(path.dirname(file), 0o755);
     await flipByte(file);
@@ -229,7 +229,7 @@ describe('ZFS snapshots on the Storage Box', { timeout: 600_000 }, () => {
     try {
       const r = await runCli(RESTORE_CLI, ['--backup', `${first}@${snapshot}`, '--components', 'all', '--yes', '--config', sb.configPath], sb.env, 180_000);
       assert.equal(r.code, 5, r.stdout + r.stderr);
-      assert.match(r.stderr, /backup_redis\.tar\.zst/);
+      assert.match(r.stderr, /archives\/redis\/redis\/dump\.rdb\.zst/);
       const now = await volumeHashes(sb);
       for (const v of VOLS) assert.deepEqual([...now[v]!], [...before[v]!], `${v} unchanged`);
     } finally {
