@@ -15,7 +15,7 @@ bash scripts/setup.sh
 # is redone per version so each is also compiled by the Node it is tested on.
 # Node 20 reports in TAP when not on a terminal, Node 22+ with the spec reporter: the counts of
 # every version are added up into one plain closing line, so the last line speaks for all runs.
-SCENARIOS='faults|drill|snapshots|standby|message-restore|restore-basis|hourly|restore-interrupt'
+SCENARIOS='faults|drill|snapshots|standby|message-restore|restore-basis|hourly|restore-interrupt|archive-tree'
 failed=()
 passes=0 fails=0
 first=1
