@@ -145,7 +145,7 @@ describe('ZFS snapshots on the Storage Box', { timeout: 600_000 }, () => {
       t.type('RESTORE');
       t.keys('Enter');
       const offer = await t.waitFor(/Restore from a snapshot instead\?/, 60_000);
-      assert.match(offer, /backup_crypt\.tar\.zst/);
+      assert.match(offer, /archives\/crypt\/crypt\/ecpubkey\.pem\.zst/);
       assert.match(offer, new RegExp(`the box's read-only snapshots hold 2 backup\\(s\\), ${first} among them`));
       assert.match(offer, new RegExp(`❯ ${first}@${snapshot}|> ${first}@${snapshot}`));
       t.keys('Enter');
