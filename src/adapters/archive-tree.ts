@@ -162,3 +162,20 @@ function decompressed(file: string, fail: (e: Error) => void): Readable {
   z.on('close', (code) => code !== 0 && fail(new Error(`zstd -dc ${file}: ${err.trim() || `exit ${code}`}`)));
   return z.stdout;
 }
+
+/** The size of a tree file's content: `input` (a path, or a stream such as its decrypted bytes) through `zstd -dc`; a damaged file rejects with zstd's message. */
+export async function decompressedBytes(input: string | Readable): Promise<number> {
+  const file = typeof input === 'string';
+  const z = spawn('zstd', ['-dc', '-q', ...(file ? ['--', input] : [])], { stdio: [file ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+  let err = '';
+  let n = 0;
+  z.stderr!.on('data', (d: Buffer) => void (err += d.toString()));
+  z.stdout!.on('data', (d: Buffer) => void (n += d.length));
+  const exited = new Promise<number | null>((res, rej) => (z.on('error', rej), z.on('close', (code) => res(code))));
+  // zstd stopping early (EPIPE) shows in its exit status; a failing input (e.g. decryption) is the error.
+  const fed = file ? undefined : await pipeline(input, z.stdin!).then(() => undefined, (e: NodeJS.ErrnoException) => (e.code === 'EPIPE' ? undefined : e));
+  const code = await exited;
+  if (fed) throw fed;
+  if (code !== 0) throw new Error(`zstd -dc: ${err.trim() || `exit ${code}`}`);
+  return n;
+}
