@@ -11,7 +11,7 @@ import path from 'node:path';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateDatabases } from '../src/sandbox/mailcow-standin.js';
 import { mutateMaildir, seededBytes } from '../src/sandbox/maildir-fixture.js';
-import { basisOrder } from '../src/plan/restore-basis.js';
+import { basisOrder, linkableFromMirror } from '../src/plan/restore-basis.js';
 import { exactFilters } from '../src/restore/download.js';
 import { assertSameTree, BACKUP_CLI, flipByte, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
 
@@ -59,6 +59,10 @@ describe('restore basis (pure)', () => {
     assert.deepEqual(order.map((b) => b.name), ['mailcow-2026-11-21-03-00-00', '/scratch', 'mailcow-2026-11-20-03-00-00', 'mailcow-2026-11-19-03-00-00']);
   });
 
+  it('links from a standby copy only maildir message files: dovecot writes its indexes, lists and sieve scripts in place', () => {
+    for (const p of ['vmail/example.org/alice/Maildir/cur/1733.M1P2.host,S=10:2,S', 'vmail/example.org/alice/Maildir/.Sent/new/1733.M2P3.host', 'vmail/example.org/alice/Maildir/.cur/cur/x']) assert.equal(linkableFromMirror(p), true, p);
+    for (const p of ['vmail/example.org/alice/Maildir/dovecot.index.log', 'vmail/example.org/alice/Maildir/dovecot-uidlist', 'vmail/example.org/alice/Maildir/.Sent/dovecot.index.cache', 'vmail/example.org/alice/Maildir/tmp/1733.M3', 'vmail/example.org/alice/sieve/main.sieve', 'vmail/example.org/alice/Maildir/cur', 'archives/mysql/cur/x', 'backup_vmail.tar.zst']) assert.equal(linkableFromMirror(p), false, p);
+  });
   it('fetches again exactly the named files, wildcard characters in their names taken literally (real rsync)', async () => {
     const t = await fsp.mkdtemp(path.join(os.tmpdir(), 'exact-filters-'));
     try {
@@ -155,6 +159,7 @@ describe('a restore fetches only what this host lacks', { timeout: 600_000 }, ()
     for (const n of await fsp.readdir(vm())) await fsp.rm(path.join(vm(), n), { recursive: true });
     const mirrorCopy = path.join(standby, day1!);
     const mirrorBefore = await inodes(mirrorCopy);
+    const mirrorBytes = await treeHashes(mirrorCopy);
 
     const r = await restore(['--backup', 'latest', '--components', 'all']);
     assert.equal(r.code, 0, r.stderr + r.stdout);
@@ -163,10 +168,30 @@ describe('a restore fetches only what this host lacks', { timeout: 600_000 }, ()
     const mailFiles = [...atDay2.vmail!.keys()].length;
     assert.match(r.stderr + r.stdout, new RegExp(`vmail: moved the verified ${mailFiles} files into ${vm().replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} \\(same filesystem: renamed, not copied\\)`));
     assert.doesNotMatch(r.stderr + r.stdout, /vmail: copying/);
-    // The mirror lent its files by copy: not one of its inodes is in the volume, none changed.
-    assert.deepEqual(await inodes(mirrorCopy), mirrorBefore, 'the mirror copy is as it was: same inodes, owners, modes, link counts and times');
-    const mirrorInodes = new Set([...mirrorBefore.values()].map((x) => x.split(' ')[0]));
-    for (const p of atDay2.vmail!.keys()) assert.ok(!mirrorInodes.has(String((await fsp.stat(path.join(vm(), p))).ino)), `${p} in the volume is a file of its own`);
+    // The mirror lent its unchanged message files by hard link (dovecot never writes into one),
+    // everything else by copy: the volume shares no inode with it that dovecot writes in place.
+    const mirrorInodes = new Map([...mirrorBefore].map(([p, x]) => [x.split(' ')[0]!, p]));
+    let shared = 0;
+    let unchangedMessages = 0;
+    for (const p of atDay2.vmail!.keys()) {
+      const from = mirrorInodes.get(String((await fsp.stat(path.join(vm(), p))).ino));
+      if (/\/(cur|new)\/[^/]+$/.test(p) && !isNew(`vmail/${p}`)) unchangedMessages++;
+      if (!from) continue;
+      shared++;
+      assert.equal(from, `vmail/${p}`, `${p} in the volume is the mirror's file of the same path`);
+      assert.ok(linkableFromMirror(from), `${p} shares the mirror's inode but is not a message file`);
+    }
+    assert.ok(unchangedMessages > 100 && shared === unchangedMessages, `${shared} of ${unchangedMessages} unchanged message files linked from the mirror`);
+    assert.match(r.stderr + r.stdout, new RegExp(`hard-linked ${shared} message files from the standby copies`));
+    // dovecot goes on writing into its indexes and lists in place: the mirror's copies stay as they were.
+    const written = [...atDay2.vmail!.keys()].filter((p) => !linkableFromMirror(`vmail/${p}`) && mirrorBytes.has(`vmail/${p}`));
+    assert.ok(written.length > 0, 'the fixture has files dovecot writes in place');
+    const sizes = await Promise.all(written.map(async (p) => (await fsp.stat(path.join(vm(), p))).size));
+    for (const p of written) await fsp.appendFile(path.join(vm(), p), 'dovecot appends');
+    assertSameTree(await treeHashes(mirrorCopy), mirrorBytes, 'the mirror copy holds the bytes it held before the failover');
+    await Promise.all(written.map((p, i) => fsp.truncate(path.join(vm(), p), sizes[i]))); // the volume as restored, for the next test
+    const mirrorAfter = await inodes(mirrorCopy);
+    for (const [p, x] of mirrorBefore) assert.equal(mirrorAfter.get(p)?.split(' ')[0], x.split(' ')[0], `${p} is still the mirror's own file`);
     const f = fetched(r.stdout);
     assert.ok(f.box <= change * 1.05 + 300 * KiB, `from the box ${f.box} B, the change since the mirror is ${change} B: ${f.line}`);
     assert.ok(f.box >= newMail * 0.9, `the new mail (${newMail} B) came from the box: ${f.line}`);

@@ -74,3 +74,39 @@ export async function forEachLimit<T>(items: Iterable<T>, limit: number, fn: (it
   await Promise.all(running);
   if (failed) throw failed.e;
 }
+
+/**
+ * Hashes `items` on a worker pool (started only when there is something to hash), in batches
+ * of up to 64 files or 8 MiB (when sizes are known) made as the workers take them, two per worker in flight, so every
+ * core stays busy and only those batches' absolute paths exist at once. `onResult` gets
+ * undefined for a file that vanished meanwhile: mail comes and goes.
+ */
+export async function hashEach<T>(items: Iterable<T>, file: (t: T) => { abs: string; size?: number }, onResult: (t: T, r: HashResult | undefined) => void, threads?: number): Promise<void> {
+  const it = items[Symbol.iterator]();
+  const first = it.next();
+  if (first.done) return;
+  function* batches(): Generator<T[]> {
+    let cur: T[] = [];
+    let bytes = 0;
+    for (let r: IteratorResult<T> = first; !r.done; r = it.next()) {
+      const size = file(r.value).size ?? 0;
+      if (cur.length && (cur.length >= 64 || bytes + size > 8 << 20)) {
+        yield cur;
+        cur = [];
+        bytes = 0;
+      }
+      cur.push(r.value);
+      bytes += size;
+    }
+    if (cur.length) yield cur;
+  }
+  const pool = createHashPool(threads);
+  try {
+    await forEachLimit(batches(), pool.threads * 2, async (batch) => {
+      const results = await pool.hashBatch(batch.map((t) => file(t).abs));
+      batch.forEach((t, k) => onResult(t, results[k]));
+    });
+  } finally {
+    await pool.close();
+  }
+}

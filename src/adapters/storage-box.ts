@@ -17,7 +17,7 @@ import {
   sshCommandArgs,
   type BoxTarget,
 } from '../plan/transport-args.js';
-import { createHashPool, forEachLimit } from './hash.js';
+import { forEachLimit, hashEach } from './hash.js';
 import { pinnedFingerprints } from './host-key.js';
 import { spawnBackground, type Background, type Exec, type RunOptions } from './exec.js';
 import type { Logger } from './logger.js';
@@ -183,16 +183,7 @@ export class StorageBox {
     if (paths.length === 0) return out;
     try {
       const present = await this.download(base, paths, into, timeoutSec, 'to hash them here');
-      const pool = createHashPool();
-      try {
-        const batches: string[][] = [];
-        for (let i = 0; i < present.length; i += 256) batches.push(present.slice(i, i + 256));
-        await Promise.all(
-          batches.map(async (b) => (await pool.hashBatch(b.map((p) => join(into, p)))).forEach((h, i) => h && out.set(b[i]!, h.hash))),
-        );
-      } finally {
-        await pool.close();
-      }
+      await hashEach(present, (p) => ({ abs: join(into, p) }), (p, h) => void (h && out.set(p, h.hash)));
     } finally {
       await rm(into, { recursive: true, force: true });
     }

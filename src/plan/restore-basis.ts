@@ -18,3 +18,14 @@ export function basisOrder(o: { name: string; mirrors: string[]; live?: string; 
   ];
 }
 
+
+/**
+ * Whether a restore may hard-link this backup file from a standby copy instead of copying it: a
+ * maildir message (`…/cur/…` or `…/new/…` under the mail tree). dovecot never writes into a
+ * message file after delivery (a flag change renames it, a move links or copies it, an expunge
+ * unlinks it), so the volume and the standby copy can share its inode without either changing the
+ * other's bytes. Its indexes, uidlists and sieve files are written in place: those are copied.
+ */
+export function linkableFromMirror(path: string, mailDir = 'vmail'): boolean {
+  return path.startsWith(`${mailDir}/`) && /\/(cur|new)\/[^/]+$/.test(path);
+}

@@ -11,9 +11,10 @@ import { ARCHIVES_DIR, treeDir, treeListComponent } from '../plan/archive-tree.j
 
 /**
  * Packs each tree whose list is among `paths` (plaintext manifest paths, verified and present)
- * into `folder`, removing the tree and its list. Returns the archives written.
+ * into `folder`, removing the tree and its list. Returns the archives written. zstd on every core
+ * (threads 0) by default: a restore waits for it.
  */
-export async function materializeArchives(exec: Exec, folder: string, paths: string[], threads = 1): Promise<string[]> {
+export async function materializeArchives(exec: Exec, folder: string, paths: string[], threads = 0): Promise<string[]> {
   const out: string[] = [];
   for (const p of paths) {
     const component = treeListComponent(p);

@@ -1,23 +1,31 @@
 // The copies of a backup this host already holds, offered to the restore's download as rsync
 // basis so only what the host lacks comes from the box: the standby mirror's copies
 // (STANDBY_DIR/<backup>/), the live vmail volume, and an earlier download kept with
-// --keep-download. All are `copy`: the restore folder gets files of its own, so nothing done to
-// it (mailcow's script bind-mounts it, on SELinux hosts with a relabel; --download-only chowns
-// the tree) can reach the mirror's or the volume's inodes. What rsync takes is trusted only
-// after it matched the manifest (verifyDownload).
+// --keep-download. All are `copy` for rsync: the restore folder gets files of its own, so nothing
+// done to it (mailcow's script bind-mounts it, on SELinux hosts with a relabel; --download-only
+// chowns the tree) can reach the mirror's or the volume's inodes. One exception, made before rsync
+// runs (linkFromMirrors): a restore that moves the mail into the volume hard-links the standby
+// copies' message files, which nobody writes into (linkableFromMirror); copying a gigabyte of mail
+// the host already holds was most of a failover's time. What the restore takes from this host is
+// trusted only after it matched the manifest (verifyDownload).
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { link, mkdir, mkdtemp, readdir, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Logger } from '../adapters/logger.js';
+import { forEachLimit } from '../adapters/hash.js';
 import type { RunContext } from '../backup/context.js';
 import { errorText } from '../errors.js';
 import { volumePath } from '../adapters/mailcow.js';
 import { isBackupName } from '../plan/names.js';
-import { basisOrder } from '../plan/restore-basis.js';
+import { basisOrder, linkableFromMirror } from '../plan/restore-basis.js';
+import { readChecksums } from './verify-local.js';
 
 export interface RestoreBasis {
   basis: { dir: string; how: 'copy' }[];
   /** What the basis is, for the report: "the live vmail volume", "the standby copy of mailcow-…". */
   sources: string[];
+  /** The standby copies among `basis`, in the same order. */
+  mirrors: string[];
   /** Removes the scratch folder (only its symlink: never anything inside the volume). */
   close: () => Promise<void>;
 }
@@ -43,8 +51,54 @@ export async function restoreBasis(ctx: RunContext, o: { name: string; wantsMail
   return {
     basis: order.map((b) => ({ dir: b.kind === 'live' ? b.name : join(c.STANDBY_DIR, b.name), how: 'copy' as const })),
     sources: order.map((b) => (b.kind === 'live' ? `the live vmail volume ${vol}` : `the standby copy ${join(c.STANDBY_DIR, b.name)}`)),
+    mirrors: order.filter((b) => b.kind === 'mirror').map((b) => join(c.STANDBY_DIR, b.name)),
     close,
   };
+}
+
+/**
+ * Hard-links into `folder` every wanted message file whose path and hash a standby copy's manifest
+ * shares with the backup's (the first copy in `mirrors` that has it), so rsync finds it in place
+ * (same size and time) and fetches or copies only the rest. The links are checked against the
+ * manifest with everything else; one that does not match is unlinked and fetched from the box.
+ * A copy on another filesystem lends nothing here (rsync still copies from it).
+ */
+export async function linkFromMirrors(log: Logger, o: { folder: string; checksums: Map<string, string>; wanted: (path: string) => boolean; mirrors: string[] }): Promise<number> {
+  const want = new Map<string, string>();
+  for (const [p, h] of o.checksums) if (linkableFromMirror(p) && o.wanted(p)) want.set(p, h);
+  const made = new Set<string>();
+  let linked = 0;
+  for (const dir of o.mirrors) {
+    if (!want.size) break;
+    // A copy whose manifest cannot be read lends nothing (the standby run that made it says why).
+    const theirs = await readChecksums(dir).catch(() => undefined);
+    if (!theirs) continue;
+    const same = [...want].filter(([p, h]) => theirs.get(p) === h).map(([p]) => p);
+    try {
+      await forEachLimit(same, 32, async (p) => {
+        const to = join(o.folder, p);
+        if (!made.has(dirname(to))) {
+          await mkdir(dirname(to), { recursive: true, mode: 0o700 });
+          made.add(dirname(to));
+        }
+        try {
+          await link(join(dir, p), to);
+          linked++;
+        } catch (e) {
+          const code = (e as NodeJS.ErrnoException).code;
+          if (code === 'EXDEV') throw e;
+          if (code !== 'ENOENT' && code !== 'EEXIST') throw e; // a file missing from the copy is fetched; one already here stays
+          if (code === 'ENOENT') return;
+        }
+        want.delete(p);
+      });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
+      log.info(`${dir} is on another filesystem than ${o.folder}: its files are copied, not linked`);
+    }
+  }
+  if (linked) log.info(`hard-linked ${linked} message files from the standby copies into ${o.folder}`);
+  return linked;
 }
 
 /**

@@ -45,7 +45,7 @@ import { compose, packVmail, restoreVmail, vmailVolume } from './vmail.js';
 import type { HeldLock } from '../adapters/lock.js';
 import { lockForRestore } from './restore-lock.js';
 import { clearLeftoverContainer } from '../backup/leftover-container.js';
-import { restoreBasis, reuseEarlierDownload } from './basis.js';
+import { linkFromMirrors, restoreBasis, reuseEarlierDownload } from './basis.js';
 import { bytes } from '../plan/human.js';
 
 export interface RestoreRequest {
@@ -324,8 +324,16 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
     const project = prep.facts?.liveConf.COMPOSE_PROJECT_NAME ?? liveProject(c.MAILCOW_PATH);
     const local = await restoreBasis(ctx, { name, wantsMail: choices.components.includes('vmail') || mailboxDirs.length > 0, project });
     const remoteFolder = prep.remoteFolder;
+    const wanted = (p: string) =>
+      META_FILES.includes(p) ||
+      archiveComponents(choices.components).some((comp) => isArchivePart(p, comp, ARCHIVE_BASE[comp])) ||
+      (choices.components.includes('vmail') && p.startsWith(`${VMAIL}/`)) ||
+      mailboxDirs.some((d) => p.startsWith(`${VMAIL}/${d}/`));
     let d: Awaited<ReturnType<typeof downloadBackup>>;
     try {
+      // The tree is consumed by this restore (moved into the volume or copied from, then deleted):
+      // the standby copies' messages can be linked. A kept or handed-over download gets copies.
+      if (!keep && local.mirrors.length) await linkFromMirrors(ctx.log, { folder, checksums: prep.checksums, wanted, mirrors: local.mirrors });
       ui.progress(`downloading ${name} into ${folder}${local.sources.length ? `, taking what this host holds from ${local.sources.join(', ')}` : ''}`);
       d = await downloadBackup(ctx.exec, ctx.log, {
         target: ctx.box.target,
@@ -343,11 +351,6 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
       ctx.log.warn(`${paths.length} file(s) do not match the manifest (${paths.slice(0, 3).join(', ')}${paths.length > 3 ? ', …' : ''}): fetching them again from the Storage Box, without any copy from this host`);
       again = await downloadBackup(ctx.exec, ctx.log, { target: ctx.box.target, remoteFolder, localFolder: folder, filters: exactFilters(paths) });
     };
-    const wanted = (p: string) =>
-      META_FILES.includes(p) ||
-      archiveComponents(choices.components).some((comp) => isArchivePart(p, comp, ARCHIVE_BASE[comp])) ||
-      (choices.components.includes('vmail') && p.startsWith(`${VMAIL}/`)) ||
-      mailboxDirs.some((d) => p.startsWith(`${VMAIL}/${d}/`));
     ui.progress(`verifying every downloaded file against checksums.sha256${prep.identities ? ', decrypting them' : ''} and the archives with zstd -t`);
     const v = await verifyDownload(ctx.exec, folder, prep.checksums, wanted, ctx.signal, prep.identities, refetch);
     ctx.log.info(`verified ${v.files} files and ${v.archives} archives of ${name}`);

@@ -5,7 +5,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Exec } from '../adapters/exec.js';
-import { createHashPool, forEachLimit } from '../adapters/hash.js';
+import { hashEach } from '../adapters/hash.js';
 import { UserError } from '../errors.js';
 import { CHECKSUM_FILE, describeManifestProblem, readManifest } from '../plan/manifest.js';
 import { decryptFile, isWrongKey, type Identities } from '../adapters/age.js';
@@ -88,17 +88,12 @@ export async function checkHashes(folder: string, checksums: Map<string, string>
 /** The files of `paths` (manifest paths under `folder`) that are missing or whose SHA-256 is not the manifest's. */
 export async function badFiles(folder: string, checksums: Map<string, string>, paths: string[], signal?: AbortSignal): Promise<{ path: string; why: string }[]> {
   const bad: { path: string; why: string }[] = [];
-  const pool = createHashPool();
-  try {
-    await forEachLimit(paths, 16, async (p) => {
-      if (signal?.aborted) return;
-      const r = await pool.hash(join(folder, p));
-      if (!r) bad.push({ path: p, why: `${p}: missing from the download` });
-      else if (r.hash !== checksums.get(p)) bad.push({ path: p, why: `${p}: SHA-256 ${r.hash.slice(0, 12)}… but the manifest says ${checksums.get(p)!.slice(0, 12)}…` });
-    });
-  } finally {
-    await pool.close();
-  }
+  // An abort skips the rest: the caller sees signal.aborted and says so.
+  const todo = signal ? (function* () { for (const p of paths) if (!signal.aborted) yield p; })() : paths;
+  await hashEach(todo, (p) => ({ abs: join(folder, p) }), (p, r) => {
+    if (!r) bad.push({ path: p, why: `${p}: missing from the download` });
+    else if (r.hash !== checksums.get(p)) bad.push({ path: p, why: `${p}: SHA-256 ${r.hash.slice(0, 12)}… but the manifest says ${checksums.get(p)!.slice(0, 12)}…` });
+  });
   return bad;
 }
 
