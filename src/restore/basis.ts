@@ -61,13 +61,14 @@ export async function restoreBasis(ctx: RunContext, o: { name: string; wantsMail
  * shares with the backup's (the first copy in `mirrors` that has it), so rsync finds it in place
  * (same size and time) and fetches or copies only the rest. The links are checked against the
  * manifest with everything else; one that does not match is unlinked and fetched from the box.
- * A copy on another filesystem lends nothing here (rsync still copies from it).
+ * A copy on another filesystem lends nothing here (rsync still copies from it). Returns the
+ * paths linked.
  */
-export async function linkFromMirrors(log: Logger, o: { folder: string; checksums: Map<string, string>; wanted: (path: string) => boolean; mirrors: string[] }): Promise<number> {
+export async function linkFromMirrors(log: Logger, o: { folder: string; checksums: Map<string, string>; wanted: (path: string) => boolean; mirrors: string[] }): Promise<string[]> {
   const want = new Map<string, string>();
   for (const [p, h] of o.checksums) if (linkableFromMirror(p) && o.wanted(p)) want.set(p, h);
   const made = new Set<string>();
-  let linked = 0;
+  const linked: string[] = [];
   for (const dir of o.mirrors) {
     if (!want.size) break;
     // A copy whose manifest cannot be read lends nothing (the standby run that made it says why).
@@ -83,7 +84,7 @@ export async function linkFromMirrors(log: Logger, o: { folder: string; checksum
         }
         try {
           await link(join(dir, p), to);
-          linked++;
+          linked.push(p);
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code;
           if (code === 'EXDEV') throw e;
@@ -97,7 +98,7 @@ export async function linkFromMirrors(log: Logger, o: { folder: string; checksum
       log.info(`${dir} is on another filesystem than ${o.folder}: its files are copied, not linked`);
     }
   }
-  if (linked) log.info(`hard-linked ${linked} message files from the standby copies into ${o.folder}`);
+  if (linked.length) log.info(`hard-linked ${linked.length} message files from the standby copies into ${o.folder}`);
   return linked;
 }
 

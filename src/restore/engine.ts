@@ -38,7 +38,7 @@ import {
   type HostFacts,
   type Mode,
 } from './plan.js';
-import { readChecksums, verifyDownload } from './verify-local.js';
+import { hashAhead, readChecksums, verifyDownload, type HashedAhead } from './verify-local.js';
 import { loadIdentities, type Identities } from '../adapters/age.js';
 import { isEncryptedName, recipientFingerprint } from '../plan/age-keys.js';
 import { compose, packVmail, restoreVmail, vmailVolume } from './vmail.js';
@@ -330,10 +330,14 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
       (choices.components.includes('vmail') && p.startsWith(`${VMAIL}/`)) ||
       mailboxDirs.some((d) => p.startsWith(`${VMAIL}/${d}/`));
     let d: Awaited<ReturnType<typeof downloadBackup>>;
+    let ahead: Promise<Map<string, HashedAhead>> | undefined;
     try {
       // The tree is consumed by this restore (moved into the volume or copied from, then deleted):
       // the standby copies' messages can be linked. A kept or handed-over download gets copies.
-      if (!keep && local.mirrors.length) await linkFromMirrors(ctx.log, { folder, checksums: prep.checksums, wanted, mirrors: local.mirrors });
+      const linked = !keep && local.mirrors.length ? await linkFromMirrors(ctx.log, { folder, checksums: prep.checksums, wanted, mirrors: local.mirrors }) : [];
+      // Hashed while rsync waits on the link; verify takes these hashes for files rsync left alone.
+      ahead = linked.length ? hashAhead(folder, linked, ctx.signal) : undefined;
+      ahead?.catch(() => undefined); // awaited below; a failure then is verify's to report
       ui.progress(`downloading ${name} into ${folder}${local.sources.length ? `, taking what this host holds from ${local.sources.join(', ')}` : ''}`);
       d = await downloadBackup(ctx.exec, ctx.log, {
         target: ctx.box.target,
@@ -352,7 +356,7 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
       again = await downloadBackup(ctx.exec, ctx.log, { target: ctx.box.target, remoteFolder, localFolder: folder, filters: exactFilters(paths) });
     };
     ui.progress(`verifying every downloaded file against checksums.sha256${prep.identities ? ', decrypting them' : ''} and the archives with zstd -t`);
-    const v = await verifyDownload(ctx.exec, folder, prep.checksums, wanted, ctx.signal, prep.identities, refetch);
+    const v = await verifyDownload(ctx.exec, folder, prep.checksums, wanted, ctx.signal, prep.identities, refetch, await ahead?.catch(() => undefined));
     ctx.log.info(`verified ${v.files} files and ${v.archives} archives of ${name}`);
     const sources = [...(prep.reused ? [`the earlier download of ${prep.reused}`] : []), ...local.sources];
     report.fetched = { fromBox: d.bytesFromBox + again.bytesFromBox, fromHost: Math.max(0, d.totalBytes - d.literalBytes - again.totalBytes), sources };

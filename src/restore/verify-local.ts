@@ -2,10 +2,11 @@
 // checksums.sha256 and its parts (on the hash pool), encrypted files then decrypted with the age
 // identity, archives stored as trees packed again (archive-repack.ts), and every archive with
 // zstd -t / gzip -t.
-import { rm } from 'node:fs/promises';
+import { lstat, rm } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { Exec } from '../adapters/exec.js';
-import { hashEach } from '../adapters/hash.js';
+import { forEachLimit, hashEach } from '../adapters/hash.js';
 import { UserError } from '../errors.js';
 import { CHECKSUM_FILE, describeManifestProblem, readManifest } from '../plan/manifest.js';
 import { decryptFile, isWrongKey, type Identities } from '../adapters/age.js';
@@ -44,10 +45,12 @@ export async function verifyDownload(
    * file that changed meanwhile, a tampered mirror copy) is never used.
    */
   refetch?: (paths: string[]) => Promise<void>,
+  /** Hashes taken while the download ran (hashAhead). */
+  ahead?: Map<string, HashedAhead>,
 ): Promise<{ files: number; archives: number; refetched: string[] }> {
   const paths = [...checksums.keys()].filter(wanted);
   const checked = async (ps: string[]) => {
-    const bad = await badFiles(folder, checksums, ps, signal);
+    const bad = await badFiles(folder, checksums, ps, signal, ahead);
     if (signal?.aborted) throw new UserError('interrupted', 'interrupted while verifying the download; nothing on this host was changed');
     return bad;
   };
@@ -56,6 +59,7 @@ export async function verifyDownload(
   if (bad.length && refetch) {
     await Promise.all(refetched.map((p) => rm(join(folder, p), { force: true })));
     await refetch(refetched);
+    for (const p of refetched) ahead?.delete(p); // new files: hashed now, whatever their inode numbers
     bad = await checked(refetched);
   }
   if (bad.length) {
@@ -85,15 +89,63 @@ export async function checkHashes(folder: string, checksums: Map<string, string>
   if (lines.length) throw new UserError('verify', `the backup does not match its checksums.sha256: ${lines[0]}${lines.length > 1 ? ` (and ${lines.length - 1} more)` : ''}`, lines.slice(0, 20));
 }
 
-/** The files of `paths` (manifest paths under `folder`) that are missing or whose SHA-256 is not the manifest's. */
-export async function badFiles(folder: string, checksums: Map<string, string>, paths: string[], signal?: AbortSignal): Promise<{ path: string; why: string }[]> {
-  const bad: { path: string; why: string }[] = [];
-  // An abort skips the rest: the caller sees signal.aborted and says so.
-  const todo = signal ? (function* () { for (const p of paths) if (!signal.aborted) yield p; })() : paths;
-  await hashEach(todo, (p) => ({ abs: join(folder, p) }), (p, r) => {
-    if (!r) bad.push({ path: p, why: `${p}: missing from the download` });
-    else if (r.hash !== checksums.get(p)) bad.push({ path: p, why: `${p}: SHA-256 ${r.hash.slice(0, 12)}… but the manifest says ${checksums.get(p)!.slice(0, 12)}…` });
+/** A file hashed before the download ended, with the inode facts it had when its hash was taken. */
+export interface HashedAhead {
+  hash: string;
+  ino: number;
+  size: number;
+  mtimeMs: number;
+  ctimeMs: number;
+}
+
+const sameInode = (a: Stats, b: HashedAhead) => a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs && a.ctimeMs === b.ctimeMs;
+
+/**
+ * Hashes files already in the restore folder (linked from a standby copy) while rsync fetches the
+ * rest: the link is the bottleneck then and the cores are idle. Each file is stat'ed before it is
+ * read; verify takes the hash only for a file whose inode, size and times are still those (rsync
+ * replaces a file it updates by a new one, never writes into it), else hashes it again.
+ */
+export async function hashAhead(folder: string, paths: string[], signal?: AbortSignal): Promise<Map<string, HashedAhead>> {
+  const seen = new Map<string, Stats>();
+  await forEachLimit(paths, 64, async (p) => void seen.set(p, await lstat(join(folder, p))));
+  const out = new Map<string, HashedAhead>();
+  await hashEach(unlessAborted(paths, signal), (p) => ({ abs: join(folder, p), size: seen.get(p)!.size }), (p, r) => {
+    const st = seen.get(p)!;
+    if (r) out.set(p, { hash: r.hash, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs });
   });
+  return out;
+}
+
+function* unlessAborted<T>(items: Iterable<T>, signal?: AbortSignal): Generator<T> {
+  for (const t of items) {
+    if (signal?.aborted) return;
+    yield t;
+  }
+}
+
+/**
+ * The files of `paths` (manifest paths under `folder`) that are missing or whose SHA-256 is not
+ * the manifest's. `ahead`: hashes taken earlier (hashAhead), used for files whose inode is unchanged.
+ */
+export async function badFiles(folder: string, checksums: Map<string, string>, paths: string[], signal?: AbortSignal, ahead?: Map<string, HashedAhead>): Promise<{ path: string; why: string }[]> {
+  const bad: { path: string; why: string }[] = [];
+  const judge = (p: string, hash: string | undefined) => {
+    if (hash === undefined) bad.push({ path: p, why: `${p}: missing from the download` });
+    else if (hash !== checksums.get(p)) bad.push({ path: p, why: `${p}: SHA-256 ${hash.slice(0, 12)}… but the manifest says ${checksums.get(p)!.slice(0, 12)}…` });
+  };
+  let todo = paths;
+  if (ahead?.size) {
+    todo = [];
+    await forEachLimit(paths, 64, async (p) => {
+      const known = ahead.get(p);
+      const st = known ? await lstat(join(folder, p)).catch(() => undefined) : undefined;
+      if (known && st && sameInode(st, known)) judge(p, known.hash);
+      else todo.push(p);
+    });
+  }
+  // An abort skips the rest: the caller sees signal.aborted and says so.
+  await hashEach(unlessAborted(todo, signal), (p) => ({ abs: join(folder, p) }), (p, r) => judge(p, r?.hash));
   return bad;
 }
 
