@@ -13,6 +13,7 @@ import { mutateDatabases } from '../src/sandbox/mailcow-standin.js';
 import { mutateMaildir, seededBytes } from '../src/sandbox/maildir-fixture.js';
 import { basisOrder, linkableFromMirror } from '../src/plan/restore-basis.js';
 import { exactFilters } from '../src/restore/download.js';
+import { badFiles, hashAhead } from '../src/restore/verify-local.js';
 import { assertSameTree, BACKUP_CLI, flipByte, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
 
 const VOLS = ['vmail', 'crypt', 'redis', 'rspamd', 'postfix', 'mysql'] as const;
@@ -62,6 +63,24 @@ describe('restore basis (pure)', () => {
   it('links from a standby copy only maildir message files: dovecot writes its indexes, lists and sieve scripts in place', () => {
     for (const p of ['vmail/example.org/alice/Maildir/cur/1733.M1P2.host,S=10:2,S', 'vmail/example.org/alice/Maildir/.Sent/new/1733.M2P3.host', 'vmail/example.org/alice/Maildir/.cur/cur/x']) assert.equal(linkableFromMirror(p), true, p);
     for (const p of ['vmail/example.org/alice/Maildir/dovecot.index.log', 'vmail/example.org/alice/Maildir/dovecot-uidlist', 'vmail/example.org/alice/Maildir/.Sent/dovecot.index.cache', 'vmail/example.org/alice/Maildir/tmp/1733.M3', 'vmail/example.org/alice/sieve/main.sieve', 'vmail/example.org/alice/Maildir/cur', 'archives/mysql/cur/x', 'backup_vmail.tar.zst']) assert.equal(linkableFromMirror(p), false, p);
+  });
+  it('a hash taken ahead of the download counts only while the file is the same inode: a file replaced or rewritten meanwhile is hashed again', async () => {
+    const d = await fsp.mkdtemp(path.join(os.tmpdir(), 'ahead-'));
+    try {
+      const names = ['kept', 'replaced', 'rewritten'];
+      for (const n of names) await fsp.writeFile(path.join(d, n), `good ${n}`);
+      const sums = new Map(await Promise.all(names.map(async (n) => [n, (await treeHashes(d)).get(n)!] as const)));
+      const ahead = await hashAhead(d, names);
+      assert.deepEqual([...ahead.keys()].sort(), [...names].sort());
+      // As rsync updates a file: a new one renamed over it. And a write into the file itself.
+      await fsp.writeFile(path.join(d, 'replaced.tmp'), 'evil replaced');
+      await fsp.rename(path.join(d, 'replaced.tmp'), path.join(d, 'replaced'));
+      await fsp.writeFile(path.join(d, 'rewritten'), 'evil rewritten');
+      const bad = await badFiles(d, sums, names, undefined, ahead);
+      assert.deepEqual(bad.map((b) => b.path).sort(), ['replaced', 'rewritten']);
+    } finally {
+      await fsp.rm(d, { recursive: true, force: true });
+    }
   });
   it('fetches again exactly the named files, wildcard characters in their names taken literally (real rsync)', async () => {
     const t = await fsp.mkdtemp(path.join(os.tmpdir(), 'exact-filters-'));

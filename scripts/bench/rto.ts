@@ -20,7 +20,7 @@ export interface RtoCase {
   case: string;
   wallS: number;
   /** Seconds per step, from the restore's own progress lines. */
-  steps: { download: number; verify: number; archives: number; vmail: number };
+  steps: { start: number; download: number; verify: number; checks: number; archives: number; vmail: number };
   fromBoxBytes: number;
   fromHostBytes: number;
   /** What this host holds at the start. */
@@ -82,7 +82,7 @@ async function restore(sb: Sandbox, env: Record<string, string>, label: string, 
     const seen = (d: Buffer) => {
       out += d;
       const now = performance.now() - t0;
-      for (const [k, re] of [['download', /^downloading mailcow-/m], ['verify', /^verifying every downloaded/m], ['restore', /^restoring /m], ['vmail', /^restoring (vmail|mailbox)/m]] as const) if (at[k] === undefined && re.test(out)) at[k] = now;
+      for (const [k, re] of [['download', /^downloading mailcow-/m], ['verify', /^verifying every downloaded/m], ['verified', /^verified \d+ files and \d+ archives/m], ['restore', /^restoring /m], ['vmail', /^restoring (vmail|mailbox)/m]] as const) if (at[k] === undefined && re.test(out)) at[k] = now;
     };
     p.stdout.on('data', seen);
     p.stderr.on('data', seen);
@@ -95,7 +95,7 @@ async function restore(sb: Sandbox, env: Record<string, string>, label: string, 
   return {
     case: label,
     wallS: wall / 1000,
-    steps: { download: s(at.download, at.verify), verify: s(at.verify, at.restore), archives: s(at.restore, at.vmail ?? wall), vmail: s(at.vmail, wall) },
+    steps: { start: s(0, at.download), download: s(at.download, at.verify), verify: s(at.verify, at.verified), checks: s(at.verified, at.restore), archives: s(at.restore, at.vmail ?? wall), vmail: s(at.vmail, wall) },
     fromBoxBytes: m ? Number(m[1]) * UNIT[m[2]!]! : NaN,
     fromHostBytes: m ? Number(m[3]) * UNIT[m[4]!]! : NaN,
     note,

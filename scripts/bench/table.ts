@@ -157,8 +157,8 @@ export function render(r: BenchResult): string {
     out.push('');
     out.push(
       table(
-        ['case', 'wall s', 'download s', 'verify s', "mailcow's script s", 'vmail into volume s', 'from the box', 'from this host', 'host lacked'],
-        r.rto.map((x) => [x.case, x.wallS.toFixed(1), x.steps.download.toFixed(1), x.steps.verify.toFixed(1), x.steps.archives.toFixed(1), x.steps.vmail.toFixed(1), fmtB(x.fromBoxBytes), fmtB(x.fromHostBytes), `${fmtB(x.lackingBytes)} of ${fmtB(x.selectionBytes)}`]),
+        ['case', 'wall s', 'start s', 'download s', 'verify s', 'lock + checks s', "mailcow's script s", 'vmail into volume s', 'from the box', 'from this host', 'host lacked'],
+        r.rto.map((x) => [x.case, x.wallS.toFixed(1), (x.steps.start ?? 0).toFixed(1), x.steps.download.toFixed(1), x.steps.verify.toFixed(1), (x.steps.checks ?? 0).toFixed(1), x.steps.archives.toFixed(1), x.steps.vmail.toFixed(1), fmtB(x.fromBoxBytes), fmtB(x.fromHostBytes), `${fmtB(x.lackingBytes)} of ${fmtB(x.selectionBytes)}`]),
       ),
     );
     out.push('');
