@@ -10,8 +10,10 @@
 //
 // The node flags and the malloc setting are the unit's (systemd/mailcow-backup.service). Prints
 // one JSON line: maxRSS after each pass (the kernel's high-water mark, so the pass that raised it
-// is the pass with the peak) and the largest RSS sampled in each pass with the array buffers then.
+// is the pass with the peak), each pass's own high-water mark (VmHWM, reset at its start through
+// /proc/self/clear_refs) and the largest RSS sampled in it with the array buffers then.
 import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,11 +39,16 @@ function sizes(): number[] {
 }
 
 const MB = (b: number) => Math.round(b / 1e5) / 10;
-const peaks: Record<string, { maxRSS: number; rss: number; arrayBuffers: number; heapUsed: number }> = {};
+const peaks: Record<string, { maxRSS: number; passPeak: number; rss: number; arrayBuffers: number; heapUsed: number }> = {};
 let phase = '';
+/** Starts a pass: the kernel's peak RSS of this process starts again from its RSS now. */
+function startPhase(name: string): void {
+  phase = name;
+  writeFileSync('/proc/self/clear_refs', '5');
+}
 function sample(): void {
   const m = process.memoryUsage();
-  const p = (peaks[phase] ??= { maxRSS: 0, rss: 0, arrayBuffers: 0, heapUsed: 0 });
+  const p = (peaks[phase] ??= { maxRSS: 0, passPeak: 0, rss: 0, arrayBuffers: 0, heapUsed: 0 });
   if (m.rss > p.rss) Object.assign(p, { rss: m.rss, arrayBuffers: MB(m.arrayBuffers), heapUsed: MB(m.heapUsed) });
 }
 function endPhase(): void {
@@ -49,13 +56,14 @@ function endPhase(): void {
   const p = peaks[phase]!;
   p.rss = MB(p.rss);
   p.maxRSS = MB(process.resourceUsage().maxRSS * 1024);
+  p.passPeak = MB(Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024);
 }
 
 const dir = await mkdtemp(join(tmpdir(), 'mcb-index-memory-'));
 try {
   const spill = new IndexSpillFile(join(dir, 'vmail-index'));
   const index = new VmailIndex('vmail', spill);
-  phase = 'walk';
+  startPhase('walk');
   // Folder paths in walk order (compareFolders: a folder's subfolders right after it; all here
   // sort plainly), each maildir's cur and new: `new` holds a few, `cur` the rest.
   const dirs = sizes().map((n, k) => ({ n, path: `example.com/u${String(k).padStart(3, '0')}/Maildir` }));
@@ -70,7 +78,7 @@ try {
     }
   }
   endPhase();
-  phase = 'hash';
+  startPhase('hash');
   for (const f of index.folders) {
     for (let i = 0; i < f.length; i++) {
       f.setHash(i, createHash('sha256').update(f.name(i)).digest('hex'));
@@ -78,7 +86,7 @@ try {
     }
   }
   endPhase();
-  phase = 'upload marks';
+  startPhase('upload marks');
   let k = 0;
   for (const f of index.folders) {
     for (let i = 0; i < f.length; i++) {
@@ -87,7 +95,7 @@ try {
     }
   }
   endPhase();
-  phase = 'verify';
+  startPhase('verify');
   const manifest = new BackupManifest(new Map(), index);
   k = 0;
   for (const f of index.folders) {
@@ -97,7 +105,7 @@ try {
     }
   }
   endPhase();
-  phase = 'parts';
+  startPhase('parts');
   const meta = join(dir, 'meta');
   await mkdir(join(meta, MANIFEST_DIR), { recursive: true });
   let parts = 0;
@@ -111,7 +119,7 @@ try {
     sample();
   }
   endPhase();
-  phase = 'hash cache';
+  startPhase('hash cache');
   await saveHashCache(join(dir, 'hash-cache'), manifest);
   endPhase();
   spill.close();
