@@ -52,11 +52,11 @@ function bigFolder(n: number): Record<string, string> {
 const partsOf = (index: VmailIndex) => new Map<string, string[]>([...new BackupManifest(new Map(), index).parts()].map(([name, lines]) => [name, [...lines]]));
 
 test('bucket count: a power of two from the line count, a few hundred lines each; a small folder stays one part under its old name', () => {
-  for (const n of [0, 1, 511]) assert.equal(bucketBits(n), 0, `${n} lines`);
-  assert.equal(bucketBits(512), 1);
-  assert.equal(bucketBits(3000), 3);
-  assert.equal(bucketBits(132_265), 9);
-  for (const n of [512, 1000, 4096, 8191, 132_265, 1e6]) {
+  for (const n of [0, 1, 2 * BUCKET_LINES - 1]) assert.equal(bucketBits(n), 0, `${n} lines`);
+  assert.equal(bucketBits(2 * BUCKET_LINES), 1);
+  assert.equal(bucketBits(4 * BUCKET_LINES - 1), 1);
+  assert.equal(bucketBits(4 * BUCKET_LINES), 2);
+  for (const n of [2 * BUCKET_LINES, 1000, 3000, 4096, 8191, 132_265, 1e6]) {
     const perBucket = n / 2 ** bucketBits(n);
     assert.ok(perBucket >= BUCKET_LINES && perBucket < 2 * BUCKET_LINES, `${n} lines: ${perBucket} a bucket`);
   }
@@ -76,15 +76,17 @@ test('a big folder\'s buckets, in order, are exactly its unsplit part; each line
   const files = bigFolder(3000);
   const parts = partsOf(indexOf(files));
   const mine = [...parts.keys()].filter((p) => p.startsWith(PART.replace(/\.sha256\.gz$/, '')));
-  assert.equal(mine.length, 8, mine.join(' '));
+  const bits = bucketBits(3006);
+  assert.ok(bits >= 3);
+  assert.equal(mine.length, 2 ** bits, mine.join(' '));
   assert.deepEqual(mine, [...mine].sort(), 'the buckets come in order, and `ls` lists them so');
   const unsplit = formatChecksums(Object.entries(files).filter(([p]) => p.startsWith(`${MAILDIR}/`)).map(([p, hash]) => ({ hash, path: `vmail/${p}` })));
   const joined = mine.map((p) => parts.get(p)!.join('\n') + '\n').join('');
   assert.deepEqual(joined.split('\n'), unsplit.split('\n'), 'concatenated: the unsplit part, line for line');
   assert.equal(joined, unsplit, 'byte for byte');
   for (const [k, p] of mine.entries()) {
-    assert.equal(p, bucketPartName(PART, k, 3));
-    for (const line of parts.get(p)!) assert.equal(bucketOfLine(line, 3), k, `${JSON.stringify(line.slice(0, 90))} in ${p}`);
+    assert.equal(p, bucketPartName(PART, k, bits));
+    for (const line of parts.get(p)!) assert.equal(bucketOfLine(line, bits), k, `${JSON.stringify(line.slice(0, 90))} in ${p}`);
   }
   assert.ok(mine.some((p) => parts.get(p)!.some((l) => l.startsWith('\\'))), 'escaped lines among them');
   assert.deepEqual(parts.get(manifestPartOf('vmail/example.com/alice/Maildir/cur/small')!), [formatChecksumLine(sha('small'), 'vmail/example.com/alice/Maildir/cur/small')], 'a small folder: one part, its old name');
@@ -109,16 +111,17 @@ test('a big folder\'s buckets, in order, are exactly its unsplit part; each line
 test('one new message changes one bucket, one flag change (same hash, new name) one bucket; the others stay byte-identical', () => {
   const files = bigFolder(3000);
   const before = partsOf(indexOf(files));
+  const bits = bucketBits(3006);
   const changed = (after: Map<string, string[]>) => [...after].filter(([p, lines]) => JSON.stringify(before.get(p)) !== JSON.stringify(lines)).map(([p]) => p);
   assert.deepEqual([...partsOf(indexOf(files)).keys()], [...before.keys()], 'the same index gives the same parts');
 
   const arrived = `${MAILDIR}/new/1800000000.M1P1.host,S=40`;
   const withNew = partsOf(indexOf({ ...files, [arrived]: sha('new mail') }));
-  assert.deepEqual(changed(withNew), [bucketPartName(PART, bucketOfLine(sha('new mail'), 3), 3)]);
+  assert.deepEqual(changed(withNew), [bucketPartName(PART, bucketOfLine(sha('new mail'), bits), bits)]);
 
   const old = `${MAILDIR}/cur/170001.M1P9.host,S=1:2,S`;
   const hash = files[old]!;
   const rest = Object.fromEntries(Object.entries(files).filter(([p]) => p !== old));
   const flagged = partsOf(indexOf({ ...rest, [`${old}F`]: hash }));
-  assert.deepEqual(changed(flagged), [bucketPartName(PART, bucketOfLine(hash, 3), 3)]);
+  assert.deepEqual(changed(flagged), [bucketPartName(PART, bucketOfLine(hash, bits), bits)]);
 });

@@ -9,9 +9,9 @@
 //     --optimize-for-size dist/scripts/bench/index-memory.js [--messages 1000000] [--folders 100]
 //
 // The node flags and the malloc setting are the unit's (systemd/mailcow-backup.service). Prints
-// one JSON line: maxRSS after each pass (the kernel's high-water mark, so the pass that raised it
-// is the pass with the peak), each pass's own high-water mark (VmHWM, reset at its start through
-// /proc/self/clear_refs) and the largest RSS sampled in it with the array buffers then.
+// one JSON line: each pass's own peak RSS (the kernel's high-water mark VmHWM, reset at the pass's
+// start through /proc/self/clear_refs), the run's peak (the largest of them), and the largest RSS
+// sampled in each pass with the array buffers and heap then.
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, mkdir } from 'node:fs/promises';
@@ -39,7 +39,7 @@ function sizes(): number[] {
 }
 
 const MB = (b: number) => Math.round(b / 1e5) / 10;
-const peaks: Record<string, { maxRSS: number; passPeak: number; rss: number; arrayBuffers: number; heapUsed: number }> = {};
+const peaks: Record<string, { passPeak: number; rss: number; arrayBuffers: number; heapUsed: number }> = {};
 let phase = '';
 /** Starts a pass: the kernel's peak RSS of this process starts again from its RSS now. */
 function startPhase(name: string): void {
@@ -48,14 +48,13 @@ function startPhase(name: string): void {
 }
 function sample(): void {
   const m = process.memoryUsage();
-  const p = (peaks[phase] ??= { maxRSS: 0, passPeak: 0, rss: 0, arrayBuffers: 0, heapUsed: 0 });
+  const p = (peaks[phase] ??= { passPeak: 0, rss: 0, arrayBuffers: 0, heapUsed: 0 });
   if (m.rss > p.rss) Object.assign(p, { rss: m.rss, arrayBuffers: MB(m.arrayBuffers), heapUsed: MB(m.heapUsed) });
 }
 function endPhase(): void {
   sample();
   const p = peaks[phase]!;
   p.rss = MB(p.rss);
-  p.maxRSS = MB(process.resourceUsage().maxRSS * 1024);
   p.passPeak = MB(Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024);
 }
 
@@ -123,7 +122,7 @@ try {
   await saveHashCache(join(dir, 'hash-cache'), manifest);
   endPhase();
   spill.close();
-  console.log(JSON.stringify({ files, folders: index.folders.length, largest: Math.max(...index.folders.map((f) => f.length)), parts, partMB: MB(partBytes), spillWrittenMB: MB(spill.written), maxRSSMB: MB(process.resourceUsage().maxRSS * 1024), peaks }));
+  console.log(JSON.stringify({ files, folders: index.folders.length, largest: Math.max(...index.folders.map((f) => f.length)), parts, partMB: MB(partBytes), spillWrittenMB: MB(spill.written), peakMB: Math.max(...Object.values(peaks).map((p) => p.passPeak)), peaks }));
 } finally {
   await rm(dir, { recursive: true, force: true });
 }

@@ -4,8 +4,14 @@
 // buckets stay byte-identical and are hard-linked on the box. The buckets, in order, are exactly
 // the unsplit part's lines. A folder below SPLIT_AT lines keeps one part under its old name.
 
-/** Lines a bucket holds on average at least (and fewer than twice that): a changed bucket costs ~20 KiB gzip'ed. */
-export const BUCKET_LINES = 256;
+/**
+ * Lines a bucket holds on average at least (and fewer than twice that): a changed bucket is ~12 KiB
+ * gzip'ed. Measured on the bench's hour (docs/performance.md, "Hourly runs"): 256 stored 0.89 MiB
+ * of parts, 128 0.64, 64 0.47, while each part costs every run a line of checksums.sha256, a name
+ * in the backup's manifest/ folder and one in rsync's file list (~3,900 parts at 1M messages
+ * with 256, ~15,600 with 64).
+ */
+export const BUCKET_LINES = 128;
 /** 2^16 buckets is 16M messages in one folder; past that buckets just grow. */
 const MAX_BITS = 16;
 
