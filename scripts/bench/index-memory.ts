@@ -39,22 +39,25 @@ function sizes(): number[] {
 }
 
 const MB = (b: number) => Math.round(b / 1e5) / 10;
-const peaks: Record<string, { passPeak: number; rss: number; arrayBuffers: number; heapUsed: number }> = {};
+const peaks: Record<string, { passPeak: number; seconds: number; rss: number; arrayBuffers: number; heapUsed: number }> = {};
 let phase = '';
+let started = 0;
 /** Starts a pass: the kernel's peak RSS of this process starts again from its RSS now. */
 function startPhase(name: string): void {
   phase = name;
+  started = performance.now();
   writeFileSync('/proc/self/clear_refs', '5');
 }
 function sample(): void {
   const m = process.memoryUsage();
-  const p = (peaks[phase] ??= { passPeak: 0, rss: 0, arrayBuffers: 0, heapUsed: 0 });
+  const p = (peaks[phase] ??= { passPeak: 0, seconds: 0, rss: 0, arrayBuffers: 0, heapUsed: 0 });
   if (m.rss > p.rss) Object.assign(p, { rss: m.rss, arrayBuffers: MB(m.arrayBuffers), heapUsed: MB(m.heapUsed) });
 }
 function endPhase(): void {
   sample();
   const p = peaks[phase]!;
   p.rss = MB(p.rss);
+  p.seconds = Math.round(performance.now() - started) / 1000;
   p.passPeak = MB(Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024);
 }
 
