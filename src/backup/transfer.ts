@@ -343,6 +343,8 @@ export async function checkHardLinks(ctx: RunContext, staging: string, unchanged
   return { sampled: sample.length, linked };
 }
 
+let partText = Buffer.allocUnsafeSlow(64 << 10);
+
 /**
  * Writes a manifest part from its sorted lines, gzip'ed (level 9: the same lines, the same bytes).
  * A bucket (a few hundred lines, nearly every part) in one call: a stream costs ~2 ms a part, a
@@ -350,8 +352,13 @@ export async function checkHardLinks(ctx: RunContext, staging: string, unchanged
  * stays one part) is gzip'ed as its text is made.
  */
 export async function writeManifestPart(file: string, lines: readonly string[]): Promise<void> {
-  if (lines.length <= 4096) await writeFile(file, gzipSync(lines.length ? lines.join('\n') + '\n' : '', { level: 9 }), { mode: 0o600 });
-  else await pipeline(Readable.from(manifestPartText(lines)), createGzip({ level: 9 }), createWriteStream(file, { mode: 0o600 }));
+  if (lines.length <= 4096) {
+    // The text goes through one buffer for every part: a new one each time is garbage the
+    // collector of a small heap lets pile up (measured at 1M messages: +55 MB of array buffers).
+    const text = lines.length ? lines.join('\n') + '\n' : '';
+    if (Buffer.byteLength(text) > partText.length) partText = Buffer.allocUnsafeSlow(Math.max(2 * partText.length, Buffer.byteLength(text)));
+    await writeFile(file, gzipSync(partText.subarray(0, partText.write(text)), { level: 9, chunkSize: 64 << 10 }), { mode: 0o600 });
+  } else await pipeline(Readable.from(manifestPartText(lines)), createGzip({ level: 9 }), createWriteStream(file, { mode: 0o600 }));
 }
 
 /** Parts get one fixed mtime: a part's bytes alone decide whether it equals yesterday's. */
