@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { gzipSync } from 'node:zlib';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,9 @@ import { writeManifestPart } from '../src/backup/transfer.js';
 import { BackupManifest } from '../src/plan/backup-manifest.js';
 import { CHECKSUM_FILE, formatChecksumLine, formatChecksums, judgeMismatch, manifestPartOf, parseChecksumLine, planRenameLinks, readManifest, type ManifestProblem } from '../src/plan/manifest.js';
 import { parseItemize, parseListOnly, parseStats } from '../src/plan/transport-args.js';
+import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
+import { bucketBits } from '../src/plan/manifest-buckets.js';
+import { assertSameTree, backup, publishedOnBox, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
 
 const NAMES = ['cur/1700000000.M1P2.host,S=10,W=12:2,S', '.Sent Items/cur/a', '.Entw&APw-rfe/cur/b', 'back\\slash', 'new\nline', "quote'd", 'ünï'];
 
@@ -143,15 +146,66 @@ test('renames are found by content, size and mtime second, among paths gone sinc
   ]);
 });
 
-test('a large part streamed through gzip in chunks, from its sorted lines, has the bytes of the whole text gzip-ed at once', async () => {
+test('a large part (past 4,096 lines: a folder too big to split) streamed through gzip in chunks, from its sorted lines, has the bytes of the whole text gzip-ed at once', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mcb-part-'));
   try {
-    const lines = Array.from({ length: 3000 }, (_, i) => formatChecksumLine(createHash('sha256').update(String(i)).digest('hex'), `vmail/ex.com/a/Maildir/cur/${1700000000 + i}.M${i}P7.host,S=${i},W=${i + 9}:2,S`));
+    const lines = Array.from({ length: 5000 }, (_, i) => formatChecksumLine(createHash('sha256').update(String(i)).digest('hex'), `vmail/ex.com/a/Maildir/cur/${1700000000 + i}.M${i}P7.host,S=${i},W=${i + 9}:2,S`));
     const want = gzipSync(formatChecksums(lines.map((l) => parseChecksumLine(l)!)), { level: 9 });
     assert.ok(formatChecksums(lines.map((l) => parseChecksumLine(l)!)).length > 5 * 65536, 'several chunks');
     await writeManifestPart(join(dir, 'p.gz'), [...lines].sort());
     assert.deepEqual(await readFile(join(dir, 'p.gz')), want);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a big folder on the box: one new message stores one of its manifest buckets anew, the others are hard links to the previous backup\'s; the backup checks, verifies and restores', { timeout: 600_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mcb-buckets-'));
+  let sb: Sandbox | undefined;
+  try {
+    sb = await createSandbox({ dir, mailBytes: 256 * 1024, seed: 19, strict: true });
+    const vmail = sb.mailcow.volume('vmail');
+    const big = join(vmail, 'example.com/alice/Maildir/.Archive');
+    for (const sub of ['cur', 'new', 'tmp']) await mkdir(join(big, sub), { recursive: true });
+    for (let i = 0; i < 3000; i++) await writeFile(join(big, 'cur', `16000${i}.M${i}P7.host,S=30:2,S`), `Subject: archived ${i}\n\nold mail\n`);
+    const run = async () => {
+      const r = await backup(['run', '--config', sb!.configPath], sb!.env);
+      assert.equal(r.code, 0, r.stderr);
+      return (await publishedOnBox(sb!.box.root, sb!.remotePath)).at(-1)!;
+    };
+    const first = await run();
+    await writeFile(join(big, 'new', '1800000000.M1P1.host,S=40'), 'Subject: new\n\nmail of the hour\n');
+    const second = await run();
+    assert.notEqual(second, first);
+
+    const boxBackups = join(sb.box.root, sb.remotePath);
+    const stem = manifestPartOf('vmail/example.com/alice/Maildir/.Archive/cur/x')!.replace(/^manifest\/|\.sha256\.gz$/g, '');
+    const partsIn = async (name: string) => (await readdir(join(boxBackups, name, 'manifest'))).filter((f) => f.startsWith(`${stem}.`)).sort();
+    const names = await partsIn(second);
+    assert.equal(names.length, 2 ** bucketBits(3000), `3000 messages in ${2 ** bucketBits(3000)} buckets: ${names.join(' ')}`);
+    assert.ok(names.length >= 8);
+    assert.deepEqual(await partsIn(first), names);
+    const fresh: string[] = [];
+    for (const n of names) {
+      const [a, b] = await Promise.all([stat(join(boxBackups, first, 'manifest', n)), stat(join(boxBackups, second, 'manifest', n))]);
+      if (a.ino !== b.ino) fresh.push(n);
+      else assert.ok(b.nlink >= 2, n);
+    }
+    assert.equal(fresh.length, 1, `one bucket stored anew, the other ${names.length - 1} linked: ${fresh.join(' ')}`);
+
+    // The README's check with coreutils, then the box's own re-hash, then a restore from it.
+    execFileSync('sh', ['-c', 'zcat -f checksums.sha256 manifest/*.gz | sha256sum --quiet --strict -c'], { cwd: join(boxBackups, second) });
+    const v = await backup(['verify', second, '--config', sb.configPath], sb.env);
+    assert.equal(v.code, 0, v.stderr + v.stdout);
+    assert.match(v.stdout, /OK/);
+    const atBackup = await treeHashes(vmail);
+    await unlink(join(big, 'new', '1800000000.M1P1.host,S=40'));
+    await unlink(join(big, 'cur', '160001234.M1234P7.host,S=30:2,S'));
+    const r = await runCli(RESTORE_CLI, ['--backup', second, '--components', 'vmail', '--yes', '--config', sb.configPath], { ...sb.env, STANDIN_PROMPTS: 'tty' }, 180_000);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assertSameTree(await treeHashes(vmail), atBackup, 'vmail as at the second backup');
+  } finally {
+    await sb?.stop();
+    await rm(dir, { recursive: true, force: true, maxRetries: 5 });
   }
 });

@@ -18,6 +18,8 @@ export class IndexSpillFile implements ColumnStore {
   private fd?: number;
   private end = 0;
   private readonly loaded = new Set<Folder>();
+  /** Folders a step goes back and forth between (a manifest part's): never evicted. */
+  private kept = new Set<Folder>();
   /**
    * Memory of evicted folders, for the next ones loaded (up to FREE_CAP bytes): a new buffer per
    * load (up to ~14 MB) is freed only at the next full collection, which a small heap rarely
@@ -39,11 +41,15 @@ export class IndexSpillFile implements ColumnStore {
     for (const g of this.loaded) total += g.residentBytes;
     for (const g of this.loaded) {
       if (total <= this.budget) break;
-      if (g === f) continue;
+      if (g === f || this.kept.has(g)) continue;
       total -= g.residentBytes;
       g.evict();
       this.loaded.delete(g);
     }
+  }
+
+  keep(folders: readonly Folder[]): void {
+    this.kept = new Set(folders);
   }
 
   put(bytes: Uint8Array, slot?: Slot): Slot {

@@ -6,7 +6,10 @@
 // maildir folder, which list the mail (paths relative to the backup folder, like every line),
 // gzip'ed (hex hashes and long maildir names: 40 % of the bytes). A folder whose mail did not
 // change keeps a byte-identical part, which the upload hard-links to the previous backup's: the
-// manifest costs on the box only what changed. Check a download with coreutils and gzip:
+// manifest costs on the box only what changed. A big folder's part is split into buckets by hash
+// prefix (manifest-buckets.ts), so one new message rewrites one bucket, not the folder's part.
+// Readers take every part checksums.sha256 lists, whatever its name. Check a download with
+// coreutils and gzip:
 //   zcat -f checksums.sha256 manifest/*.gz | sha256sum -c
 // readManifest below is the one reader of both layouts (remote verify, scrub, restore).
 import { createHash } from 'node:crypto';

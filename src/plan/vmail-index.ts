@@ -51,6 +51,8 @@ export interface ColumnStore {
   get(slot: Slot): Uint8Array;
   /** The columns of an evicted folder: nobody reads them again, the store may reuse the memory. */
   release(bytes: Uint8Array): void;
+  /** Never evicts `folders` (replacing the previous ones) until told otherwise. */
+  keep(folders: readonly Folder[]): void;
 }
 export interface Slot {
   offset: number;
@@ -300,6 +302,11 @@ export class VmailIndex {
       }
     }
     return reused;
+  }
+
+  /** Keeps `folders` in memory while a step goes back and forth between them ([]: none). */
+  keepLoaded(folders: readonly Folder[]): void {
+    this.store?.keep(folders);
   }
 
   pathOf(folder: Folder, i: number): string {
