@@ -325,3 +325,33 @@ describe('a standby tests an encrypted tree through a pipe', () => {
     }
   });
 });
+
+describe('packing a tree again (one zstd for many files)', () => {
+  it('gives each entry exactly its listed bytes across batches of files; a tree file longer or shorter than its list is an error, never a shifted archive', async () => {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'pack-'));
+    try {
+      const exec = createExec(undefined, createLogger({ console: 'silent' }).redact);
+      const entries: TreeEntry[] = [{ name: './', type: 'directory', mode: 0o755, uid: 0, gid: 0, mtime: 1_700_000_000 }];
+      // More files than one zstd call takes, some empty: the boundaries must fall right.
+      for (let i = 0; i < 300; i++) {
+        const body = Buffer.from(i % 7 === 0 ? '' : `file ${i} `.repeat(i));
+        await fsp.writeFile(path.join(dir, `f${i}`), body);
+        execFileSync('zstd', ['-q', '--rm', path.join(dir, `f${i}`)]);
+        entries.push({ name: `./f${i}`, type: 'file', mode: 0o640, uid: 999, gid: 999, mtime: 1_700_000_000, size: body.length });
+      }
+      const list = { archiveTree: 1, component: 'redis', archive: 'backup_redis.tar.zst', entries };
+      const out = path.join(dir, 'out.tar.zst');
+      await packArchive(exec, list, dir, out);
+      const x = path.join(dir, 'x');
+      await fsp.mkdir(x);
+      execFileSync('tar', ['--use-compress-program=zstd -d', '-xf', out, '-C', x]);
+      for (let i = 0; i < 300; i++) assert.equal(await fsp.readFile(path.join(x, `f${i}`), 'utf8'), i % 7 === 0 ? '' : `file ${i} `.repeat(i), `f${i}`);
+      for (const [k, delta] of [[150, 1], [299, -1]] as const) {
+        const wrong = { ...list, entries: entries.map((e, i) => (i === k + 1 ? { ...e, size: e.size! + delta } : e)) };
+        await assert.rejects(packArchive(exec, wrong, dir, path.join(dir, `bad${k}.tar.zst`)), /tree file|list says/, `f${k} listed ${delta > 0 ? 'longer' : 'shorter'} than it is`);
+      }
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  });
+});
