@@ -8,11 +8,10 @@
 // copies' message files, which nobody writes into (linkableFromMirror); copying a gigabyte of mail
 // the host already holds was most of a failover's time. What the restore takes from this host is
 // trusted only after it matched the manifest (verifyDownload).
-import { existsSync } from 'node:fs';
-import { link, mkdir, mkdtemp, readdir, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
+import { existsSync, linkSync, mkdirSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, rename, rm, rmdir, symlink, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../adapters/logger.js';
-import { forEachLimit } from '../adapters/hash.js';
 import type { RunContext } from '../backup/context.js';
 import { errorText } from '../errors.js';
 import { volumePath } from '../adapters/mailcow.js';
@@ -74,25 +73,26 @@ export async function linkFromMirrors(log: Logger, o: { folder: string; checksum
     // A copy whose manifest cannot be read lends nothing (the standby run that made it says why).
     const theirs = await readChecksums(dir).catch(() => undefined);
     if (!theirs) continue;
-    const same = [...want].filter(([p, h]) => theirs.get(p) === h).map(([p]) => p);
+    // Synchronous on purpose: nothing else runs meanwhile, and 38k link() calls through the
+    // thread pool's promises took ~2 s of a failover; in a loop they take a tenth of that.
     try {
-      await forEachLimit(same, 32, async (p) => {
+      for (const [p, h] of want) {
+        if (theirs.get(p) !== h) continue;
         const to = join(o.folder, p);
         if (!made.has(dirname(to))) {
-          await mkdir(dirname(to), { recursive: true, mode: 0o700 });
+          mkdirSync(dirname(to), { recursive: true, mode: 0o700 });
           made.add(dirname(to));
         }
         try {
-          await link(join(dir, p), to);
+          linkSync(join(dir, p), to);
           linked.push(p);
         } catch (e) {
           const code = (e as NodeJS.ErrnoException).code;
-          if (code === 'EXDEV') throw e;
-          if (code !== 'ENOENT' && code !== 'EEXIST') throw e; // a file missing from the copy is fetched; one already here stays
-          if (code === 'ENOENT') return;
+          if (code === 'ENOENT') continue; // missing from the copy: fetched
+          if (code !== 'EEXIST') throw e; // already here (an earlier attempt): it stays
         }
         want.delete(p);
-      });
+      }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EXDEV') throw e;
       log.info(`${dir} is on another filesystem than ${o.folder}: its files are copied, not linked`);
