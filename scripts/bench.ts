@@ -10,6 +10,7 @@
 //   npm run bench -- [--mail-mib 1024] [--plain-text] [--bwlimit-mbit 100] [--messages-x10]
 //                    [--threads auto|N] [--skip-peers] [--skip-rto] [--out bench-results/latest.json]
 //                    [--work DIR] [--keep] [--shaping auto|bwlimit] [--archives-only] [--skip-archives]
+//                    [--rto-again] (after the RTO cases, case (c) again on each touch of WORK/rto-again)
 // Environment: BENCH_MAIL_MIB, BENCH_BWLIMIT_MBIT, BENCH_OUT. Run scripts/bench-setup.sh first
 // (borg, restic, GNU time). Needs root for the network namespace (else rsync --bwlimit is used).
 import { mkdir, rm } from 'node:fs/promises';
@@ -30,7 +31,7 @@ import type { BenchResult } from './bench/result.js';
 import { fmtB, render } from './bench/table.js';
 import { nodeBaselineMs, runTool, writeJson, type RunMeasure } from './bench/tool.js';
 import { verifyMethods } from './bench/verify-methods.js';
-import { rtoCases, rtoTargets, type RtoCase } from './bench/rto.js';
+import { failoverAgain, rtoCases, rtoTargets, type RtoCase } from './bench/rto.js';
 import { hourlyRun, type HourlyResult } from './bench/hourly.js';
 import { hourlyTargets, renderHourly } from './bench/hourly-table.js';
 
@@ -46,6 +47,7 @@ const { values: opt } = parseArgs({
     threads: { type: 'string', default: '1' },
     'skip-peers': { type: 'boolean', default: false },
     'skip-rto': { type: 'boolean', default: false },
+    'rto-again': { type: 'boolean', default: false },
     out: { type: 'string', default: process.env.BENCH_OUT ?? join(root, 'bench-results', 'latest.json') },
     work: { type: 'string', default: join(root, 'bench-results', 'work') },
     keep: { type: 'boolean', default: false },
@@ -199,6 +201,7 @@ async function main(): Promise<number> {
       await mkdir(join(work, 'standby'), { recursive: true });
       rto = await rtoCases(sb, link, { work, standbyDir: join(work, 'standby'), previous: runs[0]!.backupName!, latest: runs[2]!.backupName!, log });
       for (const x of rto) log(`${x.case}: ${x.wallS.toFixed(1)} s, ${fmtB(x.fromBoxBytes)} from the box, ${fmtB(x.fromHostBytes)} from this host`);
+      if (opt['rto-again']) await failoverAgain(sb, link, { work, standbyDir: join(work, 'standby'), previous: runs[0]!.backupName!, latest: runs[2]!.backupName!, log });
     }
 
     const result: BenchResult = {

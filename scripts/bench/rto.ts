@@ -125,10 +125,7 @@ export async function rtoCases(sb: Sandbox, link: Link, o: { work: string; stand
   out.push(await restore(sb, env, '(b) rollback a day later', ['--backup', o.latest, '--components', 'all'], 'live volume a day after the backup', await lacking(box(o.latest), [{ dir: vmail, prefix: 'vmail/' }])));
 
   o.log("RTO (c): failover on a host holding the previous day's standby copy...");
-  await run('cp', ['-a', box(o.previous), join(o.standbyDir, o.previous)]);
-  await empty(vmail);
-  out.push(await restore(sb, env, "(c) failover, yesterday's mirror", ['--backup', o.latest, '--components', 'all'], `standby copy of ${o.previous}`, await lacking(box(o.latest), [{ dir: join(o.standbyDir, o.previous), prefix: '' }])));
-  await empty(o.standbyDir);
+  out.push(await failover(sb, env, o));
 
   o.log('RTO (d): one mailbox...');
   const users = sb.mailcow.maildir?.users ?? [];
@@ -139,6 +136,38 @@ export async function rtoCases(sb: Sandbox, link: Link, o: { work: string; stand
     out.push(await restore(sb, env, `(d) one mailbox (${user})`, ['--backup', o.latest, '--mailbox', user, '--mode', 'replace'], 'the mailbox lost on this host', await lacking(box(o.latest), [], `vmail/${domain}/${local}/`)));
   }
   return out;
+}
+
+/** Case (c): the previous backup copied into the standby folder as a mirror would, vmail empty. */
+async function failover(sb: Sandbox, env: Record<string, string>, o: { standbyDir: string; previous: string; latest: string }): Promise<RtoCase> {
+  const box = (n: string) => join(sb.box.root, sb.remotePath, n);
+  await run('cp', ['-a', box(o.previous), join(o.standbyDir, o.previous)]);
+  await empty(sb.mailcow.volume('vmail'));
+  const r = await restore(sb, env, "(c) failover, yesterday's mirror", ['--backup', o.latest, '--components', 'all'], `standby copy of ${o.previous}`, await lacking(box(o.latest), [{ dir: join(o.standbyDir, o.previous), prefix: '' }]));
+  await empty(o.standbyDir);
+  return r;
+}
+
+/**
+ * For working on the failover's time (--rto-again): case (c) again each time WORK/rto-again
+ * appears (the restore is started from dist/ anew, so a rebuilt tool is measured), until
+ * WORK/rto-stop appears.
+ */
+export async function failoverAgain(sb: Sandbox, link: Link, o: { work: string; standbyDir: string; previous: string; latest: string; log: (m: string) => void }): Promise<void> {
+  const env = await limitedRsync(join(o.work, 'rto-bin'), link, sb.env.PATH ?? process.env.PATH ?? '/usr/bin:/bin');
+  const again = join(o.work, 'rto-again');
+  o.log(`--rto-again: touch ${again} to run case (c) again, ${join(o.work, 'rto-stop')} to end`);
+  for (;;) {
+    if (await stat(join(o.work, 'rto-stop')).then(() => true, () => false)) return;
+    if (!(await stat(again).then(() => true, () => false))) {
+      await new Promise((r) => setTimeout(r, 500));
+      continue;
+    }
+    await rm(again, { force: true });
+    const c = await failover(sb, env, o);
+    const st = c.steps;
+    o.log(`(c) again: ${c.wallS.toFixed(1)} s; start ${st.start.toFixed(1)}, download ${st.download.toFixed(1)}, verify ${st.verify.toFixed(1)}, checks ${st.checks.toFixed(1)}, script ${st.archives.toFixed(1)}, vmail ${st.vmail.toFixed(1)}; beyond the script ${(c.wallS - st.archives).toFixed(1)} s; ${(c.fromBoxBytes / 1048576).toFixed(1)} MiB from the box`);
+  }
 }
 
 /** The issue's targets for the RTO cases. */

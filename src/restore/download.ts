@@ -14,9 +14,11 @@ import { ARCHIVES_DIR, treeDir, treeListPath } from '../plan/archive-tree.js';
 export const META_FILES = ['mailcow.conf', 'mailcow.conf.age', '.x86_64', '.aarch64', CHECKSUM_FILE, RECORD_FILE];
 
 /** rsync filter rules for what a restore needs (pure). Mailbox dirs are `domain/user`. */
-export function downloadFilters(o: { components: Component[]; mailboxDirs: string[]; vmailDir: string; archives?: Component[] }): string[] {
+export function downloadFilters(o: { components: Component[]; mailboxDirs: string[]; vmailDir: string; archives?: Component[]; meta?: boolean }): string[] {
   // The manifest's parts (split layout) come with the meta files: readChecksums needs them all.
-  const rules: string[] = [...META_FILES.map((f) => `--include=/${f}`), `--include=/${MANIFEST_DIR}/***`];
+  // Without them (meta: false) rsync's --delete cannot reach files made from them (mailcow.conf
+  // decrypted from mailcow.conf.age).
+  const rules: string[] = o.meta === false ? [] : [...META_FILES.map((f) => `--include=/${f}`), `--include=/${MANIFEST_DIR}/***`];
   const archives = o.archives ?? o.components.filter((c) => c !== 'vmail');
   for (const c of archives) for (const ext of ['.tar.zst', '.tar.gz']) rules.push(`--include=/${ARCHIVE_BASE[c]}${ext}`, `--include=/${ARCHIVE_BASE[c]}${ext}.age`);
   // The tree layout: archives/<component>/ and its entry list.

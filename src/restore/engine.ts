@@ -16,7 +16,7 @@ import { RECORD_FILE } from '../plan/manifest.js';
 import { publishedBackups } from '../plan/names.js';
 import { parseBackupRef, snapshotBackupFolder } from '../plan/snapshots.js';
 import { backupsInSnapshot, findSnapshots } from '../backup/snapshots.js';
-import { downloadBackup, downloadFilters, exactFilters, META_FILES } from './download.js';
+import { downloadBackup, downloadFilters, META_FILES } from './download.js';
 import { liveMessages, restoreMailbox } from './mailbox.js';
 import { backupMailboxes, chosenMailboxBytes, type BackupMailbox } from './mailbox-list.js';
 import { backupMessageKeys, replaceLoss, type ReplaceLoss } from './replace-loss.js';
@@ -38,14 +38,15 @@ import {
   type HostFacts,
   type Mode,
 } from './plan.js';
-import { hashAhead, readChecksums, verifyDownload, type HashedAhead } from './verify-local.js';
+import { readChecksums, verifyDownload } from './verify-local.js';
+import { fetchVerified } from './fetch-verified.js';
 import { loadIdentities, type Identities } from '../adapters/age.js';
 import { isEncryptedName, recipientFingerprint } from '../plan/age-keys.js';
 import { compose, packVmail, restoreVmail, vmailVolume } from './vmail.js';
 import type { HeldLock } from '../adapters/lock.js';
 import { lockForRestore } from './restore-lock.js';
 import { clearLeftoverContainer } from '../backup/leftover-container.js';
-import { linkFromMirrors, restoreBasis, reuseEarlierDownload } from './basis.js';
+import { restoreBasis, reuseEarlierDownload } from './basis.js';
 import { bytes } from '../plan/human.js';
 
 export interface RestoreRequest {
@@ -324,42 +325,16 @@ export async function executeRestore(ctx: RunContext, prep: Prepared, ui: Engine
     const project = prep.facts?.liveConf.COMPOSE_PROJECT_NAME ?? liveProject(c.MAILCOW_PATH);
     const local = await restoreBasis(ctx, { name, wantsMail: choices.components.includes('vmail') || mailboxDirs.length > 0, project });
     const remoteFolder = prep.remoteFolder;
+    // Asked of every path several times: the mail's (nearly all of them) are answered first.
+    const wantsVmail = choices.components.includes('vmail');
+    const archived = archiveComponents(choices.components);
     const wanted = (p: string) =>
-      META_FILES.includes(p) ||
-      archiveComponents(choices.components).some((comp) => isArchivePart(p, comp, ARCHIVE_BASE[comp])) ||
-      (choices.components.includes('vmail') && p.startsWith(`${VMAIL}/`)) ||
-      mailboxDirs.some((d) => p.startsWith(`${VMAIL}/${d}/`));
-    let d: Awaited<ReturnType<typeof downloadBackup>>;
-    let ahead: Promise<Map<string, HashedAhead>> | undefined;
-    try {
-      // The tree is consumed by this restore (moved into the volume or copied from, then deleted):
-      // the standby copies' messages can be linked. A kept or handed-over download gets copies.
-      const linked = !keep && local.mirrors.length ? await linkFromMirrors(ctx.log, { folder, checksums: prep.checksums, wanted, mirrors: local.mirrors }) : [];
-      // Hashed while rsync waits on the link; verify takes these hashes for files rsync left alone.
-      ahead = linked.length ? hashAhead(folder, linked, ctx.signal) : undefined;
-      ahead?.catch(() => undefined); // awaited below; a failure then is verify's to report
-      ui.progress(`downloading ${name} into ${folder}${local.sources.length ? `, taking what this host holds from ${local.sources.join(', ')}` : ''}`);
-      d = await downloadBackup(ctx.exec, ctx.log, {
-        target: ctx.box.target,
-        remoteFolder,
-        localFolder: folder,
-        filters: downloadFilters({ components: choices.components, mailboxDirs, vmailDir: VMAIL }),
-        progress: ui.tty ? (l) => ctx.log.progress(`  ${l}`) : undefined,
-        basis: local.basis,
-      }).finally(() => ctx.log.progress(undefined));
-    } finally {
-      await local.close();
-    }
-    let again = { bytesFromBox: 0, totalBytes: 0 };
-    const refetch = async (paths: string[]) => {
-      ctx.log.warn(`${paths.length} file(s) do not match the manifest (${paths.slice(0, 3).join(', ')}${paths.length > 3 ? ', …' : ''}): fetching them again from the Storage Box, without any copy from this host`);
-      again = await downloadBackup(ctx.exec, ctx.log, { target: ctx.box.target, remoteFolder, localFolder: folder, filters: exactFilters(paths) });
-    };
-    ui.progress(`verifying every downloaded file against checksums.sha256${prep.identities ? ', decrypting them' : ''} and the archives with zstd -t`);
-    const v = await verifyDownload(ctx.exec, folder, prep.checksums, wanted, ctx.signal, prep.identities, refetch, await ahead?.catch(() => undefined));
+      p.startsWith(`${VMAIL}/`)
+        ? wantsVmail || mailboxDirs.some((d) => p.startsWith(`${VMAIL}/${d}/`))
+        : META_FILES.includes(p) || archived.some((comp) => isArchivePart(p, comp, ARCHIVE_BASE[comp]));
+    const v = await fetchVerified(ctx, ui, { name, remoteFolder, folder, checksums: prep.checksums, components: choices.components, mailboxDirs, vmailDir: VMAIL, wanted, local, keep, identities: prep.identities });
     ctx.log.info(`verified ${v.files} files and ${v.archives} archives of ${name}`);
-    const sources = [...(prep.reused ? [`the earlier download of ${prep.reused}`] : []), ...local.sources];
-    report.fetched = { fromBox: d.bytesFromBox + again.bytesFromBox, fromHost: Math.max(0, d.totalBytes - d.literalBytes - again.totalBytes), sources };
+    report.fetched = { fromBox: v.fromBox, fromHost: v.fromHost, sources: [...(prep.reused ? [`the earlier download of ${prep.reused}`] : []), ...local.sources] };
     ctx.log.info(fetchedLine(report.fetched));
 
     if (prep.request.downloadOnly) {

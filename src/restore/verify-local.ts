@@ -109,9 +109,19 @@ const sameInode = (a: Stats, b: HashedAhead) => a.ino === b.ino && a.size === b.
 export async function hashAhead(folder: string, paths: string[], signal?: AbortSignal): Promise<Map<string, HashedAhead>> {
   await new Promise(setImmediate); // the download starts first
   const seen = new Map<string, Stats>();
-  for (const p of paths) seen.set(p, lstatSync(join(folder, p)));
+  // Stat'ed as the hash pool asks for the next batch: a loop over all of them first held the
+  // event loop (and rsync's start) for ~0.4 s at 38k files.
+  function* stated(): Generator<string> {
+    for (const p of paths) {
+      if (signal?.aborted) return;
+      const st = lstatSync(join(folder, p), { throwIfNoEntry: false });
+      if (!st) continue; // gone (rsync's --delete): verify finds what is missing
+      seen.set(p, st);
+      yield p;
+    }
+  }
   const out = new Map<string, HashedAhead>();
-  await hashEach(unlessAborted(paths, signal), (p) => ({ abs: join(folder, p), size: seen.get(p)!.size }), (p, r) => {
+  await hashEach(stated(), (p) => ({ abs: join(folder, p), size: seen.get(p)!.size }), (p, r) => {
     const st = seen.get(p)!;
     if (r) out.set(p, { hash: r.hash, ino: st.ino, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs });
   });
