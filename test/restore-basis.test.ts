@@ -248,6 +248,41 @@ describe('a restore fetches only what this host lacks', { timeout: 600_000 }, ()
     assert.ok(f.box < 300 * KiB, `only the tampered file and the file list came from the box: ${f.line}`);
   });
 
+  it('failover of everything with a tampered archive file and a tampered message in the copy: both caught (the archive while the mail downloads), fetched again, the volumes are the backup', async () => {
+    const day2 = (await published()).at(-1)!;
+    for (const n of await fsp.readdir(standby)) await fsp.rm(path.join(standby, n), { recursive: true });
+    mirror(day2);
+    const atDay2: Record<string, Map<string, string>> = {};
+    for (const v of VOLS) atDay2[v] = await treeHashes(sb.mailcow.volume(v));
+    const copy = path.join(standby, day2);
+    const held = await files(copy);
+    // The biggest file of the database archive's tree, and a message: same size and time after.
+    const archiveFile = [...held].filter(([p]) => p.startsWith('archives/mysql/')).sort((a, b) => b[1].size - a[1].size)[0]![0];
+    const message = [...held.keys()].find((p) => /^vmail\/.*\/cur\//.test(p))!;
+    const tampered: Record<string, Buffer> = {};
+    for (const p of [archiveFile, message]) {
+      const was = await fsp.stat(path.join(copy, p));
+      await flipByte(path.join(copy, p));
+      await fsp.utimes(path.join(copy, p), was.atime, was.mtime);
+      tampered[p] = await fsp.readFile(path.join(copy, p));
+      assert.notEqual(tampered[p]!.compare(await fsp.readFile(path.join(boxFolder(day2), p))), 0, `${p} differs from the box`);
+    }
+    for (const n of await fsp.readdir(vm())) await fsp.rm(path.join(vm(), n), { recursive: true });
+    await mutateDatabases(sb.mailcow, 23); // the live database moved on: the restore must bring day 2's back
+
+    const r = await restore(['--backup', day2, '--components', 'all']);
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    for (const v of VOLS) assertSameTree(await treeHashes(sb.mailcow.volume(v)), atDay2[v]!, `${v} as in ${day2}`);
+    const out = r.stderr + r.stdout;
+    const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    for (const p of [archiveFile, message]) assert.match(out, new RegExp(`1 file\\(s\\) do not match the manifest \\(${esc(p)}\\): fetching them again from the Storage Box, without any copy from this host`));
+    // The archive's mismatch is found while the mail is still on its way, before the whole check.
+    const lines = r.stderr.split('\n');
+    const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+    assert.ok(at(/verifying the archives while the mail downloads/) >= 0 && at(new RegExp(esc(archiveFile))) > at(/verifying the archives while the mail downloads/), out);
+    for (const p of [archiveFile, message]) assert.equal((await fsp.readFile(path.join(copy, p))).compare(tampered[p]!), 0, `${p}: the copy is left as it was found`);
+  });
+
   it('an earlier download kept with --keep-download is where the next restore starts: only the change since travels', async () => {
     const [day1, day2] = await published();
     const k = await restore(['--backup', day1!, '--components', 'vmail', '--keep-download']);
