@@ -255,6 +255,48 @@ describe('restore-from-hetzner on the sandbox', { timeout: 360_000 }, () => {
     assertSameTree(await treeHashes(fresh.path), before, 'fresh host untouched');
   });
 
+  it("rsync dies while the mail downloads and the archives are being checked: exit 1, one line, the host untouched, no download left; the next restore completes", async () => {
+    await mutateMaildir(sb.mailcow.volume('vmail'), { seed: 9, newFraction: 0.2, deleteFraction: 0.05, renameFraction: 0.05 });
+    const before = await volumeHashes(sb);
+    const actions = (await fsp.readFile(path.join(sb.mailcow.path, 'standin-actions.log'), 'utf8').catch(() => '')).length;
+    // The mail's rsync (its filters hold the mail tree but not the small files) waits, says where,
+    // and is killed there: as the link dying under it.
+    const bin = path.join(dir, 'dying-rsync');
+    const mark = path.join(dir, 'mail-rsync.pid');
+    await fsp.mkdir(bin, { recursive: true });
+    const real = execFileSync('sh', ['-c', 'command -v rsync'], { env: { ...process.env, ...env } }).toString().trim();
+    await fsp.writeFile(
+      path.join(bin, 'rsync'),
+      `#!/bin/sh\nfor a in "$@"; do [ "$a" = --include=/mailcow.conf ] && exec ${real} "$@"; done\nfor a in "$@"; do if [ "$a" = '--include=/vmail/***' ]; then echo $$ > ${mark}; exec sleep 60; fi; done\nexec ${real} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const dying = { ...env, PATH: `${bin}:${env.PATH ?? process.env.PATH}` };
+    const p = spawn(process.execPath, [RESTORE_CLI, '--backup', 'latest', '--components', 'all', '--yes', '--config', sb.configPath], { env: { ...process.env, ...dying }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d));
+    p.stderr.on('data', (d: Buffer) => (out += d));
+    const exited = new Promise<number | null>((resolve) => p.on('close', (c) => resolve(c)));
+    for (let i = 0; i < 600 && !existsSync(mark); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(existsSync(mark), `the mail's rsync never started:\n${out}`);
+    await new Promise((r) => setTimeout(r, 300)); // the archives are being checked meanwhile
+    process.kill(Number((await fsp.readFile(mark, 'utf8')).trim()), 'SIGKILL');
+    const code = await exited;
+    await fsp.rm(mark, { force: true });
+    assert.equal(code, 1, out);
+    assert.match(out, /verifying the archives while the mail downloads/);
+    assert.match(out, /^error: downloading .* from the Storage Box/m);
+    assert.doesNotMatch(out, /^\s+at |internal error/m);
+    const after = await volumeHashes(sb);
+    for (const v of VOLS) assertSameTree(after[v]!, before[v]!, `${v} untouched by the failed restore`);
+    assert.equal((await fsp.readFile(path.join(sb.mailcow.path, 'standin-actions.log'), 'utf8').catch(() => '')).length, actions, 'no container was stopped');
+    const restoreDir = path.join(dir, 'tmp', 'restore');
+    assert.deepEqual((await fsp.readdir(restoreDir).catch(() => [])).filter((n) => n.startsWith('mailcow-')), [], 'no half download is left that could pass for a verified one');
+
+    const again = await runCli(RESTORE_CLI, ['--backup', 'latest', '--components', 'all', '--yes', '--config', sb.configPath], env, 180_000);
+    assert.equal(again.code, 0, again.stderr + again.stdout);
+    for (const v of VOLS) assertSameTree(await treeHashes(sb.mailcow.volume(v)), atBackup[v]!, `${v} as at backup time`);
+  });
+
   it('Ctrl-C before the restore step leaves the host untouched (exit 130)', async () => {
     const before = await volumeHashes(sb);
     const actions = (await fsp.readFile(path.join(sb.mailcow.path, 'standin-actions.log'), 'utf8').catch(() => '')).length;
