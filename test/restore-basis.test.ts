@@ -12,7 +12,7 @@ import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateDatabases } from '../src/sandbox/mailcow-standin.js';
 import { mutateMaildir, seededBytes } from '../src/sandbox/maildir-fixture.js';
 import { basisOrder, linkableFromMirror } from '../src/plan/restore-basis.js';
-import { exactFilters } from '../src/restore/download.js';
+import { downloadFilters, exactFilters } from '../src/restore/download.js';
 import { badFiles, hashAhead } from '../src/restore/verify-local.js';
 import { assertSameTree, BACKUP_CLI, flipByte, RESTORE_CLI, runCli, treeHashes } from './support/cli.js';
 
@@ -80,6 +80,34 @@ describe('restore basis (pure)', () => {
       assert.deepEqual(bad.map((b) => b.path).sort(), ['replaced', 'rewritten']);
     } finally {
       await fsp.rm(d, { recursive: true, force: true });
+    }
+  });
+  it("the archives' download leaves vmail/ alone and the mail's download leaves everything else alone, both with --delete (real rsync)", async () => {
+    const t = await fsp.mkdtemp(path.join(os.tmpdir(), 'split-filters-'));
+    try {
+      const put = async (root: string, p: string, text = p) => {
+        await fsp.mkdir(path.dirname(path.join(t, root, p)), { recursive: true });
+        await fsp.writeFile(path.join(t, root, p), text);
+      };
+      // The box's folder of an encrypted backup with the tree layout.
+      for (const p of ['mailcow.conf.age', 'checksums.sha256', 'backup.json', 'manifest/vmail-1.sha256.gz', 'archives/mysql.tar.json', 'archives/mysql/a.zst', 'vmail/a.org/bob/Maildir/cur/1', 'vmail/a.org/bob/Maildir/dovecot-uidlist']) await put('box', p);
+      // Links from a standby copy, made while the archives download.
+      for (const p of ['vmail/a.org/bob/Maildir/cur/1', 'vmail/a.org/bob/Maildir/cur/gone-from-the-backup']) await put('dst', p, 'here');
+      const rsync = (filters: string[]) => execFileSync('rsync', ['-rlpt', '--delete', ...filters, `${t}/box/`, `${t}/dst/`]);
+      rsync(downloadFilters({ components: ['mysql'], mailboxDirs: [], vmailDir: 'vmail' }));
+      const afterArchives = await files(path.join(t, 'dst'));
+      assert.ok(afterArchives.has('archives/mysql/a.zst') && afterArchives.has('mailcow.conf.age'));
+      assert.ok(afterArchives.has('vmail/a.org/bob/Maildir/cur/gone-from-the-backup') && !afterArchives.has('vmail/a.org/bob/Maildir/dovecot-uidlist'), 'the mail is not the first download\'s');
+      // What verify makes of the archives while the mail's download runs.
+      for (const p of ['mailcow.conf', 'backup_mysql.tar.zst']) await put('dst', p, 'here');
+      rsync(downloadFilters({ components: ['vmail'], mailboxDirs: [], vmailDir: 'vmail', archives: [], meta: false }));
+      const got = await files(path.join(t, 'dst'));
+      for (const p of ['mailcow.conf', 'backup_mysql.tar.zst']) assert.ok(got.has(p), `${p} (made from the download, not on the box) survives the mail's --delete`);
+      assert.ok(!got.has('vmail/a.org/bob/Maildir/cur/gone-from-the-backup'), 'a file the backup lacks goes from the mail tree');
+      assert.ok(got.has('vmail/a.org/bob/Maildir/dovecot-uidlist'));
+      assert.equal(await fsp.readFile(path.join(t, 'dst', 'mailcow.conf'), 'utf8'), 'here');
+    } finally {
+      await fsp.rm(t, { recursive: true, force: true });
     }
   });
   it('fetches again exactly the named files, wildcard characters in their names taken literally (real rsync)', async () => {
