@@ -4,7 +4,7 @@
 import { lstat, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { UserError } from '../errors.js';
+import { isUserError, UserError } from '../errors.js';
 import { batchPaths, boxCommand, REFUSAL_EXIT, REFUSAL_TEXT, type VerifyMethod } from '../plan/box-command.js';
 import { parseChecksumLine } from '../plan/manifest.js';
 import {
@@ -19,7 +19,7 @@ import {
 } from '../plan/transport-args.js';
 import { forEachLimit, hashEach } from './hash.js';
 import { pinnedFingerprints } from './host-key.js';
-import { spawnBackground, type Background, type Exec, type RunOptions } from './exec.js';
+import { spawnBackground, type Background, type Exec, type RunOptions, type RunResult } from './exec.js';
 import type { Logger } from './logger.js';
 
 /**
@@ -91,7 +91,7 @@ export class StorageBox {
   }
 
   /** One command in the box's shell. A refusal (exit 8, text on stdout) is an error naming it. */
-  async shell(words: string[], opts: Partial<RunOptions> = {}): Promise<{ exitCode: number; stdout: string }> {
+  async shell(words: string[], opts: Partial<RunOptions> = {}): Promise<RunResult> {
     const command = boxCommand(words);
     const res = await this.exec('ssh', sshCommandArgs(this.target, command), {
       what: `the Storage Box command '${words[0]}'`,
@@ -254,6 +254,22 @@ export class StorageBox {
     const nums = last.split(/\s+/).filter((w) => /^\d+$/.test(w)).map(Number);
     if (nums.length < 3) return undefined;
     return { sizeBytes: nums[0]! * 1024, usedBytes: nums[1]! * 1024, availableBytes: nums[2]! * 1024 };
+  }
+
+  /**
+   * `cp -al FROM TO`: a copy of a tree whose files are hard links to FROM's. The box lists `cp`
+   * in its own help, but its `-a -l` flags are not confirmed on real boxes: a failure is returned
+   * (its last line), not thrown, and the caller goes the way that does not need it.
+   */
+  async copyLinked(from: string, to: string): Promise<string | undefined> {
+    try {
+      const r = await this.shell(['cp', '-al', from, to], { okCodes: [1, 64], timeoutMs: 3_600_000, tailLines: 5 });
+      if (r.exitCode === 0) return undefined;
+      return r.tail.filter((l) => l.trim()).slice(-1)[0] ?? `cp exited with ${r.exitCode}`;
+    } catch (e) {
+      if (isUserError(e) && e.kind === 'interrupted') throw e;
+      return (e as Error).message;
+    }
   }
 
   /** Atomic publish: SFTP rename (certain on every box; the shell's mv is not). */

@@ -26,6 +26,8 @@ export class PreviousManifest {
   /** Files outside the mail tree (the dump's). */
   readonly other = new Map<string, CachedFile>();
   readonly gone: ManifestEntry[] = [];
+  /** Every path of the mail tree the walk did not claim, also those past `gone`'s cap. */
+  goneCount = 0;
   private pending?: { folder: string; name: string; c: CachedFile };
   private lines?: AsyncIterator<string>;
   /** An old unordered cache, read whole: folder → name → entry. */
@@ -84,6 +86,7 @@ export class PreviousManifest {
   }
 
   forget(folder: string, name: string, c: CachedFile): void {
+    this.goneCount++;
     if (this.gone.length < GONE_CAP) this.gone.push({ path: folder ? `${this.prefix}/${folder}/${name}` : `${this.prefix}/${name}`, ...c });
   }
 

@@ -33,6 +33,8 @@ import { recordVerifiedAtPublish, runScrub } from './scrub.js';
 import { guardShrink } from './shrink-guard.js';
 import { guardMassDeletion, snapshotsForReport } from './snapshots.js';
 import { checkHardLinks, linkRenamesOnBox, uploadManifest, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
+import { forgetTreeState, readTreeState, saveTreeState } from './tree-state.js';
+import { treeCopyRefusal, uploadTreeDelta } from './tree-copy.js';
 import { mailboxTotals, recordedMailboxes } from '../plan/mailboxes.js';
 
 export interface RunOptions {
@@ -215,7 +217,33 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     if (staleStagings.length) ctx.log.info(`resuming: ${staleStagings.length} staging folder(s) of failed runs lend what they received; all of it is hashed on the box before publishing`);
     const sources: Source[] = dumpFolder ? [{ root: dumpFolder, prefix: '' }] : [];
     if (pre.vmailPath && walk) sources.push({ root: pre.vmailPath, prefix: VMAIL_DIR, tree: true });
+    // The mail tree starts as a hard-link copy of the newest backup's when the cache describes it.
+    const treeState = walk && prev ? await readTreeState(c) : undefined;
+    const notCopied = walk
+      ? treeCopyRefusal({
+          prev,
+          state: treeState,
+          volume: pre.vmailPath,
+          staleStagings: staleStagings.length,
+          symlinks: walk.symlinks,
+          goneUncounted: previous.goneCount > previous.gone.length,
+          prevDamaged: prev ? (await knownDamaged(ctx)).has(prev) : false,
+        })
+      : 'no mail tree';
+    if (notCopied && prev && walk) ctx.log.debug(`mail: uploaded whole against ${prev}: ${notCopied}`);
+    // Whether the box's mail tree is exactly the manifest's (what the next run's copy relies on).
+    let treeExact = true;
     const sent = await phase(timings, 'upload', ctx.log, async () => {
+      let copied = false;
+      if (!notCopied) {
+        await ctx.box.mkdirp(staging);
+        const failed = await ctx.box.copyLinked(`${root}/${prev}/${VMAIL_DIR}`, `${staging}/${VMAIL_DIR}`);
+        if (failed === undefined) copied = true;
+        else {
+          ctx.log.info(`the box's 'cp -al' did not copy ${prev}'s mail tree (${failed}); the mail tree is uploaded whole against it`);
+          await ctx.box.removeTree(`${staging}/${VMAIL_DIR}`);
+        }
+      }
       await ctx.box.mkdirp(pre.vmailPath ? `${staging}/${VMAIL_DIR}` : staging);
       // Renamed messages: linked to the previous backup's copy, so rsync need not store them again.
       const linked = prev && renames.length ? await linkRenamesOnBox(ctx, staging, `${root}/${prev}`, renames) : new Set<string>();
@@ -229,7 +257,19 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
         // The tree as rsync walked it, set against the index: late mail is collected here.
         const late: string[] = [];
         const tree = src.tree ? index : undefined;
-        const r = await uploadSource(ctx, src, staging, linkBases, runDir!, {}, tree && ((p, code) => void (tree.markSeen(p, code[0] === '<') || late.push(p))));
+        const onFile = tree && ((p: string, code: string) => void (tree.markSeen(p, code[0] === '<') || late.push(p)));
+        // Into the copy (its changes could not be sent alone), rsync also deletes what is gone.
+        const whole = (intoCopy = false) => uploadSource(ctx, src, staging, linkBases, runDir!, intoCopy ? { keepExtraneous: false } : {}, onFile);
+        const r =
+          copied && tree && onFile
+            ? await uploadTreeDelta(ctx, src, staging, tree, treeState!.dirs, previous.gone.map((g) => g.path.slice(src.prefix.length + 1)), linked, runDir!, onFile).catch(async (e) => {
+                if (isUserError(e) && e.kind === 'interrupted') throw e;
+                // The copy stays the basis; rsync then walks the whole tree and deletes what is gone.
+                ctx.log.warn(`sending only the mail's changes failed (${errorText(e)}); the mail tree is uploaded whole`);
+                return whole(true);
+              })
+            : await whole();
+        if ('exact' in r && !r.exact) treeExact = false;
         r.transferred.forEach((p) => transferred.add(p));
         // A linked file that vanished meanwhile is still a whole copy of it: keep it described.
         for (const p of r.vanished) if (!linked.has(p)) manifest.delete(p);
@@ -257,7 +297,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       const v = await verifyOnBox(ctx, staging, manifest, toCheck, sources, runDir!, wasSent);
       // A late file that vanished here and whose copy the box could not hash by name has no
       // hash: it leaves the manifest rather than put a line sha256sum -c cannot read into it.
-      for (const p of [...manifest.unhashed()]) (manifest.delete(p), ctx.log.warn(`${p} arrived and vanished during the run; it is on the box but not in the manifest`));
+      for (const p of [...manifest.unhashed()]) (manifest.delete(p), (treeExact = false), ctx.log.warn(`${p} arrived and vanished during the run; it is on the box but not in the manifest`));
       summary.verifiedOnBox = v.checked;
       summary.verifyMethod = v.method;
       summary.changedDuringRun = v.changedDuringRun.length;
@@ -300,7 +340,9 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       await ctx.box.rename(staging, `${root}/${name}`);
       published = summary.published = true;
       ctx.log.info(`published ${root}/${name}`);
+      await forgetTreeState(c);
       await saveHashCache(cachePath(c), manifest);
+      if (walk && pre.vmailPath && treeExact) await saveTreeState(c, { backup: name, volume: pre.vmailPath, dirs: [...walk.index.folderNames()] });
       if (encrypted && dumpFolder) await saveCipherStore(ctx, dumpFolder, encrypted.plain, manifest);
       // What `list`, `status` and the restore show for it: verified by this run, not yet scrubbed.
       await recordVerifiedAtPublish(c.STATE_DIR, name, ctx.now().toISOString()).catch((e) => ctx.log.warn(`cannot record that ${name} was verified: ${(e as Error).message}`));

@@ -96,6 +96,11 @@ export interface UploadArgs {
   /** Compare by content, not size and time (small files only: the box reads both sides). */
   checksum?: boolean;
   /**
+   * With filesFrom: a listed path missing here is deleted there, a folder with what it holds
+   * (the mail tree uploaded into a copy of the previous backup's).
+   */
+  deleteMissing?: boolean;
+  /**
    * Its own ssh connection with compression: a tree sent against yesterday's is mostly rsync's
    * list of names (357k names: 22.7 MiB a run), which ssh's zlib shrinks ~4× (measured 6.6 →
    * 1.7 MB for 100k). Not on the run's master: the first backup's mail_crypt data does not
@@ -110,6 +115,7 @@ export function uploadArgs(a: UploadArgs): string[] {
     ...(a.filesFrom ? ['--files-from', a.filesFrom, '--from0', '--no-r', '--dirs'] : []),
     ...(a.ignoreTimes ? ['--ignore-times'] : []),
     ...(a.checksum ? ['--checksum'] : []),
+    ...(a.filesFrom && a.deleteMissing ? ['--delete-missing-args', '--force'] : []),
     // No --fuzzy: renamed mail is linked on the box before rsync runs (planRenameLinks), and
     // `--fuzzy --fuzzy` made the box score every new file's name against every file of its
     // folder in the link-dest base: at 357k messages (7k a folder) run 2's upload took the box's

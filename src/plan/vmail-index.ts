@@ -13,6 +13,7 @@ const GONE = 2; // not in the manifest (vanished before it was hashed, deleted b
 const KNOWN = 4; // the previous manifest had this path
 const SEEN = 8; // the upload reported it (sent, linked or already there)
 const SENT = 16; // its data crossed the wire in this run
+const SAME = 32; // the previous backup holds it as it is (same path, size and mtime: hash reused)
 
 /**
  * Walk order of folders: by path components, a folder before what it holds, siblings by name
@@ -298,6 +299,7 @@ export class VmailIndex {
       folder.setFlags(i, KNOWN);
       if (c.size === folder.size[i] && c.mtimeMs === folder.mtime[i]) {
         folder.setHash(i, c.hash);
+        folder.setFlags(i, SAME);
         reused++;
       }
     }
@@ -357,6 +359,7 @@ export class VmailIndex {
       folder.insertAt(i, { name, size: e.size, mtimeMs: e.mtimeMs, uid: owner?.uid ?? folder.uid, gid: owner?.gid ?? folder.gid });
     }
     folder.setSize(i, e.size, e.mtimeMs);
+    folder.setFlags(i, 0, SAME);
     if (e.hash) folder.setHash(i, e.hash);
     else folder.setFlags(i, 0, HASHED | GONE);
   }
@@ -430,6 +433,24 @@ export class VmailIndex {
   /** Files in the manifest whose data the upload sent. */
   *sent(): Generator<string> {
     for (const { folder, i } of this.files((f) => (f & (GONE | SENT)) === SENT)) yield this.pathOf(folder, i);
+  }
+
+  /**
+   * Files in the manifest the previous backup does not hold as they are (new, changed): what an
+   * upload into a copy of the previous backup's tree must send. Relative to the volume.
+   */
+  *changedFiles(): Generator<string> {
+    for (const { folder, i } of this.files((f) => (f & (GONE | SAME)) === 0)) yield folder.path ? `${folder.path}/${folder.name(i)}` : folder.name(i);
+  }
+
+  /** Marks every file the previous backup holds as it is as reported by the upload (not sent). */
+  markSameSeen(): void {
+    for (const { folder, i } of this.files((f) => (f & (GONE | SAME)) === SAME)) folder.setFlags(i, SEEN);
+  }
+
+  /** The folders below the root, relative to the volume, in walk order. */
+  *folderNames(): Generator<string> {
+    for (const f of this.folders) if (f.path !== '') yield f.path;
   }
 
   /** Files in the manifest that the upload never reported (deleted meanwhile). */
