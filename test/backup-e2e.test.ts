@@ -377,6 +377,7 @@ describe('backup to the loopback Storage Box', () => {
       const warned = r.stdout.split('\n').filter((l) => l.startsWith('WARN')).map((l) => l.split(/ {2,}/)[1]);
       // The loopback box has no ZFS snapshots: nothing protects the backups from this host's key.
       assert.deepEqual(warned, ['mail_crypt', 'encryption', 'host key', ...(mode.noSha256sum ? ['verification'] : []), 'snapshots'], r.stdout);
+      assert.match(r.stdout, /^OK +hard links +rsync --link-dest and the box's cp -al make hard links: unchanged files cost no space, and a run sends only the mail that changed$/m);
       if (mode.noSha256sum) assert.match(r.stdout, /^WARN +verification +the box refuses sha256sum: each run verifies with rsync --checksum instead .*'verify' downloads older backups/m);
       else assert.match(r.stdout, /^OK +verification +sha256sum: the box hashes its own files/m);
       assert.doesNotMatch(r.stdout, /^FAIL/m);

@@ -154,8 +154,15 @@ export async function runChecks(ctx: RunContext, onResult: (r: CheckResult) => v
         await ctx.exec('rsync', ['-rlpt', '-e', shell, `${dir}/`, remoteSpec(ctx.box.target, `${probe}/a/`)], { what: 'uploading the probe' });
         await ctx.exec('rsync', ['-rlpt', `--link-dest=${boxAbsolute(`${probe}/a`)}`, '-e', shell, `${dir}/`, remoteSpec(ctx.box.target, `${probe}/b/`)], { what: 'uploading the probe again with --link-dest' });
         const [n] = await ctx.box.linkCounts([`${probe}/b/probe`]);
-        if ((n ?? 0) >= 2) return 'rsync --link-dest makes hard links: unchanged files cost no space';
-        return ['WARN', 'rsync --link-dest made a copy, not a hard link: transfers stay small, but every backup will cost its full size on the box'];
+        if ((n ?? 0) < 2) return ['WARN', 'rsync --link-dest made a copy, not a hard link: transfers stay small, but every backup will cost its full size on the box'];
+        // Between backups the box copies the newest mail tree as links and only the changes are sent.
+        const failed = await ctx.box.copyLinked(`${probe}/a`, `${probe}/d`);
+        const [m] = failed === undefined ? await ctx.box.linkCounts([`${probe}/d/probe`]) : [0];
+        if ((m ?? 0) >= 3) return "rsync --link-dest and the box's cp -al make hard links: unchanged files cost no space, and a run sends only the mail that changed";
+        return [
+          'WARN',
+          `rsync --link-dest makes hard links, but the box's 'cp -al' did not (${failed ?? 'it made a copy'}): unchanged files still cost no space, but each run's rsync walks the whole mail tree and sends every file name (slower, more bytes; see docs/performance.md)`,
+        ];
       } finally {
         await rm(dir, { recursive: true, force: true });
       }
