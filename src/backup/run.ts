@@ -222,6 +222,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     const notCopied = walk
       ? treeCopyRefusal({
           prev,
+          root,
           state: treeState,
           volume: pre.vmailPath,
           staleStagings: staleStagings.length,
@@ -342,7 +343,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       ctx.log.info(`published ${root}/${name}`);
       await forgetTreeState(c);
       await saveHashCache(cachePath(c), manifest);
-      if (walk && pre.vmailPath && treeExact) await saveTreeState(c, { backup: name, volume: pre.vmailPath, dirs: [...walk.index.folderNames()] });
+      if (walk && pre.vmailPath && treeExact) await saveTreeState(c, { backup: name, root, volume: pre.vmailPath, dirs: [...walk.index.folderNames()] });
       if (encrypted && dumpFolder) await saveCipherStore(ctx, dumpFolder, encrypted.plain, manifest);
       // What `list`, `status` and the restore show for it: verified by this run, not yet scrubbed.
       await recordVerifiedAtPublish(c.STATE_DIR, name, ctx.now().toISOString()).catch((e) => ctx.log.warn(`cannot record that ${name} was verified: ${(e as Error).message}`));

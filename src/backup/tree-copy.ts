@@ -16,6 +16,8 @@ import { uploadSource, type Source, type TransferOutcome } from './transfer.js';
 /** Why this run cannot start from a copy of `prev`'s tree (undefined: it can). */
 export function treeCopyRefusal(o: {
   prev?: string;
+  /** HETZNER_REMOTE_PATH: a backup of the same name elsewhere is not the one the cache describes. */
+  root: string;
   state?: TreeState;
   volume?: string;
   staleStagings: number;
@@ -24,7 +26,7 @@ export function treeCopyRefusal(o: {
   prevDamaged: boolean;
 }): string | undefined {
   if (!o.prev) return 'no previous backup';
-  if (!o.state || o.state.backup !== o.prev || o.state.volume !== o.volume) return `the local hash cache does not describe ${o.prev}`;
+  if (!o.state || o.state.backup !== o.prev || o.state.root !== o.root || o.state.volume !== o.volume) return `the local hash cache does not describe ${o.prev}`;
   if (o.staleStagings) return 'a failed run left a staging folder to resume from';
   if (o.symlinks) return 'the mail tree holds symlinks (the index does not follow them)';
   if (o.goneUncounted) return 'more files are gone than the index keeps a list of';

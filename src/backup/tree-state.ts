@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import type { Config } from '../config/schema.js';
 
-const TreeState = z.object({ backup: z.string().min(1), volume: z.string().min(1), dirs: z.array(z.string()) });
+const TreeState = z.object({ backup: z.string().min(1), root: z.string().min(1), volume: z.string().min(1), dirs: z.array(z.string()) });
 export type TreeState = z.infer<typeof TreeState>;
 
 const treeStatePath = (c: Pick<Config, 'STATE_DIR'>) => join(c.STATE_DIR, 'hash-cache.tree.json');
