@@ -299,9 +299,12 @@ export class StorageBox {
     const batch = async (lines: string[], what: string) =>
       this.exec('sftp', sftpArgs(this.target), { what, input: lines.join('\n') + '\n', okCodes: [0, 1], timeoutMs: 600_000, tailLines: 20 });
     const [first, ...rest] = links;
-    const probe = await batch([...dirs.map((d) => `-mkdir ${q(d)}`), `ln ${q(first!.existing)} ${q(first!.link)}`], 'linking renamed files on the Storage Box (sftp ln)');
+    // In a batch sftp stops at the first failing command without '-': a refused first link ends
+    // the session before any other is tried, so the probe and the first 5,000 share one login.
+    const line = (l: { existing: string; link: string }) => `-ln ${q(l.existing)} ${q(l.link)}`;
+    const probe = await batch([...dirs.map((d) => `-mkdir ${q(d)}`), `ln ${q(first!.existing)} ${q(first!.link)}`, ...rest.slice(0, 5000).map(line)], 'linking renamed files on the Storage Box (sftp ln)');
     if (probe.exitCode !== 0) return { refused: true };
-    for (let i = 0; i < rest.length; i += 5000) await batch(rest.slice(i, i + 5000).map((l) => `-ln ${q(l.existing)} ${q(l.link)}`), 'linking renamed files on the Storage Box (sftp ln)');
+    for (let i = 5000; i < rest.length; i += 5000) await batch(rest.slice(i, i + 5000).map(line), 'linking renamed files on the Storage Box (sftp ln)');
     return { refused: false };
   }
 

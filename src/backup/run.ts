@@ -203,7 +203,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     if (prev) {
       await phase(timings, 'compare', ctx.log, async () => {
         const accepted = await guardShrink(
-          { box: ctx.box, log: ctx.log, root, newest: prev, localDir: runDir!, percent: c.SHRINK_GUARD_PERCENT, accept: !!opts.acceptShrink },
+          { box: ctx.box, log: ctx.log, root, newest: prev, localDir: runDir!, percent: c.SHRINK_GUARD_PERCENT, accept: !!opts.acceptShrink, record: read.newest?.record },
           { mailboxes: walk && mailboxTotals(walk.index.entries(), VMAIL_DIR).size, mailFiles: walk?.index.totals().files, bytes: manifest.totals().bytes },
         );
         if (accepted) summary.warnings.push(accepted);
@@ -237,7 +237,8 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     const sent = await phase(timings, 'upload', ctx.log, async () => {
       let copied = false;
       if (!notCopied) {
-        await ctx.box.mkdirp(staging);
+        // A run that links the dump made the staging folder already.
+        if (!carried) await ctx.box.mkdirp(staging);
         const failed = await ctx.box.copyLinked(`${root}/${prev}/${VMAIL_DIR}`, `${staging}/${VMAIL_DIR}`);
         if (failed === undefined) copied = true;
         else {
@@ -245,7 +246,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
           await ctx.box.removeTree(`${staging}/${VMAIL_DIR}`);
         }
       }
-      await ctx.box.mkdirp(pre.vmailPath ? `${staging}/${VMAIL_DIR}` : staging);
+      if (!copied) await ctx.box.mkdirp(pre.vmailPath ? `${staging}/${VMAIL_DIR}` : staging);
       // Renamed messages: linked to the previous backup's copy, so rsync need not store them again.
       const linked = prev && renames.length ? await linkRenamesOnBox(ctx, staging, `${root}/${prev}`, renames) : new Set<string>();
       // Sent files outside the mail tree; the tree's are flagged in its index.
@@ -367,20 +368,24 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     }
 
     await phase(timings, 'prune', ctx.log, async () => {
-      if (prev) {
-        const du = await ctx.box.duKiB([`${root}/${prev}`, `${root}/${name}`]).catch(() => new Map<string, number>());
-        const added = du.get(`${root}/${name}`);
-        if (added !== undefined) summary.addedOnBoxBytes = added * 1024;
-      }
-      const after = await ctx.box.list(root);
+      // Reads on the box, each its own round trip: at once (the box allows 10 connections).
+      const [du, after] = await Promise.all([
+        prev ? ctx.box.duKiB([`${root}/${prev}`, `${root}/${name}`]).catch(() => new Map<string, number>()) : undefined,
+        ctx.box.list(root),
+      ]);
+      const added = du?.get(`${root}/${name}`);
+      if (added !== undefined) summary.addedOnBoxBytes = added * 1024;
       const pr = await pruneRemote(ctx, root, after, []);
       summary.backupsKept = pr.kept;
       summary.removed = pr.removed;
       if (pr.lastKnownGood) summary.warnings.push(pr.lastKnownGood);
       if (c.LOCAL_RETENTION_DAYS > 0 && dumpFolder) await rename(dumpFolder, join(c.TEMP_BACKUP_DIR, name));
       await pruneLocal(ctx);
-      summary.box = await ctx.box.usage().catch(() => undefined);
-      const snaps = await snapshotsForReport(ctx, name).catch((e) => void ctx.log.warn(`cannot look at the box's snapshots: ${errorText(e)}`));
+      const [usage, snaps] = await Promise.all([
+        ctx.box.usage().catch(() => undefined),
+        snapshotsForReport(ctx, name).catch((e) => void ctx.log.warn(`cannot look at the box's snapshots: ${errorText(e)}`)),
+      ]);
+      summary.box = usage;
       if (snaps) (summary.snapshots = snaps.summary), (summary.snapshotNote = snaps.line);
     });
 

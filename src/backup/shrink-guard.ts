@@ -26,11 +26,12 @@ export async function recordedMeasures(box: StorageBox, root: string, name: stri
  * with `accept`, lets it through and returns the warning the report carries.
  */
 export async function guardShrink(
-  o: { box: StorageBox; log: Logger; root: string; newest: string; localDir: string; percent: number; accept: boolean },
+  o: { box: StorageBox; log: Logger; root: string; newest: string; localDir: string; percent: number; accept: boolean; record?: object },
   current: BackupMeasures,
 ): Promise<string | undefined> {
   if (o.percent <= 0) return undefined;
-  const { measures, problem } = await recordedMeasures(o.box, o.root, o.newest, o.localDir);
+  // `record`: the newest backup's backup.json as this run already read it (no second download).
+  const { measures, problem } = o.record !== undefined ? { measures: measuresOfRecord(o.record as Parameters<typeof measuresOfRecord>[0]), problem: undefined } : await recordedMeasures(o.box, o.root, o.newest, o.localDir);
   if (!measures) {
     o.log.warn(`the size of this backup is not compared with ${o.newest}: ${problem}`);
     return undefined;

@@ -30,6 +30,8 @@ export interface Source {
   list?: string[];
   /** The whole folder, every file reported to `onFile` (the mail tree: see UploadTally). */
   tree?: boolean;
+  /** What it is, in messages (default: the prefix, or "the dump"). */
+  label?: string;
 }
 
 export interface TransferOutcome {
@@ -82,7 +84,7 @@ export async function uploadSource(
       checksum: extra.checksum,
       deleteMissing: extra.deleteMissing,
     },
-    `uploading ${src.prefix || 'the dump'} to the Storage Box`,
+    `uploading ${src.label ?? (src.prefix || 'the dump')} to the Storage Box`,
     src.prefix,
     onFile,
   );
@@ -384,16 +386,14 @@ export async function uploadManifest(ctx: RunContext, staging: string, meta: str
       top.push({ hash, path: part });
       want.set(part, hash);
     }
-    const sent = await uploadSource(ctx, { root: join(meta, MANIFEST_DIR), prefix: MANIFEST_DIR }, staging, linkBases, runDir, { checksum: true });
-    // Linked parts are byte-identical (rsync compared content) to a verified backup's.
-    for (const p of want.keys()) if (!sent.transferred.has(p)) want.delete(p);
   }
   await writeFile(join(meta, CHECKSUM_FILE), formatChecksums(top));
   await writeFile(join(meta, RECORD_FILE), JSON.stringify(record, null, 2) + '\n');
-  for (const f of [CHECKSUM_FILE, RECORD_FILE]) {
-    want.set(f, sha(await readFile(join(meta, f))));
-    await ctx.box.putFile(join(meta, f), `${staging}/${f}`);
-  }
+  for (const f of [CHECKSUM_FILE, RECORD_FILE]) want.set(f, sha(await readFile(join(meta, f))));
+  // Parts and the two files in one rsync (one login); the parts' basis is the previous backup's.
+  const sent = await uploadSource(ctx, { root: meta, prefix: '', label: 'the manifest and the run record' }, staging, linkBases, runDir, { checksum: true });
+  // Linked parts are byte-identical (rsync compared content) to a verified backup's.
+  for (const p of want.keys()) if (!sent.transferred.has(p)) want.delete(p);
   const got = await boxHashes(ctx, await ctx.box.verifyMethod(), staging, [...want.keys()], runDir);
   for (const [p, h] of want) if (got.get(p) !== h) throw new UserError('verify', `${staging}/${p} on the Storage Box does not match what was sent; nothing was published`);
 }
