@@ -23,8 +23,10 @@ export async function readNewest(ctx: RunContext, root: string, name: string, in
   try {
     const rec = join(into, `newest.${RECORD_FILE}`);
     const sums = join(into, `newest.${CHECKSUM_FILE}`);
-    if (!(await ctx.box.getFile(`${root}/${name}/${RECORD_FILE}`, rec))) return { problem: `${name} has no ${RECORD_FILE}` };
-    if (!(await ctx.box.getFile(`${root}/${name}/${CHECKSUM_FILE}`, sums))) return { problem: `${name} has no ${CHECKSUM_FILE}` };
+    // Two logins at once: each is a round trip to the box, and an hourly run waits for both.
+    const [hasRec, hasSums] = await Promise.all([ctx.box.getFile(`${root}/${name}/${RECORD_FILE}`, rec), ctx.box.getFile(`${root}/${name}/${CHECKSUM_FILE}`, sums)]);
+    if (!hasRec) return { problem: `${name} has no ${RECORD_FILE}` };
+    if (!hasSums) return { problem: `${name} has no ${CHECKSUM_FILE}` };
     const raw = JSON.parse(await readFile(rec, 'utf8')) as Record<string, unknown>;
     if (raw.name !== name) return { problem: `${name}/${RECORD_FILE} names another backup` };
     const enc = raw.encryption as EncryptionRecord | undefined;

@@ -77,6 +77,8 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       await ctx.box.mkdirp(root);
       return p;
     });
+    // The box's answer to the sha256sum probe is needed only at verify: asked now, beside the run.
+    ctx.box.verifyMethod().catch(() => undefined);
     runDir = await makeRunDir(ctx);
     if (lock.tookOver) for (const d of await removeStaleRunDirs(ctx, runDir)) ctx.log.info(`removed the leftover ${d} of the dead run`);
 
@@ -296,7 +298,15 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
             for (const p of manifest.paths()) if (!lent.has(p)) yield p;
           })()
         : [...changed].filter((p) => manifest.has(p));
-      const v = await verifyOnBox(ctx, staging, manifest, toCheck, sources, runDir!, wasSent);
+      // Whether unchanged files are links: read beside the verification (a sample, one login).
+      const [v, hardLinks] = await Promise.all([
+        verifyOnBox(ctx, staging, manifest, toCheck, sources, runDir!, wasSent),
+        prev && index
+          ? checkHardLinks(ctx, staging, (function* unchanged() {
+              for (const p of index.paths()) if (!wasSent(p) && !sent.linked.has(p)) yield p;
+            })())
+          : undefined,
+      ]);
       // A late file that vanished here and whose copy the box could not hash by name has no
       // hash: it leaves the manifest rather than put a line sha256sum -c cannot read into it.
       for (const p of [...manifest.unhashed()]) (manifest.delete(p), (treeExact = false), ctx.log.warn(`${p} arrived and vanished during the run; it is on the box but not in the manifest`));
@@ -304,12 +314,8 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       summary.verifyMethod = v.method;
       summary.changedDuringRun = v.changedDuringRun.length;
       summary.vanishedDuringRun = v.vanishedDuringRun.length;
-      if (prev && index) {
-        summary.hardLinks = await checkHardLinks(ctx, staging, (function* unchanged() {
-          for (const p of index.paths()) if (!wasSent(p) && !sent.linked.has(p)) yield p;
-        })());
-        if (summary.hardLinks && summary.hardLinks.linked === 0) summary.warnings.push('hard links do not work on this Storage Box: unchanged files were stored as copies');
-      }
+      summary.hardLinks = hardLinks;
+      if (hardLinks && hardLinks.linked === 0) summary.warnings.push('hard links do not work on this Storage Box: unchanged files were stored as copies');
     });
 
     await phase(timings, 'publish', ctx.log, async () => {
