@@ -27,3 +27,14 @@ test('no change: nothing to list', () => {
   assert.deepEqual(d.list, []);
   assert.equal(d.deletes, 0);
 });
+
+test('only a box whose rsync refuses the options goes the whole way; a dead link fails the run', async () => {
+  const { receiverRefusedOptions } = await import('../src/backup/tree-copy.js');
+  const { UserError } = await import('../src/errors.js');
+  const failed = (tail: string[]) => new UserError('failed', `uploading vmail to the Storage Box failed (exit 12): ${tail.at(-1)}`, tail);
+  // What rsync 3.0 as the receiver answers to --delete-missing-args (measured with a receiver given an option it lacks).
+  assert.equal(receiverRefusedOptions(failed(['rsync: on remote machine: --delete-missing-args: unknown option', 'rsync error: syntax or usage error (code 1) at main.c(1886) [server=3.0.9]', 'rsync: connection unexpectedly closed (0 bytes received so far) [sender]'])), true);
+  assert.equal(receiverRefusedOptions(failed(['rsync: [sender] io timeout after 10 seconds -- exiting', 'rsync error: timeout in data send/receive (code 30) at io.c(248) [sender=3.5.0]'])), false);
+  assert.equal(receiverRefusedOptions(failed(['rsync: connection unexpectedly closed (0 bytes received so far) [sender]', 'rsync error: error in rsync protocol data stream (code 12) at io.c(285) [sender=3.5.0]'])), false);
+  assert.equal(receiverRefusedOptions(new UserError('interrupted', 'uploading vmail was stopped because the run was interrupted', ['unknown option'])), false);
+});

@@ -34,7 +34,7 @@ import { guardShrink } from './shrink-guard.js';
 import { guardMassDeletion, snapshotsForReport } from './snapshots.js';
 import { checkHardLinks, linkRenamesOnBox, uploadManifest, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
 import { forgetTreeState, readTreeState, saveTreeState } from './tree-state.js';
-import { treeCopyRefusal, uploadTreeDelta } from './tree-copy.js';
+import { receiverRefusedOptions, treeCopyRefusal, uploadTreeDelta } from './tree-copy.js';
 import { mailboxTotals, recordedMailboxes } from '../plan/mailboxes.js';
 
 export interface RunOptions {
@@ -267,9 +267,9 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
         const r =
           copied && tree && onFile
             ? await uploadTreeDelta(ctx, src, staging, tree, treeState!.dirs, previous.gone.map((g) => g.path.slice(src.prefix.length + 1)), linked, runDir!, onFile).catch(async (e) => {
-                if (isUserError(e) && e.kind === 'interrupted') throw e;
+                if (!receiverRefusedOptions(e)) throw e;
                 // The copy stays the basis; rsync then walks the whole tree and deletes what is gone.
-                ctx.log.warn(`sending only the mail's changes failed (${errorText(e)}); the mail tree is uploaded whole`);
+                ctx.log.warn(`the box's rsync cannot send only the mail's changes (${errorText(e)}); the mail tree is uploaded whole`);
                 return whole(true);
               })
             : await whole();

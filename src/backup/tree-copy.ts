@@ -7,6 +7,7 @@
 // backup's, verified when it was published: the guarantee a --link-dest link gives.
 // Every listed file is sent with --ignore-times, so it gets a new inode: nothing is ever changed
 // through a link (not even a mode), and the older backup keeps exactly what it had.
+import { isUserError } from '../errors.js';
 import type { VmailIndex } from '../plan/vmail-index.js';
 import { planTreeDelta } from '../plan/tree-delta.js';
 import type { RunContext } from './context.js';
@@ -32,6 +33,17 @@ export function treeCopyRefusal(o: {
   if (o.goneUncounted) return 'more files are gone than the index keeps a list of';
   if (o.prevDamaged) return `${o.prev} is known to be damaged`;
   return undefined;
+}
+
+/**
+ * Whether an upload failed because the box's rsync does not take what the delta needs
+ * (`--delete-missing-args` is rsync ≥ 3.1): then the whole tree is sent into the copy instead.
+ * Anything else (a link that died, a timeout) fails the run like any upload failure, and the
+ * next run resumes from the staging folder.
+ */
+export function receiverRefusedOptions(e: unknown): boolean {
+  if (!isUserError(e) || e.kind === 'interrupted') return false;
+  return [e.message, ...e.details].some((l) => /unknown option|syntax or usage error|protocol incompatibility|requested action not supported/i.test(l));
 }
 
 export interface TreeDeltaOutcome extends TransferOutcome {
