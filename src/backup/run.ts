@@ -94,6 +94,8 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     const prev = publishedNames[0];
     const recipients = c.ENCRYPT_RECIPIENTS ?? [];
 
+    // A newest backup the scrub found damaged lends neither its dump nor its mail tree.
+    const prevDamaged = prev ? (await knownDamaged(ctx)).has(prev) : false;
     // Between dumps (DUMP_INTERVAL_HOURS) the newest backup's dump is taken by hard link.
     const read = prev && c.DUMP_INTERVAL_HOURS > 0 && pre.archiveComponents.length ? await readNewest(ctx, root, prev, runDir) : {};
     const dumpPlan = planDump({
@@ -104,7 +106,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       recipients: recipients.map(recipientFingerprint),
       newest: read.newest?.record ?? (prev ? { name: prev } : undefined),
       unusable: read.problem,
-      newestDamaged: prev ? (await knownDamaged(ctx)).has(prev) : false,
+      newestDamaged: prevDamaged,
     });
     const named = (n: string) => {
       if (publishedNames.includes(n)) throw new UserError('failed', `a backup named ${n} is already on the box; wait a second and run again`);
@@ -230,7 +232,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
           staleStagings: staleStagings.length,
           symlinks: walk.symlinks,
           goneUncounted: previous.goneCount > previous.gone.length,
-          prevDamaged: prev ? (await knownDamaged(ctx)).has(prev) : false,
+          prevDamaged,
         })
       : 'no mail tree';
     if (notCopied && prev && walk) ctx.log.debug(`mail: uploaded whole against ${prev}: ${notCopied}`);
@@ -266,7 +268,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
         const whole = (intoCopy = false) => uploadSource(ctx, src, staging, linkBases, runDir!, intoCopy ? { keepExtraneous: false } : {}, onFile);
         const r =
           copied && tree && onFile
-            ? await uploadTreeDelta(ctx, src, staging, tree, treeState!.dirs, previous.gone.map((g) => g.path.slice(src.prefix.length + 1)), linked, runDir!, onFile).catch(async (e) => {
+            ? await uploadTreeDelta(ctx, src, staging, tree, treeState!.dirs, previous.gone, linked, runDir!, onFile).catch(async (e) => {
                 if (!receiverRefusedOptions(e)) throw e;
                 // The copy stays the basis; rsync then walks the whole tree and deletes what is gone.
                 ctx.log.warn(`the box's rsync cannot send only the mail's changes (${errorText(e)}); the mail tree is uploaded whole`);

@@ -53,8 +53,8 @@ export interface TreeDeltaOutcome extends TransferOutcome {
 
 /**
  * Uploads the changes of the mail tree into `staging/<prefix>`, which holds a hard-link copy of
- * the previous backup's tree. `gone`: files (relative to the volume) of the previous backup no
- * longer here; `linked`: manifest paths already in place (renames linked on the box).
+ * the previous backup's tree. `gone`: the previous manifest's files no longer here; `linked`:
+ * manifest paths already in place (renames linked on the box).
  */
 export async function uploadTreeDelta(
   ctx: RunContext,
@@ -62,7 +62,7 @@ export async function uploadTreeDelta(
   staging: string,
   index: VmailIndex,
   prevDirs: readonly string[],
-  gone: readonly string[],
+  gone: readonly { path: string }[],
   linked: ReadonlySet<string>,
   runDir: string,
   onFile: (path: string, code: string) => void,
@@ -74,7 +74,7 @@ export async function uploadTreeDelta(
     dirs: index.folderNames(),
     prevDirs,
     changed: index.changedFiles(),
-    gone,
+    gone: gone.map((g) => rel(g.path)),
     linked: new Set([...linked].map(rel)),
   });
   ctx.log.info(`mail: the box copied the previous backup's tree as hard links; ${delta.send.size} new or changed file(s) to send, ${delta.deletes} deletion(s)`);
