@@ -145,6 +145,8 @@ async function main(): Promise<number> {
       const r = await runTool(sb, link, label);
       if (r.exitCode !== 0) throw new Error(`${label} exited ${r.exitCode}:\n${r.stderrTail}`);
       log(`${label}: ${(r.wallMs / 1000).toFixed(1)} s, sent ${fmtB(r.bytesSent)}, added on box ${fmtB(r.addedOnBoxBytes)}, lock after ${r.spawnToLockMs?.toFixed(0)} ms`);
+      // Said as it goes: a long run (--messages-x30) stopped later still leaves these.
+      log(`${label}: tool peak RSS ${r.toolPeakRssMiB?.toFixed(0) ?? '?'} MiB; phases ${r.phases.map((p) => `${p.phase} ${(p.ms / 1000).toFixed(1)} s`).join(', ')}`);
       runs.push(r);
     };
     const peerRun = async (label: string) => {

@@ -7,7 +7,7 @@
 // complete backup the old way.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, readdir, rename, rm, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -119,6 +119,25 @@ describe('the mail tree copied on the box, only its changes sent', { timeout: 60
     assert.match(third.stdout, /mail: the box copied the previous backup's tree as hard links; 0 new or changed file\(s\) to send, 0 deletion\(s\)/);
     assert.deepEqual(await treeHashes(join(boxBackups, third.name, 'vmail')), await treeHashes(vmail));
     sha256sumC(join(boxBackups, third.name));
+  });
+
+  test('a symlink found by the walk: the copy started beside it is dropped, the tree uploaded whole and complete, no staging folder left', async () => {
+    const link = join(vmail, 'example.com/alice/Maildir/cur/a-symlink');
+    await symlink('/etc/hostname', link);
+    await writeFile(join(vmail, 'example.com/alice/Maildir/new', '1764990002.M3P3.host,S=20'), 'Subject: beside\n\nhi\n');
+    const before = (await sb.box.commands()).length;
+    try {
+      const r = await run(sb);
+      assert.doesNotMatch(r.stdout, /copied the previous backup's tree/);
+      const cmds = (await sb.box.commands()).slice(before).map((c) => c.command);
+      assert.ok(cmds.some((c) => /^cp -al /.test(c)), `the copy was started beside the walk: ${cmds.join(' | ')}`);
+      const made = join(boxBackups, r.name);
+      assert.deepEqual(await treeHashes(join(made, 'vmail')), await treeHashes(vmail));
+      sha256sumC(made);
+      assert.deepEqual((await readdir(boxBackups)).filter((n) => n.startsWith('.')), [], 'no staging folder left');
+    } finally {
+      await rm(link);
+    }
   });
 
   test('a cache that does not describe the newest backup: the tree is uploaded whole, and complete', async () => {

@@ -66,18 +66,19 @@ export interface CarriedDump {
  * and size, by a listing). Undefined, with the reason logged, when the box refuses SFTP hard
  * links or a link is missing: the caller then dumps, and the staging folder is its to clear.
  */
-export async function carryDump(ctx: RunContext, root: string, staging: string, newest: NewestBackup, origin: DumpOrigin): Promise<{ carried?: CarriedDump; problem?: string }> {
+export async function carryDump(
+  ctx: RunContext,
+  root: string,
+  staging: string,
+  newest: NewestBackup,
+  origin: DumpOrigin,
+  /** The newest backup's listDumpFiles, when the caller read it already. */
+  listedFrom?: Map<string, number>,
+): Promise<{ carried?: CarriedDump; problem?: string }> {
   const from = newest.record.name;
   // The archives' trees (archives/<component>/…) nest: every folder of the dump is made in staging.
   const folders = [...new Set(newest.dumpFiles.map((f) => dirOf(f.path)))].sort();
-  // One recursive listing of each backup folder, the mail tree and the manifest's parts left out
-  // (a listing per folder of the trees was ~40 logins, most of an hourly run's dump phase).
-  const sizes = async (base: string) => {
-    const m = new Map<string, number>();
-    for (const e of await ctx.box.listTree(base, [`/${VMAIL_DIR}/`, `/${MANIFEST_DIR}/`])) if (e.type === 'file') m.set(e.name, e.size);
-    return m;
-  };
-  const listed = await sizes(`${root}/${from}`);
+  const listed = listedFrom ?? (await listDumpFiles(ctx, `${root}/${from}`));
   const files: ManifestEntry[] = [];
   for (const f of newest.dumpFiles) {
     const size = listed.get(f.path);
@@ -90,10 +91,20 @@ export async function carryDump(ctx: RunContext, root: string, staging: string, 
   for (const d of folders) d.split('/').forEach((_, i, parts) => dirs.add(`${staging}/${parts.slice(0, i + 1).join('/')}`));
   const r = await ctx.box.hardLinks([...dirs].sort((a, b) => a.split('/').length - b.split('/').length || (a < b ? -1 : 1)), files.map((f) => ({ existing: `${root}/${from}/${f.path}`, link: `${staging}/${f.path}` })));
   if (r.refused) return { problem: 'the Storage Box refused a hard link through sftp' };
-  const got = await sizes(staging);
+  const got = await listDumpFiles(ctx, staging);
   const missing = files.filter((f) => got.get(f.path) !== f.size);
   if (missing.length) return { problem: `${missing.length} of ${files.length} links to ${from}'s dump did not arrive (first: ${missing[0]!.path})` };
   return { carried: { from, origin, files, archives: newest.record.archives, archiveLayout: newest.record.archiveLayout, encryption: newest.record.encryption } };
+}
+
+/**
+ * A backup folder's files and sizes outside the mail tree and the manifest's parts: one recursive
+ * listing (a listing per folder of the archives' trees was ~40 logins, most of an hourly run's dump phase).
+ */
+export async function listDumpFiles(ctx: RunContext, base: string): Promise<Map<string, number>> {
+  const m = new Map<string, number>();
+  for (const e of await ctx.box.listTree(base, [`/${VMAIL_DIR}/`, `/${MANIFEST_DIR}/`])) if (e.type === 'file') m.set(e.name, e.size);
+  return m;
 }
 
 const dirOf = (p: string) => (p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '');

@@ -23,7 +23,7 @@ import { unpackDump } from './archive-tree.js';
 import { ARCHIVES_DIR, TREE_LAYOUT } from '../plan/archive-tree.js';
 import type { LockPhase } from './lock-phase.js';
 import { dump, makeRunDir, removeStaleRunDirs } from './dump.js';
-import { carryDump, readNewest, type CarriedDump } from './carry-dump.js';
+import { carryDump, listDumpFiles, readNewest, type CarriedDump } from './carry-dump.js';
 import { clearLeftoverContainer, withDumpRecord } from './leftover-container.js';
 import { hashFiles, hashIndex, PreviousManifest, saveHashCache, walkTree, type TreeWalk } from './manifest-step.js';
 import { cachePath, dumpPreflight, preflight } from './preflight.js';
@@ -58,6 +58,12 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
   };
   let lock: HeldLock | undefined;
   let runDir: string | undefined;
+  // A staging folder this run made before its upload began holds links only: a failure then
+  // removes it, so that the next run does not take it for a dead upload to resume from.
+  let stagingOf: string | undefined;
+  let earlyCopy: Promise<unknown> | undefined;
+  let uploading = false;
+  let boxReads: ReturnType<typeof readsForPrune> | undefined;
   let published = false;
   const root = c.HETZNER_REMOTE_PATH;
   try {
@@ -74,15 +80,16 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
         summary.warnings.push(w);
       }
       const p = await preflight(ctx);
-      await ctx.box.mkdirp(root);
-      return p;
+      // The folder's listing beside its mkdir: a folder not there yet lists empty.
+      const [, listing] = await Promise.all([ctx.box.mkdirp(root), ctx.box.list(root)]);
+      return { ...p, listing };
     });
     // The box's answer to the sha256sum probe is needed only at verify: asked now, beside the run.
     ctx.box.verifyMethod().catch(() => undefined);
     runDir = await makeRunDir(ctx);
     if (lock.tookOver) for (const d of await removeStaleRunDirs(ctx, runDir)) ctx.log.info(`removed the leftover ${d} of the dead run`);
 
-    const entries = await ctx.box.list(root);
+    const entries = pre.listing;
     const publishedNames = publishedBackups(entries).reverse();
     // Far fewer backups than this host left there: deleted by someone else. Stop before anything.
     await guardMassDeletion(ctx, publishedNames).catch((e) => {
@@ -97,7 +104,10 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     // A newest backup the scrub found damaged lends neither its dump nor its mail tree.
     const prevDamaged = prev ? (await knownDamaged(ctx)).has(prev) : false;
     // Between dumps (DUMP_INTERVAL_HOURS) the newest backup's dump is taken by hard link.
-    const read = prev && c.DUMP_INTERVAL_HOURS > 0 && pre.archiveComponents.length ? await readNewest(ctx, root, prev, runDir) : {};
+    const mayCarry = prev && c.DUMP_INTERVAL_HOURS > 0 && pre.archiveComponents.length > 0;
+    // The newest backup's files are listed beside its record: a run that carries its dump needs
+    // both, and each is a round trip (a run that dumps after all has spent one listing).
+    const [read, prevFiles] = mayCarry ? await Promise.all([readNewest(ctx, root, prev, runDir), listDumpFiles(ctx, `${root}/${prev}`).catch(() => undefined)]) : [{}, undefined];
     const dumpPlan = planDump({
       now: ctx.now(),
       intervalHours: c.DUMP_INTERVAL_HOURS,
@@ -131,8 +141,9 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       if (!dumpPlan.dump && read.newest) {
         const n = named(backupNameFor(ctx.now()));
         const st = `${root}/${stagingNameFor(n)}`;
-        await ctx.box.mkdirp(st);
-        const r = await carryDump(ctx, root, st, read.newest, dumpPlan.origin);
+        stagingOf = st;
+        // The links' SFTP session makes the staging folder.
+        const r = await carryDump(ctx, root, st, read.newest, dumpPlan.origin, prevFiles);
         if (r.carried) {
           carried = r.carried;
           ctx.log.info(`no dump this run: the database dump of ${dumpPlan.origin.by} (${dumpPlan.origin.at}) is linked from ${dumpPlan.from}, not due before DUMP_INTERVAL_HOURS=${c.DUMP_INTERVAL_HOURS}`);
@@ -157,6 +168,16 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     if (carried) summary.dump = { by: carried.origin.by, at: carried.origin.at, from: carried.from };
     const name = summary.backupName!;
     const staging = `${root}/${stagingNameFor(name)}`;
+    stagingOf = staging;
+    // The box copies the newest backup's mail tree now, beside the walk and the hashing (at 10x
+    // the bench's messages its `cp -al` took 7 of an hourly run's 47 s); whether the copy serves
+    // is decided after the walk, which can still refuse it (symlinks, too many gone files).
+    const treeState = pre.vmailPath && prev ? await readTreeState(c) : undefined;
+    const copyNotStarted = treeCopyRefusal({ prev, root, state: treeState, volume: pre.vmailPath, staleStagings: staleStagings.length, prevDamaged });
+    const copying = copyNotStarted
+      ? undefined
+      : settle((carried ? Promise.resolve() : ctx.box.mkdirp(staging)).then(() => ctx.box.copyLinked(`${root}/${prev}/${VMAIL_DIR}`, `${staging}/${VMAIL_DIR}`)));
+    earlyCopy = copying;
     if (dumped) ctx.log.info(`dump ${name}: ${dumped.archives.map((a) => `${a.component} ${bytes(a.bytes)}`).join(', ') || 'no archive components'} (${dumped.outputLines} lines of script output)`);
     const dumpFolder = dumped?.folder;
     // The last published manifest: hashes to reuse, and what the trees' unchanged files are.
@@ -222,31 +243,21 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     const sources: Source[] = dumpFolder ? [{ root: dumpFolder, prefix: '' }] : [];
     if (pre.vmailPath && walk) sources.push({ root: pre.vmailPath, prefix: VMAIL_DIR, tree: true });
     // The mail tree starts as a hard-link copy of the newest backup's when the cache describes it.
-    const treeState = walk && prev ? await readTreeState(c) : undefined;
     const notCopied = walk
-      ? treeCopyRefusal({
-          prev,
-          root,
-          state: treeState,
-          volume: pre.vmailPath,
-          staleStagings: staleStagings.length,
-          symlinks: walk.symlinks,
-          goneUncounted: previous.goneCount > previous.gone.length,
-          prevDamaged,
-        })
+      ? (copyNotStarted ?? treeCopyRefusal({ prev, root, state: treeState, volume: pre.vmailPath, staleStagings: staleStagings.length, symlinks: walk.symlinks, goneUncounted: previous.goneCount > previous.gone.length, prevDamaged }))
       : 'no mail tree';
     if (notCopied && prev && walk) ctx.log.debug(`mail: uploaded whole against ${prev}: ${notCopied}`);
     // Whether the box's mail tree is exactly the manifest's (what the next run's copy relies on).
     let treeExact = true;
+    uploading = true;
     const sent = await phase(timings, 'upload', ctx.log, async () => {
       let copied = false;
-      if (!notCopied) {
-        // A run that links the dump made the staging folder already.
-        if (!carried) await ctx.box.mkdirp(staging);
-        const failed = await ctx.box.copyLinked(`${root}/${prev}/${VMAIL_DIR}`, `${staging}/${VMAIL_DIR}`);
-        if (failed === undefined) copied = true;
+      if (copying) {
+        const copy = await copying;
+        if ('error' in copy) throw copy.error;
+        if (!notCopied && copy.value === undefined) copied = true;
         else {
-          ctx.log.info(`the box's 'cp -al' did not copy ${prev}'s mail tree (${failed}); the mail tree is uploaded whole against it`);
+          if (copy.value !== undefined) ctx.log.info(`the box's 'cp -al' did not copy ${prev}'s mail tree (${copy.value}); the mail tree is uploaded whole against it`);
           await ctx.box.removeTree(`${staging}/${VMAIL_DIR}`);
         }
       }
@@ -350,6 +361,8 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       await ctx.box.rename(staging, `${root}/${name}`);
       published = summary.published = true;
       ctx.log.info(`published ${root}/${name}`);
+      // What prune reads on the box, each a round trip: asked now, beside the local state written below.
+      boxReads = readsForPrune(ctx, root, prev, name);
       await forgetTreeState(c);
       await saveHashCache(cachePath(c), manifest);
       if (walk && pre.vmailPath && treeExact) await saveTreeState(c, { backup: name, root, volume: pre.vmailPath, dirs: [...walk.index.folderNames()] });
@@ -376,11 +389,9 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     }
 
     await phase(timings, 'prune', ctx.log, async () => {
-      // Reads on the box, each its own round trip: at once (the box allows 10 connections).
-      const [du, after] = await Promise.all([
-        prev ? ctx.box.duKiB([`${root}/${prev}`, `${root}/${name}`]).catch(() => new Map<string, number>()) : undefined,
-        ctx.box.list(root),
-      ]);
+      const reads = await boxReads!;
+      if ('error' in reads) throw reads.error;
+      const [du, after, usageBefore, snaps] = reads.value;
       const added = du?.get(`${root}/${name}`);
       if (added !== undefined) summary.addedOnBoxBytes = added * 1024;
       const pr = await pruneRemote(ctx, root, after, []);
@@ -389,11 +400,8 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       if (pr.lastKnownGood) summary.warnings.push(pr.lastKnownGood);
       if (c.LOCAL_RETENTION_DAYS > 0 && dumpFolder) await rename(dumpFolder, join(c.TEMP_BACKUP_DIR, name));
       await pruneLocal(ctx);
-      const [usage, snaps] = await Promise.all([
-        ctx.box.usage().catch(() => undefined),
-        snapshotsForReport(ctx, name).catch((e) => void ctx.log.warn(`cannot look at the box's snapshots: ${errorText(e)}`)),
-      ]);
-      summary.box = usage;
+      // The space read before prune is still the box's when prune removed nothing.
+      summary.box = pr.removed.length || pr.staleStagingRemoved.length ? await ctx.box.usage().catch(() => undefined) : usageBefore;
       if (snaps) (summary.snapshots = snaps.summary), (summary.snapshotNote = snaps.line);
     });
 
@@ -411,6 +419,10 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       summary.exitCode = 3;
       summary.warnings.push(`the backup was published, but ${summary.failedPhase} failed: ${summary.error}`);
     }
+    if (stagingOf && !uploading && !published && !(isUserError(e) && e.kind === 'interrupted')) {
+      await earlyCopy;
+      await ctx.box.removeTree(stagingOf).catch(() => undefined);
+    }
     throw Object.assign(e as object, { summary });
   } finally {
     summary.finishedAt = ctx.now().toISOString();
@@ -419,6 +431,26 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     await lock?.release();
   }
   return summary;
+}
+
+/** What the new backup added (`du` after the previous one), the box's folder, its space and snapshots. */
+function readsForPrune(ctx: RunContext, root: string, prev: string | undefined, name: string) {
+  return settle(
+    Promise.all([
+      prev ? ctx.box.duKiB([`${root}/${prev}`, `${root}/${name}`]).catch(() => new Map<string, number>()) : undefined,
+      ctx.box.list(root),
+      ctx.box.usage().catch(() => undefined),
+      snapshotsForReport(ctx, name).catch((e) => void ctx.log.warn(`cannot look at the box's snapshots: ${errorText(e)}`)),
+    ]),
+  );
+}
+
+/** A promise that never rejects: started early, awaited late (no unhandled rejection meanwhile). */
+function settle<T>(p: Promise<T>): Promise<{ value: T } | { error: unknown }> {
+  return p.then(
+    (value) => ({ value }),
+    (error: unknown) => ({ error }),
+  );
 }
 
 /**

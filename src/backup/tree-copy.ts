@@ -22,8 +22,9 @@ export function treeCopyRefusal(o: {
   state?: TreeState;
   volume?: string;
   staleStagings: number;
-  symlinks: number;
-  goneUncounted: boolean;
+  /** Known after the walk: asked before it, the copy can start beside the walk. */
+  symlinks?: number;
+  goneUncounted?: boolean;
   prevDamaged: boolean;
 }): string | undefined {
   if (!o.prev) return 'no previous backup';
