@@ -34,7 +34,7 @@ import { guardShrink } from './shrink-guard.js';
 import { guardMassDeletion, snapshotsForReport } from './snapshots.js';
 import { checkHardLinks, linkRenamesOnBox, uploadManifest, uploadSource, verifyOnBox, VMAIL_DIR, type Source } from './transfer.js';
 import { forgetTreeState, readTreeState, saveTreeState } from './tree-state.js';
-import { receiverRefusedOptions, treeCopyRefusal, uploadTreeDelta } from './tree-copy.js';
+import { receiverRefusedOptions, treeCopyRefusal, uploadTreeDelta, walkRefusal } from './tree-copy.js';
 import { mailboxTotals, recordedMailboxes } from '../plan/mailboxes.js';
 
 export interface RunOptions {
@@ -61,7 +61,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
   // A staging folder this run made before its upload began holds links only: a failure then
   // removes it, so that the next run does not take it for a dead upload to resume from.
   let stagingOf: string | undefined;
-  let earlyCopy: Promise<unknown> | undefined;
+  let copying: Promise<{ value: string | undefined } | { error: unknown }> | undefined;
   let uploading = false;
   let boxReads: ReturnType<typeof readsForPrune> | undefined;
   let published = false;
@@ -174,10 +174,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     // is decided after the walk, which can still refuse it (symlinks, too many gone files).
     const treeState = pre.vmailPath && prev ? await readTreeState(c) : undefined;
     const copyNotStarted = treeCopyRefusal({ prev, root, state: treeState, volume: pre.vmailPath, staleStagings: staleStagings.length, prevDamaged });
-    const copying = copyNotStarted
-      ? undefined
-      : settle((carried ? Promise.resolve() : ctx.box.mkdirp(staging)).then(() => ctx.box.copyLinked(`${root}/${prev}/${VMAIL_DIR}`, `${staging}/${VMAIL_DIR}`)));
-    earlyCopy = copying;
+    if (!copyNotStarted) copying = settle((carried ? Promise.resolve() : ctx.box.mkdirp(staging)).then(() => ctx.box.copyLinked(`${root}/${prev}/${VMAIL_DIR}`, `${staging}/${VMAIL_DIR}`)));
     if (dumped) ctx.log.info(`dump ${name}: ${dumped.archives.map((a) => `${a.component} ${bytes(a.bytes)}`).join(', ') || 'no archive components'} (${dumped.outputLines} lines of script output)`);
     const dumpFolder = dumped?.folder;
     // The last published manifest: hashes to reuse, and what the trees' unchanged files are.
@@ -244,7 +241,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     if (pre.vmailPath && walk) sources.push({ root: pre.vmailPath, prefix: VMAIL_DIR, tree: true });
     // The mail tree starts as a hard-link copy of the newest backup's when the cache describes it.
     const notCopied = walk
-      ? (copyNotStarted ?? treeCopyRefusal({ prev, root, state: treeState, volume: pre.vmailPath, staleStagings: staleStagings.length, symlinks: walk.symlinks, goneUncounted: previous.goneCount > previous.gone.length, prevDamaged }))
+      ? (copyNotStarted ?? walkRefusal({ symlinks: walk.symlinks, goneUncounted: previous.goneCount > previous.gone.length }))
       : 'no mail tree';
     if (notCopied && prev && walk) ctx.log.debug(`mail: uploaded whole against ${prev}: ${notCopied}`);
     // Whether the box's mail tree is exactly the manifest's (what the next run's copy relies on).
@@ -420,7 +417,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       summary.warnings.push(`the backup was published, but ${summary.failedPhase} failed: ${summary.error}`);
     }
     if (stagingOf && !uploading && !published && !(isUserError(e) && e.kind === 'interrupted')) {
-      await earlyCopy;
+      await copying;
       await ctx.box.removeTree(stagingOf).catch(() => undefined);
     }
     throw Object.assign(e as object, { summary });

@@ -14,7 +14,10 @@ import type { RunContext } from './context.js';
 import type { TreeState } from './tree-state.js';
 import { uploadSource, type Source, type TransferOutcome } from './transfer.js';
 
-/** Why this run cannot start from a copy of `prev`'s tree (undefined: it can). */
+/**
+ * Why this run cannot start from a copy of `prev`'s tree (undefined: it can), from what is known
+ * before the walk: the copy then starts beside it, and walkRefusal can still turn it down.
+ */
 export function treeCopyRefusal(o: {
   prev?: string;
   /** HETZNER_REMOTE_PATH: a backup of the same name elsewhere is not the one the cache describes. */
@@ -22,17 +25,19 @@ export function treeCopyRefusal(o: {
   state?: TreeState;
   volume?: string;
   staleStagings: number;
-  /** Known after the walk: asked before it, the copy can start beside the walk. */
-  symlinks?: number;
-  goneUncounted?: boolean;
   prevDamaged: boolean;
 }): string | undefined {
   if (!o.prev) return 'no previous backup';
   if (!o.state || o.state.backup !== o.prev || o.state.root !== o.root || o.state.volume !== o.volume) return `the local hash cache does not describe ${o.prev}`;
   if (o.staleStagings) return 'a failed run left a staging folder to resume from';
+  if (o.prevDamaged) return `${o.prev} is known to be damaged`;
+  return undefined;
+}
+
+/** What the walk found that a copy of the previous tree cannot serve (undefined: nothing). */
+export function walkRefusal(o: { symlinks: number; goneUncounted: boolean }): string | undefined {
   if (o.symlinks) return 'the mail tree holds symlinks (the index does not follow them)';
   if (o.goneUncounted) return 'more files are gone than the index keeps a list of';
-  if (o.prevDamaged) return `${o.prev} is known to be damaged`;
   return undefined;
 }
 
