@@ -11,7 +11,7 @@ import { hashIndex, PreviousManifest, saveHashCache, walkTree } from '../src/bac
 import { BackupManifest } from '../src/plan/backup-manifest.js';
 import { planRenameLinks } from '../src/plan/manifest.js';
 import { IndexSpillFile } from '../src/adapters/index-spill.js';
-import { compareFolders } from '../src/plan/vmail-index.js';
+import { compareFolders, Folder, VmailIndex } from '../src/plan/vmail-index.js';
 
 const sha = (file: string) => execFileSync('sha256sum', [file]).toString().slice(0, 64);
 
@@ -167,4 +167,31 @@ test('an index spilled to disk (a million messages) gives the same manifest, par
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("a folder's previous entries are merged as they come: in order, interleaved with gone names, and out of order", () => {
+  const facts = (name: string, size: number) => ({ name, size, mtimeMs: 1000, uid: 5000, gid: 5000 });
+  const folder = new Folder('ex.com/a/Maildir/cur', 0o700, 5000, 5000, [facts('b', 2), facts('d', 4), facts('f', 6), facts('h', 8)]);
+  const reuse = VmailIndex.reuser(folder);
+  const h = (c: string) => c.repeat(64);
+  const took = [
+    reuse.take('a', { size: 1, mtimeMs: 1000, hash: h('a') }), // gone, before the first name
+    reuse.take('b', { size: 2, mtimeMs: 1000, hash: h('b') }),
+    reuse.take('c', { size: 3, mtimeMs: 1000, hash: h('c') }), // gone, between two names
+    reuse.take('f', { size: 5, mtimeMs: 1000, hash: h('f') }), // rewritten: known, not reused
+    reuse.take('d', { size: 4, mtimeMs: 1000, hash: h('d') }), // out of the folder's order
+    reuse.take('z', { size: 9, mtimeMs: 1000, hash: h('9') }), // gone, past the last name
+  ];
+  assert.deepEqual(took, [false, true, false, true, true, false]);
+  assert.equal(reuse.reused, 2);
+  assert.deepEqual([0, 1, 2, 3].map((i) => [folder.name(i), folder.hash.subarray(32 * i, 32 * i + 32).some((b) => b !== 0) ? folder.hashHex(i) : '']), [
+    ['b', h('b')],
+    ['d', h('d')],
+    ['f', ''],
+    ['h', ''],
+  ]);
+  // The files without a reused hash are the ones the run hashes: the rewritten and the new one.
+  const index = new VmailIndex('vmail');
+  index.add(folder);
+  assert.deepEqual([...index.unhashed()].map(({ i }) => folder.name(i)), ['f', 'h']);
 });

@@ -65,7 +65,8 @@ class Columns {
   readonly size: Float64Array;
   readonly mtime: Float64Array;
   readonly nameEnd: Uint32Array;
-  readonly hash: Uint8Array;
+  /** A Buffer view, so a hash is written and read as hex in place (Buffer.from per file made ~32 MB of pooled buffers at 1M files). */
+  readonly hash: Buffer;
   readonly flags: Uint8Array;
   readonly nameBytes: Buffer;
 
@@ -78,7 +79,7 @@ class Columns {
     this.size = new Float64Array(b, o, n);
     this.mtime = new Float64Array(b, (o += 8 * n), n);
     this.nameEnd = new Uint32Array(b, (o += 8 * n), n);
-    this.hash = new Uint8Array(b, (o += 4 * n), 32 * n);
+    this.hash = Buffer.from(b, (o += 4 * n), 32 * n);
     this.flags = new Uint8Array(b, (o += 32 * n), n);
     o += n;
     this.nameBytes = Buffer.from(b, o, bytes.byteOffset + bytes.byteLength - o);
@@ -196,13 +197,12 @@ export class Folder {
   }
 
   hashHex(i: number): string {
-    const h = this.c().hash;
-    return Buffer.from(h.buffer, h.byteOffset + 32 * i, 32).toString('hex');
+    return this.c().hash.toString('hex', 32 * i, 32 * i + 32);
   }
 
   setHash(i: number, hex: string): void {
     const c = this.c();
-    c.hash.set(Buffer.from(hex, 'hex'), 32 * i);
+    c.hash.write(hex, 32 * i, 32, 'hex');
     c.flags[i] = (c.flags[i]! | HASHED) & ~GONE;
     this.dirty = true;
   }
@@ -261,6 +261,44 @@ export interface CachedFile {
   hash: string;
 }
 
+/**
+ * Merges one folder's previous entries into it without holding them: a cursor walks the
+ * folder's sorted names as the entries come. A Map of a folder's previous entries (127k in the
+ * largest at 1M messages) set the peak of every run after the first (issue 19).
+ */
+export class FolderReuse {
+  reused = 0;
+  private next = 0;
+  private last = '';
+
+  constructor(private readonly folder: Folder) {}
+
+  /** Marks `name` as known and reuses its hash if size and mtime are unchanged; false: not in the folder (gone). */
+  take(name: string, c: CachedFile): boolean {
+    const f = this.folder;
+    let i = -1;
+    if (name > this.last) {
+      while (this.next < f.length) {
+        const here = f.name(this.next);
+        if (here >= name) {
+          if (here === name) i = this.next++;
+          break;
+        }
+        this.next++;
+      }
+      this.last = name;
+    } else i = f.indexOf(name);
+    if (i < 0) return false;
+    f.setFlags(i, KNOWN);
+    if (c.size === f.size[i] && c.mtimeMs === f.mtime[i]) {
+      f.setHash(i, c.hash);
+      f.setFlags(i, SAME);
+      this.reused++;
+    }
+    return true;
+  }
+}
+
 export class VmailIndex {
   /** In walk order (compareFolders). */
   readonly folders: Folder[] = [];
@@ -285,25 +323,11 @@ export class VmailIndex {
   }
 
   /**
-   * Takes the previous manifest's entries for `folder`: reuses the hash of every file whose
-   * size and mtime are unchanged, marks the paths it had, and removes them from `cached` (what
-   * is left there is gone). Returns how many hashes it reused.
+   * Reuses hashes for `folder` from the previous manifest's entries, fed one at a time in the
+   * folder's own order (the hash cache's order; an entry out of that order is looked up).
    */
-  static reuse(folder: Folder, cached: Map<string, CachedFile>): number {
-    let reused = 0;
-    for (let i = 0; i < folder.length; i++) {
-      const name = folder.name(i);
-      const c = cached.get(name);
-      if (!c) continue;
-      cached.delete(name);
-      folder.setFlags(i, KNOWN);
-      if (c.size === folder.size[i] && c.mtimeMs === folder.mtime[i]) {
-        folder.setHash(i, c.hash);
-        folder.setFlags(i, SAME);
-        reused++;
-      }
-    }
-    return reused;
+  static reuser(folder: Folder): FolderReuse {
+    return new FolderReuse(folder);
   }
 
   /** Keeps `folders` in memory while a step goes back and forth between them ([]: none). */

@@ -1,0 +1,100 @@
+// Peak memory of the manifest step's walk at ~1M messages (issue 19), on real (empty) files: a
+// first walk without a hash cache (run 1), then a walk that reads the previous run's cache
+// alongside it (runs 2, 3 and every hourly run). The files are empty because the walk only lists
+// and lstat's them; the cache gives each a made-up hash, as only size and mtime decide reuse.
+//
+//   npm run build && MALLOC_MMAP_THRESHOLD_=131072 nice -n 19 node --max-semi-space-size=1 \
+//     --optimize-for-size dist/scripts/bench/walk-memory.js [--messages 1000000] [--folders 100] [--keep DIR]
+//
+// The node flags and the malloc setting are the unit's (systemd/mailcow-backup.service). Prints
+// one JSON line: each walk's own peak RSS (VmHWM, reset at its start through
+// /proc/self/clear_refs) and the largest heap use sampled while it read the cache.
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { IndexSpillFile } from '../../src/adapters/index-spill.js';
+import { PreviousManifest, walkTree } from '../../src/backup/manifest-step.js';
+
+const arg = (name: string, dflt: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? process.argv[i + 1]! : dflt;
+};
+const MESSAGES = Number(arg('messages', '1000000'));
+const MAILDIRS = Number(arg('folders', '100'));
+const KEEP = arg('keep', '');
+
+/** Maildir sizes falling off geometrically like the bench's (as index-memory.ts). */
+function sizes(): number[] {
+  const raw = Array.from({ length: MAILDIRS }, (_, k) => 0.87 ** k);
+  const sum = raw.reduce((a, b) => a + b, 0);
+  return raw.map((r) => Math.max(1, Math.round((r / sum) * MESSAGES)));
+}
+
+const MB = (b: number) => Math.round(b / 1e5) / 10;
+const hwm = () => MB(Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024);
+
+async function pass<T>(name: string, out: Record<string, unknown>, fn: () => Promise<T>): Promise<T> {
+  writeFileSync('/proc/self/clear_refs', '5');
+  let heapUsed = 0;
+  let atRss = { rss: 0, heapTotal: 0, heapUsed: 0, arrayBuffers: 0 };
+  const timer = setInterval(() => {
+    const m = process.memoryUsage();
+    heapUsed = Math.max(heapUsed, m.heapUsed);
+    if (m.rss > atRss.rss) atRss = m;
+  }, 5);
+  const t0 = performance.now();
+  try {
+    return await fn();
+  } finally {
+    clearInterval(timer);
+    out[name] = { peakRssMB: hwm(), sampledHeapUsedMB: MB(heapUsed), atSampledRss: { rss: MB(atRss.rss), heapTotal: MB(atRss.heapTotal), heapUsed: MB(atRss.heapUsed), arrayBuffers: MB(atRss.arrayBuffers) }, seconds: Math.round(performance.now() - t0) / 1000 };
+  }
+}
+
+const dir = KEEP || (await mkdtemp(join(tmpdir(), 'mcb-walk-memory-')));
+const root = join(dir, 'vmail');
+const result: Record<string, unknown> = { messages: MESSAGES, folders: MAILDIRS };
+try {
+  if (!existsSync(join(dir, 'done'))) {
+    sizes().forEach((n, k) => {
+      for (const [sub, count] of [['cur', n - Math.floor(n / 50)], ['new', Math.floor(n / 50)]] as const) {
+        const d = join(root, `example.com/u${String(k).padStart(3, '0')}/Maildir/${sub}`);
+        mkdirSync(d, { recursive: true });
+        for (let i = 0; i < count; i++) closeSync(openSync(join(d, `${1_700_000_000 + i}.M${100_000 + i}P${2000 + (i % 977)}.mail.example.com,S=${3000 + i},W=${3100 + i}:2,${i % 3 ? 'S' : 'RS'}`), 'w'));
+      }
+    });
+    writeFileSync(join(dir, 'done'), '');
+  }
+  const spill1 = new IndexSpillFile(join(dir, 'index-1'));
+  const first = await pass('walk without cache', result, () => walkTree(root, 'vmail', undefined, spill1));
+  // The cache as saveHashCache writes it: header, then the tree in walk order.
+  const cache = join(dir, 'hash-cache.jsonl');
+  const fd = openSync(cache, 'w');
+  writeSync(fd, JSON.stringify({ hashCache: 2, order: 'walk' }) + '\n');
+  const hash = 'ab'.repeat(32);
+  let chunk = '';
+  for (const f of first.index.folders) {
+    for (let i = 0; i < f.length; i++) {
+      chunk += JSON.stringify([first.index.pathOf(f, i), f.size[i], f.mtime[i], hash]) + '\n';
+      if (chunk.length > 1 << 20) (writeSync(fd, chunk), (chunk = ''));
+    }
+  }
+  writeSync(fd, chunk);
+  closeSync(fd);
+  spill1.close();
+  const files = first.index.folders.reduce((a, f) => a + f.length, 0);
+  Object.assign(result, { files, largest: Math.max(...first.index.folders.map((f) => f.length)) });
+  const second = await pass('walk with cache', result, async () => {
+    const spill = new IndexSpillFile(join(dir, 'index-2'));
+    try {
+      return await walkTree(root, 'vmail', await PreviousManifest.open(cache, 'vmail'), spill);
+    } finally {
+      spill.close();
+    }
+  });
+  if (second.reused !== files) throw new Error(`reused ${second.reused} of ${files} hashes`);
+  console.log(JSON.stringify(result));
+} finally {
+  if (!KEEP) await rm(dir, { recursive: true, force: true });
+}
