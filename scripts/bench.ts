@@ -147,6 +147,8 @@ async function main(): Promise<number> {
       log(`${label}: ${(r.wallMs / 1000).toFixed(1)} s, sent ${fmtB(r.bytesSent)}, added on box ${fmtB(r.addedOnBoxBytes)}, lock after ${r.spawnToLockMs?.toFixed(0)} ms`);
       // Said as it goes: a long run (--messages-x30) stopped later still leaves these.
       log(`${label}: tool peak RSS ${r.toolPeakRssMiB?.toFixed(0) ?? '?'} MiB; phases ${r.phases.map((p) => `${p.phase} ${(p.ms / 1000).toFixed(1)} s`).join(', ')}`);
+      const mem = Object.entries(r.toolMemAtPeakByPhase ?? {}).map(([ph, m]) => `${ph} ${m.rssMiB}/${m.heapTotalMiB}/${m.heapUsedMiB}/${m.arrayBuffersMiB}`);
+      if (mem.length) log(`${label}: tool memory at each phase's peak, MiB RSS/heap total/heap used/array buffers: ${mem.join(', ')}`);
       runs.push(r);
     };
     const peerRun = async (label: string) => {

@@ -1,23 +1,36 @@
 // Loaded with `node --import` in front of the tool by the benchmark only (the service never
 // loads it): on exit it writes the tool process's own resource usage (peak RSS, CPU incl. its
 // worker threads) to $BENCH_RUSAGE_FILE, so the tool can be told apart from its children, and
-// where the memory was at the moment of the peak (V8 heap, buffers outside it), sampled.
+// where the memory was at the moment of the peak (V8 heap, buffers outside it), sampled, for the
+// whole run and for each phase (told apart by the tool's own `phase X: start` debug lines).
 import { writeFileSync } from 'node:fs';
 
 const out = process.env.BENCH_RUSAGE_FILE;
 if (out) {
   let peak: NodeJS.MemoryUsage | undefined;
+  let phase = 'start';
+  const byPhase: Record<string, NodeJS.MemoryUsage> = {};
+  for (const stream of [process.stdout, process.stderr]) {
+    const write = stream.write.bind(stream) as (...a: unknown[]) => boolean;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => {
+      const m = typeof chunk === 'string' ? /phase (\w+): start/.exec(chunk) : undefined;
+      if (m) phase = m[1]!;
+      return write(chunk, ...rest);
+    }) as typeof stream.write;
+  }
   const timer = setInterval(() => {
     const m = process.memoryUsage();
     if (!peak || m.rss > peak.rss) peak = m;
+    if (!byPhase[phase] || m.rss > byPhase[phase].rss) byPhase[phase] = m;
   }, 20);
   timer.unref();
   process.on('exit', () => {
     try {
       const r = process.resourceUsage();
       const mib = (n: number | undefined) => (n === undefined ? undefined : Math.round((n / 1048576) * 10) / 10);
-      const atPeak = peak && { rssMiB: mib(peak.rss), heapTotalMiB: mib(peak.heapTotal), heapUsedMiB: mib(peak.heapUsed), externalMiB: mib(peak.external), arrayBuffersMiB: mib(peak.arrayBuffers) };
-      writeFileSync(out, JSON.stringify({ maxRssKiB: r.maxRSS, userUs: r.userCPUTime, systemUs: r.systemCPUTime, uptimeMs: process.uptime() * 1000, atPeak }));
+      const at = (m: NodeJS.MemoryUsage) => ({ rssMiB: mib(m.rss), heapTotalMiB: mib(m.heapTotal), heapUsedMiB: mib(m.heapUsed), externalMiB: mib(m.external), arrayBuffersMiB: mib(m.arrayBuffers) });
+      const atPeakByPhase = Object.fromEntries(Object.entries(byPhase).map(([k, m]) => [k, at(m)]));
+      writeFileSync(out, JSON.stringify({ maxRssKiB: r.maxRSS, userUs: r.userCPUTime, systemUs: r.systemCPUTime, uptimeMs: process.uptime() * 1000, atPeak: peak && at(peak), atPeakByPhase }));
     } catch {
       /* measurement only */
     }

@@ -19,6 +19,14 @@ export const CLI = fileURLToPath(new URL('../../src/cli/backup-to-hetzner.js', i
 export const PRELOAD = fileURLToPath(new URL('./preload.js', import.meta.url));
 const CGROOT = '/sys/fs/cgroup/cpuacct';
 
+export interface MemAtPeak {
+  rssMiB: number;
+  heapTotalMiB: number;
+  heapUsedMiB: number;
+  externalMiB: number;
+  arrayBuffersMiB: number;
+}
+
 export interface PhaseMeasure {
   phase: string;
   ms: number;
@@ -40,7 +48,9 @@ export interface RunMeasure {
   /** The tool's node process alone (process.resourceUsage at exit): peak RSS, CPU incl. worker threads. */
   toolPeakRssMiB?: number;
   /** The tool's memory at its sampled RSS peak: V8 heap (total, used), buffers outside it. */
-  toolMemAtPeak?: { rssMiB: number; heapTotalMiB: number; heapUsedMiB: number; externalMiB: number; arrayBuffersMiB: number };
+  toolMemAtPeak?: MemAtPeak;
+  /** The same at each phase's own peak (sampled in the tool every 20 ms). */
+  toolMemAtPeakByPhase?: Record<string, MemAtPeak>;
   toolCpuMs?: number;
   /** Peak of the summed RSS of the tool's child processes (sampled). */
   childrenPeakRssMiB?: number;
@@ -215,7 +225,7 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
 
   const status = JSON.parse(await readFile(join(stateDir, 'status.json'), 'utf8').catch(() => 'null')) as RunStatus | null;
   if (status && Date.parse(status.startedAt) < t0Epoch - 2000) throw new Error(`${label}: the status file is from an earlier run`);
-  const rusage = JSON.parse(await readFile(rusageFile, 'utf8').catch(() => 'null')) as { maxRssKiB: number; userUs: number; systemUs: number; atPeak?: RunMeasure['toolMemAtPeak'] } | null;
+  const rusage = JSON.parse(await readFile(rusageFile, 'utf8').catch(() => 'null')) as { maxRssKiB: number; userUs: number; systemUs: number; atPeak?: MemAtPeak; atPeakByPhase?: Record<string, MemAtPeak> } | null;
   const time = (await readFile(timeFile, 'utf8').catch(() => '')).trim().split('\n').pop()?.split(' ').map(Number);
   const duAfter = await duBytes(boxFolder);
 
@@ -272,6 +282,7 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
     cpuSysMs: cg ? cpuSysNs / 1e6 : time ? time[2]! * 1000 : undefined,
     toolPeakRssMiB: rusage ? rusage.maxRssKiB / 1024 : undefined,
     toolMemAtPeak: rusage?.atPeak,
+    toolMemAtPeakByPhase: rusage?.atPeakByPhase,
     toolCpuMs: rusage ? (rusage.userUs + rusage.systemUs) / 1000 : undefined,
     childrenPeakRssMiB: Math.max(...samples.map((s) => s.childrenRssKiB)) / 1024,
     largestProcessRssMiB: time?.[3] ? time[3] / 1024 : undefined,
