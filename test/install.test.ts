@@ -208,6 +208,7 @@ describe('installer', () => {
       // The node flags must be ones this node takes on its command line (NODE_OPTIONS refuses some).
       const flags = exec[1]!.trim().split(' ').filter(Boolean);
       assert.ok(flags.includes('--max-semi-space-size=1'), flags.join(' '));
+      assert.ok(flags.includes('--expose-gc'), `the run's memory watch needs --expose-gc: ${flags.join(' ')}`);
       const n = await run(process.execPath, [...flags, '-e', 'process.exit(0)'], {});
       assert.equal(n.code, 0, n.stderr);
       assert.equal(n.stderr, '');

@@ -4,7 +4,7 @@
 // and lstat's them; the cache gives each a made-up hash, as only size and mtime decide reuse.
 //
 //   npm run build && MALLOC_MMAP_THRESHOLD_=131072 nice -n 19 node --max-semi-space-size=1 \
-//     --optimize-for-size dist/scripts/bench/walk-memory.js [--messages 1000000] [--folders 100] [--keep DIR]
+//     --optimize-for-size --expose-gc dist/scripts/bench/walk-memory.js [--messages 1000000] [--folders 100] [--keep DIR]
 //
 // The node flags and the malloc setting are the unit's (systemd/mailcow-backup.service). Prints
 // one JSON line: each walk's own peak RSS (VmHWM, reset at its start through
@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IndexSpillFile } from '../../src/adapters/index-spill.js';
 import { PreviousManifest, walkTree } from '../../src/backup/manifest-step.js';
+import { memoryCollections, watchMemory } from '../../src/adapters/memory.js';
 
 const arg = (name: string, dflt: string) => {
   const i = process.argv.indexOf(`--${name}`);
@@ -54,7 +55,8 @@ async function pass<T>(name: string, out: Record<string, unknown>, fn: () => Pro
 
 const dir = KEEP || (await mkdtemp(join(tmpdir(), 'mcb-walk-memory-')));
 const root = join(dir, 'vmail');
-const result: Record<string, unknown> = { messages: MESSAGES, folders: MAILDIRS };
+const result: Record<string, unknown> = { messages: MESSAGES, folders: MAILDIRS, exposeGc: typeof (globalThis as { gc?: unknown }).gc === 'function' };
+const stopWatching = watchMemory();
 try {
   if (!existsSync(join(dir, 'done'))) {
     sizes().forEach((n, k) => {
@@ -94,6 +96,8 @@ try {
     }
   });
   if (second.reused !== files) throw new Error(`reused ${second.reused} of ${files} hashes`);
+  stopWatching();
+  result.collections = memoryCollections();
   console.log(JSON.stringify(result));
 } finally {
   if (!KEEP) await rm(dir, { recursive: true, force: true });

@@ -4,6 +4,7 @@
 // first-in-first-out list, no bookkeeping per file. The file dies with the run's folder.
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import type { ColumnStore, Folder, Slot } from '../plan/vmail-index.js';
+import { checkMemory } from './memory.js';
 
 /**
  * Columns kept in memory besides the folder in use (a folder of 132k messages is 14 MB alone).
@@ -67,6 +68,7 @@ export class IndexSpillFile implements ColumnStore {
     this.free.forEach((f, k) => {
       if (f.byteLength >= slot.length && (best < 0 || f.byteLength < this.free[best]!.byteLength)) best = k;
     });
+    if (best < 0) checkMemory();
     const buf = best >= 0 ? Buffer.from(this.free.splice(best, 1)[0]!, 0, slot.length) : Buffer.allocUnsafeSlow(slot.length);
     for (let done = 0; done < slot.length; ) {
       const n = readSync(this.fd!, buf, done, slot.length - done, slot.offset + done);

@@ -8,6 +8,7 @@ import { lstat, mkdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { hashEach } from '../adapters/hash.js';
+import { checkMemory } from '../adapters/memory.js';
 import type { BackupManifest } from '../plan/backup-manifest.js';
 import type { ManifestEntry } from '../plan/manifest.js';
 import { compareFolders, Folder, VmailIndex, type CachedFile, type ColumnStore, type Listing } from '../plan/vmail-index.js';
@@ -172,6 +173,8 @@ export async function walkTree(root: string, prefix: string, previous?: Previous
   while (stack.length) {
     const { rel, st } = stack.pop()!;
     const listed = readFolder(root, rel, st);
+    // Without a previous manifest the walk never yields: the watch's timer cannot run.
+    checkMemory();
     if (!listed) continue;
     symlinks += listed.symlinks;
     if (previous) reused += await previous.reuseFor(listed.folder);

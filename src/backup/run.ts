@@ -5,6 +5,7 @@ import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { IndexSpillFile } from '../adapters/index-spill.js';
+import { memoryCollections, watchMemory } from '../adapters/memory.js';
 import type { HeldLock } from '../adapters/lock.js';
 import { errorText, isUserError, UserError } from '../errors.js';
 import { BackupManifest } from '../plan/backup-manifest.js';
@@ -66,6 +67,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
   let boxReads: ReturnType<typeof readsForPrune> | undefined;
   let published = false;
   const root = c.HETZNER_REMOTE_PATH;
+  const stopWatchingMemory = watchMemory();
   try {
     // The lock phase ran before this module was loaded; from here on the lock is released below.
     timings.push(locked.timing);
@@ -422,6 +424,8 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
     }
     throw Object.assign(e as object, { summary });
   } finally {
+    stopWatchingMemory();
+    if (memoryCollections()) ctx.log.debug(`memory: ${memoryCollections()} full garbage collection(s) asked for`);
     summary.finishedAt = ctx.now().toISOString();
     await ctx.box.close().catch(() => undefined);
     if (runDir) await rm(runDir, { recursive: true, force: true }).catch(() => undefined);

@@ -18,6 +18,7 @@ import type { BackupManifest } from '../plan/backup-manifest.js';
 import { CHECKSUM_FILE, formatChecksums, manifestPartText, judgeMismatch, MANIFEST_DIR, RECORD_FILE, type RenameLink } from '../plan/manifest.js';
 import { parseItemize, rsyncRemoteShell, remoteSpec, type UploadArgs } from '../plan/transport-args.js';
 import type { RunContext } from './context.js';
+import { checkMemory } from '../adapters/memory.js';
 
 export const VMAIL_DIR = 'vmail';
 
@@ -355,6 +356,8 @@ let partText = Buffer.allocUnsafeSlow(64 << 10);
  * stays one part) is gzip'ed as its text is made.
  */
 export async function writeManifestPart(file: string, lines: readonly string[]): Promise<void> {
+  // gzip's output and the part's lines are garbage a moment later, thousands of times at 1M messages.
+  checkMemory();
   if (lines.length <= 4096) {
     // The text goes through one buffer for every part: a new one each time is garbage the
     // collector of a small heap lets pile up (tens of MB of array buffers at 1M messages).
