@@ -11,7 +11,7 @@ import { hashIndex, PreviousManifest, saveHashCache, walkTree } from '../src/bac
 import { BackupManifest } from '../src/plan/backup-manifest.js';
 import { planRenameLinks } from '../src/plan/manifest.js';
 import { IndexSpillFile } from '../src/adapters/index-spill.js';
-import { compareFolders, Folder, VmailIndex } from '../src/plan/vmail-index.js';
+import { compareFolders, Folder, FolderReuse, VmailIndex } from '../src/plan/vmail-index.js';
 
 const sha = (file: string) => execFileSync('sha256sum', [file]).toString().slice(0, 64);
 
@@ -172,7 +172,7 @@ test('an index spilled to disk (a million messages) gives the same manifest, par
 test("a folder's previous entries are merged as they come: in order, interleaved with gone names, and out of order", () => {
   const facts = (name: string, size: number) => ({ name, size, mtimeMs: 1000, uid: 5000, gid: 5000 });
   const folder = new Folder('ex.com/a/Maildir/cur', 0o700, 5000, 5000, [facts('b', 2), facts('d', 4), facts('f', 6), facts('h', 8)]);
-  const reuse = VmailIndex.reuser(folder);
+  const reuse = new FolderReuse(folder);
   const h = (c: string) => c.repeat(64);
   const took = [
     reuse.take('a', { size: 1, mtimeMs: 1000, hash: h('a') }), // gone, before the first name

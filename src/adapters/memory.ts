@@ -12,7 +12,7 @@
 const GROWTH = 16 << 20;
 const CHECK_MS = 100;
 
-let gc = (globalThis as { gc?: () => void }).gc;
+const gc = (globalThis as { gc?: () => void }).gc;
 let after = 0;
 let collections = 0;
 
@@ -46,9 +46,3 @@ export function memoryCollections(): number {
   return collections;
 }
 
-/** For tests: the collector to call (node's only with --expose-gc). */
-export function useCollector(fn: (() => void) | undefined): void {
-  gc = fn;
-  after = fn ? held() : 0;
-  collections = 0;
-}

@@ -11,7 +11,7 @@ import { hashEach } from '../adapters/hash.js';
 import { checkMemory } from '../adapters/memory.js';
 import type { BackupManifest } from '../plan/backup-manifest.js';
 import type { ManifestEntry } from '../plan/manifest.js';
-import { compareFolders, Folder, VmailIndex, type CachedFile, type ColumnStore, type Listing } from '../plan/vmail-index.js';
+import { compareFolders, Folder, FolderReuse, VmailIndex, type CachedFile, type ColumnStore, type Listing } from '../plan/vmail-index.js';
 
 /** First line of a hash cache written in walk order (older caches have none and are read whole). */
 const CACHE_HEADER = JSON.stringify({ hashCache: 2, order: 'walk' });
@@ -63,7 +63,7 @@ export class PreviousManifest {
    */
   async reuseFor(folder: Folder): Promise<number> {
     const rel = folder.path;
-    const reuse = VmailIndex.reuser(folder);
+    const reuse = new FolderReuse(folder);
     if (this.whole) {
       for (const [name, c] of this.whole.get(rel) ?? []) if (!reuse.take(name, c)) this.forget(rel, name, c);
       this.whole.delete(rel);

@@ -347,14 +347,6 @@ export class VmailIndex {
     if (this.store) folder.attach(this.store);
   }
 
-  /**
-   * Reuses hashes for `folder` from the previous manifest's entries, fed one at a time in the
-   * folder's own order (the hash cache's order; an entry out of that order is looked up).
-   */
-  static reuser(folder: Folder): FolderReuse {
-    return new FolderReuse(folder);
-  }
-
   /** Keeps `folders` in memory while a step goes back and forth between them ([]: none). */
   keepLoaded(folders: readonly Folder[]): void {
     this.store?.keep(folders);
