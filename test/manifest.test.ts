@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { batchPaths, boxCommand, isShellSafe } from '../src/plan/box-command.js';
+import { createHashPool, hashEach } from '../src/adapters/hash.js';
 import { hashIndex, walkTree } from '../src/backup/manifest-step.js';
 import { writeManifestPart } from '../src/backup/transfer.js';
 import { BackupManifest } from '../src/plan/backup-manifest.js';
@@ -30,6 +31,36 @@ test('checksum lines round-trip and match what sha256sum itself prints', async (
       const hash = theirs.replace(/^\\/, '').slice(0, 64);
       assert.equal(formatChecksumLine(hash, flat), theirs, JSON.stringify(n));
       assert.deepEqual(parseChecksumLine(theirs), { hash, path: flat });
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('the hash pool gives what sha256sum gives, around its 1 MiB read buffer; a vanished file is undefined, an unreadable one fails the batch', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mcb-hash-pool-'));
+  try {
+    const sizes = [0, 1, 2500, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 7];
+    const paths: string[] = [];
+    for (const size of sizes) {
+      const p = join(dir, `f${size}`);
+      await writeFile(p, Buffer.from(Array.from({ length: size }, (_, i) => (i * 31 + size) & 0xff)));
+      paths.push(p);
+    }
+    const theirs = execFileSync('sha256sum', paths).toString().trim().split('\n').map((l) => l.slice(0, 64));
+    const got = new Map<string, { hash: string; size: number } | undefined>();
+    // Two threads and more files than one batch: answers come back to the right file.
+    const many = Array.from({ length: 600 }, (_, k) => paths[k % paths.length]!);
+    await hashEach(many, (p) => ({ abs: p }), (p, r) => void got.set(p, r), 2);
+    paths.forEach((p, k) => assert.deepEqual(got.get(p), { hash: theirs[k], size: sizes[k] }, p));
+    const pool = createHashPool(1);
+    try {
+      const [gone, first] = await pool.hashBatch([join(dir, 'never-there'), paths[2]!]);
+      assert.equal(gone, undefined);
+      assert.deepEqual(first, { hash: theirs[2], size: 2500 });
+      await assert.rejects(pool.hashBatch([paths[1]!, dir]), /cannot read a file to hash it: EISDIR/);
+    } finally {
+      await pool.close();
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -1,6 +1,7 @@
 // SHA-256 of files, computed in-process on a pool of worker threads (one per core, at most 4).
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
+import type { HashAnswer } from './hash-worker.js';
 
 export interface HashResult {
   hash: string;
@@ -16,8 +17,6 @@ export interface HashPool {
   close(): Promise<void>;
 }
 
-type Raw = { hash?: string; size?: number; error?: string };
-
 export function createHashPool(threads = Math.min(4, availableParallelism())): HashPool {
   const n = Math.max(1, threads);
   // A worker holds one batch of paths and one read buffer: a small young generation keeps
@@ -27,13 +26,14 @@ export function createHashPool(threads = Math.min(4, availableParallelism())): H
   const load = workers.map(() => 0);
   let nextId = 0;
   workers.forEach((w, i) => {
-    w.on('message', (m: { id: number; results: Raw[] }) => {
+    w.on('message', (m: HashAnswer) => {
       load[i]!--;
       const p = pending.get(m.id)!;
       pending.delete(m.id);
-      const bad = m.results.find((r) => r.error && r.error !== 'ENOENT');
-      if (bad) p.reject(new Error(`cannot read a file to hash it: ${bad.error}`));
-      else p.resolve(m.results.map((r) => (r.error ? undefined : { hash: r.hash!, size: r.size! })));
+      const bad = Object.values(m.errors).find((code) => code !== 'ENOENT');
+      if (bad) return p.reject(new Error(`cannot read a file to hash it: ${bad}`));
+      const digests = Buffer.from(m.digests);
+      p.resolve(Array.from(m.sizes, (size, k) => (m.errors[k] ? undefined : { hash: digests.toString('hex', 32 * k, 32 * k + 32), size })));
     });
   });
   const hashBatch = (paths: string[]) =>
@@ -43,7 +43,7 @@ export function createHashPool(threads = Math.min(4, availableParallelism())): H
       let best = 0;
       for (let i = 1; i < workers.length; i++) if (load[i]! < load[best]!) best = i;
       load[best]!++;
-      workers[best]!.postMessage({ id, paths });
+      workers[best]!.postMessage({ id, paths: paths.join('\0') });
     });
   return {
     threads: n,
@@ -77,7 +77,7 @@ export async function forEachLimit<T>(items: Iterable<T>, limit: number, fn: (it
 
 /**
  * Hashes `items` on a worker pool (started only when there is something to hash), in batches
- * of up to 64 files or 8 MiB (when sizes are known) made as the workers take them, two per worker in flight, so every
+ * of up to 256 files or 8 MiB (when sizes are known) made as the workers take them, two per worker in flight, so every
  * core stays busy and only those batches' absolute paths exist at once. `onResult` gets
  * undefined for a file that vanished meanwhile: mail comes and goes.
  */
@@ -90,7 +90,7 @@ export async function hashEach<T>(items: Iterable<T>, file: (t: T) => { abs: str
     let bytes = 0;
     for (let r: IteratorResult<T> = first; !r.done; r = it.next()) {
       const size = file(r.value).size ?? 0;
-      if (cur.length && (cur.length >= 64 || bytes + size > 8 << 20)) {
+      if (cur.length && (cur.length >= 256 || bytes + size > 8 << 20)) {
         yield cur;
         cur = [];
         bytes = 0;
