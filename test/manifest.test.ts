@@ -58,6 +58,7 @@ test('the hash pool gives what sha256sum gives, around its 1 MiB read buffer; a 
       const [gone, first] = await pool.hashBatch([join(dir, 'never-there'), paths[2]!]);
       assert.equal(gone, undefined);
       assert.deepEqual(first, { hash: theirs[2], size: 2500 });
+      assert.deepEqual(await pool.hashBatch([]), []);
       await assert.rejects(pool.hashBatch([paths[1]!, dir]), /cannot read a file to hash it: EISDIR/);
     } finally {
       await pool.close();

@@ -41,7 +41,7 @@ export interface HashAnswer {
 }
 
 parentPort!.on('message', (msg: { id: number; paths: string }) => {
-  const paths = msg.paths.split('\0');
+  const paths = msg.paths ? msg.paths.split('\0') : [];
   const digests = Buffer.alloc(32 * paths.length);
   const sizes = new Float64Array(paths.length);
   const errors: Record<number, string> = {};
