@@ -149,6 +149,8 @@ async function main(): Promise<number> {
       log(`${label}: tool peak RSS ${r.toolPeakRssMiB?.toFixed(0) ?? '?'} MiB; phases ${r.phases.map((p) => `${p.phase} ${(p.ms / 1000).toFixed(1)} s`).join(', ')}`);
       const mem = Object.entries(r.toolMemAtPeakByPhase ?? {}).map(([ph, m]) => `${ph} ${m.rssMiB}/${m.heapTotalMiB}/${m.heapUsedMiB}/${m.arrayBuffersMiB}`);
       if (mem.length) log(`${label}: tool memory at each phase's peak, MiB RSS/heap total/heap used/array buffers: ${mem.join(', ')}`);
+      const hwm = Object.entries(r.toolPeakRssMiBByPhase ?? {}).map(([ph, m]) => `${ph} ${m}`);
+      if (hwm.length) log(`${label}: tool peak RSS of each phase (kernel high-water mark), MiB: ${hwm.join(', ')}`);
       runs.push(r);
     };
     const peerRun = async (label: string) => {

@@ -51,6 +51,8 @@ export interface RunMeasure {
   toolMemAtPeak?: MemAtPeak;
   /** The same at each phase's own peak (sampled in the tool every 20 ms). */
   toolMemAtPeakByPhase?: Record<string, MemAtPeak>;
+  /** Each phase's own peak RSS (the kernel's high-water mark, reset at the phase's start). */
+  toolPeakRssMiBByPhase?: Record<string, number>;
   toolCpuMs?: number;
   /** Peak of the summed RSS of the tool's child processes (sampled). */
   childrenPeakRssMiB?: number;
@@ -225,7 +227,7 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
 
   const status = JSON.parse(await readFile(join(stateDir, 'status.json'), 'utf8').catch(() => 'null')) as RunStatus | null;
   if (status && Date.parse(status.startedAt) < t0Epoch - 2000) throw new Error(`${label}: the status file is from an earlier run`);
-  const rusage = JSON.parse(await readFile(rusageFile, 'utf8').catch(() => 'null')) as { maxRssKiB: number; userUs: number; systemUs: number; atPeak?: MemAtPeak; atPeakByPhase?: Record<string, MemAtPeak> } | null;
+  const rusage = JSON.parse(await readFile(rusageFile, 'utf8').catch(() => 'null')) as { maxRssKiB: number; userUs: number; systemUs: number; atPeak?: MemAtPeak; atPeakByPhase?: Record<string, MemAtPeak>; peakRssMiBByPhase?: Record<string, number> } | null;
   const time = (await readFile(timeFile, 'utf8').catch(() => '')).trim().split('\n').pop()?.split(' ').map(Number);
   const duAfter = await duBytes(boxFolder);
 
@@ -283,6 +285,7 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
     toolPeakRssMiB: rusage ? rusage.maxRssKiB / 1024 : undefined,
     toolMemAtPeak: rusage?.atPeak,
     toolMemAtPeakByPhase: rusage?.atPeakByPhase,
+    toolPeakRssMiBByPhase: rusage?.peakRssMiBByPhase,
     toolCpuMs: rusage ? (rusage.userUs + rusage.systemUs) / 1000 : undefined,
     childrenPeakRssMiB: Math.max(...samples.map((s) => s.childrenRssKiB)) / 1024,
     largestProcessRssMiB: time?.[3] ? time[3] / 1024 : undefined,
