@@ -4,17 +4,21 @@
 // and lstat's them; the cache gives each a made-up hash, as only size and mtime decide reuse.
 //
 //   npm run build && MALLOC_MMAP_THRESHOLD_=131072 nice -n 19 node --max-semi-space-size=1 \
-//     --optimize-for-size --expose-gc dist/scripts/bench/walk-memory.js [--messages 1000000] [--folders 100] [--keep DIR]
+//     --optimize-for-size --expose-gc dist/scripts/bench/walk-memory.js [--messages 1000000] [--folders 100] [--keep DIR] [--hash]
+//
+// --hash: the files hold 2 KiB (a message of the bench's size) and the first walk's index is
+// hashed as run 1 hashes it (hashIndex on the worker pool), as a pass of its own.
 //
 // The node flags and the malloc setting are the unit's (systemd/mailcow-backup.service). Prints
 // one JSON line: each walk's own peak RSS (VmHWM, reset at its start through
 // /proc/self/clear_refs) and the largest heap use sampled while it read the cache.
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IndexSpillFile } from '../../src/adapters/index-spill.js';
-import { PreviousManifest, walkTree } from '../../src/backup/manifest-step.js';
+import { hashIndex, PreviousManifest, walkTree } from '../../src/backup/manifest-step.js';
 import { memoryCollections, watchMemory } from '../../src/adapters/memory.js';
 
 const arg = (name: string, dflt: string) => {
@@ -24,6 +28,7 @@ const arg = (name: string, dflt: string) => {
 const MESSAGES = Number(arg('messages', '1000000'));
 const MAILDIRS = Number(arg('folders', '100'));
 const KEEP = arg('keep', '');
+const HASH = process.argv.includes('--hash');
 
 /** Maildir sizes falling off geometrically like the bench's (as index-memory.ts). */
 function sizes(): number[] {
@@ -58,18 +63,28 @@ const root = join(dir, 'vmail');
 const result: Record<string, unknown> = { messages: MESSAGES, folders: MAILDIRS, exposeGc: typeof (globalThis as { gc?: unknown }).gc === 'function' };
 const stopWatching = watchMemory();
 try {
-  if (!existsSync(join(dir, 'done'))) {
+  const marker = join(dir, HASH ? 'done-2k' : 'done');
+  if (!existsSync(marker)) {
+    const body = randomBytes(2048);
     sizes().forEach((n, k) => {
       for (const [sub, count] of [['cur', n - Math.floor(n / 50)], ['new', Math.floor(n / 50)]] as const) {
         const d = join(root, `example.com/u${String(k).padStart(3, '0')}/Maildir/${sub}`);
         mkdirSync(d, { recursive: true });
-        for (let i = 0; i < count; i++) closeSync(openSync(join(d, `${1_700_000_000 + i}.M${100_000 + i}P${2000 + (i % 977)}.mail.example.com,S=${3000 + i},W=${3100 + i}:2,${i % 3 ? 'S' : 'RS'}`), 'w'));
+        for (let i = 0; i < count; i++) {
+          const fd = openSync(join(d, `${1_700_000_000 + i}.M${100_000 + i}P${2000 + (i % 977)}.mail.example.com,S=${3000 + i},W=${3100 + i}:2,${i % 3 ? 'S' : 'RS'}`), 'w');
+          if (HASH) (body.writeUInt32LE(i, 0), body.writeUInt32LE(k, 4), writeSync(fd, body));
+          closeSync(fd);
+        }
       }
     });
-    writeFileSync(join(dir, 'done'), '');
+    writeFileSync(marker, '');
   }
   const spill1 = new IndexSpillFile(join(dir, 'index-1'));
   const first = await pass('walk without cache', result, () => walkTree(root, 'vmail', undefined, spill1));
+  if (HASH) {
+    const s = await pass('hash (run 1)', result, () => hashIndex(first.index, root));
+    if (s.hashed !== first.index.folders.reduce((a, f) => a + f.length, 0)) throw new Error(`hashed ${s.hashed} files`);
+  }
   // The cache as saveHashCache writes it: header, then the tree in walk order.
   const cache = join(dir, 'hash-cache.jsonl');
   const fd = openSync(cache, 'w');

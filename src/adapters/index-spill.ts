@@ -8,12 +8,15 @@ import { checkMemory } from './memory.js';
 
 /**
  * Columns kept in memory besides the folder in use (a folder of 132k messages is 14 MB alone).
- * Measured at 1M messages: 8 MiB and 8 MiB kept for reuse peaked at 24 MB of array buffers,
- * 16 and 20 MiB at 48-74 MB, for no measurable difference in time.
+ * Measured at 1M messages: 8 MiB (and 8 MiB of evicted buffers kept for reuse) peaked at 24 MB
+ * of array buffers, 16 and 20 MiB at 48-74 MB, for no measurable difference in time.
+ *
+ * Evicted folders' buffers are not kept for reuse: with a collection asked for before each
+ * load once 8 MiB of garbage is held (memory.ts), keeping them cost more than it saved
+ * (1M messages, scripts/bench/walk-memory.ts --hash: the walk reading the cache 129-139 ->
+ * 110-112 MB, run 1's hashing 134-135 -> 120-122 MB).
  */
 export const INDEX_MEMORY_BUDGET = 8 << 20;
-/** Memory of evicted folders kept for reuse. */
-const FREE_CAP = 8 << 20;
 
 export class IndexSpillFile implements ColumnStore {
   private fd?: number;
@@ -21,12 +24,6 @@ export class IndexSpillFile implements ColumnStore {
   private readonly loaded = new Set<Folder>();
   /** Folders a step goes back and forth between (a manifest part's): never evicted. */
   private kept = new Set<Folder>();
-  /**
-   * Memory of evicted folders, for the next ones loaded (up to FREE_CAP bytes): a new buffer per
-   * load (up to ~14 MB) is freed only at the next full collection, which a small heap rarely
-   * needs, so several waited at once (measured at 1M messages: +20 MB of array buffers).
-   */
-  private free: ArrayBuffer[] = [];
   /** Bytes written, for the run's debug line. */
   written = 0;
 
@@ -63,28 +60,16 @@ export class IndexSpillFile implements ColumnStore {
   }
 
   get(slot: Slot): Uint8Array {
+    // A new buffer (up to ~14 MB) is garbage at its folder's eviction: collected before it adds up.
+    checkMemory();
     // At offset 0 of its ArrayBuffer: the f64 columns need 8-byte alignment.
-    let best = -1;
-    this.free.forEach((f, k) => {
-      if (f.byteLength >= slot.length && (best < 0 || f.byteLength < this.free[best]!.byteLength)) best = k;
-    });
-    if (best < 0) checkMemory();
-    const buf = best >= 0 ? Buffer.from(this.free.splice(best, 1)[0]!, 0, slot.length) : Buffer.allocUnsafeSlow(slot.length);
+    const buf = Buffer.allocUnsafeSlow(slot.length);
     for (let done = 0; done < slot.length; ) {
       const n = readSync(this.fd!, buf, done, slot.length - done, slot.offset + done);
       if (n === 0) throw new Error(`the mail index's spill file ${this.file} ended early`);
       done += n;
     }
     return new Uint8Array(buf.buffer, 0, slot.length);
-  }
-
-  release(bytes: Uint8Array): void {
-    if (bytes.byteOffset !== 0) return;
-    this.free.push(bytes.buffer as ArrayBuffer);
-    // The largest are kept: a small buffer fits few folders.
-    this.free.sort((x, y) => y.byteLength - x.byteLength);
-    let total = 0;
-    this.free = this.free.filter((f) => (total += f.byteLength) <= FREE_CAP);
   }
 
   close(): void {

@@ -50,8 +50,6 @@ export interface ColumnStore {
   /** Writes `bytes` (a folder's columns) and returns where; `slot`: its previous place. */
   put(bytes: Uint8Array, slot?: Slot): Slot;
   get(slot: Slot): Uint8Array;
-  /** The columns of an evicted folder: nobody reads them again, the store may reuse the memory. */
-  release(bytes: Uint8Array): void;
   /** Never evicts `folders` (replacing the previous ones) until told otherwise. */
   keep(folders: readonly Folder[]): void;
 }
@@ -168,7 +166,6 @@ export class Folder {
     if (!this.cols || !this.store) return;
     if (this.dirty || !this.slot) this.slot = this.store.put(this.cols.bytes, this.slot);
     this.dirty = false;
-    this.store.release(this.cols.bytes);
     this.cols = undefined;
   }
 
