@@ -169,6 +169,44 @@ test('an index spilled to disk (a million messages) gives the same manifest, par
   }
 });
 
+test('hashing a spilled index goes folder by folder: each comes back from the file once, one with nothing to hash not at all, and the hashes are sha256sum\'s', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mcb-index-'));
+  const vmail = join(dir, 'vmail');
+  try {
+    const files: Record<string, string> = {};
+    for (const box of ['a', 'b', 'c']) for (let i = 0; i < 30; i++) files[`ex.com/${box}/Maildir/${i % 3 ? 'cur' : 'new'}/${1000 + i}.M1P2.host:2,`] = `${box}${i}`;
+    await tree(vmail, files);
+    // Budget 0: every folder but the one in use is in the file.
+    const spill = new IndexSpillFile(join(dir, 'spill'), 0);
+    try {
+      const { index } = await walkTree(vmail, 'vmail', undefined, spill);
+      // The index's bytes: each folder loaded once.
+      const indexBytes = index.folders.reduce((n, f) => (f.flags, n + f.residentBytes), 0);
+      const unhashed = () => index.folders.map((f) => [f.path, f.unhashed, [...index.unhashedIn(f)].length]);
+      assert.deepEqual(unhashed().filter(([, n]) => n), unhashed().filter(([, , k]) => k).map(([p, , k]) => [p, k, k]));
+      const before = spill.read;
+      const s = await hashIndex(index, vmail);
+      assert.equal(s.hashed, 90);
+      // Batches of 256 files would span every folder; their answers then reloaded evicted ones.
+      assert.ok(spill.read - before <= indexBytes, `read ${spill.read - before} B back for an index of ${indexBytes} B`);
+      for (const e of new BackupManifest(new Map(), index).entries()) assert.equal(e.hash, sha(join(dir, e.path)), e.path);
+      assert.ok(index.folders.every((f) => f.unhashed === 0));
+      // Mail that arrived meanwhile and a deletion keep the counts right.
+      index.set('vmail/ex.com/b/Maildir/new/late', { hash: '', size: 1, mtimeMs: 2 });
+      index.delete('vmail/ex.com/c/Maildir/cur/1001.M1P2.host:2,');
+      assert.deepEqual(unhashed().filter(([, n]) => n), [['ex.com/b/Maildir/new', 1, 1]]);
+      index.delete('vmail/ex.com/b/Maildir/new/late');
+      const read = spill.read;
+      assert.equal((await hashIndex(index, vmail)).hashed, 0);
+      assert.equal(spill.read, read, 'nothing to hash: no folder was loaded');
+    } finally {
+      spill.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test("a folder's previous entries are merged as they come: in order, interleaved with gone names, and out of order", () => {
   const facts = (name: string, size: number) => ({ name, size, mtimeMs: 1000, uid: 5000, gid: 5000 });
   const folder = new Folder('ex.com/a/Maildir/cur', 0o700, 5000, 5000, [facts('b', 2), facts('d', 4), facts('f', 6), facts('h', 8)]);

@@ -79,9 +79,10 @@ export async function forEachLimit<T>(items: Iterable<T>, limit: number, fn: (it
  * Hashes `items` on a worker pool (started only when there is something to hash), in batches
  * of up to 256 files or 8 MiB (when sizes are known) made as the workers take them, two per worker in flight, so every
  * core stays busy and only those batches' absolute paths exist at once. `onResult` gets
- * undefined for a file that vanished meanwhile: mail comes and goes.
+ * undefined for a file that vanished meanwhile: mail comes and goes. `pool`: the caller's
+ * (left open), for a caller that hashes group after group; otherwise one of `threads` workers.
  */
-export async function hashEach<T>(items: Iterable<T>, file: (t: T) => { abs: string; size?: number }, onResult: (t: T, r: HashResult | undefined) => void, threads?: number): Promise<void> {
+export async function hashEach<T>(items: Iterable<T>, file: (t: T) => { abs: string; size?: number }, onResult: (t: T, r: HashResult | undefined) => void, threads?: number | (() => HashPool)): Promise<void> {
   const it = items[Symbol.iterator]();
   const first = it.next();
   if (first.done) return;
@@ -100,13 +101,13 @@ export async function hashEach<T>(items: Iterable<T>, file: (t: T) => { abs: str
     }
     if (cur.length) yield cur;
   }
-  const pool = createHashPool(threads);
+  const pool = typeof threads === 'function' ? threads() : createHashPool(threads);
   try {
     await forEachLimit(batches(), pool.threads * 2, async (batch) => {
       const results = await pool.hashBatch(batch.map((t) => file(t).abs));
       batch.forEach((t, k) => onResult(t, results[k]));
     });
   } finally {
-    await pool.close();
+    if (typeof threads !== 'function') await pool.close();
   }
 }

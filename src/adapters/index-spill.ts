@@ -24,8 +24,9 @@ export class IndexSpillFile implements ColumnStore {
   private readonly loaded = new Set<Folder>();
   /** Folders a step goes back and forth between (a manifest part's): never evicted. */
   private kept = new Set<Folder>();
-  /** Bytes written, for the run's debug line. */
+  /** Bytes written and read back (tests: a pass over the index reads each folder once). */
   written = 0;
+  read = 0;
 
   constructor(
     readonly file: string,
@@ -69,6 +70,7 @@ export class IndexSpillFile implements ColumnStore {
       if (n === 0) throw new Error(`the mail index's spill file ${this.file} ended early`);
       done += n;
     }
+    this.read += slot.length;
     return new Uint8Array(buf.buffer, 0, slot.length);
   }
 

@@ -124,6 +124,8 @@ export class Folder {
   private dirty = true;
   private store?: ColumnStore;
   private n: number;
+  /** Files without a hash that are in the manifest: a pass that hashes skips a folder with none unloaded. */
+  private unhashedCount: number;
   /** Files not owned like their folder (rare): index → [uid, gid]. */
   owners: Map<number, [number, number]>;
 
@@ -136,7 +138,7 @@ export class Folder {
     files: readonly FileFacts[] | Listing,
   ) {
     const l = isListing(files) ? files : listingOf(files, uid, gid);
-    const n = (this.n = l.names.length);
+    const n = (this.n = this.unhashedCount = l.names.length);
     let total = 0;
     for (const name of l.names) total += Buffer.byteLength(name);
     const c = (this.cols = Columns.alloc(n, total));
@@ -225,7 +227,7 @@ export class Folder {
   setHash(i: number, hex: string): void {
     const c = this.c();
     c.hash.write(hex, 32 * i, 32, 'hex');
-    c.flags[i] = (c.flags[i]! | HASHED) & ~GONE;
+    this.writeFlags(c, i, (c.flags[i]! | HASHED) & ~GONE);
     this.dirty = true;
   }
 
@@ -236,9 +238,20 @@ export class Folder {
     this.dirty = true;
   }
 
+  /** How many files still need a hash (known without loading the columns). */
+  get unhashed(): number {
+    return this.unhashedCount;
+  }
+
+  private writeFlags(c: Columns, i: number, next: number): void {
+    const unhashed = (f: number) => (f & (HASHED | GONE)) === 0;
+    this.unhashedCount += +unhashed(next) - +unhashed(c.flags[i]!);
+    c.flags[i] = next;
+  }
+
   setFlags(i: number, set: number, clear = 0): void {
     const c = this.c();
-    c.flags[i] = (c.flags[i]! | set) & ~clear;
+    this.writeFlags(c, i, (c.flags[i]! | set) & ~clear);
     this.dirty = true;
   }
 
@@ -267,6 +280,7 @@ export class Folder {
     c.mtime[at] = f.mtimeMs;
     this.cols = c;
     this.n = n + 1;
+    this.unhashedCount++;
     this.dirty = true;
     const owners = new Map<number, [number, number]>();
     for (const [i, o] of this.owners) owners.set(i >= at ? i + 1 : i, o);
@@ -443,6 +457,12 @@ export class VmailIndex {
   /** Files still to hash (not gone, no hash yet). */
   unhashed(): Generator<{ folder: Folder; i: number }> {
     return this.files((f) => (f & (HASHED | GONE)) === 0);
+  }
+
+  /** The files of `folder` that still need a hash (indexes into it); a folder with none is not loaded. */
+  *unhashedIn(folder: Folder): Generator<number> {
+    if (folder.unhashed === 0) return;
+    for (let i = 0; i < folder.length; i++) if ((folder.flags[i]! & (HASHED | GONE)) === 0) yield i;
   }
 
   /** Paths new since the previous manifest, with their entries: candidates for a rename. */
