@@ -79,8 +79,8 @@ export async function forEachLimit<T>(items: Iterable<T>, limit: number, fn: (it
  * Hashes `items` on a worker pool (started only when there is something to hash), in batches
  * of up to 256 files or 8 MiB (when sizes are known) made as the workers take them, two per worker in flight, so every
  * core stays busy and only those batches' absolute paths exist at once. `onResult` gets
- * undefined for a file that vanished meanwhile: mail comes and goes. `pool`: the caller's
- * (left open), for a caller that hashes group after group; otherwise one of `threads` workers.
+ * undefined for a file that vanished meanwhile: mail comes and goes. `threads`: how many
+ * workers, or a function giving the caller's pool (left open: the caller hashes group after group).
  */
 export async function hashEach<T>(items: Iterable<T>, file: (t: T) => { abs: string; size?: number }, onResult: (t: T, r: HashResult | undefined) => void, threads?: number | (() => HashPool)): Promise<void> {
   const it = items[Symbol.iterator]();

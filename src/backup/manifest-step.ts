@@ -241,7 +241,7 @@ const SMALL_HASH_JOB = 20_000;
 /**
  * Hashes the index's files that have no hash yet; a file that vanished leaves the index. Folder
  * by folder, each kept loaded until its last batch is back: batches in flight across folders
- * wrote their hashes into folders the walk on had evicted, which came back from the spill file
+ * wrote their hashes into folders the batching had evicted since, which came back from the spill file
  * (1M messages: 627 MB read for a 110 MB index, and the peak of runs 1 and 2).
  */
 export async function hashIndex(index: VmailIndex, root: string, threads?: number): Promise<HashStats> {

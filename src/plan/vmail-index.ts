@@ -124,7 +124,7 @@ export class Folder {
   private dirty = true;
   private store?: ColumnStore;
   private n: number;
-  /** Files without a hash that are in the manifest: a pass that hashes skips a folder with none unloaded. */
+  /** Files in the manifest without a hash: the hashing skips a folder with none without loading it. */
   private unhashedCount: number;
   /** Files not owned like their folder (rare): index → [uid, gid]. */
   owners: Map<number, [number, number]>;
