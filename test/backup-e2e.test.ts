@@ -10,6 +10,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { buildContext } from '../src/cli/context.js';
 import { runBackup } from '../src/backup/run.js';
+import { verifyOnBox } from '../src/backup/transfer.js';
+import { BackupManifest } from '../src/plan/backup-manifest.js';
 import { lockPhase } from '../src/backup/lock-phase.js';
 import { createSandbox, type Sandbox } from '../src/sandbox/sandbox.js';
 import { mutateMaildir } from '../src/sandbox/maildir-fixture.js';
@@ -117,6 +119,46 @@ describe('backup to the loopback Storage Box', () => {
     } finally {
       await sb.box.setMode({ corruptAfterUpload: undefined });
       await ctx.box.removeTree('verify-probe').catch(() => undefined);
+      await ctx.box.close();
+      await ctx.log.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('verify of many files: the first ones by the box\'s sha256sum, the bulk by one rsync --checksum login per round; a byte flipped in the bulk is still named', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mcb-verify-bulk-'));
+    const ctx = buildContext({ config: sb.configPath }, new AbortController().signal, 'silent');
+    try {
+      const names = Array.from({ length: 1200 }, (_, i) => `${1700000000 + i}.M${i}P1.host,S=20:2,S`);
+      await mkdir(join(dir, 'up', 'mail', 'cur'), { recursive: true });
+      const entries = new Map<string, { path: string; hash: string; size: number; mtimeMs: number }>();
+      for (const n of names) {
+        await writeFile(join(dir, 'up', 'mail', 'cur', n), `message ${n}\n`);
+        const st = await stat(join(dir, 'up', 'mail', 'cur', n));
+        const path = `mail/cur/${n}`;
+        entries.set(path, { path, hash: execFileSync('sha256sum', [join(dir, 'up', 'mail', 'cur', n)]).toString().slice(0, 64), size: st.size, mtimeMs: Math.floor(st.mtimeMs) });
+      }
+      const victim = names[900]!;
+      await sb.box.setMode({ corruptAfterUpload: victim });
+      await ctx.box.connect();
+      const up = await ctx.exec('rsync', ['-rt', '-e', rsyncRemoteShell(ctx.box.target), `${dir}/up/`, remoteSpec(ctx.box.target, 'verify-bulk/')], { what: 'upload' });
+      assert.equal(up.exitCode, 0);
+      const verify = () => verifyOnBox(ctx, 'verify-bulk', new BackupManifest(new Map(entries)), entries.keys(), [{ root: join(dir, 'up', 'mail'), prefix: 'mail' }], dir, () => true, 500);
+      const cmds = (await sb.box.commands()).length;
+      await assert.rejects(verify(), (e: Error) => /the Storage Box holds 1 file that differ from what was sent \(first: mail\/cur\/1700000900\./.test(e.message));
+      const calls = (await sb.box.commands()).slice(cmds);
+      const hashed = calls.filter((c) => c.command.startsWith('sha256sum ')).flatMap((c) => c.command.split(' ').filter((w) => w.startsWith('verify-bulk/')));
+      assert.equal(hashed.length, 500, 'the first 500 by sha256sum');
+      assert.ok(hashed.every((p) => names.indexOf(p.split('/').pop()!) < 500));
+      assert.equal(calls.filter((c) => c.command.startsWith('rsync --server')).length, 1, 'the other 700 in one rsync login');
+
+      // Put right: every file verified, and the outcome says how many the box's rsync vouched for.
+      await writeFile(join(sb.box.root, 'verify-bulk', 'mail', 'cur', victim), `message ${victim}\n`);
+      const v = await verify();
+      assert.deepEqual([v.checked, v.method, v.viaRsyncChecksum], [1200, 'sha256sum', 700]);
+    } finally {
+      await sb.box.setMode({ corruptAfterUpload: undefined });
+      await ctx.box.removeTree('verify-bulk').catch(() => undefined);
       await ctx.box.close();
       await ctx.log.close();
       await rm(dir, { recursive: true, force: true });

@@ -449,6 +449,11 @@ describe('compose (pure)', () => {
     assert.match(fallback.text, /is published and verified on the Storage Box with rsync --checksum\./);
     assert.match(fallback.text, /321 transferred files, rsync --checksum \(the box has no sha256sum; its rsync read every byte\)/);
     assert.ok(fallback.html.includes('rsync --checksum (the box has no sha256sum'));
+    // A first backup's bulk goes to rsync --checksum on a box with sha256sum: both are named, with their counts.
+    const mixed = okSummary({ verifyMethod: 'sha256sum', verifiedByRsync: 300 });
+    assert.match(composeReport(mixed, { redact }).text, /is published and verified on the Storage Box with sha256sum and rsync --checksum\./);
+    assert.match(composeReport(mixed, { redact }).text, /321 transferred files: 21 by the box's sha256sum, 300 by rsync --checksum against this host's copy \(the box's rsync read every byte\)/);
+    assert.match(summaryText(mixed).join('\n'), /verified +321 transferred files: 21 by the box's sha256sum, 300 by rsync --checksum/);
     const partial = composeReport(okSummary({ ok: false, exitCode: 3, failedPhase: 'prune', error: 'rm failed', verifyMethod: 'rsync-checksum' }), { redact });
     assert.match(partial.text, /is published and verified on the Storage Box with rsync --checksum, but the prune phase failed/);
   });

@@ -324,6 +324,7 @@ export async function runBackup(ctx: RunContext, locked: LockPhase, opts: RunOpt
       for (const p of [...manifest.unhashed()]) (manifest.delete(p), (treeExact = false), ctx.log.warn(`${p} arrived and vanished during the run; it is on the box but not in the manifest`));
       summary.verifiedOnBox = v.checked;
       summary.verifyMethod = v.method;
+      if (v.viaRsyncChecksum) summary.verifiedByRsync = v.viaRsyncChecksum;
       summary.changedDuringRun = v.changedDuringRun.length;
       summary.vanishedDuringRun = v.vanishedDuringRun.length;
       summary.hardLinks = hardLinks;

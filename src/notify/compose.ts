@@ -3,7 +3,7 @@
 // through it once more: no secret of mailcow.conf or of the config can reach a mailbox.
 import { EXIT } from '../cli/exit-codes.js';
 import { bytes, duration } from '../plan/human.js';
-import { afterPublishProblem, verifiedText, verifyMethodName, wasInterrupted, type RunSummary } from '../plan/report.js';
+import { afterPublishProblem, verifiedText, verifiedWith, wasInterrupted, type RunSummary } from '../plan/report.js';
 
 export interface ComposedMail {
   subject: string;
@@ -101,7 +101,7 @@ function facts(s: RunSummary, ctx: ComposeContext): [string, string][] {
 
 function headline(s: RunSummary, ctx: ComposeContext): string {
   const r = resultOf(s);
-  const how = s.verifyMethod ? ` with ${verifyMethodName(s.verifyMethod)}` : '';
+  const how = verifiedWith(s);
   if (r === 'ok') return `Backup ${s.backupName} of ${s.host} is published and verified on the Storage Box${how}${ctx.recovered ? ' (recovered after a failure)' : ''}.`;
   if (r === 'partial') return `Backup ${s.backupName} of ${s.host} is published and verified on the Storage Box${how}, but ${afterPublishProblem(s)}.`;
   if (r === 'interrupted') return `The backup run on ${s.host} was interrupted in the ${s.failedPhase ?? 'unknown'} phase (exit ${s.exitCode}); ${s.published ? `${s.backupName} was published before that` : 'nothing new was published'}. Earlier backups on the box are untouched.`;

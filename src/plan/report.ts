@@ -23,6 +23,8 @@ export interface RunSummary {
   verifiedOnBox?: number;
   /** How the box proved it holds what was sent. */
   verifyMethod?: VerifyMethod;
+  /** Of verifiedOnBox, files the box's rsync compared with our copy instead of its sha256sum (a verify's bulk, names its shell cannot take). */
+  verifiedByRsync?: number;
   changedDuringRun?: number;
   vanishedDuringRun?: number;
   hardLinks?: { sampled: number; linked: number };
@@ -75,7 +77,7 @@ export function afterPublishProblem(s: RunSummary): string {
 
 /** The summary's first line: the one an admin reads. */
 export function summaryHeadline(s: RunSummary): string {
-  const how = s.verifyMethod ? ` with ${verifyMethodName(s.verifyMethod)}` : '';
+  const how = verifiedWith(s);
   if (s.ok) return `backup ${s.backupName} published and verified on the Storage Box${how}`;
   if (wasInterrupted(s)) return `backup INTERRUPTED in phase ${s.failedPhase ?? '?'}: ${s.published ? `${s.backupName} was published before that` : 'nothing was published'}`;
   if (s.exitCode === EXIT.partial && s.backupName) return `backup ${s.backupName} published and verified on the Storage Box${how}, but ${afterPublishProblem(s)}`;
@@ -123,7 +125,18 @@ export function verifyMethodName(m: VerifyMethod): string {
   return m === 'sha256sum' ? 'sha256sum' : 'rsync --checksum';
 }
 
-/** "N transferred files …" and how: the report must say which method vouched for the backup. */
+/** " with <method(s)>" for a headline, or nothing when no method is on record. */
+export function verifiedWith(s: RunSummary): string {
+  if (!s.verifyMethod) return '';
+  return s.verifyMethod === 'sha256sum' && s.verifiedByRsync ? ' with sha256sum and rsync --checksum' : ` with ${verifyMethodName(s.verifyMethod)}`;
+}
+
+/** "N transferred files …" and how: the report must say which method vouched for which files. */
 export function verifiedText(s: RunSummary): string {
+  const n = s.verifiedOnBox ?? 0;
+  const r = s.verifiedByRsync ?? 0;
+  if (s.verifyMethod === 'sha256sum' && r > 0) {
+    return `${n} transferred files: ${n - r} by the box's sha256sum, ${r} by rsync --checksum against this host's copy (the box's rsync read every byte)`;
+  }
   return `${s.verifiedOnBox} transferred files, ${s.verifyMethod ? verifyMethodText(s.verifyMethod) : 'hashed by the box'}`;
 }
