@@ -214,7 +214,7 @@ export async function verifyOnBox(
     };
     const flushRsync = async () => {
       const asked = byRsync.length;
-      const r = await rsyncChecksumDiff(ctx, staging, byRsync.splice(0).map(localOf), runDir, (p) => manifest.get(p));
+      const r = await rsyncChecksumDiff(ctx, staging, byRsync.splice(0).map(localOf), (p) => manifest.get(p));
       out.viaRsyncChecksum += asked - r.unsure.length;
       bad.push(...r.differing);
       // Changed or gone here since they were hashed: our copy cannot vouch for the manifest's hash.
@@ -301,14 +301,14 @@ async function rsyncChecksumDiff(
   ctx: RunContext,
   staging: string,
   files: { source: Source; rel: string; abs: string; path: string }[],
-  runDir: string,
   hashed: (path: string) => { size: number; mtimeMs: number } | undefined,
 ): Promise<{ differing: string[]; unsure: string[] }> {
   const differing: string[] = [];
   const unsure: string[] = [];
   const bySource = new Map<Source, string[]>();
-  for (const f of files) {
-    const st = await lstat(f.abs).catch(() => undefined);
+  const stats = await Promise.all(files.map((f) => lstat(f.abs).catch(() => undefined)));
+  for (const [i, f] of files.entries()) {
+    const st = stats[i];
     const e = hashed(f.path);
     if (!st?.isFile() || !e || st.size !== e.size || Math.floor(st.mtimeMs) !== e.mtimeMs) {
       unsure.push(f.path);
@@ -318,17 +318,20 @@ async function rsyncChecksumDiff(
     if (rels) rels.push(f.rel);
     else bySource.set(f.source, [f.rel]);
   }
-  for (const [src, rels] of bySource) {
-    const list = join(runDir, 'checksum-check.list');
-    await writeLines(list, rels, '\0');
+  for (const [src, all] of bySource) for (const rels of argBatches(all)) {
     const dest = src.prefix ? `${staging}/${src.prefix}/` : `${staging}/`;
     const under = (rel: string) => (src.prefix ? `${src.prefix}/${rel}` : rel);
     const errors: string[] = [];
+    // Paths as arguments, not --files-from: rsync reads a list one byte per system call, which
+    // made a round of 4,000 files 1.6 s of this host's CPU (0.2 s this way). './' ends the part
+    // -R leaves out, keeps a leading '-' from being an option and a ':' from naming a host
+    // (-d: that '.' is compared, not reported as "skipping directory").
     const res = await ctx.exec(
       'rsync',
-      ['-lt', '--checksum', '--dry-run', '--itemize-changes', '--files-from', list, '--from0', '-e', rsyncRemoteShell(ctx.box.target), `${src.root}/`, remoteSpec(ctx.box.target, dest)],
+      ['-ltRd', '--checksum', '--dry-run', '--itemize-changes', '-e', rsyncRemoteShell(ctx.box.target), '--', ...rels.map((r) => `./${r}`), remoteSpec(ctx.box.target, dest)],
       {
         what: 'checking files on the Storage Box with rsync --checksum',
+        cwd: src.root,
         okCodes: [0, 23, 24],
         timeoutMs: undefined,
         onLine: (line, stream) => {
@@ -336,7 +339,7 @@ async function rsyncChecksumDiff(
           const item = stream === 'stdout' ? parseItemize(line) : undefined;
           if (item && /^[<>]f/.test(item.code)) differing.push(under(item.path));
           const gone = stream === 'stderr' ? vanishedPath(line) : undefined;
-          if (gone !== undefined) unsure.push(under(gone.startsWith(`${src.root}/`) ? gone.slice(src.root.length + 1) : gone));
+          if (gone !== undefined) unsure.push(under(gone.startsWith(`${src.root}/`) ? gone.slice(src.root.length + 1) : gone.replace(/^\.\//, '')));
           else if (stream === 'stderr' && line.trim() && !/^rsync (warning|error): some files/.test(line)) errors.push(line);
         },
       },
@@ -345,6 +348,25 @@ async function rsyncChecksumDiff(
     if (res.exitCode !== 0 && errors.length) throw new UserError('verify', `checking files on the Storage Box with rsync --checksum failed: ${errors[0]}; nothing was published`, errors.slice(0, 20));
   }
   return { differing, unsure };
+}
+
+/** Bytes of paths per rsync command line: well under Linux's 2 MiB for arguments and environment. */
+const ARG_BYTES = 512 << 10;
+
+function* argBatches(rels: string[]): Generator<string[]> {
+  let batch: string[] = [];
+  let bytes = 0;
+  for (const r of rels) {
+    const n = Buffer.byteLength(r) + 3;
+    if (batch.length && bytes + n > ARG_BYTES) {
+      yield batch;
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(r);
+    bytes += n;
+  }
+  if (batch.length) yield batch;
 }
 
 /** After a transfer: did --link-dest make hard links, or silently copies? */
