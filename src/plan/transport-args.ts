@@ -133,6 +133,36 @@ export function uploadArgs(a: UploadArgs): string[] {
   ];
 }
 
+/** Bytes of paths per rsync command line: well under Linux's 2 MiB for arguments and environment. */
+const CHECK_ARG_BYTES = 512 << 10;
+
+/**
+ * `rsync --checksum --dry-run` of `rels` (relative to the source folder, the process's cwd) against
+ * `dest` on the box, one command line per batch. The paths are arguments, not --files-from: rsync
+ * reads a list one byte per system call, which made a round of 4,000 files 1.6 s of this host's
+ * CPU (0.2 s this way). './' marks where -R's kept part starts, keeps a leading '-' from being an
+ * option and a ':' from naming a host; -d compares that '.' instead of "skipping directory".
+ */
+export function checksumCheckArgs(t: BoxTarget, rels: readonly string[], dest: string, maxBytes = CHECK_ARG_BYTES): string[][] {
+  const head = ['-ltRd', '--checksum', '--dry-run', '--itemize-changes', '-e', rsyncRemoteShell(t), '--'];
+  const out: string[][] = [];
+  let batch: string[] = [];
+  let bytes = 0;
+  const flush = () => batch.length && out.push([...head, ...batch, remoteSpec(t, dest)]);
+  for (const r of rels) {
+    const n = Buffer.byteLength(r) + 3;
+    if (batch.length && bytes + n > maxBytes) {
+      flush();
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(`./${r}`);
+    bytes += n;
+  }
+  flush();
+  return out;
+}
+
 /**
  * rsync's itemize line: `>f+++++++++ path`, or with -ii `hf          path` (linked to a
  * --link-dest basis) and `.f          path` (already there); names are escaped as \#ooo.
