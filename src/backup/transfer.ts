@@ -215,7 +215,8 @@ export async function verifyOnBox(
     const flushRsync = async () => {
       const asked = byRsync.length;
       const r = await rsyncChecksumDiff(ctx, staging, byRsync.splice(0).map(localOf), (p) => manifest.get(p));
-      out.viaRsyncChecksum += asked - r.unsure.length;
+      // Vouched for by rsync: those it found equal (a difference is settled by sha256sum or fails).
+      out.viaRsyncChecksum += asked - r.unsure.length - r.differing.length;
       bad.push(...r.differing);
       // Changed or gone here since they were hashed: our copy cannot vouch for the manifest's hash.
       for (const p of r.unsure) if (chunk.push(p) >= VERIFY_CHUNK) await flush();
