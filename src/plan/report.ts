@@ -138,5 +138,5 @@ export function verifiedText(s: RunSummary): string {
   if (s.verifyMethod === 'sha256sum' && r > 0) {
     return `${n} transferred files: ${n - r} by the box's sha256sum, ${r} by rsync --checksum against this host's copy (the box's rsync read every byte)`;
   }
-  return `${s.verifiedOnBox} transferred files, ${s.verifyMethod ? verifyMethodText(s.verifyMethod) : 'hashed by the box'}`;
+  return `${n} transferred files, ${s.verifyMethod ? verifyMethodText(s.verifyMethod) : 'hashed by the box'}`;
 }
