@@ -169,7 +169,7 @@ test('an index spilled to disk (a million messages) gives the same manifest, par
   }
 });
 
-test('hashing a spilled index goes folder by folder: each comes back from the file once, one with nothing to hash not at all, and the hashes are sha256sum\'s', async () => {
+test('hashing a spilled index: batches run across folders, yet each folder comes back from the file once, one with nothing to hash not at all, and the hashes are sha256sum\'s', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mcb-index-'));
   const vmail = join(dir, 'vmail');
   try {

@@ -77,37 +77,40 @@ export async function forEachLimit<T>(items: Iterable<T>, limit: number, fn: (it
 
 /**
  * Hashes `items` on a worker pool (started only when there is something to hash), in batches
- * of up to 256 files or 8 MiB (when sizes are known) made as the workers take them, two per worker in flight, so every
- * core stays busy and only those batches' absolute paths exist at once. `onResult` gets
- * undefined for a file that vanished meanwhile: mail comes and goes. `threads`: how many
- * workers, or a function giving the caller's pool (left open: the caller hashes group after group).
+ * of up to 256 files or 8 MiB (when sizes are known) made as the workers take them, two per
+ * worker in flight, so every core stays busy and only those batches' absolute paths exist at
+ * once. `file` is asked once per item. `onResult` gets undefined for a file that vanished
+ * meanwhile: mail comes and goes.
  */
-export async function hashEach<T>(items: Iterable<T>, file: (t: T) => { abs: string; size?: number }, onResult: (t: T, r: HashResult | undefined) => void, threads?: number | (() => HashPool)): Promise<void> {
+export async function hashEach<T>(items: Iterable<T>, file: (t: T) => { abs: string; size?: number }, onResult: (t: T, r: HashResult | undefined) => void, threads?: number): Promise<void> {
   const it = items[Symbol.iterator]();
   const first = it.next();
   if (first.done) return;
-  function* batches(): Generator<T[]> {
+  function* batches(): Generator<{ items: T[]; paths: string[] }> {
     let cur: T[] = [];
+    let paths: string[] = [];
     let bytes = 0;
     for (let r: IteratorResult<T> = first; !r.done; r = it.next()) {
-      const size = file(r.value).size ?? 0;
+      const { abs, size = 0 } = file(r.value);
       if (cur.length && (cur.length >= 256 || bytes + size > 8 << 20)) {
-        yield cur;
+        yield { items: cur, paths };
         cur = [];
+        paths = [];
         bytes = 0;
       }
       cur.push(r.value);
+      paths.push(abs);
       bytes += size;
     }
-    if (cur.length) yield cur;
+    if (cur.length) yield { items: cur, paths };
   }
-  const pool = typeof threads === 'function' ? threads() : createHashPool(threads);
+  const pool = createHashPool(threads);
   try {
     await forEachLimit(batches(), pool.threads * 2, async (batch) => {
-      const results = await pool.hashBatch(batch.map((t) => file(t).abs));
-      batch.forEach((t, k) => onResult(t, results[k]));
+      const results = await pool.hashBatch(batch.paths);
+      batch.items.forEach((t, k) => onResult(t, results[k]));
     });
   } finally {
-    if (typeof threads !== 'function') await pool.close();
+    await pool.close();
   }
 }
