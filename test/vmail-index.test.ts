@@ -7,7 +7,7 @@ import { chmod, mkdir, mkdtemp, readFile, rename, rm, utimes, writeFile } from '
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { hashIndex, PreviousManifest, saveHashCache, walkTree } from '../src/backup/manifest-step.js';
+import { hashGroups, hashIndex, PreviousManifest, saveHashCache, walkTree } from '../src/backup/manifest-step.js';
 import { BackupManifest } from '../src/plan/backup-manifest.js';
 import { planRenameLinks } from '../src/plan/manifest.js';
 import { IndexSpillFile } from '../src/adapters/index-spill.js';
@@ -169,7 +169,7 @@ test('an index spilled to disk (a million messages) gives the same manifest, par
   }
 });
 
-test('hashing a spilled index: batches run across folders, yet each folder comes back from the file once, one with nothing to hash not at all, and the hashes are sha256sum\'s', async () => {
+test('hashing a spilled index goes folder by folder when the budget holds one: each comes back from the file once, one with nothing to hash not at all, and the hashes are sha256sum\'s', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'mcb-index-'));
   const vmail = join(dir, 'vmail');
   try {
@@ -199,6 +199,46 @@ test('hashing a spilled index: batches run across folders, yet each folder comes
       const read = spill.read;
       assert.equal((await hashIndex(index, vmail)).hashed, 0);
       assert.equal(spill.read, read, 'nothing to hash: no folder was loaded');
+    } finally {
+      spill.close();
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('hashing groups consecutive folders the memory budget holds; a bigger folder goes alone, one with nothing to hash is left out', () => {
+  const folder = (path: string, n: number) => new Folder(path, 0o700, 5000, 5000, Array.from({ length: n }, (_, i) => ({ name: `${1000 + i}.M1P2.host:2,S`, size: 9, mtimeMs: 1, uid: 5000, gid: 5000 })));
+  const [a, b, empty, big, e] = [folder('a', 10), folder('b', 10), folder('c', 0), folder('d', 100), folder('e', 10)];
+  const paths = (budget: number) => [...hashGroups([a!, b!, empty!, big!, e!], budget)].map((g) => g.map((f) => f.path));
+  assert.ok(a!.bytes > 0 && big!.bytes > a!.bytes + b!.bytes);
+  assert.deepEqual(paths(a!.bytes + b!.bytes), [['a', 'b'], ['d'], ['e']]);
+  assert.deepEqual(paths(0), [['a'], ['b'], ['d'], ['e']]);
+  // Without a spill file nothing is evicted: one group, the batches never wait.
+  assert.deepEqual(paths(Infinity), [['a', 'b', 'd', 'e']]);
+});
+
+test('hashing a spilled index whose budget holds several folders: they are hashed as one group, each read back once', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'mcb-index-'));
+  const vmail = join(dir, 'vmail');
+  try {
+    const files: Record<string, string> = {};
+    for (const box of ['a', 'b', 'c', 'd']) for (let i = 0; i < 40; i++) files[`ex.com/${box}/Maildir/${i % 4 ? 'cur' : 'new'}/${1000 + i}.M1P2.host:2,`] = `${box}${i}`;
+    await tree(vmail, files);
+    const spill = new IndexSpillFile(join(dir, 'spill'), 4096);
+    try {
+      const { index } = await walkTree(vmail, 'vmail', undefined, spill);
+      const indexBytes = index.folders.reduce((n, f) => n + f.bytes, 0);
+      const groups = [...hashGroups(index.folders, spill.budget)];
+      // 8 folders of ~1-3 KiB each under a 4 KiB budget: fewer groups than folders, more than one.
+      assert.ok(groups.length > 1 && groups.length < 8, `${groups.length} groups`);
+      const before = spill.read;
+      assert.equal((await hashIndex(index, vmail)).hashed, 160);
+      assert.ok(spill.read - before <= indexBytes, `read ${spill.read - before} B back for an index of ${indexBytes} B`);
+      // Only a group was ever kept loaded: what is in memory now fits the budget.
+      const resident = index.folders.reduce((n, f) => n + f.residentBytes, 0);
+      assert.ok(resident <= spill.budget, `${resident} B of columns in memory for a budget of ${spill.budget} B`);
+      for (const e of new BackupManifest(new Map(), index).entries()) assert.equal(e.hash, sha(join(dir, e.path)), e.path);
     } finally {
       spill.close();
     }

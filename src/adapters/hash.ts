@@ -80,9 +80,10 @@ export async function forEachLimit<T>(items: Iterable<T>, limit: number, fn: (it
  * of up to 256 files or 8 MiB (when sizes are known) made as the workers take them, two per
  * worker in flight, so every core stays busy and only those batches' absolute paths exist at
  * once. `file` is asked once per item. `onResult` gets undefined for a file that vanished
- * meanwhile: mail comes and goes.
+ * meanwhile: mail comes and goes. `threads`: how many workers, or a function giving the caller's
+ * pool (left open: the caller hashes group after group).
  */
-export async function hashEach<T>(items: Iterable<T>, file: (t: T) => { abs: string; size?: number }, onResult: (t: T, r: HashResult | undefined) => void, threads?: number): Promise<void> {
+export async function hashEach<T>(items: Iterable<T>, file: (t: T) => { abs: string; size?: number }, onResult: (t: T, r: HashResult | undefined) => void, threads?: number | (() => HashPool)): Promise<void> {
   const it = items[Symbol.iterator]();
   const first = it.next();
   if (first.done) return;
@@ -104,13 +105,13 @@ export async function hashEach<T>(items: Iterable<T>, file: (t: T) => { abs: str
     }
     if (cur.length) yield { items: cur, paths };
   }
-  const pool = createHashPool(threads);
+  const pool = typeof threads === 'function' ? threads() : createHashPool(threads);
   try {
     await forEachLimit(batches(), pool.threads * 2, async (batch) => {
       const results = await pool.hashBatch(batch.paths);
       batch.items.forEach((t, k) => onResult(t, results[k]));
     });
   } finally {
-    await pool.close();
+    if (typeof threads !== 'function') await pool.close();
   }
 }

@@ -30,7 +30,7 @@ export class IndexSpillFile implements ColumnStore {
 
   constructor(
     readonly file: string,
-    private readonly budget = INDEX_MEMORY_BUDGET,
+    readonly budget = INDEX_MEMORY_BUDGET,
   ) {}
 
   resident(f: Folder): void {

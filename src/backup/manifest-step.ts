@@ -7,7 +7,7 @@ import { closeSync, createReadStream, fsyncSync, lstatSync, openSync, readdirSyn
 import { lstat, mkdir, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { hashEach } from '../adapters/hash.js';
+import { createHashPool, hashEach, type HashPool } from '../adapters/hash.js';
 import { checkMemory } from '../adapters/memory.js';
 import type { BackupManifest } from '../plan/backup-manifest.js';
 import type { ManifestEntry } from '../plan/manifest.js';
@@ -239,12 +239,32 @@ export interface HashStats {
 const SMALL_HASH_JOB = 20_000;
 
 /**
+ * Consecutive folders with files to hash, as many as the index's memory budget holds (a bigger
+ * folder alone): the hashing keeps a group loaded until its last answer is back.
+ */
+export function* hashGroups(folders: readonly Folder[], budget: number): Generator<Folder[]> {
+  let group: Folder[] = [];
+  let bytes = 0;
+  for (const f of folders) {
+    if (f.unhashed === 0) continue;
+    if (group.length && bytes + f.bytes > budget) {
+      yield group;
+      group = [];
+      bytes = 0;
+    }
+    group.push(f);
+    bytes += f.bytes;
+  }
+  if (group.length) yield group;
+}
+
+/**
  * Hashes the index's files that have no hash yet; a file that vanished leaves the index. The
- * batches run on from one folder into the next: waiting for a folder's last batch left a core
- * idle at every folder's end (100k files in 80 folders: a quarter of the wall time). A folder
- * stays loaded while any of its files are out: answers written into a folder evicted meanwhile
+ * batches run on from folder to folder within a group of folders the memory budget holds, kept
+ * loaded until the group's last answer is back: answers written into a folder evicted meanwhile
  * brought it back from the spill file (1M messages: 627 MB read for a 110 MB index, and the peak
- * of runs 1 and 2).
+ * of runs 1 and 2), while waiting for every folder's last batch left a core idle at each
+ * folder's end (100k files in 80 folders: ~12 % of the workers' time).
  */
 export async function hashIndex(index: VmailIndex, root: string, threads?: number): Promise<HashStats> {
   const stats: HashStats = { hashed: 0, hashedBytes: 0, reused: 0, vanished: [] };
@@ -252,42 +272,38 @@ export async function hashIndex(index: VmailIndex, root: string, threads?: numbe
   // measured); a second worker would add its ~12 MiB to the run's peak for nothing.
   const todo = index.folders.reduce((n, f) => n + f.unhashed, 0);
   threads ??= todo < SMALL_HASH_JOB ? 1 : undefined;
-  const out = new Map<Folder, number>();
-  function* unhashed(): Generator<{ folder: Folder; i: number; dir: string }> {
-    for (const folder of index.folders) {
-      if (folder.unhashed === 0) continue;
-      index.keepLoaded([...out.keys(), folder]); // before the folder's columns load
+  function* unhashed(group: Folder[]): Generator<{ folder: Folder; i: number; dir: string }> {
+    for (const folder of group) {
       const dir = `${join(root, folder.path)}/`;
-      for (const i of index.unhashedIn(folder)) {
-        out.set(folder, (out.get(folder) ?? 0) + 1);
-        yield { folder, i, dir };
-      }
+      for (const i of index.unhashedIn(folder)) yield { folder, i, dir };
     }
   }
+  let pool: HashPool | undefined;
   try {
-    await hashEach(
-      unhashed(),
-      ({ folder, i, dir }) => ({ abs: dir + folder.name(i), size: folder.size[i]! }),
-      ({ folder, i }, r) => {
-        const left = out.get(folder)! - 1;
-        if (left) out.set(folder, left);
-        else out.delete(folder);
-        if (!r) {
-          const path = index.pathOf(folder, i);
-          index.delete(path);
-          stats.vanished.push(path);
-          return;
-        }
-        stats.hashed++;
-        stats.hashedBytes += r.size;
-        // The size read is the size hashed: a file dovecot rewrote meanwhile is described as read.
-        folder.setSize(i, r.size);
-        folder.setHash(i, r.hash);
-      },
-      threads,
-    );
+    for (const group of hashGroups(index.folders, index.memoryBudget)) {
+      index.keepLoaded(group);
+      await hashEach(
+        unhashed(group),
+        ({ folder, i, dir }) => ({ abs: dir + folder.name(i), size: folder.size[i]! }),
+        ({ folder, i }, r) => {
+          if (!r) {
+            const path = index.pathOf(folder, i);
+            index.delete(path);
+            stats.vanished.push(path);
+            return;
+          }
+          stats.hashed++;
+          stats.hashedBytes += r.size;
+          // The size read is the size hashed: a file dovecot rewrote meanwhile is described as read.
+          folder.setSize(i, r.size);
+          folder.setHash(i, r.hash);
+        },
+        () => (pool ??= createHashPool(threads)),
+      );
+    }
   } finally {
     index.keepLoaded([]);
+    await pool?.close();
   }
   return stats;
 }

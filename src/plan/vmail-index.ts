@@ -52,6 +52,8 @@ export interface ColumnStore {
   get(slot: Slot): Uint8Array;
   /** Never evicts `folders` (replacing the previous ones) until told otherwise. */
   keep(folders: readonly Folder[]): void;
+  /** Bytes of columns it lets stay in memory. */
+  readonly budget: number;
 }
 export interface Slot {
   offset: number;
@@ -156,6 +158,11 @@ export class Folder {
   attach(store: ColumnStore): void {
     this.store = store;
     if (this.cols) store.resident(this);
+  }
+
+  /** Bytes the columns take, in memory or in the store: known without loading them. */
+  get bytes(): number {
+    return this.cols?.bytes.byteLength ?? this.slot?.length ?? 0;
   }
 
   /** Bytes the columns take in memory now (0 when in the store). */
@@ -361,6 +368,11 @@ export class VmailIndex {
   /** Keeps `folders` in memory while a step goes back and forth between them ([]: none). */
   keepLoaded(folders: readonly Folder[]): void {
     this.store?.keep(folders);
+  }
+
+  /** Bytes of folder columns the index keeps in memory (unbounded without a store). */
+  get memoryBudget(): number {
+    return this.store?.budget ?? Infinity;
   }
 
   pathOf(folder: Folder, i: number): string {
