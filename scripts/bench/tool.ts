@@ -67,6 +67,8 @@ export interface RunMeasure {
   backupBytes?: number;
   files?: number;
   archivesBytes?: number;
+  /** rsync's bytes sent by each upload of the run, from its debug lines ("the dump", "vmail", ...). */
+  sentByUpload: Record<string, number>;
   backupName?: string;
   phases: PhaseMeasure[];
   status?: RunStatus;
@@ -166,6 +168,7 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
   }
 
   const phaseStarts: { phase: string; t: number }[] = [];
+  const sentByUpload: Record<string, number> = {};
   const samples: Sample[] = [];
   const t0 = performance.now();
   const t0Epoch = Date.now();
@@ -187,6 +190,8 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
       const m = /phase (\w+): start/.exec(line);
       if (m) phaseStarts.push({ phase: m[1]!, t: now });
       if (lockAt === undefined && m && m[1] === 'preflight') lockAt = now; // lock is done when preflight starts
+      const up = /uploading (.+?) to the Storage Box: (\d+) B sent/.exec(line);
+      if (up) sentByUpload[up[1]!] = (sentByUpload[up[1]!] ?? 0) + Number(up[2]);
     }
   };
   child.stdout.setEncoding('utf8').on('data', onData);
@@ -297,6 +302,7 @@ export async function runTool(sb: Sandbox, link: Link, label: string, opts: { ex
     backupBytes: status?.backupBytes,
     files: status?.files,
     archivesBytes,
+    sentByUpload,
     backupName: status?.backupName,
     phases,
     status: status ?? undefined,
