@@ -89,11 +89,11 @@ export function render(r: BenchResult): string {
     );
     out.push('');
   }
-  const uploads = [...new Set(r.runs.flatMap((x) => Object.keys(x.sentByUpload ?? {})))];
+  const uploads = [...new Set(r.runs.flatMap((x) => Object.keys(x.sentByUpload)))];
   if (uploads.length) {
     out.push("**rsync sent, by upload** (each upload's own `--stats`: the dump's is mailcow's archives, kept as trees)");
     out.push('');
-    out.push(table(['upload', ...r.runs.map((x) => x.label)], uploads.map((u) => [u, ...r.runs.map((x) => (x.sentByUpload?.[u] === undefined ? '–' : fmtB(x.sentByUpload[u])))])));
+    out.push(table(['upload', ...r.runs.map((x) => x.label)], uploads.map((u) => [u, ...r.runs.map((x) => (x.sentByUpload[u] === undefined ? '–' : fmtB(x.sentByUpload[u])))])));
     out.push('');
   }
   out.push('**Per phase** (CPU: the tool and every process it started, ssh master included; cores = CPU / wall)');
